@@ -1,0 +1,174 @@
+"""``dnn_collab_filtering_user_course_level``: user embeddings learned by predicting course levels.
+
+A Keras network embeds the user and the course, concatenates the two embeddings, passes them
+through a dense layer and predicts, with a softmax, the level (Beginner / Intermediate /
+Advanced) of each course the user viewed.  Users are then compared by the cosine of their
+learned embeddings.
+
+A course's level is a property of the course, so the network could learn the task from the
+course embedding alone and leave user embeddings at their random start.  Two choices keep the
+user side meaningful: user embeddings start tiny (what they end up holding is what training
+wrote into them: the level mix and the courses of the user's views), and the course embedding is
+L2-regularised and passed through dropout, so the user embedding must carry the user's level
+preference.  Training is seeded and deterministic (single-threaded op determinism), uses a
+validation split with early stopping, and logs every epoch.
+
+TensorFlow is imported inside :meth:`fit` only: the rest of the package (and the API) must not
+pay its import time and memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from recommender.data.loader import Tables
+from recommender.data.schema import LEVELS
+from recommender.models.base import SimilarityModel
+
+log = logging.getLogger(__name__)
+
+
+class DnnUserCourseLevel(SimilarityModel):
+    handle = "dnn_collab_filtering_user_course_level"
+    tables = ("user_course_views",)
+
+    def __init__(
+        self,
+        embedding_dim: int = 32,
+        hidden_units: int = 32,
+        epochs: int = 20,
+        batch_size: int = 1024,
+        learning_rate: float = 0.005,
+        validation_split: float = 0.1,
+        patience: int = 2,
+        course_l2: float = 1e-4,
+        course_dropout: float = 0.5,
+        user_init_scale: float = 1e-3,
+        seed: int = 7,
+        progress: bool = False,
+    ) -> None:
+        super().__init__()
+        self.embedding_dim = embedding_dim
+        self.hidden_units = hidden_units
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_split = validation_split
+        self.patience = patience
+        self.course_l2 = course_l2
+        self.course_dropout = course_dropout
+        self.user_init_scale = user_init_scale
+        self.seed = seed
+        self.progress = progress
+
+    def _training_pairs(self, tables: Tables) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Distinct (user, course) pairs with the course's level, shuffled by the seed."""
+        views = tables.user_course_views[["user_handle", "course_id", "level"]].drop_duplicates(
+            ["user_handle", "course_id"]
+        )
+        users, user_codes = np.unique(views["user_handle"].to_numpy(), return_inverse=True)
+        course_codes, courses = pd.factorize(views["course_id"], sort=True)
+        labels = pd.Categorical(views["level"], categories=list(LEVELS)).codes.astype(np.int32)
+        order = np.random.default_rng(self.seed).permutation(len(views))
+        return (
+            users.astype(np.int64),
+            np.asarray(courses),
+            user_codes[order].astype(np.int32),
+            course_codes[order].astype(np.int32),
+            labels[order],
+        )
+
+    def _build(self, n_users: int, n_courses: int) -> Any:
+        import keras
+
+        user_in = keras.Input(shape=(1,), dtype="int32", name="user")
+        course_in = keras.Input(shape=(1,), dtype="int32", name="course")
+        user_vec = keras.layers.Flatten()(
+            keras.layers.Embedding(
+                n_users,
+                self.embedding_dim,
+                embeddings_initializer=keras.initializers.RandomNormal(stddev=self.user_init_scale, seed=self.seed),
+                name="user_embedding",
+            )(user_in)
+        )
+        course_vec = keras.layers.Flatten()(
+            keras.layers.Embedding(
+                n_courses,
+                self.embedding_dim,
+                embeddings_regularizer=keras.regularizers.L2(self.course_l2),
+                name="course_embedding",
+            )(course_in)
+        )
+        course_vec = keras.layers.Dropout(self.course_dropout, seed=self.seed)(course_vec)
+        hidden = keras.layers.Dense(self.hidden_units, activation="relu", name="hidden")(
+            keras.layers.Concatenate()([user_vec, course_vec])
+        )
+        output = keras.layers.Dense(len(LEVELS), activation="softmax", name="level")(hidden)
+        model = keras.Model([user_in, course_in], output)
+        model.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return model
+
+    def fit(self, tables: Tables) -> Self:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ INFO..ERROR noise of tf.data
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        import keras
+        import tensorflow as tf
+
+        keras.utils.set_random_seed(self.seed)
+        tf.config.experimental.enable_op_determinism()
+        users, courses, user_codes, course_codes, labels = self._training_pairs(tables)
+        self.users_, self.courses_ = users, courses
+        if len(users) == 0:
+            self.vectors_ = np.zeros((0, self.embedding_dim), dtype=np.float32)
+            return self
+        model = self._build(len(users), len(courses))
+        self.history_ = model.fit(
+            [user_codes, course_codes],
+            labels,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            validation_split=self.validation_split if len(labels) >= 20 else 0.0,
+            shuffle=True,
+            verbose=0,
+            callbacks=[
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss" if len(labels) >= 20 else "loss",
+                    patience=self.patience,
+                    restore_best_weights=True,
+                ),
+                _epoch_logger(self.epochs, self.progress),
+            ],
+        ).history
+        self.vectors_ = np.asarray(model.get_layer("user_embedding").get_weights()[0], dtype=np.float32)
+        return self
+
+
+def _epoch_logger(epochs: int, progress: bool) -> Any:
+    """A Keras callback that logs each epoch; built here so the module imports without TensorFlow."""
+    import keras
+    from tqdm.auto import tqdm
+
+    class EpochLogger(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.bar = tqdm(total=epochs, desc="dnn epochs", unit="epoch", disable=not progress, leave=False)
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            figures = " ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items()) if isinstance(v, float))
+            log.info("dnn epoch %d/%d %s (%.1fs)", epoch + 1, epochs, figures, time.perf_counter() - self.started)
+            self.bar.update(1)
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            self.bar.close()
+
+    return EpochLogger()

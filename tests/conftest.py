@@ -1,0 +1,61 @@
+"""Shared fixtures: the real DynamoDB Local, small synthetic datasets, unique tables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data" / "pluralsight"
+LOCAL_PORT = int(os.environ.get("DYNAMODB_LOCAL_PORT", "8000"))
+LOCAL_ENDPOINT = f"http://127.0.0.1:{LOCAL_PORT}"
+
+# Tests never talk to AWS: dummy credentials, one region (DynamoDB Local keys databases on them).
+os.environ.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local", AWS_REGION="us-east-1")
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint() -> str:
+    """The real DynamoDB Local; started here (idempotently) when make test did not already."""
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "dynamodb_local.sh"), "start"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        env={**os.environ, "DYNAMODB_LOCAL_PORT": str(LOCAL_PORT)},
+    )
+    if result.returncode != 0:
+        pytest.fail(f"DynamoDB Local could not be started: {result.stderr or result.stdout}")
+    return LOCAL_ENDPOINT
+
+
+@pytest.fixture
+def table_name() -> str:
+    return f"test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def local_settings(dynamodb_endpoint: str, table_name: str):
+    from recommender.config import Settings
+
+    return Settings(dynamodb_endpoint_url=dynamodb_endpoint, table_name=table_name)
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    """600 synthetic users in 6 communities: big enough for signal, small enough for seconds."""
+    from recommender.datagen import generate
+
+    out = tmp_path_factory.mktemp("data_small")
+    generate(out, users=600, seed=11, communities=6)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_tables(small_dataset: Path):
+    from recommender.data.loader import load_tables
+
+    return load_tables(small_dataset)
