@@ -11,20 +11,21 @@ users.
 Hidden structure
     * ``--communities`` topics (default 20).  The tag vocabulary is built from hand-written themes
       (3D, networking, .NET, ...) and cut into one contiguous block of tags per community, so a
-      community's tags are thematically coherent; ~10% of tags also belong to a second
+      community's tags are thematically coherent; ~20% of tags also belong to a second
       community (overlap).  Courses belong to one community and are tagged mostly with its tags.
     * Each user has one community, a "secondary" community (a weak second interest) and a skill
       level (Beginner / Intermediate / Advanced, 45/35/20%).
-    * Interests: ~62% of a user's draws come from their community's tags, ~8% from the secondary
-      community and ~30% from the global popularity distribution (noise that is concentrated on
-      popular tags, as real noise is).
+    * Interests: ~50% of a user's draws come from their community's tags, ~14% from the
+      secondary community and ~36% from the global popularity distribution (noise concentrated
+      on popular tags, as real noise is).
     * Views: ~75% of viewed courses come from the user's community, the rest from global course
       popularity; either way the course level is biased towards the user's skill.  View time is
       ~3x longer for in-community courses.
     * Assessments: ~80% from the community's assessment tags; scores rise with skill and drop a
       little outside the community.
     The noise is deliberate: a cosine model on interest tags finds mostly same-community neighbours
-    (precision@10 well above ``1/communities``) but not only those.
+    but not only those (binary-cosine precision@10 ~0.79 at 10k users, ~0.75 at 2k users, against
+    a chance level of ``1/communities``).
 
 Sizes
     Row counts scale linearly with ``--users`` (at 10,000 users they match the published shape:
@@ -258,12 +259,6 @@ class _GroupSampler:
         return np.clip(pos - groups * self.n_items, 0, self.n_items - 1)
 
 
-def _lognormal_counts(rng: np.random.Generator, n: int, log_mean: float, log_sd: float,
-                      cap: int) -> np.ndarray:
-    """Heavy-tailed positive counts: most users do little, a few do hundreds of things."""
-    return np.clip(np.rint(rng.lognormal(log_mean, log_sd, n)), 1, cap).astype(np.int64)
-
-
 def _random_seconds(rng: np.random.Generator, n: int, start: np.datetime64,
                     end: np.datetime64) -> np.ndarray:
     lo, hi = start.astype(np.int64), end.astype(np.int64)
@@ -362,7 +357,7 @@ def build_catalogue(rng: np.random.Generator, communities: int) -> Catalogue:
     C = communities
     community_share = rng.dirichlet(np.full(C, 4.0))
 
-    # Tags: theme-ordered vocabulary cut into C blocks; 10% of tags also join a second community.
+    # Tags: theme-ordered vocabulary cut into C blocks; some tags also join a second community.
     tag_names, tag_theme = _vocabulary(rng)
     tag_community = np.repeat(np.arange(C), [len(b) for b in np.array_split(np.arange(N_TAGS), C)])
     tag_pop = rng.lognormal(0.0, 1.0, N_TAGS)
@@ -441,7 +436,9 @@ def build_catalogue(rng: np.random.Generator, communities: int) -> Catalogue:
         free = [int(t) for t in block if int(t) not in used] or [int(t) for t in block]
         t = free[0]
         used.add(t)
-        suffix = ASSESSMENT_SUFFIXES[rng.integers(len(ASSESSMENT_SUFFIXES))] if rng.random() < 0.35 else ""
+        suffix = ""
+        if rng.random() < 0.35:
+            suffix = ASSESSMENT_SUFFIXES[rng.integers(len(ASSESSMENT_SUFFIXES))]
         name = str(tag_names[t]) + suffix
         while name in a_names:
             name += "-2"
@@ -527,7 +524,8 @@ def _interests(rng: np.random.Generator, users: Users, cat: Catalogue) -> pd.Dat
     rows = rows[np.lexsort((seconds[rows], who[rows]))]
     return pd.DataFrame({
         "user_handle": users.handles[who[rows]],
-        "interest_tag": pd.Categorical.from_codes(tag[rows], categories=cat.tag_names[cat.interest_tags]),
+        "interest_tag": pd.Categorical.from_codes(
+            tag[rows], categories=cat.tag_names[cat.interest_tags]),
         "date_followed": seconds[rows].astype("datetime64[s]"),
     })
 
@@ -682,7 +680,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--users", type=int, default=10_000, help="number of users (default 10000)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    parser.add_argument("--out", type=Path, default=Path("data"), help="output directory (default data/)")
+    parser.add_argument("--out", type=Path, default=Path("data"),
+                        help="output directory (default data/)")
     parser.add_argument("--communities", type=int, default=20,
                         help=f"hidden communities, 1..{MAX_COMMUNITIES} (default 20)")
     args = parser.parse_args(argv)

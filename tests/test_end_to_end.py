@@ -1,0 +1,191 @@
+"""Synthetic data → run_generator.py → DynamoDB Local → gunicorn → HTTP, checked independently."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.dynamodb, pytest.mark.slow]
+
+MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view", "dnn_collab_filtering_user_course_level")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def env_for(endpoint: str, table: str) -> dict[str, str]:
+    return {**os.environ, "DYNAMODB_ENDPOINT_URL": endpoint, "DYNAMODB_TABLE": table, "LOG_LEVEL": "WARNING"}
+
+
+def run_generator(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "run_generator.py", "--no-progress", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def served(dynamodb_endpoint, small_dataset, tmp_path_factory):
+    """Run the generator once into a fresh table, then serve it with gunicorn on a free port."""
+    table = f"e2e_{os.getpid()}"
+    env = env_for(dynamodb_endpoint, table)
+    report = tmp_path_factory.mktemp("report") / "run.json"
+    result = run_generator(["--data-dir", str(small_dataset), "--report", str(report)], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}", "recommender.api:create_app()"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{base}/health", timeout=3).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(0.2)
+    else:
+        server.kill()
+        pytest.fail(f"gunicorn did not come up: {server.stderr.read()[-2000:]}")
+    yield base, json.loads(report.read_text())
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=10)
+
+
+def fetch_all(base: str, model: str, users) -> dict[int, dict]:
+    answers = {}
+    with requests.Session() as session:
+        for user in users:
+            response = session.post(f"{base}/similar-users/", json={"user_handle": int(user), "model_handle": model}, timeout=5)
+            if response.status_code == 200:
+                body = response.json()
+                assert isinstance(body, list) and len(body) == 1
+                assert set(body[0]) >= {"model_handle", "similar_users"} and body[0]["model_handle"] == model
+                answers[int(user)] = body[0]
+            else:
+                assert response.status_code == 404, response.text
+    return answers
+
+
+def test_run_report_covers_every_model(served, small_dataset):
+    _, report = served
+    assert [m["handle"] for m in report["models"]] == list(MODELS)
+    interests_users = pd.read_csv(small_dataset / "user_interests.csv")["user_handle"].nunique()
+    by_model = {m["handle"]: m for m in report["models"]}
+    assert by_model["tfidf_user_interest"]["users_covered"] == interests_users
+    assert all(m["items_written"] == m["users_covered"] for m in report["models"])
+
+
+def test_tfidf_answers_equal_an_independent_brute_force(served, small_dataset):
+    base, _ = served
+    # Independent of the package: sklearn's TfidfVectorizer over each user's set of tags.
+    interests = pd.read_csv(small_dataset / "user_interests.csv")
+    interests["interest_tag"] = interests["interest_tag"].str.strip().str.lower()
+    docs = interests.drop_duplicates(["user_handle", "interest_tag"]).groupby("user_handle")["interest_tag"].apply(list)
+    vectorizer = TfidfVectorizer(analyzer=lambda tags: tags)
+    unit = vectorizer.fit_transform(docs.tolist()).toarray()
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    users = docs.index.to_numpy()
+    answers = fetch_all(base, "tfidf_user_interest", users)
+    assert len(answers) == len(users)
+    mismatches = 0
+    for row, user in enumerate(users):
+        expected_order = np.lexsort((users, -np.round(sims[row], 6)))[:10]
+        got = answers[int(user)]
+        np.testing.assert_allclose(got["scores"], sims[row, expected_order], atol=2e-6)
+        mismatches += got["similar_users"] != users[expected_order].tolist()
+    # Ids may differ only where two scores are equal to the sixth decimal.
+    assert mismatches <= len(users) * 0.01
+
+
+def community_precision(answers: dict[int, dict], truth: pd.Series) -> float:
+    same = [truth[n] == truth[u] for u, a in answers.items() for n in a["similar_users"]]
+    return float(np.mean(same))
+
+
+@pytest.mark.parametrize("model, column, margin", [
+    ("tfidf_user_interest", "community", 0.5),
+    ("knn_collab_filtering_user_course_view", "community", 0.4),
+    ("dnn_collab_filtering_user_course_level", "skill", 0.15),
+])
+def test_neighbours_share_the_planted_structure(served, small_dataset, model, column, margin):
+    base, _ = served
+    truth = pd.read_csv(small_dataset / "ground_truth.csv").set_index("user_handle")[column]
+    answers = fetch_all(base, model, truth.index)
+    assert len(answers) > 0.8 * len(truth)
+    # Fewer than 10 only when fewer users share anything with this one (no zero-score neighbours).
+    assert all(1 <= len(a["similar_users"]) <= 10 and u not in a["similar_users"] for u, a in answers.items())
+    # (600 users over a catalogue of ~6k courses: many share few courses.)
+    assert np.mean([len(a["similar_users"]) == 10 for a in answers.values()]) > 0.5
+    chance = float((truth.value_counts(normalize=True) ** 2).sum())
+    assert community_precision(answers, truth) > chance + margin
+
+
+def test_default_model_and_unknown_user(served):
+    base, _ = served
+    body = requests.post(f"{base}/similar-users/", json={"user_handle": 1}, timeout=5).json()
+    assert body[0]["model_handle"] == "tfidf_user_interest"
+    missing = requests.post(f"{base}/similar-users/", json={"user_handle": 10**9}, timeout=5)
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(dynamodb_endpoint, small_dataset, tmp_path):
+    for name in ("user_interests.csv", "user_course_views.csv", "user_assessment_scores.csv", "course_tags.csv"):
+        shutil.copy(small_dataset / name, tmp_path / name)
+    views = pd.read_csv(tmp_path / "user_course_views.csv").drop(columns=["view_time_seconds"])
+    views.to_csv(tmp_path / "user_course_views.csv", index=False)
+    table = f"bad_{os.getpid()}"
+    result = run_generator(["--data-dir", str(tmp_path)], env_for(dynamodb_endpoint, table))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'user_course_views.csv'}: column 'view_time_seconds': required column missing"
+    )
+    import boto3
+
+    client = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name="us-east-1")
+    try:
+        count = client.scan(TableName=table, Select="COUNT")["Count"]
+    except client.exceptions.ResourceNotFoundException:
+        count = 0
+    assert count == 0
+
+
+def test_dry_run_writes_json_lines(small_dataset, tmp_path):
+    out = tmp_path / "items.jsonl"
+    env = env_for("http://127.0.0.1:9", "unused_table")
+    result = run_generator(["--data-dir", str(small_dataset), "--models", "tfidf_user_interest", "--top-n", "3", "--dry-run", str(out)], env)
+    assert result.returncode == 0, result.stderr
+    items = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(items) == pd.read_csv(small_dataset / "user_interests.csv")["user_handle"].nunique()
+    assert all(len(i["similar_users"]) == 3 and i["model_handle"] == "tfidf_user_interest" for i in items)
+
+
+def test_unknown_model_is_a_usage_error(small_dataset):
+    result = run_generator(["--data-dir", str(small_dataset), "--models", "nope"], env_for("http://127.0.0.1:9", "x_table"))
+    assert result.returncode == 2 and "unknown model nope" in result.stderr
+
+
+def test_database_unreachable_exits_1_with_one_line(small_dataset):
+    result = run_generator(["--data-dir", str(small_dataset), "--models", "tfidf_user_interest"], env_for("http://127.0.0.1:9", "x_table"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: DynamoDB unreachable")
