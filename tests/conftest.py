@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data" / "pluralsight"
+# The real published tables live next to the checkout (never copied into the repo).
+SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", ROOT.parent / "shared" / "data" / "pluralsight"))
 LOCAL_PORT = int(os.environ.get("DYNAMODB_LOCAL_PORT", "8000"))
 LOCAL_ENDPOINT = f"http://127.0.0.1:{LOCAL_PORT}"
 
@@ -59,3 +60,20 @@ def small_tables(small_dataset: Path):
     from recommender.data.loader import load_tables
 
     return load_tables(small_dataset)
+
+
+@pytest.fixture
+def seed_items(local_settings):
+    """Publish items so that the API (built on ``local_settings``) answers from them.
+
+    API tests seed through this one function, so they keep working whatever the store's
+    layout (tables, run pointers) is.
+    """
+    from recommender.store.dynamo import DynamoStore
+
+    def seed(items: list[dict]) -> None:
+        store = DynamoStore.for_generator(local_settings)
+        store.ensure_table()
+        store.write(items)
+
+    return seed

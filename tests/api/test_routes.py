@@ -10,7 +10,6 @@ import pytest
 
 from recommender.api import create_app
 from recommender.config import Settings
-from recommender.store.dynamo import DynamoStore
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.dynamodb
@@ -19,11 +18,9 @@ MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view", "dnn_c
 
 
 @pytest.fixture
-def client(local_settings):
-    store = DynamoStore.for_generator(local_settings)
-    store.ensure_table()
-    store.write(
-        {
+def client(local_settings, seed_items):
+    seed_items(
+        [{
             "user_handle": 999,
             "model_handle": model,
             "similar_users": [901, 6871, 686, 2429, 3212, 4889, 8467, 4651, 8989, 2471],
@@ -31,7 +28,7 @@ def client(local_settings):
             "generated_at": "2026-11-28T00:00:00Z",
             "run_id": "r1",
         }
-        for model in MODELS
+        for model in MODELS]
     )
     return create_app(local_settings).test_client()
 
