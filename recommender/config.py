@@ -7,7 +7,7 @@ what a setting means; ``example.env`` documents every name used here.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -39,6 +39,18 @@ def _str(name: str, default: str) -> str:
     return os.environ.get(name, "").strip() or default
 
 
+def _csv(name: str) -> tuple[str, ...]:
+    """Comma-separated values, stripped, empty ones dropped (``API_KEYS=k1, k2``)."""
+    return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _str(name, default).lower()
+    if value not in choices:
+        raise ValueError(f"setting {name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every tunable of the service; built from the environment by :func:`load_settings`."""
@@ -58,6 +70,17 @@ class Settings:
     port: int = 5000
     log_level: str = "INFO"
     topk_block_mb: int = 256
+    # Publishing (generator): see recommender/store/publisher.py.
+    keep_runs: int = 2
+    lock_lease_seconds: float = 120.0
+    write_threads: int = 4
+    generator_max_attempts: int = 8
+    run_report_dir: Path = Path(".run/reports")
+    # Reading (API): how long a model's run pointer is cached per process.
+    pointer_cache_seconds: float = 5.0
+    # API security and observability (recommender/api): keys never appear in repr or logs.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    log_format: str = "text"  # "text" or "json"
 
 
 def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
@@ -80,4 +103,12 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
         port=_int("PORT", 5000),
         log_level=_str("LOG_LEVEL", "INFO").upper(),
         topk_block_mb=_int("TOPK_BLOCK_MB", 256),
+        keep_runs=_int("KEEP_RUNS", 2),
+        lock_lease_seconds=_float("GENERATOR_LOCK_LEASE_SECONDS", 120.0),
+        write_threads=_int("WRITE_THREADS", 4),
+        generator_max_attempts=_int("GENERATOR_DB_MAX_ATTEMPTS", 8),
+        run_report_dir=Path(_str("RUN_REPORT_DIR", ".run/reports")),
+        pointer_cache_seconds=_float("POINTER_CACHE_SECONDS", 5.0),
+        api_keys=_csv("API_KEYS"),
+        log_format=_choice("LOG_FORMAT", "text", ("text", "json")),
     )

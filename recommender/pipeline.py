@@ -1,15 +1,18 @@
-"""The batch job: load the tables, fit every model, search all users' neighbours, then write.
+"""The batch job: load the tables, fit every model, search all users' neighbours, then publish.
 
-All models are fitted and searched *before* the first write, so a bad table or a model that
-fails leaves the database as the previous run left it.
+Bad input stops the run before the sink is touched.  Everything the run writes goes to the
+sink's new version (a run table, a temp file) and becomes visible only at ``commit``; any
+failure before that calls ``abort`` and readers keep the previous complete run.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections.abc import Iterable
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -17,13 +20,19 @@ from typing import Protocol
 from recommender.data.loader import load_tables
 from recommender.models.registry import MODEL_HANDLES, create_model
 from recommender.store.items import build_items
-from recommender.topk import Neighbours
 
 log = logging.getLogger(__name__)
 
 
-class ItemWriter(Protocol):
-    def write(self, items, total: int | None = None, progress: bool = False, desc: str = "write") -> int: ...
+class Sink(Protocol):
+    """A versioned destination: RunPublisher (DynamoDB) or JsonLinesSink (dry run)."""
+
+    def begin(self, run_id: str, models: tuple[str, ...]) -> None: ...
+    def write(self, model_handle: str, items: Iterable[dict], total: int | None = None, progress: bool = False) -> int: ...
+    def commit(self, summary: str = "") -> None: ...
+    def abort(self) -> None: ...
+    def cleanup(self) -> list[str]: ...
+    def release_lock(self) -> None: ...
 
 
 @dataclass
@@ -44,7 +53,12 @@ class RunReport:
     rows_read: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)
     models: list[ModelReport] = field(default_factory=list)
+    publish_seconds: float = 0.0
+    removed_runs: list[str] = field(default_factory=list)
     total_seconds: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
 
 
 def new_run_id(now: datetime) -> str:
@@ -54,7 +68,7 @@ def new_run_id(now: datetime) -> str:
 
 def run(
     data_dir: Path | str,
-    writer: ItemWriter,
+    sink: Sink,
     models: tuple[str, ...] = MODEL_HANDLES,
     top_n: int = 10,
     *,
@@ -74,27 +88,36 @@ def run(
     report.load_seconds = time.perf_counter() - t0
     report.rows_read, report.dropped = tables.rows_read, tables.dropped
 
-    results: dict[str, Neighbours] = {}
-    for handle, model in instances.items():
-        entry = ModelReport(handle)
+    try:
+        sink.begin(report.run_id, models)
+        for handle, model in instances.items():
+            entry = ModelReport(handle)
+            t0 = time.perf_counter()
+            model.fit(tables)
+            entry.fit_seconds = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            neighbours = model.similar_users(top_n, block_mb=block_mb, progress=progress)
+            entry.search_seconds = time.perf_counter() - t0
+            entry.users_covered = neighbours.covered
+            log.info(
+                "%s: %s users covered, fit %.1fs, top-%d search %.1fs",
+                handle, f"{entry.users_covered:,}", entry.fit_seconds, top_n, entry.search_seconds,
+            )
+            t0 = time.perf_counter()
+            items = build_items(handle, neighbours, report.run_id, report.generated_at)
+            entry.items_written = sink.write(handle, items, total=entry.users_covered, progress=progress)
+            entry.write_seconds = time.perf_counter() - t0
+            log.info("%s: wrote %s items in %.1fs", handle, f"{entry.items_written:,}", entry.write_seconds)
+            report.models.append(entry)
         t0 = time.perf_counter()
-        model.fit(tables)
-        entry.fit_seconds = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        results[handle] = model.similar_users(top_n, block_mb=block_mb, progress=progress)
-        entry.search_seconds = time.perf_counter() - t0
-        entry.users_covered = results[handle].covered
-        log.info(
-            "%s: %s users covered, fit %.1fs, top-%d search %.1fs",
-            handle, f"{entry.users_covered:,}", entry.fit_seconds, top_n, entry.search_seconds,
-        )
-        report.models.append(entry)
-
-    for entry in report.models:
-        t0 = time.perf_counter()
-        items = build_items(entry.handle, results[entry.handle], report.run_id, report.generated_at)
-        entry.items_written = writer.write(items, total=entry.users_covered, progress=progress, desc=f"write {entry.handle}")
-        entry.write_seconds = time.perf_counter() - t0
-        log.info("%s: wrote %s items in %.1fs", entry.handle, f"{entry.items_written:,}", entry.write_seconds)
+        report.total_seconds = time.perf_counter() - started
+        sink.commit(report.to_json())
+        report.removed_runs = sink.cleanup()
+        report.publish_seconds = time.perf_counter() - t0
+    except BaseException:
+        sink.abort()
+        raise
+    finally:
+        sink.release_lock()
     report.total_seconds = time.perf_counter() - started
     return report

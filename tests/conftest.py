@@ -70,10 +70,9 @@ def seed_items(local_settings):
     layout (tables, run pointers) is.
     """
     from recommender.store.dynamo import DynamoStore
+    from recommender.store.publisher import publish
 
-    def seed(items: list[dict]) -> None:
-        store = DynamoStore.for_generator(local_settings)
-        store.ensure_table()
-        store.write(items)
+    def seed(items: list[dict], run_id: str = "20260101T000000Z-seed0000") -> None:
+        publish(DynamoStore.for_generator(local_settings), run_id, items)
 
     return seed

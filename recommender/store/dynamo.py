@@ -1,66 +1,106 @@
-"""DynamoDB store for neighbour lists: the same code for DynamoDB Local and AWS.
+"""DynamoDB access shared by the generator and the API: the same code for DynamoDB Local and AWS.
 
-The generator and the API need opposite client settings.  The generator should survive
-throttling and slow batches (many retries, adaptive backoff); the API must answer within 2 s
-when the database is gone (short connect/read timeouts, one retry), so each builds its own
-client through :meth:`DynamoStore.for_generator` / :meth:`DynamoStore.for_api`.
+Layout (all names derive from ``DYNAMODB_TABLE``, default ``similar_users``):
+
+* ``similar_users-<run_id>``: one table per generator run, partition key ``user_handle`` (N),
+  sort key ``model_handle`` (S), one item per (user, model).
+* ``similar_users-control``: partition key ``pk`` (S), sort key ``sk`` (S); holds one *pointer*
+  per model (``pointer``/``<model_handle>`` → the run that serves it), one record per run
+  (``run``/``<run_id>``: status, counts, summary) and the generator lock (``lock``/``generator``).
+
+Readers go through the pointer, so they see the previous complete run until a new run has
+written every item and flipped the pointers in one transaction.  A run's table is dropped in one
+call when it is no longer needed, which costs nothing like a scan-and-delete.
+
+The generator and the API need opposite client settings: the generator should ride out
+throttling (many retries, adaptive backoff), the API must answer within 2 s when the database is
+gone (short timeouts, one retry).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+import time
 from decimal import Decimal
 from typing import Any
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from tqdm.auto import tqdm
 
 from recommender.config import Settings
 
 log = logging.getLogger(__name__)
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
 
 
 class StoreUnavailable(RuntimeError):
     """The database cannot be reached or refused the request; the API turns this into a 503."""
 
 
-def _to_dynamo(item: dict) -> dict:
-    out = dict(item)
-    out["scores"] = [Decimal(str(s)) for s in item["scores"]]
-    return out
+def error_code(exc: BaseException) -> str:
+    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
 
 
-def _from_dynamo(item: dict) -> dict:
-    out: dict[str, Any] = {}
+def to_attributes(item: dict) -> dict[str, dict]:
+    """Plain item (ints, floats, strings, lists) → DynamoDB attribute values (floats as Decimal)."""
+    out = {}
     for key, value in item.items():
-        if isinstance(value, Decimal):
-            out[key] = int(value) if value == value.to_integral_value() and key != "scores" else float(value)
+        if isinstance(value, float):
+            value = Decimal(str(value))
         elif isinstance(value, list):
-            out[key] = [int(v) if key == "similar_users" else float(v) for v in value]
-        else:
-            out[key] = value
+            value = [Decimal(str(v)) if isinstance(v, float) else v for v in value]
+        out[key] = _serializer.serialize(value)
     return out
+
+
+def from_attributes(attributes: dict[str, dict]) -> dict[str, Any]:
+    """DynamoDB attribute values → plain item: integral numbers as int, the rest as float."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return int(value) if value == value.to_integral_value() else float(value)
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    item = {key: plain(_deserializer.deserialize(value)) for key, value in attributes.items()}
+    if "scores" in item:
+        item["scores"] = [float(s) for s in item["scores"]]
+    return item
 
 
 class DynamoStore:
-    """One DynamoDB table, partition key ``user_handle`` (N), sort key ``model_handle`` (S)."""
+    """Table naming, clients and the read path (pointer → run table → item)."""
 
     def __init__(self, settings: Settings, config: Config):
         self.settings = settings
-        self.table_name = settings.table_name
+        self.prefix = settings.table_name
+        self.control_table = f"{self.prefix}-control"
         kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": config}
         if settings.dynamodb_endpoint_url:
             kwargs["endpoint_url"] = settings.dynamodb_endpoint_url
-        self.resource = boto3.resource("dynamodb", **kwargs)
-        self.client = self.resource.meta.client
-        self.table = self.resource.Table(self.table_name)
+        self.client = boto3.client("dynamodb", **kwargs)
+        self._pointer_cache: dict[str, tuple[float, dict | None]] = {}
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def for_generator(cls, settings: Settings) -> DynamoStore:
-        return cls(settings, Config(retries={"max_attempts": 10, "mode": "adaptive"}, connect_timeout=5, read_timeout=30))
+        # botocore "standard" retries: exponential backoff with jitter on throttling and
+        # transient errors, capped by max_attempts; after that the error reaches the run.
+        return cls(
+            settings,
+            Config(
+                retries={"max_attempts": settings.generator_max_attempts, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=30,
+                max_pool_connections=max(10, settings.write_threads * 2),
+            ),
+        )
 
     @classmethod
     def for_api(cls, settings: Settings) -> DynamoStore:
@@ -73,60 +113,123 @@ class DynamoStore:
             ),
         )
 
-    def ensure_table(self) -> None:
-        """Create the table (on-demand billing) if it does not exist, and wait until it is active."""
-        try:
-            self.client.describe_table(TableName=self.table_name)
-            return
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise StoreUnavailable(f"DynamoDB table {self.table_name}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"DynamoDB unreachable: {exc}") from exc
-        log.info("creating DynamoDB table %s", self.table_name)
-        try:
-            self.client.create_table(
-                TableName=self.table_name,
-                KeySchema=[
-                    {"AttributeName": "user_handle", "KeyType": "HASH"},
-                    {"AttributeName": "model_handle", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "user_handle", "AttributeType": "N"},
-                    {"AttributeName": "model_handle", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceInUseException":  # created meanwhile
-                raise StoreUnavailable(f"cannot create table {self.table_name}: {exc}") from exc
-        self.client.get_waiter("table_exists").wait(TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    def run_table(self, run_id: str) -> str:
+        return f"{self.prefix}-{run_id}"
 
-    def write(self, items: Iterable[dict], total: int | None = None, progress: bool = False, desc: str = "write") -> int:
-        """Batch-write items (25 per request; boto3 re-sends unprocessed items); returns the count."""
-        count = 0
+    # -- read path ---------------------------------------------------------------------------
+
+    def _call(self, what: str, fn, **kwargs) -> dict:
         try:
-            with self.table.batch_writer(overwrite_by_pkeys=["user_handle", "model_handle"]) as batch:
-                for item in tqdm(items, total=total, desc=desc, unit="item", disable=not progress, leave=False):
-                    batch.put_item(Item=_to_dynamo(item))
-                    count += 1
-        except (BotoCoreError, ClientError) as exc:
-            raise StoreUnavailable(f"writing to DynamoDB table {self.table_name} failed: {exc}") from exc
-        return count
+            return fn(**kwargs)
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                raise
+            raise StoreUnavailable(f"{what}: {error_code(exc) or exc.__class__.__name__}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"{what}: {exc.__class__.__name__}") from exc
+
+    def pointer(self, model_handle: str, *, fresh: bool = False) -> dict | None:
+        """The run serving ``model_handle`` (cached for POINTER_CACHE_SECONDS), or None."""
+        now = time.monotonic()
+        if not fresh:
+            cached = self._pointer_cache.get(model_handle)
+            if cached and cached[0] > now:
+                return cached[1]
+        try:
+            response = self._call(
+                "reading the run pointer",
+                self.client.get_item,
+                TableName=self.control_table,
+                Key={"pk": {"S": "pointer"}, "sk": {"S": model_handle}},
+                ConsistentRead=True,
+            )
+        except ClientError:  # control table missing: nothing was ever published
+            response = {}
+        item = from_attributes(response["Item"]) if "Item" in response else None
+        with self._cache_lock:
+            self._pointer_cache[model_handle] = (now + self.settings.pointer_cache_seconds, item)
+        return item
 
     def get(self, user_handle: int, model_handle: str) -> dict | None:
-        """The stored item for (user, model), or None."""
-        try:
-            response = self.table.get_item(Key={"user_handle": user_handle, "model_handle": model_handle})
-        except (BotoCoreError, ClientError) as exc:
-            raise StoreUnavailable(f"reading from DynamoDB failed: {exc.__class__.__name__}") from exc
-        item = response.get("Item")
-        return _from_dynamo(item) if item else None
+        """The stored item for (user, model) in the run the pointer names, or None."""
+        for attempt in range(2):
+            pointer = self.pointer(model_handle, fresh=attempt > 0)
+            if pointer is None:
+                return None
+            try:
+                response = self._call(
+                    "reading similar users",
+                    self.client.get_item,
+                    TableName=pointer["table"],
+                    Key={"user_handle": {"N": str(int(user_handle))}, "model_handle": {"S": model_handle}},
+                )
+            except ClientError:
+                continue  # the cached run was cleaned up meanwhile: re-read the pointer once
+            return from_attributes(response["Item"]) if "Item" in response else None
+        return None
 
     def ping(self) -> bool:
-        """True when the table answers; the health check's probe."""
+        """True when the control table answers; the health check's probe."""
         try:
-            self.client.describe_table(TableName=self.table_name)
+            self.client.describe_table(TableName=self.control_table)
             return True
         except (BotoCoreError, ClientError):
             return False
+
+    # -- tables --------------------------------------------------------------------------------
+
+    def create_table(self, name: str, keys: tuple[tuple[str, str, str], ...]) -> None:
+        """Create ``name`` (on-demand billing) unless it exists; wait until it is active."""
+        try:
+            self.client.describe_table(TableName=name)
+            return
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise StoreUnavailable(f"DynamoDB table {name}: {error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"DynamoDB unreachable: {exc}") from exc
+        log.info("creating DynamoDB table %s", name)
+        try:
+            self.client.create_table(
+                TableName=name,
+                KeySchema=[{"AttributeName": n, "KeyType": k} for n, _, k in keys],
+                AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t, _ in keys],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ResourceInUseException":  # created meanwhile by someone else
+                raise StoreUnavailable(f"cannot create table {name}: {error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"DynamoDB unreachable: {exc}") from exc
+        self.client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+
+    def ensure_control_table(self) -> None:
+        self.create_table(self.control_table, (("pk", "S", "HASH"), ("sk", "S", "RANGE")))
+
+    def create_run_table(self, run_id: str) -> str:
+        name = self.run_table(run_id)
+        self.create_table(name, (("user_handle", "N", "HASH"), ("model_handle", "S", "RANGE")))
+        return name
+
+    def drop_table(self, name: str) -> None:
+        try:
+            self.client.delete_table(TableName=name)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+
+    def query_control(self, pk: str) -> list[dict]:
+        """All control items under ``pk`` (pointers or runs)."""
+        items: list[dict] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.control_table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            items.extend(from_attributes(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,4 +1,4 @@
-"""Dry-run output: the items the generator would write, one JSON object per line."""
+"""Dry-run sink: the items the generator would publish, one JSON object per line."""
 
 from __future__ import annotations
 
@@ -6,23 +6,43 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 from tqdm.auto import tqdm
 
 
-class JsonLinesWriter:
-    """Writes items to a file atomically (temp file + rename), so a reader never sees half a run."""
+class JsonLinesSink:
+    """Same lifecycle as the DynamoDB publisher; the file appears whole (temp file + rename) on commit."""
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self._out: IO[str] | None = None
 
-    def write(self, items: Iterable[dict], total: int | None = None, progress: bool = False, desc: str = "write") -> int:
+    def begin(self, run_id: str, models: tuple[str, ...]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        self._out = self.tmp.open("w", encoding="utf-8")
+
+    def write(self, model_handle: str, items: Iterable[dict], total: int | None = None, progress: bool = False) -> int:
+        assert self._out is not None, "begin() first"
         count = 0
-        with tmp.open("w", encoding="utf-8") as out:
-            for item in tqdm(items, total=total, desc=desc, unit="item", disable=not progress, leave=False):
-                out.write(json.dumps(item, separators=(",", ":")) + "\n")
-                count += 1
-        os.replace(tmp, self.path)
+        for item in tqdm(items, total=total, desc=f"write {model_handle}", unit="item", disable=not progress, leave=False):
+            self._out.write(json.dumps(item, separators=(",", ":")) + "\n")
+            count += 1
         return count
+
+    def commit(self, summary: str = "") -> None:
+        assert self._out is not None
+        self._out.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self.tmp.unlink(missing_ok=True)
+
+    def cleanup(self) -> list[str]:
+        return []
+
+    def release_lock(self) -> None:
+        pass

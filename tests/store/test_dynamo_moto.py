@@ -1,4 +1,4 @@
-"""Store logic that does not need a real server: item conversion and table creation (moto)."""
+"""Store logic that needs no real server: conversions, table creation and the read path (moto)."""
 
 from __future__ import annotations
 
@@ -7,45 +7,43 @@ import pytest
 from moto import mock_aws
 
 from recommender.config import Settings
-from recommender.store.dynamo import DynamoStore, StoreUnavailable
+from recommender.store.dynamo import DynamoStore, StoreUnavailable, from_attributes, to_attributes
 from recommender.store.items import build_items
+from recommender.store.publisher import publish
 from recommender.topk import Neighbours
 
 
-@pytest.fixture
-def store():
-    with mock_aws():
-        s = DynamoStore.for_generator(Settings(table_name="moto_table", dynamodb_endpoint_url=None))
-        s.ensure_table()
-        yield s
+def test_attribute_round_trip_keeps_ints_and_floats():
+    item = {"user_handle": 7, "model_handle": "m", "similar_users": [1, 2], "scores": [0.5, 1.0], "run_id": "r"}
+    attributes = to_attributes(item)
+    assert attributes["scores"] == {"L": [{"N": "0.5"}, {"N": "1.0"}]}
+    assert from_attributes(attributes) == item
 
 
-def test_table_keys_and_billing(store):
-    desc = store.client.describe_table(TableName="moto_table")["Table"]
-    assert {k["AttributeName"]: k["KeyType"] for k in desc["KeySchema"]} == {"user_handle": "HASH", "model_handle": "RANGE"}
-    assert desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    store.ensure_table()  # idempotent
-
-
-def test_items_round_trip_with_plain_types(store):
+def test_items_skip_users_without_neighbours():
     neighbours = Neighbours(
         users=np.array([1, 2, 3]),
         similar=np.array([[2, 3], [1, -1], [-1, -1]]),
         scores=np.array([[0.5, 0.25], [0.5, np.nan], [np.nan, np.nan]], dtype=np.float32),
     )
     items = list(build_items("tfidf_user_interest", neighbours, "run-1", "2026-01-01T00:00:00Z"))
-    assert [i["user_handle"] for i in items] == [1, 2]  # user 3 has no neighbour: no row
-    assert store.write(items) == 2
-    got = store.get(2, "tfidf_user_interest")
-    assert got == {
-        "user_handle": 2,
-        "model_handle": "tfidf_user_interest",
-        "similar_users": [1],
-        "scores": [0.5],
-        "generated_at": "2026-01-01T00:00:00Z",
-        "run_id": "run-1",
-    }
-    assert store.get(3, "tfidf_user_interest") is None
+    assert [(i["user_handle"], i["similar_users"], i["scores"]) for i in items] == [(1, [2, 3], [0.5, 0.25]), (2, [1], [0.5])]
+
+
+@mock_aws
+def test_tables_keys_billing_and_read_path():
+    settings = Settings(table_name="moto_table", dynamodb_endpoint_url=None)
+    store = DynamoStore.for_generator(settings)
+    item = {"user_handle": 2, "model_handle": "tfidf_user_interest", "similar_users": [1], "scores": [0.5],
+            "generated_at": "2026-01-01T00:00:00Z", "run_id": "20260101T000000Z-aaaaaaaa"}
+    publish(store, item["run_id"], [item])
+    desc = store.client.describe_table(TableName="moto_table-20260101T000000Z-aaaaaaaa")["Table"]
+    assert {k["AttributeName"]: k["KeyType"] for k in desc["KeySchema"]} == {"user_handle": "HASH", "model_handle": "RANGE"}
+    assert desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    reader = DynamoStore.for_api(settings)
+    assert reader.get(2, "tfidf_user_interest") == item
+    assert reader.get(3, "tfidf_user_interest") is None
+    assert reader.get(2, "knn_collab_filtering_user_course_view") is None  # no pointer for that model
 
 
 def test_unreachable_endpoint_is_store_unavailable():
@@ -55,4 +53,4 @@ def test_unreachable_endpoint_is_store_unavailable():
         store.get(1, "tfidf_user_interest")
     assert store.ping() is False
     with pytest.raises(StoreUnavailable):
-        store.ensure_table()
+        store.ensure_control_table()

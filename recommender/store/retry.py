@@ -1,0 +1,35 @@
+"""Exponential backoff with full jitter, capped: for what botocore's own retries do not cover.
+
+botocore already retries throttled and failed *requests* (standard mode: exponential backoff with
+jitter, capped by ``max_attempts``).  A ``BatchWriteItem`` that succeeds but hands back
+``UnprocessedItems`` is not an error to botocore, so the batch writer re-sends those itself, with
+the same policy, and gives up loudly when the cap is reached.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+class RetriesExhausted(RuntimeError):
+    """The cap was reached; the batch job must fail rather than publish a partial run."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base_seconds: float = 0.05
+    cap_seconds: float = 5.0
+    max_retries: int = 8
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+        ceiling = min(self.cap_seconds, self.base_seconds * (2**attempt))
+        return (rng or random).uniform(0, ceiling)
+
+    def sleep(self, attempt: int, sleeper: Callable[[float], None] = time.sleep) -> None:
+        if attempt > self.max_retries:
+            raise RetriesExhausted(f"gave up after {self.max_retries} retries")
+        sleeper(self.delay(attempt))

@@ -1,0 +1,73 @@
+"""Unprocessed batch items are retried with capped, jittered exponential backoff."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from recommender.store.publisher import RunPublisher
+from recommender.store.retry import Backoff, RetriesExhausted
+
+
+def test_full_jitter_grows_exponentially_and_is_capped():
+    backoff = Backoff(base_seconds=0.1, cap_seconds=1.0)
+    rng = random.Random(0)
+    for attempt, ceiling in [(1, 0.2), (2, 0.4), (3, 0.8), (4, 1.0), (10, 1.0)]:
+        delays = [backoff.delay(attempt, rng) for _ in range(200)]
+        assert 0 <= min(delays) and max(delays) <= ceiling
+        assert max(delays) > ceiling * 0.8  # jitter spans the whole range
+
+
+class FlakyClient:
+    """Stands in for DynamoDB throttling: hands back the last item unprocessed ``failures`` times."""
+
+    def __init__(self, failures: int):
+        self.failures = failures
+        self.calls: list[int] = []
+
+    def batch_write_item(self, RequestItems):
+        (table, requests), = RequestItems.items()
+        self.calls.append(len(requests))
+        if self.failures > 0:
+            self.failures -= 1
+            return {"UnprocessedItems": {table: requests[-1:]}}
+        return {"UnprocessedItems": {}}
+
+
+class Store:
+    def __init__(self, client):
+        self.client = client
+
+
+def publisher_with(client, max_retries=3, sleeps=None) -> RunPublisher:
+    backoff = Backoff(base_seconds=0.001, cap_seconds=0.002, max_retries=max_retries)
+    publisher = RunPublisher(Store(client), backoff=backoff)
+    publisher.table = "t-run"
+    return publisher
+
+
+ITEMS = [{"user_handle": u, "model_handle": "m", "similar_users": [1], "scores": [0.5]} for u in range(1, 11)]
+
+
+def test_unprocessed_items_are_resent_until_written():
+    client = FlakyClient(failures=2)
+    assert publisher_with(client)._write_batch(ITEMS) == 10
+    assert client.calls == [10, 1, 1]
+
+
+def test_the_cap_fails_loudly():
+    client = FlakyClient(failures=100)
+    with pytest.raises(RetriesExhausted, match="1 items still unprocessed by DynamoDB after 3 retries"):
+        publisher_with(client, max_retries=3)._write_batch(ITEMS)
+    assert len(client.calls) == 4
+
+
+def test_generator_client_uses_capped_standard_retries():
+    from recommender.config import Settings
+    from recommender.store.dynamo import DynamoStore
+
+    config = DynamoStore.for_generator(Settings(generator_max_attempts=6)).client.meta.config
+    # botocore: max_attempts retries after the first call, exponential backoff with jitter.
+    assert config.retries["mode"] == "standard"
+    assert config.retries["total_max_attempts"] == 7
