@@ -64,7 +64,7 @@ class Settings:
     # The API must answer within 2 s even when the database is gone: short timeouts, few tries.
     api_connect_timeout: float = 0.5
     api_read_timeout: float = 0.7
-    api_max_attempts: int = 2
+    api_max_attempts: int = 1
     max_body_bytes: int = 4096
     host: str = "127.0.0.1"
     port: int = 5000
@@ -97,7 +97,7 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
         default_model=_str("DEFAULT_MODEL", DEFAULT_MODEL).lower(),
         api_connect_timeout=_float("API_DB_CONNECT_TIMEOUT", 0.5),
         api_read_timeout=_float("API_DB_READ_TIMEOUT", 0.7),
-        api_max_attempts=_int("API_DB_MAX_ATTEMPTS", 2),
+        api_max_attempts=_int("API_DB_MAX_ATTEMPTS", 1),
         max_body_bytes=_int("MAX_BODY_BYTES", 4096),
         host=_str("HOST", "127.0.0.1"),
         port=_int("PORT", 5000),

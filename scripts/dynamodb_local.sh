@@ -3,7 +3,8 @@
 #   scripts/dynamodb_local.sh start   # idempotent: does nothing when ours is already answering
 #   scripts/dynamodb_local.sh stop    # stops the process recorded in the pid file
 #   scripts/dynamodb_local.sh status
-# Env: DYNAMODB_LOCAL_PORT (8000), RUN_DIR (.run: pid, log and metadata files live there).
+# Env: DYNAMODB_LOCAL_PORT (8000), RUN_DIR (.run: pid, log and metadata files live there),
+#      DYNAMODB_LOCAL_DB_PATH (unset: in memory; a folder: data kept there across restarts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${DYNAMODB_LOCAL_PORT:-8000}"
@@ -40,9 +41,14 @@ start() {
   dir=$(jar_dir)
   abs_dir=$(cd "$dir" && pwd)
   command -v java >/dev/null || { echo "error: java (17+) is required for DynamoDB Local" >&2; exit 1; }
+  local storage=(-inMemory)
+  if [ -n "${DYNAMODB_LOCAL_DB_PATH:-}" ]; then
+    mkdir -p "$DYNAMODB_LOCAL_DB_PATH"
+    storage=(-dbPath "$(cd "$DYNAMODB_LOCAL_DB_PATH" && pwd)")
+  fi
   # Run from RUN_DIR so its metadata file lands there; exec makes $! the java process itself.
   (cd "$RUN_DIR" && exec java -Xmx512m -Djava.library.path="$abs_dir/DynamoDBLocal_lib" \
-      -jar "$abs_dir/DynamoDBLocal.jar" -inMemory -sharedDb -port "$PORT" >"dynamodb-local-$PORT.log" 2>&1) &
+      -jar "$abs_dir/DynamoDBLocal.jar" "${storage[@]}" -sharedDb -port "$PORT" >"dynamodb-local-$PORT.log" 2>&1) &
   echo $! >"$PID_FILE"
   for _ in $(seq 1 100); do
     if answers; then

@@ -107,7 +107,9 @@ class DynamoStore:
         return cls(
             settings,
             Config(
-                retries={"max_attempts": settings.api_max_attempts, "mode": "standard"},
+                # total attempts, first call included: one by default, so that a dead or frozen
+                # database costs at most connect + read timeout per call (the client retries 503s).
+                retries={"total_max_attempts": max(1, settings.api_max_attempts), "mode": "standard"},
                 connect_timeout=settings.api_connect_timeout,
                 read_timeout=settings.api_read_timeout,
             ),
@@ -131,10 +133,9 @@ class DynamoStore:
     def pointer(self, model_handle: str, *, fresh: bool = False) -> dict | None:
         """The run serving ``model_handle`` (cached for POINTER_CACHE_SECONDS), or None."""
         now = time.monotonic()
-        if not fresh:
-            cached = self._pointer_cache.get(model_handle)
-            if cached and cached[0] > now:
-                return cached[1]
+        cached = self._pointer_cache.get(model_handle)
+        if not fresh and cached and cached[0] > now:
+            return cached[1]
         try:
             response = self._call(
                 "reading the run pointer",
@@ -145,6 +146,11 @@ class DynamoStore:
             )
         except ClientError:  # control table missing: nothing was ever published
             response = {}
+        except StoreUnavailable:
+            # A stale pointer still names a complete run: spend the 2 s budget on the item read.
+            if cached and cached[1] is not None and not fresh:
+                return cached[1]
+            raise
         item = from_attributes(response["Item"]) if "Item" in response else None
         with self._cache_lock:
             self._pointer_cache[model_handle] = (now + self.settings.pointer_cache_seconds, item)
