@@ -14,6 +14,7 @@ from pathlib import Path
 
 from recommender.config import load_settings
 from recommender.data.loader import DataValidationError
+from recommender.data.sources import DataSourceError
 from recommender.models.registry import MODEL_HANDLES
 from recommender.store.dynamo import DynamoStore, StoreUnavailable
 from recommender.store.jsonl import JsonLinesSink
@@ -23,7 +24,7 @@ from recommender.store.retry import RetriesExhausted
 log = logging.getLogger("run_generator")
 
 
-def parse_args(argv: list[str] | None, default_top_n: int, default_data: Path) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, default_top_n: int, default_data: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--models",
@@ -31,7 +32,7 @@ def parse_args(argv: list[str] | None, default_top_n: int, default_data: Path) -
         help="comma-separated model handles (default: all: %(default)s)",
     )
     parser.add_argument("--top-n", type=int, default=default_top_n, help="neighbours per user (default: %(default)s, env TOP_N)")
-    parser.add_argument("--data-dir", type=Path, default=default_data, help="folder with the four CSVs (default: %(default)s, env DATA_DIR)")
+    parser.add_argument("--data-dir", default=default_data, help="folder or s3://bucket/prefix with the four CSVs (default: %(default)s, env DATA_DIR)")
     parser.add_argument("--dry-run", metavar="FILE", type=Path, help="write JSON lines to FILE instead of DynamoDB")
     parser.add_argument("--report", metavar="FILE", type=Path, help="write the run summary as JSON to FILE (default: RUN_REPORT_DIR/<run_id>.json)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (they go to stderr)")
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except LockHeld as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except (StoreUnavailable, LockLost, RetriesExhausted) as exc:
+    except (StoreUnavailable, LockLost, RetriesExhausted, DataSourceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -55,7 +55,7 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 class Settings:
     """Every tunable of the service; built from the environment by :func:`load_settings`."""
 
-    data_dir: Path = Path("data")
+    data_dir: str = "data"  # a folder or s3://bucket/prefix (a Path would mangle the URL)
     dynamodb_endpoint_url: str | None = None  # None: the real AWS DynamoDB of the region
     aws_region: str = "us-east-1"
     table_name: str = "similar_users"
@@ -89,7 +89,7 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
         load_dotenv(env_file, override=False)
     endpoint = os.environ.get("DYNAMODB_ENDPOINT_URL", "").strip() or None
     return Settings(
-        data_dir=Path(_str("DATA_DIR", "data")),
+        data_dir=_str("DATA_DIR", "data"),
         dynamodb_endpoint_url=endpoint,
         aws_region=_str("AWS_REGION", _str("AWS_DEFAULT_REGION", "us-east-1")),
         table_name=_str("DYNAMODB_TABLE", "similar_users"),

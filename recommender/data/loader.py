@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from recommender.data.schema import COLUMNS, FILES, LEVELS
+from recommender.data.sources import local_folder
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,12 @@ class DataValidationError(ValueError):
             where += f": column '{column}'"
         if row is not None:
             where += f", row {row}"
+        self.message = message
         super().__init__(f"{where}: {message}")
+
+    def relocated(self, path: str) -> DataValidationError:
+        """The same error, naming ``path`` (e.g. the S3 object a temporary file came from)."""
+        return DataValidationError(path, self.message, column=self.column, row=self.row)
 
 
 @dataclass
@@ -202,15 +208,21 @@ def load_table(data_dir: Path | str, name: str) -> tuple[pd.DataFrame, dict[str,
 def load_tables(data_dir: Path | str, names: tuple[str, ...] | None = None) -> Tables:
     """Load and validate the four tables from ``data_dir`` (all of them unless ``names`` says).
 
+    ``data_dir`` is a folder or an ``s3://bucket/prefix`` URL.
+
     Tables not asked for come back empty with their columns, so a generator that runs only
     the interest model does not fail on a missing views export.
     """
-    frames: dict[str, pd.DataFrame] = {}
+    wanted = tuple(n for n in FILES if names is None or n in names)
+    frames: dict[str, pd.DataFrame] = {n: pd.DataFrame(columns=list(COLUMNS[n])) for n in FILES}
     dropped: dict[str, dict[str, int]] = {}
     rows_read: dict[str, int] = {}
-    for name in FILES:
-        if names is not None and name not in names:
-            frames[name] = pd.DataFrame(columns=list(COLUMNS[name]))
-            continue
-        frames[name], dropped[name], rows_read[name] = load_table(data_dir, name)
+    with local_folder(data_dir, wanted) as folder:
+        for name in wanted:
+            try:
+                frames[name], dropped[name], rows_read[name] = load_table(folder, name)
+            except DataValidationError as exc:
+                if folder != Path(data_dir):  # name the S3 object, not the temporary copy
+                    raise exc.relocated(f"{str(data_dir).rstrip('/')}/{FILES[name]}") from None
+                raise
     return Tables(**frames, dropped=dropped, rows_read=rows_read)

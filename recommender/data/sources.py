@@ -1,0 +1,65 @@
+"""Where the tables come from: a local folder, or ``s3://bucket/prefix`` (same four file names).
+
+S3 objects are downloaded to a temporary folder and loaded like local files, so validation,
+error messages and memory use are the same whatever the source.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from recommender.data.schema import FILES
+
+
+class DataSourceError(RuntimeError):
+    """The source could not be read at all (S3 unreachable, access denied)."""
+
+
+def is_s3(location: str | os.PathLike[str]) -> bool:
+    return str(location).startswith("s3://")
+
+
+def split_s3(url: str) -> tuple[str, str]:
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise DataSourceError(f"{url}: no bucket in the S3 URL")
+    return bucket, prefix.strip("/")
+
+
+def s3_client():
+    import boto3
+
+    endpoint = os.environ.get("S3_ENDPOINT_URL", "").strip() or None
+    return boto3.client("s3", endpoint_url=endpoint)
+
+
+@contextmanager
+def local_folder(location: str | os.PathLike[str], names: tuple[str, ...]) -> Iterator[Path]:
+    """A local folder holding the tables ``names`` (downloaded first when ``location`` is on S3).
+
+    A table missing from S3 is simply not downloaded: the loader then reports it as not found.
+    """
+    if not is_s3(location):
+        yield Path(location)
+        return
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, prefix = split_s3(str(location))
+    client = s3_client()
+    with tempfile.TemporaryDirectory(prefix="similar-users-s3-") as tmp:
+        for name in names:
+            key = f"{prefix}/{FILES[name]}" if prefix else FILES[name]
+            try:
+                client.download_file(bucket, key, str(Path(tmp) / FILES[name]))
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code in ("404", "NoSuchKey", "NotFound"):
+                    continue
+                raise DataSourceError(f"s3://{bucket}/{key}: {code or exc}") from exc
+            except BotoCoreError as exc:
+                raise DataSourceError(f"s3://{bucket}/{key}: {exc}") from exc
+        yield Path(tmp)
