@@ -8,6 +8,7 @@ PYTHON := $(VENV)/bin/python
 USERS ?= 10000
 SEED ?= 7
 PORT ?= 5000
+# gunicorn workers: make serve WORKERS=4
 WORKERS ?= 2
 export DYNAMODB_ENDPOINT_URL ?= http://127.0.0.1:8000
 export AWS_ACCESS_KEY_ID ?= local
@@ -46,8 +47,13 @@ data: data/user_interests.csv
 generate: install .env dynamodb-start data
 	$(PYTHON) run_generator.py
 
+# Prometheus multiprocess mode: the workers' metrics meet in a folder emptied at each start, so
+# /metrics adds up every worker. The app logs one line per request itself (no gunicorn access log).
+PROMETHEUS_DIR ?= .run/prometheus
 serve: install .env
-	$(VENV)/bin/gunicorn --workers $(WORKERS) --bind 0.0.0.0:$(PORT) --access-logfile - 'recommender.api:create_app()'
+	rm -rf $(PROMETHEUS_DIR) && mkdir -p $(PROMETHEUS_DIR)
+	PROMETHEUS_MULTIPROC_DIR=$(abspath $(PROMETHEUS_DIR)) $(VENV)/bin/gunicorn -c python:recommender.api.gunicorn_conf \
+		--workers $(WORKERS) --bind 0.0.0.0:$(PORT) 'recommender.api:create_app()'
 
 serve-dev: install .env
 	$(PYTHON) run_server.py --port $(PORT)
@@ -62,3 +68,18 @@ diagram: install
 
 clean:
 	rm -rf .run .pytest_cache
+
+# Offline evaluation of the models (hold-outs, baselines, planted truth): docs/evaluation/, images/eval_*.png.
+# `make evaluate EVAL_ARGS=--tune` tunes on the validation split instead (docs/evaluation/tuning.*).
+.PHONY: evaluate
+evaluate: install data
+	$(PYTHON) -m recommender.evaluate --data-dir data/ --out docs/evaluation/results.json --images-dir images $(EVAL_ARGS)
+
+# Speed and memory benchmark (bench/README.md): 10k and 100k synthetic users, the generator's stages
+# and peak memory, top-k vs scikit-learn, the API under wrk (installed if missing) vs raw DynamoDB reads.
+# Its own DynamoDB Local on BENCH_DYNAMODB_PORT (not 8000), started and stopped by the script; ~1 h on
+# 2 cores. Writes bench/results.json and bench/RESULTS.md. `make bench BENCH_ARGS=--quick`: 10k only.
+.PHONY: bench
+BENCH_DYNAMODB_PORT ?= 8100
+bench: install
+	BENCH_DYNAMODB_PORT=$(BENCH_DYNAMODB_PORT) $(PYTHON) bench/run_bench.py $(BENCH_ARGS)

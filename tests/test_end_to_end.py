@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +15,13 @@ import pytest
 import requests
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from recommender.config import Settings
 from tests.conftest import ROOT
+from tests.live import gunicorn_server
 
 pytestmark = [pytest.mark.dynamodb, pytest.mark.slow]
 
 MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view", "dnn_collab_filtering_user_course_level")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def env_for(endpoint: str, table: str) -> dict[str, str]:
@@ -47,28 +40,12 @@ def served(dynamodb_endpoint, small_dataset, tmp_path_factory):
     """Run the generator once into a fresh table, then serve it with gunicorn on a free port."""
     table = f"e2e_{os.getpid()}"
     env = env_for(dynamodb_endpoint, table)
-    report = tmp_path_factory.mktemp("report") / "run.json"
+    workdir = tmp_path_factory.mktemp("e2e")
+    report = workdir / "run.json"
     result = run_generator(["--data-dir", str(small_dataset), "--report", str(report)], env)
     assert result.returncode == 0, result.stderr[-3000:]
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}", "recommender.api:create_app()"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/health", timeout=3).status_code == 200:
-                break
-        except requests.RequestException:
-            time.sleep(0.2)
-    else:
-        server.kill()
-        pytest.fail(f"gunicorn did not come up: {server.stderr.read()[-2000:]}")
-    yield base, json.loads(report.read_text())
-    server.send_signal(signal.SIGTERM)
-    server.wait(timeout=10)
+    with gunicorn_server(Settings(dynamodb_endpoint_url=dynamodb_endpoint, table_name=table), workdir / "gunicorn.log") as base:
+        yield base, json.loads(report.read_text())
 
 
 def fetch_all(base: str, model: str, users) -> dict[int, dict]:

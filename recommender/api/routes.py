@@ -1,58 +1,116 @@
-"""HTTP routes: the original ``POST /similar-users/`` contract and a health probe."""
+"""HTTP routes: the original ``POST /similar-users/``, its GET convenience, health and metrics.
+
+Requests are validated by spectree against the pydantic models of ``schemas.py`` (failures
+become our JSON 400s in ``errors.spectree_before``); the same models make the OpenAPI document.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response as FlaskResponse, current_app, g, jsonify
 from pydantic import ValidationError
+from spectree import Response
 
-from recommender.api.errors import ApiError
-from recommender.api.schemas import SimilarUsersRequest
+from recommender.api import metrics
+from recommender.api.errors import ApiError, validation_message
+from recommender.api.openapi import NO_INPUT, api_spec, error_responses
+from recommender.api.schemas import (
+    HealthBody,
+    SimilarUsersAnswer,
+    SimilarUsersQuery,
+    SimilarUsersRequest,
+)
 
 bp = Blueprint("similar_users", __name__)
 
+ANSWER = Response(
+    HTTP_200=(list[SimilarUsersAnswer], "a list holding one object: the neighbours, most similar first"),
+    **error_responses(400, 401, 404, 503),
+)
+POST_ANSWER = Response(
+    HTTP_200=(list[SimilarUsersAnswer], "a list holding one object: the neighbours, most similar first"),
+    **error_responses(400, 401, 404, 413, 415, 503),
+)
 
-def _validation_message(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first.get("loc", ())) or "body"
-    if first.get("type") == "missing":
-        return f"{field}: field required"
-    return f"{field}: {first.get('msg', 'invalid value').removeprefix('Value error, ')}"
 
-
-@bp.route("/similar-users/", methods=["POST"], strict_slashes=False)
-def similar_users():
-    """Answer from the stored neighbour lists; the response shape is the original spec's list."""
-    body = request.get_json(force=True, silent=True)
-    if body is None:
-        raise ApiError(400, "invalid_json", "request body is not valid JSON; send an object such as {\"user_handle\": 999}")
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "request body must be a JSON object, e.g. {\"user_handle\": 999}")
-    try:
-        req = SimilarUsersRequest.model_validate(body)
-    except ValidationError as exc:
-        raise ApiError(400, "invalid_request", _validation_message(exc)) from None
+def _answer(req: SimilarUsersRequest):
     model_handle = req.model_handle or current_app.config["DEFAULT_MODEL"]
+    g.model_handle = model_handle  # for the access log and the metrics' model_handle label
     item = current_app.extensions["similar_users_store"].get(req.user_handle, model_handle)
     if item is None:
         raise ApiError(404, "not_found", f"no similar users stored for user_handle {req.user_handle} and model_handle {model_handle}")
+    similar_users, scores = list(item["similar_users"]), list(item.get("scores", []))
+    if req.k is not None:
+        similar_users, scores = similar_users[: req.k], scores[: req.k]
+    # The original specification's shape: a list holding one object.
     return jsonify(
         [
             {
                 "model_handle": model_handle,
-                "similar_users": item["similar_users"],
+                "similar_users": similar_users,
                 "user_handle": req.user_handle,
-                "scores": item.get("scores", []),
+                "scores": scores,
                 "generated_at": item.get("generated_at"),
             }
         ]
     )
 
 
+@bp.route("/similar-users/", methods=["POST"], strict_slashes=False)
+@api_spec.validate(resp=POST_ANSWER, tags=["similar users"])
+def similar_users(json: SimilarUsersRequest):
+    """Similar users of one user, by one model
+
+    Body: `{"user_handle": 999}`, optionally `"model_handle"` (default `tfidf_user_interest`) and
+    `"k"` (fewer neighbours). The answer is a list holding one object.
+    """
+    return _answer(json)
+
+
+@bp.get("/similar-users/<user_handle>")
+@api_spec.validate(resp=ANSWER, tags=["similar users"])
+def similar_users_get(user_handle: str, query: SimilarUsersQuery):
+    """Similar users of one user (GET convenience)
+
+    Same answer as the POST: `GET /similar-users/999?model_handle=knn_collab_filtering_user_course_view&k=5`.
+    """
+    try:
+        req = SimilarUsersRequest.model_validate({"user_handle": user_handle, "model_handle": query.model_handle, "k": query.k})
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", validation_message(exc)) from None
+    return _answer(req)
+
+
 @bp.get("/health")
+@api_spec.validate(
+    resp=Response(HTTP_200=(HealthBody, "the database answers"), HTTP_503=(HealthBody, "the database cannot be reached")),
+    tags=["operations"],
+    security={},
+    validation_error_status=503,  # no request model: see openapi.NO_INPUT
+)
 def health():
-    """200 when the table answers, 503 otherwise: what a load balancer needs to route around us."""
+    """Health probe (never needs an API key)
+
+    200 when the table answers, 503 otherwise: what a load balancer needs to route around us.
+    """
     if current_app.extensions["similar_users_store"].ping():
         return jsonify(status="ok")
+    metrics.STORE_ERRORS.labels("ping").inc()
     response = jsonify(status="unavailable", error="service_unavailable", message="the similar-users database cannot be reached")
     response.status_code = 503
     return response
+
+
+@bp.get("/metrics")
+@api_spec.validate(
+    resp=Response(HTTP_200=(None, "Prometheus text exposition format"), **error_responses(401)),
+    tags=["operations"],
+    validation_error_status=NO_INPUT,
+)
+def prometheus_metrics():
+    """Prometheus metrics
+
+    Requests by endpoint, method, status and model_handle; latency histograms; DynamoDB errors.
+    Summed over all gunicorn workers when PROMETHEUS_MULTIPROC_DIR is set.
+    """
+    body, content_type = metrics.exposition()
+    return FlaskResponse(body, content_type=content_type)

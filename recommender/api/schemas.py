@@ -1,48 +1,170 @@
-"""Request bodies, validated with pydantic so every rejection names the field and the reason."""
+"""Request and response models (pydantic).
+
+They do two jobs from one definition: spectree validates every request against them, and the
+OpenAPI document (``/openapi.json``) is generated from them.  Where a field accepts more than
+pydantic's plain type says (``user_handle`` as a JSON integer *or* a string of digits,
+``model_handle`` in any case), the field carries an explicit JSON schema that states exactly
+what the validator accepts, so the published contract and the running code agree (the
+schemathesis test checks that they do).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from recommender.models.registry import MODEL_HANDLES
 
 MAX_USER_HANDLE = 2**63 - 1  # DynamoDB numbers hold more, but nobody has more users than int64
+MAX_K = 100
+# A string user_handle: digits (ASCII), optionally padded with whitespace or leading zeros, at
+# most 18 significant digits so that every string the pattern allows fits in int64.
+USER_HANDLE_PATTERN = r"^\s*0*[1-9][0-9]{0,17}\s*$"
+_USER_HANDLE_RE = re.compile(USER_HANDLE_PATTERN)
+_K_QUERY_RE = re.compile(r"^[0-9]{1,3}$")
+
+USER_HANDLE_SCHEMA: dict[str, Any] = {
+    "description": "the user's id: a positive JSON integer, or a string of digits such as \"999\"",
+    "anyOf": [
+        {"type": "integer", "minimum": 1, "maximum": MAX_USER_HANDLE},
+        {"type": "string", "pattern": USER_HANDLE_PATTERN},
+    ],
+    "examples": [999],
+}
+MODEL_HANDLE_DESCRIPTION = "similarity model (case-insensitive); the service's DEFAULT_MODEL when omitted"
+K_DESCRIPTION = f"return only the first k neighbours (1..{MAX_K}); all stored neighbours when omitted"
+
+
+def parse_user_handle(value: Any) -> int:
+    """A positive int64 from a JSON integer or a string of digits; booleans and floats refused."""
+    # (True would otherwise pass as 1, 3.0 as 3.)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("must be a positive integer or a string of digits")
+    if isinstance(value, str):
+        if not _USER_HANDLE_RE.fullmatch(value):
+            text = value.strip()
+            if text.isascii() and text.isdigit() and int(text) == 0:
+                raise ValueError("must be a positive integer")
+            raise ValueError("must be a positive integer or a string of at most 18 digits")
+        return int(value.strip())
+    if value < 1:
+        raise ValueError("must be a positive integer")
+    if value > MAX_USER_HANDLE:
+        raise ValueError(f"must be a positive integer no greater than {MAX_USER_HANDLE}")
+    return value
+
+
+def parse_model_handle(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, one of: {', '.join(MODEL_HANDLES)}")
+    handle = value.strip().lower()
+    if handle not in MODEL_HANDLES:
+        raise ValueError(f"unknown model_handle {value[:100]!r}; valid: {', '.join(MODEL_HANDLES)}")
+    return handle
+
+
+def check_k(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_K:
+        raise ValueError(f"must be an integer from 1 to {MAX_K}")
+    return value
 
 
 class SimilarUsersRequest(BaseModel):
-    """``{"user_handle": 999}`` or ``{"user_handle": "999", "model_handle": "DNN_..."}``."""
+    """``{"user_handle": 999}`` or ``{"user_handle": "999", "model_handle": "DNN_...", "k": 5}``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"user_handle": 999}]})
 
-    user_handle: int
-    model_handle: str | None = None
+    user_handle: Annotated[int, WithJsonSchema(USER_HANDLE_SCHEMA)]
+    model_handle: Annotated[
+        str | None,
+        WithJsonSchema({
+            "description": MODEL_HANDLE_DESCRIPTION,
+            "anyOf": [{"type": "string", "enum": list(MODEL_HANDLES)}, {"type": "null"}],
+        }),
+    ] = None
+    k: Annotated[
+        int | None,
+        WithJsonSchema({
+            "description": K_DESCRIPTION,
+            "anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_K}, {"type": "null"}],
+        }),
+    ] = None
 
     @field_validator("user_handle", mode="before")
     @classmethod
-    def _positive_integer(cls, value: Any) -> int:
-        # Clients send ids as JSON numbers or as strings of digits; anything else is a mistake
-        # (True would otherwise pass as 1, 3.0 as 3).
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ValueError("must be a positive integer or a string of digits")
-        if isinstance(value, str):
-            text = value.strip()
-            if not text.isascii() or not text.isdigit():
-                raise ValueError("must be a positive integer or a string of digits")
-            value = int(text)
-        if not 0 < value <= MAX_USER_HANDLE:
-            raise ValueError("must be a positive integer")
-        return value
+    def _user_handle(cls, value: Any) -> int:
+        return parse_user_handle(value)
 
     @field_validator("model_handle", mode="before")
     @classmethod
-    def _known_model(cls, value: Any) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise ValueError(f"must be a string, one of: {', '.join(MODEL_HANDLES)}")
-        handle = value.strip().lower()
-        if handle not in MODEL_HANDLES:
-            raise ValueError(f"unknown model_handle {value[:100]!r}; valid: {', '.join(MODEL_HANDLES)}")
-        return handle
+    def _model_handle(cls, value: Any) -> str | None:
+        return parse_model_handle(value)
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _k(cls, value: Any) -> int | None:
+        return check_k(value)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    # A query parameter is absent or text; "default": null would contradict its own schema.
+    schema.pop("default", None)
+
+
+class SimilarUsersQuery(BaseModel):
+    """Query string of ``GET /similar-users/<user_handle>``: ``?model_handle=...&k=5``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model_handle: Annotated[
+        str | None,
+        WithJsonSchema({"type": "string", "enum": list(MODEL_HANDLES), "description": MODEL_HANDLE_DESCRIPTION}),
+    ] = Field(None, json_schema_extra=_no_default)
+    k: Annotated[
+        int | None,
+        WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_K, "description": K_DESCRIPTION}),
+    ] = Field(None, json_schema_extra=_no_default)
+
+    @field_validator("model_handle", mode="before")
+    @classmethod
+    def _model_handle(cls, value: Any) -> str | None:
+        return parse_model_handle(value)
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _k_from_text(cls, value: Any) -> int | None:
+        # Query values are text: "5" is 5; "5.0", "+5", " 5" and "five" are not integers.
+        if isinstance(value, str):
+            if not _K_QUERY_RE.fullmatch(value):
+                raise ValueError(f"must be an integer from 1 to {MAX_K}")
+            value = int(value)
+        return check_k(value)
+
+
+class SimilarUsersAnswer(BaseModel):
+    """One answer object; the response is a JSON list holding exactly one of these."""
+
+    model_handle: Literal[MODEL_HANDLES] = Field(description="the model that produced the list")  # type: ignore[valid-type]
+    similar_users: list[int] = Field(description="neighbours' user handles, most similar first")
+    user_handle: int = Field(description="the user asked about")
+    scores: list[float] = Field(description="cosine similarity of each neighbour, same order")
+    generated_at: str | None = Field(description="when the batch run that wrote the list started (UTC, ISO 8601)")
+
+
+class ErrorBody(BaseModel):
+    """Every error: ``{"error": "<short code>", "message": "<what to fix>"}``."""
+
+    error: str = Field(examples=["invalid_request"])
+    message: str = Field(examples=["user_handle: must be a positive integer"])
+
+
+class HealthBody(BaseModel):
+    status: Literal["ok", "unavailable"]
+    error: str | None = None
+    message: str | None = None

@@ -1,0 +1,68 @@
+"""Prometheus metrics (``GET /metrics``), correct under gunicorn with several workers.
+
+Each gunicorn worker is its own process with its own counters.  When ``PROMETHEUS_MULTIPROC_DIR``
+is set (``make serve`` sets it to a fresh ``.run/prometheus``), prometheus-client keeps every
+process's values in memory-mapped files there, and ``/metrics`` adds them up over all workers,
+so whichever worker answers a scrape reports the whole server.  The variable must be set before
+the workers start and the folder emptied between server runs; ``gunicorn_conf.child_exit``
+tells prometheus-client when a worker has gone.
+
+Label values are bounded: ``endpoint`` is the matched route (``unmatched`` for unknown paths),
+``model_handle`` one of the known handles or ``none``, so a scanner cannot blow up the series.
+"""
+
+from __future__ import annotations
+
+import os
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+if MULTIPROC_ENV in os.environ and not os.environ[MULTIPROC_ENV].strip():
+    # prometheus-client switches on the variable's mere presence; empty means off here.
+    del os.environ[MULTIPROC_ENV]
+if os.environ.get(MULTIPROC_ENV):
+    # Values are memory-mapped files in that folder: it must exist before the first metric.
+    os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
+
+from prometheus_client import (  # noqa: E402  (after the folder exists)
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    values,
+)
+
+REQUESTS = Counter(
+    "similar_users_http_requests",
+    "HTTP requests answered, by route, method, status and model",
+    ["endpoint", "method", "status", "model_handle"],
+)
+LATENCY = Histogram(
+    "similar_users_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route and method",
+    ["endpoint", "method"],
+    buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
+)
+STORE_ERRORS = Counter(
+    "similar_users_store_errors",
+    "DynamoDB unreachable (StoreUnavailable on a lookup, failed ping on /health)",
+    ["operation"],
+)
+
+
+def observe(endpoint: str, method: str, status: int, model_handle: str, seconds: float) -> None:
+    REQUESTS.labels(endpoint, method, str(status), model_handle).inc()
+    LATENCY.labels(endpoint, method).observe(seconds)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition of every metric: summed over all workers in multiprocess mode."""
+    # The mode prometheus-client chose when it was imported (a variable set later changes nothing).
+    if getattr(values.ValueClass, "_multiprocess", False):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

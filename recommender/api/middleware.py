@@ -1,0 +1,109 @@
+"""What happens around every request: request id, API key, JSON-only bodies, security headers,
+one access-log line and the Prometheus metrics.
+
+Order on the way in: request id and clock first (so even a refused request is logged and
+counted), then the API key (401), then the content type of a body (415).  On the way out every
+response, errors included, gets the security headers, ``X-Request-ID``, a log line and metrics.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, g, request
+
+from recommender.api import metrics
+from recommender.api.errors import ApiError
+from recommender.api.openapi import API_KEY_HEADER, DOCS_CDN
+
+access_log = logging.getLogger("recommender.api.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A client's id is kept when it is short and plain; anything else is replaced by a fresh one
+# (it goes into logs and headers, so no spaces, quotes or control characters).
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
+_OPEN_ENDPOINTS = {"similar_users.health"}
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+
+# JSON answers load nothing and may not be framed; the docs page may load Swagger UI from the
+# CDN, its own inline script (by nonce) and call this origin.
+CSP_API = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+CSP_DOCS = (
+    "default-src 'none'; script-src {cdn} 'nonce-{nonce}'; style-src {cdn} 'unsafe-inline'; "
+    "img-src 'self' data: {cdn}; font-src {cdn}; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+def request_id_from(header: str | None) -> str:
+    if header and _REQUEST_ID_RE.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def key_is_valid(candidate: str, keys: tuple[str, ...]) -> bool:
+    """Constant-time comparison against every key (no early exit that would tell which one)."""
+    given = candidate.encode("utf-8", "surrogateescape")
+    valid = False
+    for key in keys:
+        valid |= hmac.compare_digest(given, key.encode("utf-8"))
+    return valid
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """A path fit for a log line: no newlines or control characters, bounded length."""
+    text = text[:limit]
+    return text if text.isprintable() else "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def install(app: Flask) -> None:
+    @app.before_request
+    def _start():
+        g.started = time.perf_counter()
+        g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        keys = app.config["API_KEYS"]
+        if keys and request.endpoint not in _OPEN_ENDPOINTS:
+            if not key_is_valid(request.headers.get(API_KEY_HEADER, ""), keys):
+                raise ApiError(401, "unauthorized", f"a valid {API_KEY_HEADER} header is required")
+        if request.method in _BODY_METHODS and request.url_rule is not None and not request.is_json:
+            raise ApiError(415, "unsupported_media_type", "send the body as JSON with the header Content-Type: application/json")
+
+    @app.after_request
+    def _finish(response):
+        headers = response.headers
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["X-Frame-Options"] = "DENY"
+        headers["Referrer-Policy"] = "no-referrer"
+        headers["Cache-Control"] = "no-store"
+        headers["Cross-Origin-Resource-Policy"] = "same-origin"
+        nonce = g.get("csp_nonce")
+        headers["Content-Security-Policy"] = CSP_DOCS.format(cdn=DOCS_CDN, nonce=nonce) if nonce else CSP_API
+        request_id = g.get("request_id") or request_id_from(None)
+        headers[REQUEST_ID_HEADER] = request_id
+
+        started = g.get("started")
+        seconds = time.perf_counter() - started if started is not None else 0.0
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        model_handle = g.get("model_handle") or "none"
+        method = request.method if request.method in _METHODS else "OTHER"  # bounded label values
+        metrics.observe(endpoint, method, response.status_code, model_handle, seconds)
+        # Method, path (never the query string or headers: no key ends up in a log), status, time.
+        duration_ms = round(seconds * 1000, 2)
+        access_log.info(
+            "%s %s %s %.2fms model_handle=%s",
+            method, _printable(request.path), response.status_code, duration_ms, model_handle,
+            extra={
+                "method": method,
+                "path": _printable(request.path),
+                "status": response.status_code,
+                "duration_ms": duration_ms,
+                "model_handle": model_handle,
+                "request_id": request_id,
+            },
+        )
+        return response

@@ -1,0 +1,222 @@
+"""Write the figures: JSON (all of them), a markdown summary and one PNG bar chart per metric.
+
+Nothing here depends on the clock, so the same figures give the same bytes (the JSON and the
+markdown are diffable between runs; timings go to the log only).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from recommender.evaluation.baselines import BASELINES
+
+TASK_TITLES = {
+    "courses": "Held-out course views (latest 20% of each user's distinct courses)",
+    "interests": "Held-out interest tags (latest 20% of each user's followed tags)",
+}
+BASELINE_COLORS = {"baseline_random": "#9e9e9e", "baseline_popular": "#5f5f5f"}
+PLANTED_GROUP = "planted"
+GROUP_NAMES = {
+    "courses": "held-out course views",
+    "interests": "held-out interest tags",
+    PLANTED_GROUP: "planted truth (full-data fit)",
+}
+_LABELS = {
+    "recall_at": "recall@{k}",
+    "ndcg_at": "NDCG@{k}",
+    "hit_rate_at": "hit-rate@{k}",
+    "community_precision_at": "community precision@{k}",
+    "skill_precision_at": "skill precision@{k}",
+}
+
+
+def label(metric: str) -> str:
+    """``recall_at_10`` -> ``recall@10``; other names with underscores as spaces."""
+    head, _, tail = metric.rpartition("_")
+    if head in _LABELS and tail.isdigit():
+        return _LABELS[head].format(k=tail)
+    return metric.replace("_", " ")
+
+
+def write_json(figures: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2, sort_keys=False) + "\n")
+
+
+def _table(rows: list[list[str]], header: list[str]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    """The whole results file: one table per task, planted truth, agreement, verdicts."""
+    config = results["config"]
+    k, n = config["k"], config["top_n"]
+    data = results["data"]
+    lines = [
+        "# Offline evaluation",
+        "",
+        f"Written by `python -m recommender.evaluate`. {data['users']:,} users, "
+        f"{data['user_interests_rows']:,} interest rows, {data['user_course_views_rows']:,} view rows; "
+        f"top-{n} neighbours, top-{k} recommendations, hold-out fraction {config['holdout_fraction']}, "
+        f"seed {config['seed']}.",
+        "",
+        "Each user's latest 20% of distinct items (by first date; at least 1 when the user has 2 or more, "
+        "rounded half up, ties broken by a seeded key) are held out; models are fitted on the rest. "
+        f"Items are scored by the similarity-weighted training items of the user's top-{n} neighbours, "
+        "items already seen in training dropped. Figures average over users with held-out items; a user "
+        "the model does not answer for scores 0. Baselines: `baseline_random` (seeded random users) and "
+        f"`baseline_popular` (the {n} users with most training items, for everyone).",
+        "",
+    ]
+    for name, task in results["tasks"].items():
+        split = task["split"]
+        metrics = task["metrics"]
+        columns = list(next(iter(metrics.values())))
+        lines += [
+            f"## {TASK_TITLES.get(name, name)}",
+            "",
+            f"{split['evaluated_users']:,} users evaluated, "
+            f"{split['heldout_user_items']:,} held-out (user, item) pairs, "
+            f"{split['training_user_items']:,} training pairs, {split['items']:,} items.",
+            "",
+        ]
+        rows = [
+            [f"`{system}`"] + [_fmt(values[c]) for c in columns]
+            + [_fmt(task[v].get(system, "baseline")) for v in ("beats_popularity", "beats_random")]
+            for system, values in metrics.items()
+        ]
+        lines += _table(rows, ["system"] + [label(c) for c in columns] + ["beats popularity", "beats random"])
+        lines += [""] + verdict_lines(name, task, k) + [""]
+    planted = results.get("planted")
+    if planted:
+        columns = list(planted["chance"])
+        lines += [f"## Planted truth (synthetic data; {planted['fit']} fit)", ""]
+        rows = [[f"`{s}`"] + [_fmt(v[c]) for c in columns] for s, v in planted["metrics"].items()]
+        rows.append(["chance (sum of squared shares)"] + [_fmt(planted["chance"][c]) for c in columns])
+        lines += _table(rows, ["system"] + [label(c) for c in columns]) + [""]
+    agreement = results["agreement"]
+    if agreement["pairs"]:
+        title = f"Agreement: mean Jaccard of neighbour lists ({agreement['fit']} fit, users {agreement['users']})"
+        lines += [f"## {title}", ""]
+        rows = [[f"`{p['a']}`", f"`{p['b']}`", _fmt(p["mean_jaccard"])] for p in agreement["pairs"]]
+        lines += _table(rows, ["model", "model", "mean Jaccard"]) + [""]
+    return "\n".join(lines)
+
+
+def verdict_lines(task_name: str, task: dict[str, Any], k: int) -> list[str]:
+    """One line per model: does it beat the popularity (and the random) baseline on NDCG@k?"""
+    metric = f"ndcg_at_{k}"
+    values = task["metrics"]
+    out = []
+    for system, beats in task["beats_popularity"].items():
+        verb = "beats" if beats else "DOES NOT BEAT"
+        line = (f"- {task_name}: `{system}` {verb} popularity on {label(metric)} "
+                f"({values[system][metric]:.4f} vs {values['baseline_popular'][metric]:.4f})")
+        if not task["beats_random"][system]:
+            line += f"; it does not beat random users either ({values['baseline_random'][metric]:.4f})"
+        out.append(line)
+    return out
+
+
+def charts(results: dict[str, Any], images_dir: Path, prefix: str = "eval_") -> list[Path]:
+    """One bar chart per metric: tasks as groups, models and baselines side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, dict[str, dict[str, float]]] = {}  # metric -> group -> system -> value
+    for name, task in results["tasks"].items():
+        for system, values in task["metrics"].items():
+            for metric, value in values.items():
+                series.setdefault(metric, {}).setdefault(name, {})[system] = value
+    chance: dict[str, float] = {}
+    if results.get("planted"):
+        chance = results["planted"]["chance"]
+        for system, values in results["planted"]["metrics"].items():
+            for metric, value in values.items():
+                series.setdefault(metric, {}).setdefault(PLANTED_GROUP, {})[system] = value
+    images_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for metric, groups in series.items():
+        systems = list(dict.fromkeys(s for g in groups.values() for s in g))
+        fig, ax = plt.subplots(figsize=(8, 4.2))
+        width = 0.8 / len(systems)
+        model_colors = iter(plt.get_cmap("tab10").colors)
+        colors = {s: BASELINE_COLORS[s] if s in BASELINES else next(model_colors) for s in systems}
+        for i, system in enumerate(systems):
+            xs = [g + (i - (len(systems) - 1) / 2) * width for g in range(len(groups))]
+            values = [groups[group].get(system, float("nan")) for group in groups]
+            bars = ax.bar(xs, values, width, label=system, color=colors[system])
+            ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
+        if metric in chance:
+            ax.axhline(chance[metric], color="black", linestyle="--", linewidth=0.8, label="chance")
+        ax.set_xticks(range(len(groups)), [GROUP_NAMES.get(g, g) for g in groups])
+        ax.set_ylabel(label(metric))
+        ax.set_title(label(metric))
+        ax.margins(y=0.15)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        fig.tight_layout()
+        path = images_dir / f"{prefix}{metric}.png"
+        fig.savefig(path, dpi=100, metadata={"Software": None})
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def tuning_markdown(tuning: dict[str, Any]) -> str:
+    """Every configuration on validation, then default vs best on validation and test."""
+    lines = [
+        "# Tuning on the validation split",
+        "",
+        "Validation = the latest 20% of each user's *training* items (same rule as the test hold-out); "
+        "every configuration is fitted on the rest and compared there; the test split is only used to "
+        "report the default and the chosen configuration. Gain = chosen minus default on the selection "
+        "metric; the margin is z standard errors of the paired per-user differences, z Bonferroni-corrected "
+        "for picking the best of the grid (one-sided 2.5%); 'clear' when the gain exceeds the margin. "
+        "Planted-precision columns (synthetic data only) belong to the same fit as the row (validation rows: "
+        "fitted without the validation items; test rows: without the test items) and are not used to choose.",
+        "",
+    ]
+    for handle, model in tuning["models"].items():
+        sel = model["selection_metric"]
+        lines += [f"## `{handle}` (task: {model['task']}, selected on validation {label(sel)})", ""]
+        columns = list(model["grid"][0]["validation"])
+        rows = [
+            [f"`{_params(entry['params'])}`" + (" (default)" if entry["default"] else "")]
+            + [_fmt(entry["validation"][c]) for c in columns]
+            for entry in model["grid"]
+        ]
+        lines += _table(rows, ["configuration"] + [f"val {label(c)}" for c in columns]) + [""]
+        columns = list(model["before_after"]["default"]["test"])
+        rows = []
+        for which in ("default", "best"):
+            entry = model["before_after"][which]
+            for split in ("validation", "test"):
+                figures = [_fmt(entry[split].get(c, "")) for c in columns]
+                rows.append([which, f"`{_params(entry['params'])}`", split] + figures)
+        lines += _table(rows, ["", "configuration", "split"] + [label(c) for c in columns]) + [""]
+        gain = model["gain"]
+        lines += [
+            f"Gain of the best over the default on validation {label(sel)}: {gain['validation']:+.4f} "
+            f"(margin {gain['margin']:.4f} = {gain['z']} SE) "
+            f"({'clear' if gain['clear'] else 'not clear'}); on test: {gain['test']:+.4f}. {model['recommendation']}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"

@@ -1,0 +1,271 @@
+"""Fit every model on every hold-out split and collect all figures in one JSON-ready dict.
+
+Per task (held-out course views, held-out interest tags) the models are fitted on the training
+split (the task's table without the held-out rows, the other tables unchanged) and scored,
+next to the two baselines drawn from the same training split.  A model whose tables the task
+does not touch (TF-IDF for the course task, the view models for the interest task) is therefore
+fitted on the *full* data: that fit is kept and is the one the planted-truth precision and the
+agreement between models are computed on, so each model is fitted exactly twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from recommender.data.loader import Tables, load_tables
+from recommender.data.schema import LEVELS
+from recommender.evaluation import baselines, metrics
+from recommender.evaluation.recommend import Interactions, index_of, neighbour_weights, recommend
+from recommender.evaluation.split import HOLDOUT_FRACTION, TASKS, Task, split_tables
+from recommender.models.registry import MODEL_HANDLES, create_model
+from recommender.topk import Neighbours
+
+log = logging.getLogger(__name__)
+
+TABLES_USED = ("user_interests", "user_course_views")
+GROUND_TRUTH_FILE = "ground_truth.csv"
+DECIMALS = 6
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    top_n: int = 10  # neighbours per user
+    k: int = 10  # recommended items per user
+    fraction: float = HOLDOUT_FRACTION
+    seed: int = 7  # hold-out tie-breaks and the random baseline
+    models: tuple[str, ...] = MODEL_HANDLES
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-model overrides
+    block_mb: int = 256
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class Scores:
+    per_user: dict[str, np.ndarray]  # one value per evaluated user, in eval_users order
+    summary: dict[str, float]
+
+
+class TaskSplit:
+    """One hold-out of one task: the training tables, and what every model is scored against."""
+
+    def __init__(self, tables: Tables, task: Task, users: np.ndarray, config: EvalConfig, *, seed_offset: int = 0):
+        self.task, self.config, self.users = task, config, users
+        self.train_tables, heldout = split_tables(
+            tables, task, fraction=config.fraction, seed=config.seed + seed_offset
+        )
+        full = getattr(tables, task.table)
+        self.items = np.unique(full[task.item_col].to_numpy().astype(str))
+        train_frame = getattr(self.train_tables, task.table)
+        self.train = Interactions.build(
+            users, self.items, train_frame["user_handle"].to_numpy(), train_frame[task.item_col].to_numpy().astype(str)
+        )
+        self.heldout = Interactions.build(
+            users, self.items, heldout["user_handle"].to_numpy(), heldout[task.item_col].to_numpy().astype(str)
+        )
+        self.eval_rows = np.flatnonzero(np.diff(self.heldout.matrix.indptr) > 0)
+        self.eval_users = users[self.eval_rows]
+        self.relevant = self.heldout.matrix[self.eval_rows]
+        self.seen = self.train.matrix[self.eval_rows]
+        self.level_onehot = _item_levels(full, task, self.items)
+        self.heldout_pairs = heldout
+
+    def describe(self) -> dict[str, int]:
+        train_rows = self.train.matrix.nnz
+        return {
+            "items": int(len(self.items)),
+            "users_with_training_items": int((np.diff(self.train.matrix.indptr) > 0).sum()),
+            "training_user_items": int(train_rows),
+            "heldout_user_items": int(len(self.heldout_pairs)),
+            "evaluated_users": int(len(self.eval_users)),
+        }
+
+    @cached_property
+    def level_mix(self) -> np.ndarray | None:
+        if self.level_onehot is None:
+            return None
+        counts = np.asarray((self.train.matrix @ self.level_onehot).todense())
+        totals = counts.sum(axis=1, keepdims=True)
+        return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+    def score(self, neighbours: Neighbours) -> Scores:
+        k = self.config.k
+        weights = neighbour_weights(neighbours, self.users, self.eval_users)
+        recommended = recommend(weights, self.train.matrix, self.seen, k)
+        per_user = metrics.ranking_metrics(recommended, self.relevant)
+        summary = {f"{name}_at_{k}": float(values.mean()) for name, values in per_user.items()}
+        per_user = {f"{name}_at_{k}": values for name, values in per_user.items()}
+        summary["user_coverage"] = metrics.user_coverage(neighbours, self.eval_users)
+        summary["catalogue_coverage"] = metrics.catalogue_coverage(recommended, len(self.items))
+        if self.level_mix is not None:
+            heldout_levels = np.asarray((self.relevant @ self.level_onehot).todense())
+            per_user["level_accuracy"] = metrics.level_accuracy(weights, self.level_mix, heldout_levels)
+            summary["level_accuracy"] = float(per_user["level_accuracy"].mean())
+        return Scores(per_user, summary)
+
+    def baselines(self) -> dict[str, Neighbours]:
+        activity = np.diff(self.train.matrix.indptr)
+        pool = self.users[activity > 0]
+        n = self.config.top_n
+        return {
+            baselines.RANDOM: baselines.random_neighbours(self.eval_users, pool, n, self.config.seed),
+            baselines.POPULAR: baselines.popular_neighbours(self.eval_users, self.users, activity, n),
+        }
+
+
+def _item_levels(full: pd.DataFrame, task: Task, items: np.ndarray) -> sparse.csr_matrix | None:
+    """items x levels one-hot (each course's first listed level), or None when there are no levels."""
+    if "level" not in full.columns:
+        return None
+    first = full.drop_duplicates(task.item_col)
+    level_code = pd.Categorical(first["level"], categories=list(LEVELS)).codes
+    rows = index_of(items, first[task.item_col].to_numpy().astype(str))
+    ok = level_code >= 0
+    return sparse.csr_matrix(
+        (np.ones(int(ok.sum())), (rows[ok], level_code[ok])), shape=(len(items), len(LEVELS))
+    )
+
+
+def model_tables(handle: str) -> tuple[str, ...]:
+    return type(create_model(handle)).tables
+
+
+def fit_neighbours(
+    handle: str, tables: Tables, config: EvalConfig, params: dict[str, Any] | None = None, *, label: str = ""
+) -> Neighbours:
+    """Fit one model on ``tables`` and return every user's top-N neighbours."""
+    params = config.params.get(handle, {}) if params is None else params
+    started = time.perf_counter()
+    model = create_model(handle, **params).fit(tables)
+    fitted = time.perf_counter()
+    neighbours = model.similar_users(config.top_n, block_mb=config.block_mb, progress=config.progress)
+    log.info(
+        "%s%s: fit %.1fs, top-%d search %.1fs, %s users answered",
+        handle, f" ({label})" if label else "", fitted - started, config.top_n,
+        time.perf_counter() - fitted, f"{neighbours.covered:,}",
+    )
+    return neighbours
+
+
+def all_users(tables: Tables) -> np.ndarray:
+    return np.unique(np.concatenate([
+        tables.user_interests["user_handle"].to_numpy(dtype=np.int64),
+        tables.user_course_views["user_handle"].to_numpy(dtype=np.int64),
+    ]))
+
+
+def load_truth(data_dir: Path | str) -> pd.DataFrame | None:
+    path = Path(data_dir) / GROUND_TRUTH_FILE
+    if not path.is_file():
+        return None
+    return pd.read_csv(path).set_index("user_handle").sort_index()
+
+
+def evaluate(tables: Tables, truth: pd.DataFrame | None, config: EvalConfig) -> dict[str, Any]:
+    """All figures: per task and system, planted truth, agreement and the popularity verdicts."""
+    users = all_users(tables)
+    full_fits: dict[str, Neighbours] = {}
+    results: dict[str, Any] = {
+        "config": _config_dict(config),
+        "data": {
+            "users": int(len(users)),
+            "user_interests_rows": int(len(tables.user_interests)),
+            "user_course_views_rows": int(len(tables.user_course_views)),
+        },
+        "tasks": {},
+    }
+    for task in TASKS.values():
+        split = TaskSplit(tables, task, users, config)
+        log.info("task %s: %s", task.name, split.describe())
+        figures: dict[str, dict[str, float]] = {}
+        for handle in config.models:
+            untouched = task.table not in model_tables(handle)
+            if untouched and handle in full_fits:
+                neighbours = full_fits[handle]
+            else:
+                neighbours = fit_neighbours(handle, split.train_tables, config, label=f"{task.name} split")
+                if untouched:
+                    full_fits[handle] = neighbours
+            figures[handle] = split.score(neighbours).summary
+        for name, neighbours in split.baselines().items():
+            figures[name] = split.score(neighbours).summary
+        results["tasks"][task.name] = {
+            "split": split.describe(),
+            "metrics": _rounded(figures),
+            "beats_popularity": _verdicts(figures, config.k, baselines.POPULAR),
+            "beats_random": _verdicts(figures, config.k, baselines.RANDOM),
+        }
+    results["planted"] = _planted(tables, truth, full_fits, users, config) if truth is not None else None
+    results["agreement"] = _agreement(full_fits)
+    return results
+
+
+def _verdicts(figures: dict[str, dict[str, float]], k: int, baseline: str) -> dict[str, bool]:
+    """A model beats a baseline when its NDCG@k is higher than the baseline's."""
+    metric = f"ndcg_at_{k}"
+    floor = figures[baseline][metric]
+    return {name: bool(values[metric] > floor) for name, values in figures.items() if name not in baselines.BASELINES}
+
+
+def _planted(
+    tables: Tables, truth: pd.DataFrame, full_fits: dict[str, Neighbours], users: np.ndarray, config: EvalConfig
+) -> dict[str, Any]:
+    """Share of neighbours in the user's hidden community / of the same skill (full-data fits).
+
+    The baselines here draw from all users; "most active" counts distinct tags plus distinct courses.
+    """
+    n = config.top_n
+    tags = tables.user_interests.drop_duplicates(["user_handle", "interest_tag"])["user_handle"].value_counts()
+    courses = tables.user_course_views.drop_duplicates(["user_handle", "course_id"])["user_handle"].value_counts()
+    activity = tags.add(courses, fill_value=0).reindex(users, fill_value=0)
+    systems = dict(full_fits)
+    systems[baselines.RANDOM] = baselines.random_neighbours(users, users, n, config.seed)
+    systems[baselines.POPULAR] = baselines.popular_neighbours(users, users, activity.to_numpy(), n)
+    figures = {
+        name: {
+            f"{column}_precision_at_{n}": metrics.planted_precision(neighbours, truth[column])
+            for column in ("community", "skill")
+        }
+        for name, neighbours in systems.items()
+    }
+    chance = {
+        f"{column}_precision_at_{n}": metrics.chance_precision(truth[column]) for column in ("community", "skill")
+    }
+    return {"fit": "full data", "metrics": _rounded(figures), "chance": _rounded({"chance": chance})["chance"]}
+
+
+def _agreement(full_fits: dict[str, Neighbours]) -> dict[str, Any]:
+    names = list(full_fits)
+    pairs = [
+        {"a": a, "b": b, "mean_jaccard": round(metrics.mean_jaccard(full_fits[a], full_fits[b]), DECIMALS)}
+        for i, a in enumerate(names) for b in names[i + 1:]
+    ]
+    return {"fit": "full data", "users": "answered by both models", "pairs": pairs}
+
+
+def _rounded(figures: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {name: {m: round(float(v), DECIMALS) for m, v in values.items()} for name, values in figures.items()}
+
+
+def _config_dict(config: EvalConfig) -> dict[str, Any]:
+    return {
+        "top_n": config.top_n,
+        "k": config.k,
+        "holdout_fraction": config.fraction,
+        "seed": config.seed,
+        "models": {h: {**create_model(h).get_params(), **config.params.get(h, {})} for h in config.models},
+    }
+
+
+def evaluate_dir(data_dir: Path | str, config: EvalConfig) -> dict[str, Any]:
+    """Load the interests and views tables (and ground_truth.csv if present) and evaluate."""
+    tables = load_tables(data_dir, TABLES_USED)
+    return evaluate(tables, load_truth(data_dir), config)

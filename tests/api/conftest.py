@@ -1,0 +1,63 @@
+"""Fixtures of the API tests: seeded DynamoDB Local settings, and a fast in-memory store for the
+tests of what happens around a request (headers, keys, logs), where the data does not matter."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from recommender.api import create_app
+from recommender.api.logs import configure_logging
+from recommender.config import Settings
+
+MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view", "dnn_collab_filtering_user_course_level")
+NEIGHBOURS = [901, 6871, 686, 2429, 3212, 4889, 8467, 4651, 8989, 2471]
+
+
+def seed_for(users=(999,)) -> list[dict]:
+    """Ten neighbours for each user and model (user 999 is what the Postman collection asks about)."""
+    return [
+        {
+            "user_handle": user,
+            "model_handle": model,
+            "similar_users": NEIGHBOURS,
+            "scores": [round(0.9 - i / 100, 6) for i in range(10)],
+            "generated_at": "2026-11-28T00:00:00Z",
+            "run_id": "r1",
+        }
+        for user in users
+        for model in MODELS
+    ]
+
+
+class MemoryStore:
+    """The store interface the API relies on (``get``, ``ping``), from a dict."""
+
+    def __init__(self, items: list[dict] | None = None, healthy: bool = True):
+        self.items = {(i["user_handle"], i["model_handle"]): i for i in (items or [])}
+        self.healthy = healthy
+
+    def get(self, user_handle: int, model_handle: str):
+        return self.items.get((user_handle, model_handle))
+
+    def ping(self) -> bool:
+        return self.healthy
+
+
+@pytest.fixture
+def seeded_settings(local_settings, seed_items):
+    """DynamoDB Local settings whose table answers for users 999 and 1 (all three models)."""
+    seed_items(seed_for((999, 1)))
+    return local_settings
+
+
+@pytest.fixture
+def memory_app():
+    """``memory_app(api_keys=("k",), log_format="json")``: an app on a MemoryStore seeded with user 999."""
+
+    def build(**settings):
+        return create_app(dataclasses.replace(Settings(), **settings), store=MemoryStore(seed_for()))
+
+    yield build
+    configure_logging("INFO", "text")  # the logging set-up is process-wide: back to the default

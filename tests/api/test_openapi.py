@@ -1,0 +1,145 @@
+"""The generated OpenAPI 3 document, the docs page, the GET convenience and ``k``.
+
+The routes tests run on the real DynamoDB Local, seeded through ``seed_items``."""
+
+from __future__ import annotations
+
+import pytest
+from openapi_spec_validator import validate
+
+from recommender.api import create_app
+from tests.api.conftest import MODELS, NEIGHBOURS
+
+
+@pytest.fixture
+def spec(memory_app) -> dict:
+    response = memory_app().test_client().get("/openapi.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    return response.get_json()
+
+
+def test_document_is_valid_openapi_3(spec):
+    assert spec["openapi"].startswith("3.")
+    validate(spec)  # raises on any violation of the OpenAPI 3 schema
+
+
+def test_every_endpoint_is_described(spec, memory_app):
+    app = memory_app()
+    rules = {rule.rule.replace("<user_handle>", "{user_handle}") for rule in app.url_map.iter_rules()}
+    assert rules == set(spec["paths"])
+    assert set(spec["paths"]) == {"/similar-users/", "/similar-users/{user_handle}", "/health", "/metrics", "/openapi.json", "/docs"}
+
+
+def test_responses_are_documented(spec):
+    post = spec["paths"]["/similar-users/"]["post"]
+    assert {"200", "400", "401", "404", "413", "415", "503"} <= set(post["responses"])
+    get = spec["paths"]["/similar-users/{user_handle}"]["get"]
+    assert {"200", "400", "401", "404", "503"} <= set(get["responses"])
+    assert set(spec["paths"]["/health"]["get"]["responses"]) == {"200", "503"}
+    error_ref = post["responses"]["400"]["content"]["application/json"]["schema"]["$ref"]
+    error_schema = spec["components"]["schemas"][error_ref.rsplit("/", 1)[1]]
+    assert set(error_schema["required"]) == {"error", "message"}
+
+
+def test_request_schema_is_the_pydantic_model(spec):
+    ref = spec["paths"]["/similar-users/"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert body["required"] == ["user_handle"]
+    kinds = {alt["type"] for alt in body["properties"]["user_handle"]["anyOf"]}
+    assert kinds == {"integer", "string"}
+    assert body["properties"]["model_handle"]["anyOf"][0]["enum"] == list(MODELS)
+    assert body["properties"]["k"]["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": 100}
+    params = {p["name"]: p for p in spec["paths"]["/similar-users/{user_handle}"]["get"]["parameters"]}
+    assert params["user_handle"]["in"] == "path" and "pattern" in params["user_handle"]["schema"]
+    assert params["k"]["in"] == "query" and params["k"]["schema"]["maximum"] == 100
+
+
+def test_answer_schema_is_a_list_of_one_object(spec):
+    ref = spec["paths"]["/similar-users/"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    answer_list = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert answer_list["type"] == "array"
+    item = spec["components"]["schemas"][answer_list["items"]["$ref"].rsplit("/", 1)[1]]
+    assert {"model_handle", "similar_users", "user_handle", "scores", "generated_at"} <= set(item["properties"])
+
+
+def test_security_scheme_only_when_keys_are_configured(spec, memory_app):
+    assert "security" not in spec and "securitySchemes" not in spec["components"]
+    keyed = memory_app(api_keys=("k1",)).test_client().get("/openapi.json", headers={"X-API-Key": "k1"}).get_json()
+    validate(keyed)
+    assert keyed["components"]["securitySchemes"]["ApiKeyAuth"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert keyed["security"] == [{"ApiKeyAuth": []}]
+    assert keyed["paths"]["/health"]["get"]["security"] == []  # the probe stays open
+
+
+def test_docs_page(memory_app):
+    response = memory_app().test_client().get("/docs")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "swagger-ui" in page.lower() and "/openapi.json" in page
+
+
+# --- the routes, on DynamoDB Local -----------------------------------------------------------
+
+
+@pytest.fixture
+def client(seeded_settings):
+    return create_app(seeded_settings).test_client()
+
+
+@pytest.mark.dynamodb
+@pytest.mark.parametrize("model", MODELS)
+def test_get_convenience_matches_the_post(client, model):
+    got = client.get(f"/similar-users/999?model_handle={model.upper()}")
+    posted = client.post("/similar-users/", json={"user_handle": 999, "model_handle": model})
+    assert got.status_code == 200 and got.get_json() == posted.get_json()
+    body = got.get_json()
+    assert isinstance(body, list) and len(body) == 1 and body[0]["model_handle"] == model
+    assert body[0]["similar_users"] == NEIGHBOURS
+
+
+@pytest.mark.dynamodb
+def test_get_default_model_and_errors(client):
+    assert client.get("/similar-users/999").get_json()[0]["model_handle"] == "tfidf_user_interest"
+    assert client.get("/similar-users/0999").get_json()[0]["user_handle"] == 999
+    missing = client.get("/similar-users/123456")
+    assert missing.status_code == 404 and "123456" in missing.get_json()["message"]
+    for bad in ("abc", "-5", "0", "1.5", "9" * 30):
+        response = client.get(f"/similar-users/{bad}")
+        assert response.status_code == 400, bad
+        assert response.get_json()["error"] == "invalid_request" and "user_handle" in response.get_json()["message"]
+    unknown = client.get("/similar-users/999?model_handle=svd")
+    assert unknown.status_code == 400 and "tfidf_user_interest" in unknown.get_json()["message"]
+
+
+@pytest.mark.dynamodb
+@pytest.mark.parametrize("k", [1, 3, 10, 100])
+def test_k_returns_fewer_neighbours(client, k):
+    for response in (
+        client.post("/similar-users/", json={"user_handle": 999, "k": k}),
+        client.get(f"/similar-users/999?k={k}"),
+    ):
+        assert response.status_code == 200
+        answer = response.get_json()[0]
+        assert answer["similar_users"] == NEIGHBOURS[:k] and len(answer["scores"]) == min(k, 10)
+
+
+@pytest.mark.dynamodb
+@pytest.mark.parametrize("k", [0, -1, 101, 2.5, 3.0, "3", True, "x", [3]])
+def test_bad_k_in_the_body_is_400(client, k):
+    response = client.post("/similar-users/", json={"user_handle": 999, "k": k})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "invalid_request", "message": "k: must be an integer from 1 to 100"}
+
+
+@pytest.mark.dynamodb
+@pytest.mark.parametrize("k", ["0", "-1", "101", "2.5", "3.0", "+3", "x", "", "1e1"])
+def test_bad_k_in_the_query_is_400(client, k):
+    response = client.get(f"/similar-users/999?k={k}")
+    assert response.status_code == 400
+    assert response.get_json()["message"] == "k: must be an integer from 1 to 100"
+
+
+@pytest.mark.dynamodb
+def test_get_wrong_method_is_405(client):
+    response = client.post("/similar-users/999", json={"user_handle": 999})
+    assert response.status_code == 405 and "GET" in response.headers["Allow"]

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recommender.evaluation import cli, tuning
+from recommender.evaluation.runner import EvalConfig, TaskSplit, all_users, evaluate, load_truth
+from recommender.evaluation.split import TASKS
+
+FAST_MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view")
+
+
+@pytest.fixture(scope="module")
+def fast_results(small_tables, small_dataset):
+    return evaluate(small_tables, load_truth(small_dataset), EvalConfig(models=FAST_MODELS))
+
+
+def test_every_system_gets_every_figure(fast_results):
+    systems = set(FAST_MODELS) | {"baseline_random", "baseline_popular"}
+    for name, task in fast_results["tasks"].items():
+        assert set(task["metrics"]) == systems
+        expected = {"recall_at_10", "ndcg_at_10", "hit_rate_at_10", "user_coverage", "catalogue_coverage"}
+        if name == "courses":
+            expected.add("level_accuracy")
+        for values in task["metrics"].values():
+            assert set(values) == expected
+            assert all(0.0 <= v <= 1.0 for v in values.values())
+        assert set(task["beats_popularity"]) == set(FAST_MODELS)
+    assert fast_results["agreement"]["fit"] == "full data"
+    assert len(fast_results["agreement"]["pairs"]) == 1
+
+
+def test_random_users_are_worse_than_tfidf_on_planted_communities(fast_results):
+    planted = fast_results["planted"]["metrics"]
+    tfidf = planted["tfidf_user_interest"]["community_precision_at_10"]
+    random = planted["baseline_random"]["community_precision_at_10"]
+    chance = fast_results["planted"]["chance"]["community_precision_at_10"]
+    assert random < chance + 0.05 < tfidf - 0.3
+    # and the interest model recommends held-out tags better than random users do
+    interests = fast_results["tasks"]["interests"]["metrics"]
+    assert interests["tfidf_user_interest"]["ndcg_at_10"] > interests["baseline_random"]["ndcg_at_10"]
+
+
+def test_same_seed_same_figures(fast_results, small_tables, small_dataset):
+    again = evaluate(small_tables, load_truth(small_dataset), EvalConfig(models=FAST_MODELS))
+    assert json.dumps(again) == json.dumps(fast_results)
+    other = evaluate(small_tables, None, EvalConfig(models=FAST_MODELS[:1], seed=8))
+    assert other["planted"] is None
+    assert other["tasks"]["courses"]["metrics"] != fast_results["tasks"]["courses"]["metrics"]
+
+
+def test_validation_split_comes_from_training_only(small_tables):
+    users = all_users(small_tables)
+    task = TASKS["courses"]
+    test = TaskSplit(small_tables, task, users, EvalConfig())
+    validation = TaskSplit(test.train_tables, task, users, EvalConfig(), seed_offset=1)
+    def pairs(frame):
+        return set(zip(frame["user_handle"], frame[task.item_col]))
+
+    validation_items = pairs(validation.heldout_pairs)
+    assert validation_items
+    assert validation_items <= pairs(getattr(test.train_tables, task.table))
+    assert not validation_items & pairs(test.heldout_pairs)
+    assert not validation_items & pairs(getattr(validation.train_tables, task.table))
+
+
+def test_clear_margin_grows_with_the_grid():
+    assert tuning.clear_z(1) == pytest.approx(1.96, abs=0.01)
+    assert tuning.clear_z(6) == pytest.approx(2.64, abs=0.01)
+
+
+def test_tuning_picks_the_best_validation_figure(small_tables, small_dataset):
+    grids = {"knn_collab_filtering_user_course_view": [{}, {"weighting": "raw"}, {"weighting": "log"}]}
+    out = tuning.tune(small_tables, load_truth(small_dataset), EvalConfig(models=FAST_MODELS), grids)
+    model = out["models"]["knn_collab_filtering_user_course_view"]
+    values = [entry["validation"]["ndcg_at_10"] for entry in model["grid"]]
+    best = model["before_after"]["best"]
+    assert best["validation"]["ndcg_at_10"] == max(values)
+    assert model["before_after"]["default"]["params"] == {}
+    assert set(best["test"]) >= {"ndcg_at_10", "community_precision_at_10"}
+    assert isinstance(model["recommendation"], str) and model["gain"]["margin"] >= 0
+
+
+@pytest.mark.slow
+def test_command_line_writes_json_markdown_and_charts(small_dataset, tmp_path, capsys):
+    out = tmp_path / "results.json"
+    images = tmp_path / "img"
+    code = cli.main(["--data-dir", str(small_dataset), "--out", str(out), "--images-dir", str(images), "--no-progress"])
+    assert code == 0
+    results = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+    assert "| `dnn_collab_filtering_user_course_level` |" in printed
+    assert out.with_suffix(".md").read_text().strip() == printed.strip()
+    assert (images / "eval_ndcg_at_10.png").stat().st_size > 1000
+    assert (images / "eval_skill_precision_at_10.png").is_file()
+    planted = results["planted"]["metrics"]
+    # The DNN is the skill-level model, the two others find the topic.
+    dnn = planted["dnn_collab_filtering_user_course_level"]
+    assert dnn["skill_precision_at_10"] > planted["tfidf_user_interest"]["skill_precision_at_10"] + 0.1
+    assert dnn["skill_precision_at_10"] > planted["baseline_random"]["skill_precision_at_10"] + 0.1
+
+
+def test_bad_data_dir_exits_2(tmp_path, capsys):
+    assert cli.main(["--data-dir", str(tmp_path), "--out", str(tmp_path / "r.json"), "--no-progress"]) == 2
+    assert "user_interests.csv: file not found" in capsys.readouterr().err

@@ -1,0 +1,195 @@
+"""Fault tests on the real components: SIGKILLed generators, and DynamoDB Local stopped or
+frozen under traffic.  Each proves a promise of the operations section of the README."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from recommender.api import create_app
+from recommender.store.dynamo import DynamoStore
+from recommender.store.publisher import publish
+from tests.live import free_port, gunicorn_server
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.dynamodb, pytest.mark.slow]
+
+MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view")
+LEASE = 2.0
+
+
+def generator(settings, data_dir: Path, top_n: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DYNAMODB_ENDPOINT_URL": settings.dynamodb_endpoint_url,
+        "DYNAMODB_TABLE": settings.table_name,
+        "GENERATOR_LOCK_LEASE_SECONDS": str(LEASE),
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "run_generator.py", "--no-progress", "--data-dir", str(data_dir),
+         "--models", ",".join(MODELS), "--top-n", str(top_n), "--report", os.devnull],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def run_until(proc: subprocess.Popen, marker: str, delay: float = 0.0) -> list[str]:
+    """Read the generator's log until ``marker`` appears, then SIGKILL it (after ``delay``)."""
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if marker in line:
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            return seen
+    proc.wait(timeout=10)
+    raise AssertionError(f"generator ended before {marker!r}:\n{''.join(seen[-20:])}")
+
+
+def snapshot(client, users) -> dict[tuple[int, str], dict]:
+    answers = {}
+    for model in MODELS:
+        for user in users:
+            response = client.post("/similar-users/", json={"user_handle": int(user), "model_handle": model})
+            assert response.status_code in (200, 404), response.get_data(as_text=True)
+            if response.status_code == 200:
+                answers[(int(user), model)] = response.get_json()[0]
+    return answers
+
+
+# Kill points: while fitting/searching, while creating the run table, mid-write of the first
+# model, between models, mid-write of the second, and after publishing (before clean-up).
+KILL_POINTS = [
+    ("tfidf_user_interest: ", 0.0, "search"),
+    ("creating DynamoDB table", 0.0, "table"),
+    ("tfidf_user_interest: 600 users covered", 0.05, "write"),
+    ("tfidf_user_interest: wrote", 0.0, "write"),
+    ("knn_collab_filtering_user_course_view: ", 0.1, "write"),
+    ("published run", 0.0, "published"),
+]
+
+
+def test_sigkilled_generators_never_expose_a_partial_run(local_settings, small_dataset, tmp_path):
+    settings = dataclasses.replace(local_settings, pointer_cache_seconds=0)
+    baseline = generator(settings, small_dataset, top_n=5)
+    assert baseline.wait(timeout=300) == 0, baseline.stderr.read()
+    client = create_app(settings).test_client()
+    users = range(1, 601)
+    before = snapshot(client, users)
+    assert len(before) > 1000
+    base_run = {a["generated_at"] for a in before.values()}  # the run marker the API exposes
+    assert len(base_run) == 1
+
+    checked = 0
+    for marker, delay, phase in KILL_POINTS:
+        time.sleep(LEASE + 0.5)  # the previous victim's lease runs out
+        run_until(generator(settings, small_dataset, top_n=7), marker, delay)
+        after = snapshot(client, users)
+        runs = {a["generated_at"] for a in after.values()}
+        assert len(runs) == 1, f"answers from several runs after a kill at {phase}: {runs}"
+        if phase == "published":  # killed after the switch: the new run, whole
+            assert runs != base_run and set(after) == set(before)
+            pairs = [(len(after[k]["similar_users"]), len(before[k]["similar_users"])) for k in before]
+            assert all(new >= old for new, old in pairs) and max(new for new, _ in pairs) == 7
+            before, base_run = after, runs
+        else:
+            assert after == before, f"answers changed after a kill at {phase}"
+        checked += len(after)
+
+    # The dead run's lease runs out by itself (tests/test_run_generator.py: refusal while it lives).
+    time.sleep(LEASE + 0.5)
+    final = generator(settings, small_dataset, top_n=7)
+    _, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err
+    last = snapshot(client, users)
+    assert len({a["generated_at"] for a in last.values()}) == 1 and {a["generated_at"] for a in last.values()} != base_run
+    # Only the newest KEEP_RUNS complete runs (and nothing unfinished) are left behind.
+    store = DynamoStore.for_generator(settings)
+    runs = store.query_control("run")
+    assert len(runs) == 2 and all(r["status"] == "complete" for r in runs)
+    print(f"\nfault test: {len(KILL_POINTS)} kills survived, {checked + len(last)} answers checked")
+
+
+@pytest.fixture
+def own_dynamodb(tmp_path):
+    """A DynamoDB Local of this test's own, persistent on disk, so it can be stopped and restarted."""
+    port = free_port()
+    env = {**os.environ, "DYNAMODB_LOCAL_PORT": str(port), "DYNAMODB_LOCAL_DB_PATH": str(tmp_path / "db"),
+           "RUN_DIR": str(tmp_path / "run")}
+    script = str(ROOT / "scripts" / "dynamodb_local.sh")
+
+    def control(action: str) -> None:
+        subprocess.run([script, action], env=env, check=True, capture_output=True, timeout=60)
+
+    control("start")
+    pid_file = tmp_path / "run" / f"dynamodb-local-{port}.pid"
+    yield f"http://127.0.0.1:{port}", control, lambda: int(pid_file.read_text())
+    control("stop")
+
+
+def test_api_answers_503_fast_during_an_outage_and_recovers_by_itself(local_settings, own_dynamodb, tmp_path):
+    endpoint, control, pid = own_dynamodb
+    settings = dataclasses.replace(local_settings, dynamodb_endpoint_url=endpoint)
+    item = {"user_handle": 1, "model_handle": "tfidf_user_interest", "similar_users": [2, 3], "scores": [0.5, 0.4],
+            "generated_at": "2026-11-28T00:00:00Z", "run_id": "20261128T000000Z-outage00"}
+    publish(DynamoStore.for_generator(settings), item["run_id"], [item])
+
+    results: list[tuple[str, int, float]] = []
+    phase = ["up"]
+    stop = threading.Event()
+    with gunicorn_server(settings, tmp_path / "gunicorn.log") as base:
+
+        def traffic() -> None:
+            with requests.Session() as session:
+                while not stop.is_set():
+                    started = time.perf_counter()
+                    try:
+                        status = session.post(f"{base}/similar-users/", json={"user_handle": 1}, timeout=5).status_code
+                    except requests.RequestException:
+                        status = -1
+                    results.append((phase[0], status, time.perf_counter() - started))
+                    time.sleep(0.02)
+
+        worker = threading.Thread(target=traffic, daemon=True)
+        worker.start()
+        time.sleep(1.0)
+        phase[0] = "stopped"
+        control("stop")
+        time.sleep(4.0)
+        assert requests.get(f"{base}/health", timeout=5).status_code == 503
+        phase[0] = "restarting"
+        control("start")
+        deadline = time.monotonic() + 20
+        while requests.get(f"{base}/health", timeout=5).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2.0)
+        phase[0] = "frozen"
+        os.kill(pid(), signal.SIGSTOP)  # accepts connections, never answers: the timeouts must fire
+        time.sleep(4.0)
+        os.kill(pid(), signal.SIGCONT)
+        phase[0] = "thawed"
+        time.sleep(3.0)
+        stop.set()
+        worker.join(timeout=10)
+
+    by_phase = {p: [(s, t) for q, s, t in results if q == p] for p in ("up", "stopped", "restarting", "frozen", "thawed")}
+    statuses = {p: {s for s, _ in rows} for p, rows in by_phase.items()}
+    assert statuses["up"] == {200}
+    assert 503 in statuses["stopped"] and statuses["stopped"] <= {200, 503}
+    assert 503 in statuses["frozen"] and statuses["frozen"] <= {200, 503}
+    slowest = max(t for rows in by_phase.values() for _, t in rows)
+    assert slowest < 2.0, f"a request took {slowest:.2f}s"
+    assert all(s in (200, 503) for rows in by_phase.values() for s, _ in rows), "no 500s, no hangs"
+    assert by_phase["thawed"][-1][0] == 200 and by_phase["restarting"][-1][0] == 200
+    print(f"\noutage test: {len(results)} requests, {sum(s == 503 for _, s, _ in results)} answered 503, slowest {slowest:.2f}s")
