@@ -179,7 +179,7 @@ def draw() -> plt.Figure:
     x, w = cols["store"]
     st_y, st_h = mid - 1.15, 2.3
     box(ax, x, st_y, w, st_h, "recommender\n.store",
-        "DynamoDB table\nsimilar_users\n\nPK user_handle\nSK model_handle", kind="store", step=6)
+        "run table per run\nsimilar_users-<run_id>\n(user_handle, model_handle)\n\npointers + lock in\nsimilar_users-control", kind="store", step=6)
     read_x = x + 0.25  # where the API's read arrow leaves the store
     ax.text(read_x + 0.15, st_y - 0.1, "DynamoDB Local (dev/CI)\nor AWS DynamoDB (prod)", ha="left",
             va="top", fontsize=8.5, color=CAPTION, style="italic", zorder=3)
@@ -198,7 +198,7 @@ def draw() -> plt.Figure:
     api_y, api_h = 0.55, 1.75
     box(ax, api_x, api_y, api_w, api_h,
         "run_server.py / gunicorn \u2014 Flask app (recommender.api)",
-        "POST /similar-users/          GET /health\nno TensorFlow in the service",
+        "POST /similar-users/   GET /similar-users/<id>   GET /health   /metrics   /openapi.json   /docs\nno TensorFlow in the service",
         kind="api", title_size=12, body_size=10.5)
 
     cl_x, cl_w = 14.65, 1.15
@@ -207,7 +207,7 @@ def draw() -> plt.Figure:
 
     # DynamoDB -> API (reads); clients -> API (requests) and the answers back
     arrow(ax, (read_x, st_y), (read_x, api_y + api_h))
-    ax.text(read_x - 0.12, 2.75, "GetItem (user, model)", ha="right", va="center", fontsize=8.5,
+    ax.text(read_x - 0.12, 2.75, "pointer (cached) \u2192 GetItem (user, model)", ha="right", va="center", fontsize=8.5,
             color=CAPTION, style="italic")
     api_r = api_x + api_w
     arrow(ax, (cl_x, api_y + api_h / 2 + 0.25), (api_r, api_y + api_h / 2 + 0.25))
