@@ -1,0 +1,311 @@
+"""API side of the benchmark: gunicorn, the load generator (wrk, or a Python fallback) and the
+raw DynamoDB read latency the service's figures are compared with.
+
+Every load loop here is bounded in time and in count, and talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+WRK_MARK = "WRKJSON "
+
+# wrk Lua script: POST bodies cycling through (user_handle, model_handle) pairs that exist in the
+# published run, each wrk thread starting at a different offset; done() prints the figures as
+# one JSON line (latencies in microseconds).
+LUA_TEMPLATE = r"""
+local pairs_ = {
+%(pairs)s
+}
+local counter = 0
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+end
+function init(args)
+  i = (tid or 0) * 7919
+end
+local headers = { ["Content-Type"] = "application/json" }
+function request()
+  i = i + 1
+  local p = pairs_[(i %% #pairs_) + 1]
+  return wrk.format("POST", "/similar-users/", headers,
+    string.format('{"user_handle": %%d, "model_handle": "%%s"}', p[1], p[2]))
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '%(mark)s{"requests": %%d, "duration_us": %%d, "bytes": %%d, "errors_connect": %%d, "errors_read": %%d, ' ..
+    '"errors_write": %%d, "errors_status": %%d, "errors_timeout": %%d, "latency_mean_us": %%.1f, ' ..
+    '"latency_p50_us": %%d, "latency_p90_us": %%d, "latency_p99_us": %%d, "latency_max_us": %%d}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
+    latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def percentiles_ms(samples_s: list[float]) -> dict:
+    a = np.asarray(samples_s, dtype=float) * 1000.0
+    if not len(a):
+        return {"calls": 0}
+    return {
+        "calls": int(len(a)),
+        "p50_ms": round(float(np.percentile(a, 50)), 3),
+        "p90_ms": round(float(np.percentile(a, 90)), 3),
+        "p99_ms": round(float(np.percentile(a, 99)), 3),
+        "mean_ms": round(float(a.mean()), 3),
+        "max_ms": round(float(a.max()), 3),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- wrk ----------------------------------------------------------------------------------------
+
+def ensure_wrk(log) -> str | None:
+    """Path of wrk, installing it with apt-get when missing and possible; None: use the fallback."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log("wrk missing: apt-get install -y wrk")
+        try:
+            subprocess.run(["apt-get", "update", "-qq"], check=False, timeout=300, capture_output=True)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, timeout=300, capture_output=True)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log(f"could not install wrk: {exc}")
+        found = shutil.which("wrk")
+    if not found:
+        log("wrk unavailable: using the Python load generator")
+    return found
+
+
+def wrk_version(wrk: str | None) -> str | None:
+    if not wrk:
+        return None
+    out = subprocess.run([wrk, "--version"], capture_output=True, text=True, timeout=10)
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0].split(" Copyright")[0].strip() if text else None
+
+
+def run_wrk(wrk: str, port: int, pairs: list[tuple[int, str]], seconds: float, connections: int, script_path: Path) -> dict:
+    lua_pairs = ",\n".join(f'  {{{u}, "{m}"}}' for u, m in pairs)
+    script_path.write_text(LUA_TEMPLATE % {"pairs": lua_pairs, "mark": WRK_MARK})
+    threads = max(1, min(connections, 2))
+    cmd = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{int(seconds)}s", "--timeout", "2s",
+           "-s", str(script_path), f"http://127.0.0.1:{port}/"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    line = next((l for l in out.stdout.splitlines() if l.startswith(WRK_MARK)), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no summary (exit {out.returncode}): {out.stdout[-500:]} {out.stderr[-500:]}")
+    raw = json.loads(line[len(WRK_MARK):])
+    duration = raw["duration_us"] / 1e6
+    errors = sum(raw[k] for k in raw if k.startswith("errors_"))
+    return {
+        "tool": "wrk",
+        "threads": threads,
+        "connections": connections,
+        "seconds": round(duration, 2),
+        "requests": raw["requests"],
+        "requests_per_second": round(raw["requests"] / duration, 1),
+        "p50_ms": raw["latency_p50_us"] / 1000,
+        "p90_ms": raw["latency_p90_us"] / 1000,
+        "p99_ms": raw["latency_p99_us"] / 1000,
+        "mean_ms": round(raw["latency_mean_us"] / 1000, 3),
+        "max_ms": raw["latency_max_us"] / 1000,
+        "errors": errors,
+        "non_2xx": raw["errors_status"],
+        "raw": raw,
+    }
+
+
+# -- Python fallback ----------------------------------------------------------------------------
+
+def run_python_load(port: int, pairs: list[tuple[int, str]], seconds: float, connections: int,
+                    max_requests: int = 2_000_000) -> dict:
+    """Closed-loop load: ``connections`` threads, keep-alive, each request timed; bounded by both."""
+    deadline = time.perf_counter() + seconds
+    latencies: list[list[float]] = [[] for _ in range(connections)]
+    errors = [0] * connections
+    non_2xx = [0] * connections
+    budget = max_requests // connections
+
+    def worker(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        rng = random.Random(k)
+        i = rng.randrange(len(pairs))
+        for _ in range(budget):
+            if time.perf_counter() >= deadline:
+                break
+            user, model = pairs[i % len(pairs)]
+            i += 1
+            body = json.dumps({"user_handle": user, "model_handle": model})
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", "/similar-users/", body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                latencies[k].append(time.perf_counter() - t0)
+                if not 200 <= response.status < 300:
+                    non_2xx[k] += 1
+            except (OSError, http.client.HTTPException):
+                errors[k] += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 30)
+    elapsed = time.perf_counter() - started
+    every = [x for part in latencies for x in part]
+    stats = percentiles_ms(every)
+    return {
+        "tool": "python (http.client threads; the client shares the 2 cores and the GIL)",
+        "threads": connections,
+        "connections": connections,
+        "seconds": round(elapsed, 2),
+        "requests": len(every),
+        "requests_per_second": round(len(every) / elapsed, 1),
+        **{k: v for k, v in stats.items() if k != "calls"},
+        "errors": sum(errors) + sum(non_2xx),
+        "non_2xx": sum(non_2xx),
+    }
+
+
+# -- gunicorn -----------------------------------------------------------------------------------
+
+class Gunicorn:
+    """``gunicorn --workers N --bind 127.0.0.1:PORT 'recommender.api:create_app()'``, our own process group."""
+
+    def __init__(self, venv_bin: Path, repo: Path, env: dict[str, str], log_path: Path, workers: int = 2,
+                 extra_args: list[str] | None = None):
+        self.port = free_port()
+        self.cmd = [str(venv_bin / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
+                    *(extra_args or []), "recommender.api:create_app()"]
+        self.repo, self.env, self.log_path = repo, env, log_path
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Gunicorn:
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.cmd, cwd=self.repo, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited ({self.proc.returncode}); see {self.log_path}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not answer /health within 60 s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # our own gunicorn's group, by id
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def post(port: int, user: int, model: str) -> tuple[int, dict | list | None]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("POST", "/similar-users/", json.dumps({"user_handle": user, "model_handle": model}),
+                     {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        body = response.read()
+        return response.status, json.loads(body) if body else None
+    finally:
+        conn.close()
+
+
+# -- raw DynamoDB reads -------------------------------------------------------------------------
+
+def raw_latency(settings, pairs: list[tuple[int, str]], calls: int, max_seconds: float) -> dict:
+    """p50/p99 of ``DynamoStore.for_api(settings).get`` (pointer cache + get_item, what a request does)
+    and of a plain ``client.get_item`` on the run table, sequential, same rows."""
+    from recommender.store.dynamo import DynamoStore
+
+    store = DynamoStore.for_api(settings)
+    tables = {m: store.pointer(m)["table"] for m in {m for _, m in pairs}}
+    client = store.client
+    result = {}
+
+    def timed(fn) -> list[float]:
+        out = []
+        deadline = time.perf_counter() + max_seconds
+        for k in range(calls):
+            if time.perf_counter() >= deadline:
+                break
+            user, model = pairs[k % len(pairs)]
+            t0 = time.perf_counter()
+            fn(user, model)
+            out.append(time.perf_counter() - t0)
+        return out
+
+    def plain(user: int, model: str) -> None:
+        response = client.get_item(TableName=tables[model],
+                                   Key={"user_handle": {"N": str(user)}, "model_handle": {"S": model}})
+        assert "Item" in response
+
+    def through_store(user: int, model: str) -> None:
+        assert store.get(user, model) is not None
+
+    for _ in range(50):  # warm the connection pool and the pointer cache
+        user, model = pairs[_ % len(pairs)]
+        plain(user, model)
+        through_store(user, model)
+    result["client_get_item"] = percentiles_ms(timed(plain))
+    result["store_get"] = percentiles_ms(timed(through_store))
+    return result
+
+
+def pick_pairs(settings, users: list[int], models: list[str], count: int, seed: int = 1) -> tuple[list[tuple[int, str]], int]:
+    """``count`` (user, model) pairs that the published run answers (a user a model does not cover is skipped)."""
+    from recommender.store.dynamo import DynamoStore
+
+    store = DynamoStore.for_api(settings)
+    rng = random.Random(seed)
+    pairs, misses = [], 0
+    for _ in range(count * 3):
+        if len(pairs) >= count:
+            break
+        user, model = rng.choice(users), rng.choice(models)
+        if store.get(user, model) is None:
+            misses += 1
+            continue
+        pairs.append((user, model))
+    return pairs, misses

