@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Speed and memory benchmark of the batch generator and the API.
 
-    .venv/bin/python bench/run_bench.py                 # 10,000 and 100,000 users (~1 h on 2 cores)
+    .venv/bin/python bench/run_bench.py                 # 10,000 and 100,000 users (~20-30 min on 2 cores)
     .venv/bin/python bench/run_bench.py --quick         # 10,000 users only (~5 min)
     make bench [BENCH_ARGS="--quick --api-seconds 20"]
 
@@ -37,9 +37,9 @@ REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH))
 
-from api import Gunicorn, ensure_wrk, pick_pairs, post, raw_latency, run_python_load, run_wrk, wrk_version  # noqa: E402
-from procmon import run_measured  # noqa: E402
-from report import render  # noqa: E402
+from bench_api import Gunicorn, ensure_wrk, pick_pairs, post, raw_latency, run_python_load, run_wrk, wrk_version  # noqa: E402
+from bench_procmon import run_measured  # noqa: E402
+from bench_report import render  # noqa: E402
 
 ALL_MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view", "dnn_collab_filtering_user_course_level")
 DNN = "dnn_collab_filtering_user_course_level"
