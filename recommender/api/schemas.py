@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from recommender.models.registry import MODEL_HANDLES
 
@@ -80,9 +80,10 @@ class SimilarUsersRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"user_handle": 999}]})
 
-    user_handle: Annotated[int, WithJsonSchema(USER_HANDLE_SCHEMA)]
+    user_handle: Annotated[int, BeforeValidator(parse_user_handle), WithJsonSchema(USER_HANDLE_SCHEMA)]
     model_handle: Annotated[
         str | None,
+        BeforeValidator(parse_model_handle),
         WithJsonSchema({
             "description": MODEL_HANDLE_DESCRIPTION,
             "anyOf": [{"type": "string", "enum": list(MODEL_HANDLES)}, {"type": "null"}],
@@ -90,26 +91,12 @@ class SimilarUsersRequest(BaseModel):
     ] = None
     k: Annotated[
         int | None,
+        BeforeValidator(check_k),
         WithJsonSchema({
             "description": K_DESCRIPTION,
             "anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_K}, {"type": "null"}],
         }),
     ] = None
-
-    @field_validator("user_handle", mode="before")
-    @classmethod
-    def _user_handle(cls, value: Any) -> int:
-        return parse_user_handle(value)
-
-    @field_validator("model_handle", mode="before")
-    @classmethod
-    def _model_handle(cls, value: Any) -> str | None:
-        return parse_model_handle(value)
-
-    @field_validator("k", mode="before")
-    @classmethod
-    def _k(cls, value: Any) -> int | None:
-        return check_k(value)
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -124,17 +111,13 @@ class SimilarUsersQuery(BaseModel):
 
     model_handle: Annotated[
         str | None,
+        BeforeValidator(parse_model_handle),
         WithJsonSchema({"type": "string", "enum": list(MODEL_HANDLES), "description": MODEL_HANDLE_DESCRIPTION}),
     ] = Field(None, json_schema_extra=_no_default)
     k: Annotated[
         int | None,
         WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_K, "description": K_DESCRIPTION}),
     ] = Field(None, json_schema_extra=_no_default)
-
-    @field_validator("model_handle", mode="before")
-    @classmethod
-    def _model_handle(cls, value: Any) -> str | None:
-        return parse_model_handle(value)
 
     @field_validator("k", mode="before")
     @classmethod
