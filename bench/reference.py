@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 from scipy import sparse  # noqa: E402
@@ -97,16 +96,16 @@ def published_lists(users: list[int], model: str) -> tuple[list[list[int]], list
     """The generator's published lists for ``users`` (DynamoDB, through the run pointer)."""
     from botocore.config import Config
 
-    from recommender.config import load_settings
+    from recommender.config import GeneratorSettings, load_settings
     from recommender.store.dynamo import DynamoStore
 
-    store = DynamoStore(load_settings(env_file=None), Config(retries={"max_attempts": 5, "mode": "standard"},
+    store = DynamoStore(load_settings(GeneratorSettings, env_file=None), Config(retries={"max_attempts": 5, "mode": "standard"},
                                                              connect_timeout=5, read_timeout=30))
     ids, scores = [], []
     for user in users:
         item = store.get(user, model)
-        ids.append(list(item["similar_users"]) if item else [])
-        scores.append(list(item["scores"]) if item else [])
+        ids.append(item.similar_users if item else [])
+        scores.append(item.scores if item else [])
     return ids, scores
 
 

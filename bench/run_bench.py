@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Speed and memory benchmark of the batch generator and the API.
 
-    .venv/bin/python bench/run_bench.py                 # 10,000 and 100,000 users (~20-30 min on 2 cores)
-    .venv/bin/python bench/run_bench.py --quick         # 10,000 users only (~5 min)
+    similar-users-bench                 # 10,000 and 100,000 users (~20-30 min on 2 cores)
+    similar-users-bench --quick         # 10,000 users only (~5 min)
     make bench [BENCH_ARGS="--quick --api-seconds 20"]
 
 Per size: synthetic data (``python -m recommender.datagen --seed 7``, kept in ``bench/out/`` and
@@ -32,17 +32,15 @@ from pathlib import Path
 
 import psutil
 
+from bench.bench_api import Gunicorn, ensure_wrk, pick_pairs, post, raw_latency, run_python_load, run_wrk, wrk_version
+from bench.bench_procmon import run_measured
+from bench.bench_report import render
+from recommender.models.registry import MODEL_HANDLES
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(BENCH))
-
-from bench_api import Gunicorn, ensure_wrk, pick_pairs, post, raw_latency, run_python_load, run_wrk, wrk_version  # noqa: E402
-from bench_procmon import run_measured  # noqa: E402
-from bench_report import render  # noqa: E402
-
-ALL_MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view", "dnn_collab_filtering_user_course_level")
-DNN = "dnn_collab_filtering_user_course_level"
+ALL_MODELS = MODEL_HANDLES
+DNN = "dnn_collab_filtering_user_course_level"  # refitting it for the reference is slow (see --ref-dnn-max-users)
 SEED = 7
 PACKAGES = ("numpy", "scipy", "scikit-learn", "pandas", "tensorflow-cpu", "keras", "boto3", "botocore", "flask",
             "gunicorn", "psutil")
@@ -180,9 +178,9 @@ def warm_up_dynamodb(port: int, passes: int, items: int) -> list[dict]:
     table before the generator runs.  A freshly started DynamoDB Local (a JVM) writes at less than
     half its warm rate until the JIT has compiled its hot paths; without this the first model of
     the first size pays for it and the sizes are not comparable.  The pass rates are reported."""
-    from probe_write import cpu, fake_neighbours, java_pid
-
-    from recommender.config import Settings
+    from bench.bench_procmon import cpu, java_pid
+    from bench.bench_write import fake_neighbours
+    from recommender.config import GeneratorSettings
     from recommender.store.dynamo import DynamoStore
     from recommender.store.items import build_items
     from recommender.store.publisher import RunPublisher
@@ -194,7 +192,7 @@ def warm_up_dynamodb(port: int, passes: int, items: int) -> list[dict]:
         neighbours = fake_neighbours(items)
         jpid = java_pid(port)
         for k in range(passes):
-            settings = Settings(dynamodb_endpoint_url=f"http://127.0.0.1:{port}", table_name="bench_warmup", write_threads=4)
+            settings = GeneratorSettings(dynamodb_endpoint_url=f"http://127.0.0.1:{port}", dynamodb_table="bench_warmup", write_threads=4)
             publisher = RunPublisher(DynamoStore.for_generator(settings), write_threads=4)
             run_id = f"warmup-{k}-{int(time.time())}"
             publisher.begin(run_id, ("m",))
@@ -270,7 +268,7 @@ def run_reference(users: int, data_dir: Path, env: dict, models: list[str], out:
         return {"skipped": "no reference models", "models": {}}
     ref_path = out / f"reference-{users}.json"
     ref_path.unlink(missing_ok=True)
-    cmd = [sys.executable, str(BENCH / "reference.py"), "--data-dir", str(data_dir), "--models", ",".join(models),
+    cmd = [sys.executable, "-m", "bench.reference", "--data-dir", str(data_dir), "--models", ",".join(models),
            "--out", str(ref_path), "--full-max", str(args.ref_full_max), "--sample", str(args.ref_sample)]
     log(f"{users:,} users: reference {', '.join(models)}")
     proc = run_measured(cmd, env=env, cwd=REPO, log_path=out / f"reference-{users}.log", timeout=args.ref_timeout)
@@ -293,13 +291,13 @@ def run_reference(users: int, data_dir: Path, env: dict, models: list[str], out:
 
 
 def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out: Path, args, wrk: str | None) -> dict:
-    from recommender.config import load_settings
+    from recommender.config import ApiSettings, load_settings
 
     saved = dict(os.environ)
     os.environ.update({k: env[k] for k in ("DYNAMODB_ENDPOINT_URL", "DYNAMODB_TABLE", "AWS_ACCESS_KEY_ID",
                                            "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "API_KEYS")})
     try:
-        settings = load_settings(env_file=None)
+        settings = load_settings(ApiSettings, env_file=None)
         with open(data_dir / "ground_truth.csv", newline="") as f:
             handles = [int(row["user_handle"]) for row in csv.DictReader(f)]
         pairs, misses = pick_pairs(settings, handles, list(models), args.pairs)

@@ -1,114 +1,177 @@
-"""Settings from the environment (and a ``.env`` file), shared by the generator and the API.
+"""Settings from the environment (and a ``.env`` file): one declaration per setting, with its range.
 
-One place reads the environment so that the generator, the service and the tests agree on
-what a setting means; ``example.env`` documents every name used here.
+Each setting is declared once, here: its name (the field, upper-cased, is the environment
+variable), default, allowed range and meaning.  The README's configuration table is generated
+from these declarations (``python -m recommender.config``) and a test checks that it, and
+``example.env``, agree with them.  A bad value stops the program at start with one line naming
+the variable, instead of being clamped or discovered halfway through a night's run.
+
+The generator and the API read different settings (a service has no business knowing the
+generator's lock lease, nor the generator the API's keys), so each has its own class; both
+share where the data lives (:class:`StoreSettings`).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, field
+import sys
 from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
 
-from dotenv import load_dotenv
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_MODEL = "tfidf_user_interest"
+from recommender.models.registry import MODEL_HANDLES, check_params
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
+class SettingsError(ValueError):
+    """A setting with a bad value; the message is one line naming the variable."""
+
+
+class StoreSettings(BaseSettings):
+    """Where the similar-users tables live: shared by the generator and the API."""
+
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True, populate_by_name=True)
+
+    dynamodb_endpoint_url: str | None = Field(
+        None, description="`http://127.0.0.1:8000` for DynamoDB Local; empty: AWS DynamoDB of the region")
+    dynamodb_table: str = Field(
+        "similar_users", pattern=r"^[A-Za-z0-9_.-]{3,180}$",
+        description="table name prefix: run tables `<prefix>-<run_id>` and `<prefix>-control` (created on demand)")
+    aws_region: str = Field(
+        "us-east-1", validation_alias=AliasChoices("aws_region", "aws_default_region"),
+        description="AWS region (`AWS_DEFAULT_REGION` also read)")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+class GeneratorSettings(StoreSettings):
+    """The batch generator's settings (``run_generator.py``)."""
+
+    data_dir: str = Field("data", description="folder with the four CSV files, or `s3://bucket/prefix`")
+    top_n: int = Field(10, ge=1, le=100, description="neighbours stored per user and model (`--top-n`)")
+    topk_block_mb: int = Field(256, ge=8, le=65536, description="memory budget (MB) of one block of the top-k search")
+    keep_runs: int = Field(2, ge=1, le=100, description="complete runs kept in DynamoDB; older ones are dropped by the next run")
+    generator_lock_lease_seconds: float = Field(
+        120.0, ge=1, le=86400, description="generator lock lease, renewed every third of it; a killed run blocks the next one this long at most")
+    write_threads: int = Field(4, ge=1, le=64, description="parallel batch writers")
+    generator_db_max_attempts: int = Field(
+        8, ge=1, le=20, description="generator's DynamoDB attempts per call (exponential backoff with jitter) before the run fails")
+    run_report_dir: Path = Field(Path(".run/reports"), description="where each run's JSON summary is written")
+    min_coverage_ratio: float = Field(
+        0.5, ge=0, le=1, description="refuse to publish a model covering fewer users than this share of its published run (`--force`: 0)")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint when `DATA_DIR` is `s3://…` and not AWS (MinIO, LocalStack)")
+    model_params: Annotated[dict[str, dict[str, Any]], NoDecode] = Field(
+        default_factory=dict,
+        description='per-model parameters as JSON, e.g. `{"knn_collab_filtering_user_course_view": {"weighting": "log"}}`')
+
+    @field_validator("model_params", mode="before")
+    @classmethod
+    def _model_params(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise ValueError('must be a JSON object of objects: {"<model_handle>": {"<parameter>": value}}')
+        for handle, params in value.items():
+            if handle not in MODEL_HANDLES:
+                raise ValueError(f"unknown model {handle!r}; known models: {', '.join(MODEL_HANDLES)}")
+            check_params(handle, params)
+        return value
+
+
+class ApiSettings(StoreSettings):
+    """The HTTP service's settings (``run_server.py``, gunicorn)."""
+
+    host: str = Field("127.0.0.1", description="`run_server.py` bind address (gunicorn: `make serve PORT=…`)")
+    port: int = Field(5000, ge=1, le=65535, description="`run_server.py` port")
+    default_model: str = Field(MODEL_HANDLES[0], description="model used when a request names none")
+    api_db_connect_timeout: float = Field(0.5, gt=0, le=30, description="API's DynamoDB connect timeout, seconds")
+    api_db_read_timeout: float = Field(0.7, gt=0, le=30, description="API's DynamoDB read timeout, seconds")
+    api_db_max_attempts: int = Field(
+        1, ge=1, le=10, description="API's DynamoDB attempts per call, first included (more can exceed the 2 s budget)")
+    max_body_bytes: int = Field(4096, ge=256, le=1_048_576, description="larger request bodies get 413")
+    log_format: Literal["text", "json"] = Field("text", description="`json`: one JSON object per log line")
+    api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), repr=False, description="comma-separated keys; when set, every endpoint but `/health` needs `X-API-Key`")
+    pointer_cache_seconds: float = Field(5.0, ge=0, le=3600, description="how long an API process caches a model's run pointer")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        # ``API_KEYS=k1, k2``: stripped, empty ones dropped.
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("default_model", mode="before")
+    @classmethod
+    def _default_model(cls, value: Any) -> Any:
+        handle = value.strip().lower() if isinstance(value, str) else value
+        if handle not in MODEL_HANDLES:
+            raise ValueError(f"unknown model {value!r}; known models: {', '.join(MODEL_HANDLES)}")
+        return handle
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+S = TypeVar("S", bound=StoreSettings)
+
+
+def env_name(cls: type[StoreSettings], field: str) -> str:
+    alias = cls.model_fields[field].validation_alias
+    return (alias.choices[0] if isinstance(alias, AliasChoices) else field).upper()
+
+
+def load_settings(cls: type[S], env_file: str | os.PathLike[str] | None = ".env") -> S:
+    """Read ``cls`` from the environment; ``env_file`` (when it exists) fills in what it does not set.
+
+    Raises :class:`SettingsError` with one line naming the first bad variable.
+    """
     try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"setting {name}={raw!r} is not an integer") from None
+        return cls(_env_file=env_file if env_file and Path(env_file).is_file() else None)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first.get("loc") else "?"
+        name = env_name(cls, field) if field in cls.model_fields else field.upper()
+        value = first.get("input")
+        shown = "" if isinstance(value, dict) else f"={value!r}" if field != "api_keys" else "=…"
+        raise SettingsError(f"setting {name}{shown}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"setting {name}={raw!r} is not a number") from None
+def markdown_table() -> str:
+    """The README's configuration table, from the declarations above."""
+    rows = ["| variable | used by | default | meaning |", "| --- | --- | --- | --- |"]
+    seen: set[str] = set()
+    for cls, who in ((StoreSettings, "both"), (GeneratorSettings, "generator"), (ApiSettings, "API")):
+        for field, info in cls.model_fields.items():
+            if field in seen:
+                continue
+            seen.add(field)
+            default = info.get_default(call_default_factory=True)
+            shown = "*(empty)*" if default in (None, (), {}) else f"`{default}`"
+            range_ = _range(info)
+            rows.append(f"| `{env_name(cls, field)}` | {who} | {shown} | {info.description}{range_} |")
+    return "\n".join(rows)
 
 
-def _str(name: str, default: str) -> str:
-    return os.environ.get(name, "").strip() or default
+def _range(info: Any) -> str:
+    """`` (1..100)`` from the field's annotated-types bounds."""
+    low = next((f"{m.ge}" for m in info.metadata if hasattr(m, "ge")), None)
+    low = low or next((f">{m.gt}" for m in info.metadata if hasattr(m, "gt")), None)
+    high = next((f"{m.le}" for m in info.metadata if hasattr(m, "le")), None)
+    return f" ({low or ''}..{high or ''})" if low or high else ""
 
 
-def _csv(name: str) -> tuple[str, ...]:
-    """Comma-separated values, stripped, empty ones dropped (``API_KEYS=k1, k2``)."""
-    return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
-
-
-def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = _str(name, default).lower()
-    if value not in choices:
-        raise ValueError(f"setting {name}={value!r} is not one of {', '.join(choices)}")
-    return value
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Every tunable of the service; built from the environment by :func:`load_settings`."""
-
-    data_dir: str = "data"  # a folder or s3://bucket/prefix (a Path would mangle the URL)
-    dynamodb_endpoint_url: str | None = None  # None: the real AWS DynamoDB of the region
-    aws_region: str = "us-east-1"
-    table_name: str = "similar_users"
-    top_n: int = 10
-    default_model: str = DEFAULT_MODEL
-    # The API must answer within 2 s even when the database is gone: short timeouts, few tries.
-    api_connect_timeout: float = 0.5
-    api_read_timeout: float = 0.7
-    api_max_attempts: int = 1
-    max_body_bytes: int = 4096
-    host: str = "127.0.0.1"
-    port: int = 5000
-    log_level: str = "INFO"
-    topk_block_mb: int = 256
-    # Publishing (generator): see recommender/store/publisher.py.
-    keep_runs: int = 2
-    lock_lease_seconds: float = 120.0
-    write_threads: int = 4
-    generator_max_attempts: int = 8
-    run_report_dir: Path = Path(".run/reports")
-    # Reading (API): how long a model's run pointer is cached per process.
-    pointer_cache_seconds: float = 5.0
-    # API security and observability (recommender/api): keys never appear in repr or logs.
-    api_keys: tuple[str, ...] = field(default=(), repr=False)
-    log_format: str = "text"  # "text" or "json"
-
-
-def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
-    """Read settings; a ``.env`` file fills in what the real environment does not set."""
-    if env_file and Path(env_file).is_file():
-        load_dotenv(env_file, override=False)
-    endpoint = os.environ.get("DYNAMODB_ENDPOINT_URL", "").strip() or None
-    return Settings(
-        data_dir=_str("DATA_DIR", "data"),
-        dynamodb_endpoint_url=endpoint,
-        aws_region=_str("AWS_REGION", _str("AWS_DEFAULT_REGION", "us-east-1")),
-        table_name=_str("DYNAMODB_TABLE", "similar_users"),
-        top_n=_int("TOP_N", 10),
-        default_model=_str("DEFAULT_MODEL", DEFAULT_MODEL).lower(),
-        api_connect_timeout=_float("API_DB_CONNECT_TIMEOUT", 0.5),
-        api_read_timeout=_float("API_DB_READ_TIMEOUT", 0.7),
-        api_max_attempts=_int("API_DB_MAX_ATTEMPTS", 1),
-        max_body_bytes=_int("MAX_BODY_BYTES", 4096),
-        host=_str("HOST", "127.0.0.1"),
-        port=_int("PORT", 5000),
-        log_level=_str("LOG_LEVEL", "INFO").upper(),
-        topk_block_mb=_int("TOPK_BLOCK_MB", 256),
-        keep_runs=_int("KEEP_RUNS", 2),
-        lock_lease_seconds=_float("GENERATOR_LOCK_LEASE_SECONDS", 120.0),
-        write_threads=_int("WRITE_THREADS", 4),
-        generator_max_attempts=_int("GENERATOR_DB_MAX_ATTEMPTS", 8),
-        run_report_dir=Path(_str("RUN_REPORT_DIR", ".run/reports")),
-        pointer_cache_seconds=_float("POINTER_CACHE_SECONDS", 5.0),
-        api_keys=_csv("API_KEYS"),
-        log_format=_choice("LOG_FORMAT", "text", ("text", "json")),
-    )
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table() + "\n")

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Protocol
 
 from recommender.data.loader import load_tables
-from recommender.models.registry import MODEL_HANDLES, create_model
-from recommender.store.items import build_items
+from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, tables_for
+from recommender.store.items import StoredItem, build_items
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +28,16 @@ class Sink(Protocol):
     """A versioned destination: RunPublisher (DynamoDB) or JsonLinesSink (dry run)."""
 
     def begin(self, run_id: str, models: tuple[str, ...]) -> None: ...
-    def write(self, model_handle: str, items: Iterable[dict], total: int | None = None, progress: bool = False) -> int: ...
+    def previous_coverage(self) -> dict[str, int]: ...
+    def write(self, model_handle: str, items: Iterable[StoredItem], total: int | None = None, progress: bool = False) -> int: ...
     def commit(self, summary: str = "") -> None: ...
     def abort(self) -> None: ...
     def cleanup(self) -> list[str]: ...
     def release_lock(self) -> None: ...
+
+
+class CoverageError(ValueError):
+    """A model would publish no user, or far fewer than the run it replaces: refuse before publishing."""
 
 
 @dataclass
@@ -66,6 +71,15 @@ def new_run_id(now: datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
+def check_coverage(handle: str, covered: int, before: int | None, min_ratio: float) -> None:
+    if covered == 0:
+        raise CoverageError(f"model {handle} covers no user (before: {before or 0:,}, after: 0); not publishing")
+    if before and covered < min_ratio * before:
+        raise CoverageError(
+            f"model {handle} covers {covered:,} users, fewer than {min_ratio:g} of the {before:,} of the published run "
+            f"(before: {before:,}, after: {covered:,}); not publishing (--force or MIN_COVERAGE_RATIO=0 to publish anyway)")
+
+
 def run(
     data_dir: Path | str,
     sink: Sink,
@@ -75,21 +89,37 @@ def run(
     block_mb: int = 256,
     progress: bool = True,
     model_params: dict[str, dict] | None = None,
+    min_coverage_ratio: float = 0.5,
+    s3_endpoint_url: str | None = None,
 ) -> RunReport:
-    """Run the whole batch job and return what it did, stage by stage."""
+    """Run the whole batch job and return what it did, stage by stage.
+
+    A model that covers no user is never published, nor one that covers less than
+    ``min_coverage_ratio`` of the users its current run covers (an export that lost most of its
+    rows looks like valid data); ``min_coverage_ratio=0`` forces it.  Either raises
+    :class:`CoverageError` and the previous run keeps serving.
+    """
     started = time.perf_counter()
     now = datetime.now(UTC).replace(microsecond=0)
     report = RunReport(run_id=new_run_id(now), generated_at=now.isoformat().replace("+00:00", "Z"))
     instances = {handle: create_model(handle, **(model_params or {}).get(handle, {})) for handle in models}
-    needed = tuple(sorted({t for m in instances.values() for t in m.tables}))
+    needed = tables_for(models)
 
     t0 = time.perf_counter()
-    tables = load_tables(data_dir, needed)
+    tables = load_tables(data_dir, needed, s3_endpoint_url=s3_endpoint_url)
     report.load_seconds = time.perf_counter() - t0
     report.rows_read, report.dropped = tables.rows_read, tables.dropped
 
+    for handle in models:  # an export whose rows were all dropped: refuse before touching the sink
+        for table in get_spec(handle).tables:
+            if len(getattr(tables, table)) == 0:
+                raise CoverageError(
+                    f"model {handle} covers no user: {table} has no usable rows ({tables.rows_read.get(table, 0):,} read, "
+                    f"dropped: {tables.dropped.get(table) or 'none'}); not publishing")
+
     try:
         sink.begin(report.run_id, models)
+        previous = sink.previous_coverage()
         for handle, model in instances.items():
             entry = ModelReport(handle)
             t0 = time.perf_counter()
@@ -103,6 +133,7 @@ def run(
                 "%s: %s users covered, fit %.1fs, top-%d search %.1fs",
                 handle, f"{entry.users_covered:,}", entry.fit_seconds, top_n, entry.search_seconds,
             )
+            check_coverage(handle, entry.users_covered, previous.get(handle), min_coverage_ratio)
             t0 = time.perf_counter()
             items = build_items(handle, neighbours, report.run_id, report.generated_at)
             entry.items_written = sink.write(handle, items, total=entry.users_covered, progress=progress)

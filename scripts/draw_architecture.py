@@ -18,6 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
+from recommender.models.registry import MODELS  # noqa: E402
+
 OUT = Path(__file__).resolve().parent.parent / "images" / "architecture.png"
 
 W, H = 16.0, 9.0  # figure size in inches; axes use the same units
@@ -156,12 +158,9 @@ def draw() -> plt.Figure:
     badge(ax, x, my0 + mh0, 4)
     ax.text(x + w / 2, my0 + mh0 - 0.13, "recommender.models", ha="center", va="top",
             fontsize=11, fontweight="bold", color=TEXT, zorder=3)
-    models = [
-        ("tfidf_user_interest", "TF-IDF over interest tags"),
-        ("knn_collab_filtering_user_course_view", "BM25-weighted view time"),
-        ("dnn_collab_filtering_user_course_level", "Keras embeddings \u2192 level softmax"),
-    ]
-    mh, gap = 0.78, 0.13
+    models = [(spec.handle, spec.description.split(":")[0]) for spec in MODELS]  # the registry's list
+    gap = 0.13
+    mh = min(0.78, (mh0 - 0.6 - gap * (len(models) - 1)) / len(models))
     top = my0 + mh0 - 0.5
     for i, (handle, what) in enumerate(models):
         y = top - (i + 1) * mh - i * gap

@@ -38,11 +38,37 @@ def table_name() -> str:
     return f"test_{uuid.uuid4().hex[:12]}"
 
 
+def local_settings_class():
+    """Tests hand one settings object to both sides (generator and API); production keeps them apart."""
+    from recommender.config import ApiSettings, GeneratorSettings
+
+    class LocalSettings(GeneratorSettings, ApiSettings):
+        pass
+
+    return LocalSettings
+
+
 @pytest.fixture
 def local_settings(dynamodb_endpoint: str, table_name: str):
-    from recommender.config import Settings
+    return local_settings_class()(dynamodb_endpoint_url=dynamodb_endpoint, dynamodb_table=table_name)
 
-    return Settings(dynamodb_endpoint_url=dynamodb_endpoint, table_name=table_name)
+
+def publish(store, run_id: str, items, **options):
+    """Publish ready items (any models) as one complete run, through the real publisher."""
+    from recommender.store.publisher import RunPublisher
+
+    items = list(items)
+    models = tuple(dict.fromkeys(i.model_handle for i in items))
+    publisher = RunPublisher(store, **options)
+    try:
+        publisher.begin(run_id, models)
+        for model in models:
+            publisher.write(model, (i for i in items if i.model_handle == model))
+        publisher.commit()
+        publisher.cleanup()
+    finally:
+        publisher.release_lock()
+    return publisher
 
 
 @pytest.fixture(scope="session")
@@ -70,9 +96,8 @@ def seed_items(local_settings):
     layout (tables, run pointers) is.
     """
     from recommender.store.dynamo import DynamoStore
-    from recommender.store.publisher import publish
 
-    def seed(items: list[dict], run_id: str = "20260101T000000Z-seed0000") -> None:
+    def seed(items: list, run_id: str = "20260101T000000Z-seed0000") -> None:
         publish(DynamoStore.for_generator(local_settings), run_id, items)
 
     return seed

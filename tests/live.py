@@ -35,7 +35,7 @@ def gunicorn_server(settings, log_path: Path, *, workers: int = 2, env: dict[str
     server_env = {
         **server_env,
         "DYNAMODB_ENDPOINT_URL": settings.dynamodb_endpoint_url,
-        "DYNAMODB_TABLE": settings.table_name,
+        "DYNAMODB_TABLE": settings.dynamodb_table,
         # Set explicitly so that a developer's .env cannot change what the test expects.
         "API_KEYS": "",
         "LOG_FORMAT": "text",

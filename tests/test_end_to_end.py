@@ -15,7 +15,7 @@ import pytest
 import requests
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from recommender.config import Settings
+from recommender.config import ApiSettings
 from tests.conftest import ROOT
 from tests.live import gunicorn_server
 
@@ -44,7 +44,7 @@ def served(dynamodb_endpoint, small_dataset, tmp_path_factory):
     report = workdir / "run.json"
     result = run_generator(["--data-dir", str(small_dataset), "--report", str(report)], env)
     assert result.returncode == 0, result.stderr[-3000:]
-    with gunicorn_server(Settings(dynamodb_endpoint_url=dynamodb_endpoint, table_name=table), workdir / "gunicorn.log") as base:
+    with gunicorn_server(ApiSettings(dynamodb_endpoint_url=dynamodb_endpoint, dynamodb_table=table), workdir / "gunicorn.log") as base:
         yield base, json.loads(report.read_text())
 
 

@@ -3,7 +3,6 @@ frozen under traffic.  Each proves a promise of the operations section of the RE
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -17,7 +16,8 @@ import requests
 
 from recommender.api import create_app
 from recommender.store.dynamo import DynamoStore
-from recommender.store.publisher import publish
+from recommender.store.items import StoredItem
+from tests.conftest import publish
 from tests.live import free_port, gunicorn_server
 from tests.conftest import ROOT
 
@@ -31,7 +31,7 @@ def generator(settings, data_dir: Path, top_n: int) -> subprocess.Popen:
     env = {
         **os.environ,
         "DYNAMODB_ENDPOINT_URL": settings.dynamodb_endpoint_url,
-        "DYNAMODB_TABLE": settings.table_name,
+        "DYNAMODB_TABLE": settings.dynamodb_table,
         "GENERATOR_LOCK_LEASE_SECONDS": str(LEASE),
         "LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
@@ -81,7 +81,7 @@ KILL_POINTS = [
 
 
 def test_sigkilled_generators_never_expose_a_partial_run(local_settings, small_dataset, tmp_path):
-    settings = dataclasses.replace(local_settings, pointer_cache_seconds=0)
+    settings = local_settings.model_copy(update={"pointer_cache_seconds": 0})
     baseline = generator(settings, small_dataset, top_n=5)
     assert baseline.wait(timeout=300) == 0, baseline.stderr.read()
     client = create_app(settings).test_client()
@@ -140,10 +140,9 @@ def own_dynamodb(tmp_path):
 
 def test_api_answers_503_fast_during_an_outage_and_recovers_by_itself(local_settings, own_dynamodb, tmp_path):
     endpoint, control, pid = own_dynamodb
-    settings = dataclasses.replace(local_settings, dynamodb_endpoint_url=endpoint)
-    item = {"user_handle": 1, "model_handle": "tfidf_user_interest", "similar_users": [2, 3], "scores": [0.5, 0.4],
-            "generated_at": "2026-11-28T00:00:00Z", "run_id": "20261128T000000Z-outage00"}
-    publish(DynamoStore.for_generator(settings), item["run_id"], [item])
+    settings = local_settings.model_copy(update={"dynamodb_endpoint_url": endpoint})
+    item = StoredItem.of(1, "tfidf_user_interest", [(2, 0.5), (3, 0.4)], run_id="20261128T000000Z-outage00")
+    publish(DynamoStore.for_generator(settings), item.run_id, [item])
 
     results: list[tuple[str, int, float]] = []
     phase = ["up"]

@@ -8,8 +8,6 @@ access-log line per request and Prometheus metrics.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Flask
 
 from recommender.api import middleware
@@ -17,15 +15,13 @@ from recommender.api.errors import register_error_handlers
 from recommender.api.logs import configure_logging
 from recommender.api.openapi import docs_bp
 from recommender.api.routes import bp
-from recommender.config import Settings, load_settings
-from recommender.models.registry import MODEL_HANDLES
+from recommender.api.store import ReadStore, init_store
+from recommender.config import ApiSettings, load_settings
 
 
-def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
-    """Build the app; ``store`` (anything with ``get`` and ``ping``) defaults to DynamoDB."""
-    settings = settings or load_settings()
-    if settings.default_model not in MODEL_HANDLES:
-        raise ValueError(f"DEFAULT_MODEL {settings.default_model!r} is not one of {', '.join(MODEL_HANDLES)}")
+def create_app(settings: ApiSettings | None = None, store: ReadStore | None = None) -> Flask:
+    """Build the app; ``store`` defaults to DynamoDB (settings from the environment and ``.env``)."""
+    settings = settings or load_settings(ApiSettings)
     configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__, static_folder=None)
     app.config.update(
@@ -45,7 +41,7 @@ def create_app(settings: Settings | None = None, store: Any = None) -> Flask:
         from recommender.store.dynamo import DynamoStore
 
         store = DynamoStore.for_api(settings)
-    app.extensions["similar_users_store"] = store
+    init_store(app, store)
     middleware.install(app)
     app.register_blueprint(bp)
     app.register_blueprint(docs_bp)

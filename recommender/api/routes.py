@@ -13,6 +13,7 @@ from spectree import Response
 from recommender.api import metrics
 from recommender.api.errors import ApiError, validation_message
 from recommender.api.openapi import NO_INPUT, api_spec, error_responses
+from recommender.api.store import get_store
 from recommender.api.schemas import (
     HealthBody,
     SimilarUsersAnswer,
@@ -35,21 +36,19 @@ POST_ANSWER = Response(
 def _answer(req: SimilarUsersRequest):
     model_handle = req.model_handle or current_app.config["DEFAULT_MODEL"]
     g.model_handle = model_handle  # for the access log and the metrics' model_handle label
-    item = current_app.extensions["similar_users_store"].get(req.user_handle, model_handle)
+    item = get_store().get(req.user_handle, model_handle)
     if item is None:
         raise ApiError(404, "not_found", f"no similar users stored for user_handle {req.user_handle} and model_handle {model_handle}")
-    similar_users, scores = list(item["similar_users"]), list(item.get("scores", []))
-    if req.k is not None:
-        similar_users, scores = similar_users[: req.k], scores[: req.k]
+    neighbours = item.neighbours[: req.k]
     # The original specification's shape: a list holding one object.
     return jsonify(
         [
             {
                 "model_handle": model_handle,
-                "similar_users": similar_users,
+                "similar_users": [n.user_handle for n in neighbours],
                 "user_handle": req.user_handle,
-                "scores": scores,
-                "generated_at": item.get("generated_at"),
+                "scores": [n.score for n in neighbours],
+                "generated_at": item.generated_at or None,
             }
         ]
     )
@@ -92,7 +91,7 @@ def health():
 
     200 when the table answers, 503 otherwise: what a load balancer needs to route around us.
     """
-    if current_app.extensions["similar_users_store"].ping():
+    if get_store().ping():
         return jsonify(status="ok")
     metrics.STORE_ERRORS.labels("ping").inc()
     response = jsonify(status="unavailable", error="service_unavailable", message="the similar-users database cannot be reached")

@@ -205,7 +205,7 @@ def load_table(data_dir: Path | str, name: str) -> tuple[pd.DataFrame, dict[str,
     return frame, dropper.counts, rows_read
 
 
-def load_tables(data_dir: Path | str, names: tuple[str, ...] | None = None) -> Tables:
+def load_tables(data_dir: Path | str, names: tuple[str, ...] | None = None, *, s3_endpoint_url: str | None = None) -> Tables:
     """Load and validate the four tables from ``data_dir`` (all of them unless ``names`` says).
 
     ``data_dir`` is a folder or an ``s3://bucket/prefix`` URL.
@@ -217,7 +217,7 @@ def load_tables(data_dir: Path | str, names: tuple[str, ...] | None = None) -> T
     frames: dict[str, pd.DataFrame] = {n: pd.DataFrame(columns=list(COLUMNS[n])) for n in FILES}
     dropped: dict[str, dict[str, int]] = {}
     rows_read: dict[str, int] = {}
-    with local_folder(data_dir, wanted) as folder:
+    with local_folder(data_dir, wanted, s3_endpoint_url) as folder:
         for name in wanted:
             try:
                 frames[name], dropped[name], rows_read[name] = load_table(folder, name)

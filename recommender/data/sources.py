@@ -30,15 +30,14 @@ def split_s3(url: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def s3_client():
+def s3_client(endpoint_url: str | None = None):
     import boto3
 
-    endpoint = os.environ.get("S3_ENDPOINT_URL", "").strip() or None
-    return boto3.client("s3", endpoint_url=endpoint)
+    return boto3.client("s3", endpoint_url=endpoint_url)
 
 
 @contextmanager
-def local_folder(location: str | os.PathLike[str], names: tuple[str, ...]) -> Iterator[Path]:
+def local_folder(location: str | os.PathLike[str], names: tuple[str, ...], s3_endpoint_url: str | None = None) -> Iterator[Path]:
     """A local folder holding the tables ``names`` (downloaded first when ``location`` is on S3).
 
     A table missing from S3 is simply not downloaded: the loader then reports it as not found.
@@ -49,7 +48,7 @@ def local_folder(location: str | os.PathLike[str], names: tuple[str, ...]) -> It
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, prefix = split_s3(str(location))
-    client = s3_client()
+    client = s3_client(s3_endpoint_url)
     with tempfile.TemporaryDirectory(prefix="similar-users-s3-") as tmp:
         for name in names:
             key = f"{prefix}/{FILES[name]}" if prefix else FILES[name]

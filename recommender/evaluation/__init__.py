@@ -1,4 +1,4 @@
-"""Offline evaluation of the similarity models (``python -m recommender.evaluate``).
+"""Offline evaluation of the similarity models (``similar-users-evaluate``, ``make evaluate``).
 
 Modules, in data-flow order:
 

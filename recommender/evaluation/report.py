@@ -67,7 +67,7 @@ def results_markdown(results: dict[str, Any]) -> str:
     lines = [
         "# Offline evaluation",
         "",
-        f"Written by `python -m recommender.evaluate`. {data['users']:,} users, "
+        f"Written by `similar-users-evaluate` (`make evaluate`). {data['users']:,} users, "
         f"{data['user_interests_rows']:,} interest rows, {data['user_course_views_rows']:,} view rows; "
         f"top-{n} neighbours, top-{k} recommendations, hold-out fraction {config['holdout_fraction']}, "
         f"seed {config['seed']}.",

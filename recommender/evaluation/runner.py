@@ -26,12 +26,13 @@ from recommender.data.schema import LEVELS
 from recommender.evaluation import baselines, metrics
 from recommender.evaluation.recommend import Interactions, index_of, neighbour_weights, recommend
 from recommender.evaluation.split import HOLDOUT_FRACTION, TASKS, Task, split_tables
-from recommender.models.registry import MODEL_HANDLES, create_model
+from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, tables_for
 from recommender.topk import Neighbours
 
 log = logging.getLogger(__name__)
 
-TABLES_USED = ("user_interests", "user_course_views")
+# The hold-out tasks read these; each model adds what it reads (``tables_for``).
+TASK_TABLES = ("user_interests", "user_course_views")
 GROUND_TRUTH_FILE = "ground_truth.csv"
 DECIMALS = 6
 
@@ -134,8 +135,9 @@ def _item_levels(full: pd.DataFrame, task: Task, items: np.ndarray) -> sparse.cs
     )
 
 
-def model_tables(handle: str) -> tuple[str, ...]:
-    return type(create_model(handle)).tables
+def tables_needed(models: tuple[str, ...]) -> tuple[str, ...]:
+    """What an evaluation of ``models`` must load: the tasks' tables plus every model's own."""
+    return tuple(sorted(set(TASK_TABLES) | set(tables_for(models))))
 
 
 def fit_neighbours(
@@ -187,7 +189,7 @@ def evaluate(tables: Tables, truth: pd.DataFrame | None, config: EvalConfig) -> 
         log.info("task %s: %s", task.name, split.describe())
         figures: dict[str, dict[str, float]] = {}
         for handle in config.models:
-            untouched = task.table not in model_tables(handle)
+            untouched = task.table not in get_spec(handle).tables
             if untouched and handle in full_fits:
                 neighbours = full_fits[handle]
             else:
@@ -266,6 +268,6 @@ def _config_dict(config: EvalConfig) -> dict[str, Any]:
 
 
 def evaluate_dir(data_dir: Path | str, config: EvalConfig) -> dict[str, Any]:
-    """Load the interests and views tables (and ground_truth.csv if present) and evaluate."""
-    tables = load_tables(data_dir, TABLES_USED)
+    """Load the tables the tasks and models need (and ground_truth.csv if present) and evaluate."""
+    tables = load_tables(data_dir, tables_needed(config.models))
     return evaluate(tables, load_truth(data_dir), config)

@@ -29,43 +29,10 @@ from recommender.data.loader import Tables
 from recommender.evaluation import metrics
 from recommender.evaluation.runner import DECIMALS, EvalConfig, TaskSplit, all_users, fit_neighbours
 from recommender.evaluation.split import TASKS
+from recommender.models.registry import MODEL_HANDLES, get_spec
 from recommender.topk import Neighbours
 
 log = logging.getLogger(__name__)
-
-# Overrides of the model defaults; {} is the default itself.  Kept small on purpose.
-GRIDS: dict[str, list[dict[str, Any]]] = {
-    "tfidf_user_interest": [
-        {},
-        {"min_df": 2},
-        {"min_df": 5},
-        {"min_df": 20},
-        {"smooth_idf": False},
-        {"sublinear_tf": True},
-    ],
-    "knn_collab_filtering_user_course_view": [
-        {},
-        {"weighting": "raw"},
-        {"weighting": "log"},
-        {"k1": 0.6},
-        {"k1": 2.0},
-        {"b": 0.3},
-        {"b": 1.0},
-    ],
-    "dnn_collab_filtering_user_course_level": [
-        {},
-        {"embedding_dim": 16},
-        {"course_dropout": 0.7},
-        {"user_init_scale": 0.01},
-        {"patience": 4},
-    ],
-}
-SELECTION: dict[str, tuple[str, str]] = {
-    "tfidf_user_interest": ("interests", "ndcg_at_{k}"),
-    "knn_collab_filtering_user_course_view": ("courses", "ndcg_at_{k}"),
-    "dnn_collab_filtering_user_course_level": ("courses", "level_accuracy"),
-}
-
 
 def _planted(neighbours: Neighbours, truth: pd.DataFrame | None, n: int) -> dict[str, float]:
     if truth is None:
@@ -80,7 +47,8 @@ def tune(
     grids: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Grid per model on validation, then default vs best on validation and test."""
-    grids = GRIDS if grids is None else grids
+    if grids is None:  # each model declares its own grid (SimilarityModel.tuning_grid)
+        grids = {handle: get_spec(handle).load().tuning_grid for handle in MODEL_HANDLES}
     users = all_users(tables)
     splits: dict[str, tuple[TaskSplit, TaskSplit]] = {}
     out: dict[str, Any] = {
@@ -90,7 +58,7 @@ def tune(
     for handle, grid in grids.items():
         if handle not in config.models:
             continue
-        task_name, metric_pattern = SELECTION[handle]
+        task_name, metric_pattern = get_spec(handle).load().tuning_target
         selection = metric_pattern.format(k=config.k)
         if task_name not in splits:
             test = TaskSplit(tables, TASKS[task_name], users, config)

@@ -4,6 +4,6 @@ Importing this package is cheap: the registry names the models without importing
 the API can validate ``model_handle`` without loading TensorFlow.
 """
 
-from recommender.models.registry import MODEL_HANDLES, create_model
+from recommender.models.registry import MODEL_HANDLES, MODELS, ModelSpec, create_model, get_spec
 
-__all__ = ["MODEL_HANDLES", "create_model"]
+__all__ = ["MODELS", "MODEL_HANDLES", "ModelSpec", "create_model", "get_spec"]

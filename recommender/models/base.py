@@ -9,8 +9,7 @@ once.  Every model here ends in user vectors compared by cosine, so the shared
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
-
+from typing import Any, ClassVar
 import numpy as np
 from scipy import sparse
 from typing import Self
@@ -26,9 +25,13 @@ class NotFittedError(RuntimeError):
 class SimilarityModel(ABC):
     """Fit on the tables, then return every user's top-N most similar users."""
 
-    handle: ClassVar[str]
-    #: Tables the model reads; the generator loads only these.
-    tables: ClassVar[tuple[str, ...]]
+    #: Set by the registry (:meth:`ModelSpec.create`), the single place a handle is written.
+    handle: str = "unregistered"
+    #: ``make evaluate EVAL_ARGS=--tune``: overrides of the defaults tried on the validation split
+    #: ({} is the default itself; kept small on purpose) ...
+    tuning_grid: ClassVar[list[dict[str, Any]]] = [{}]
+    #: ... and the (task, metric) that chooses among them.
+    tuning_target: ClassVar[tuple[str, str]] = ("courses", "ndcg_at_{k}")
 
     def __init__(self) -> None:
         self.users_: np.ndarray | None = None
@@ -49,6 +52,12 @@ class SimilarityModel(ABC):
         vectors, users = self.user_vectors()
         return top_k_cosine(vectors, users, n, block_mb=block_mb, progress=progress, desc=self.handle)
 
+    def _keep_params(self, params: dict[str, Any]) -> None:
+        """Store every constructor argument under its own name (scikit-learn's convention), in one place."""
+        for name, value in params.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
+
     def get_params(self) -> dict[str, object]:
         """Constructor parameters, for the run summary (as scikit-learn's ``get_params``)."""
-        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_") and k != "handle"}

@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 
 class DnnUserCourseLevel(SimilarityModel):
-    handle = "dnn_collab_filtering_user_course_level"
-    tables = ("user_course_views",)
+    tuning_grid = [{}, {"embedding_dim": 16}, {"course_dropout": 0.7}, {"user_init_scale": 0.01}, {"patience": 4}]
+    # skill, not topic: does the neighbours' level mix predict the level of the user's next courses?
+    tuning_target = ("courses", "level_accuracy")
 
     def __init__(
         self,
@@ -54,18 +55,7 @@ class DnnUserCourseLevel(SimilarityModel):
         progress: bool = False,
     ) -> None:
         super().__init__()
-        self.embedding_dim = embedding_dim
-        self.hidden_units = hidden_units
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.validation_split = validation_split
-        self.patience = patience
-        self.course_l2 = course_l2
-        self.course_dropout = course_dropout
-        self.user_init_scale = user_init_scale
-        self.seed = seed
-        self.progress = progress
+        self._keep_params(locals())
 
     def _training_pairs(self, tables: Tables) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Distinct (user, course) pairs with the course's level, shuffled by the seed."""

@@ -39,8 +39,8 @@ def bm25_weight(matrix: sparse.csr_matrix, k1: float = 1.2, b: float = 0.75) -> 
 
 
 class KnnUserCourseView(SimilarityModel):
-    handle = "knn_collab_filtering_user_course_view"
-    tables = ("user_course_views",)
+    tuning_grid = [{}, {"weighting": "raw"}, {"weighting": "log"}, {"k1": 0.6}, {"k1": 2.0}, {"b": 0.3}, {"b": 1.0}]
+    tuning_target = ("courses", "ndcg_at_{k}")
 
     def __init__(self, weighting: Weighting = "bm25", k1: float = 1.2, b: float = 0.75) -> None:
         super().__init__()

@@ -1,32 +1,84 @@
-"""Model handles and where each model lives, resolved lazily.
+"""The one list of models: handle, where the class lives, the tables it reads, what it finds.
 
-The service imports this module to list and validate handles; only the generator calls
-:func:`create_model`, which imports the model's module (and, for the DNN, TensorFlow).
+Adding a model is one new module plus one line here; every other list of handles (the
+generator's ``--models``, the API's validation and OpenAPI enum, the evaluation, the tests, the
+benchmarks, the diagram) is derived from :data:`MODELS`.
+
+Entries name their class by import path so that the service can list and validate handles
+without importing any model: :meth:`ModelSpec.create` imports the module (and, for the DNN,
+TensorFlow) only in the generator and the evaluation.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from recommender.models.base import SimilarityModel
 
-_MODELS: dict[str, str] = {
-    "tfidf_user_interest": "recommender.models.tfidf_interest:TfidfUserInterest",
-    "knn_collab_filtering_user_course_view": "recommender.models.knn_course_view:KnnUserCourseView",
-    "dnn_collab_filtering_user_course_level": "recommender.models.dnn_course_level:DnnUserCourseLevel",
-}
 
-MODEL_HANDLES: tuple[str, ...] = tuple(_MODELS)
+@dataclass(frozen=True)
+class ModelSpec:
+    handle: str
+    target: str  # "package.module:ClassName"
+    tables: tuple[str, ...]  # the generator and the evaluation load only these
+    description: str  # one line, shown by the API and the docs
+
+    def load(self) -> type[SimilarityModel]:
+        module_name, class_name = self.target.split(":")
+        return getattr(importlib.import_module(module_name), class_name)
+
+    def create(self, **params: Any) -> SimilarityModel:
+        """An unfitted model with ``params`` (unknown names are refused, naming the model)."""
+        cls = self.load()
+        check_params(self.handle, params, cls)
+        model = cls(**params)
+        model.handle = self.handle
+        return model
+
+
+MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec("tfidf_user_interest", "recommender.models.tfidf_interest:TfidfUserInterest",
+              ("user_interests",), "TF-IDF cosine of the users' interest tags: users who follow the same (rare) topics"),
+    ModelSpec("knn_collab_filtering_user_course_view", "recommender.models.knn_course_view:KnnUserCourseView",
+              ("user_course_views",), "BM25-weighted view time per course, cosine: users who watch the same courses"),
+    ModelSpec("dnn_collab_filtering_user_course_level", "recommender.models.dnn_course_level:DnnUserCourseLevel",
+              ("user_course_views",), "Keras user embeddings trained to predict course level: users of the same skill level"),
+)
+
+MODEL_HANDLES: tuple[str, ...] = tuple(spec.handle for spec in MODELS)
+DEFAULT_MODEL = MODEL_HANDLES[0]
+_BY_HANDLE = {spec.handle: spec for spec in MODELS}
+
+
+class UnknownModel(ValueError):
+    """A handle that is not registered; the message lists the valid ones."""
+
+
+def get_spec(handle: str) -> ModelSpec:
+    try:
+        return _BY_HANDLE[handle]
+    except KeyError:
+        raise UnknownModel(f"unknown model {handle!r}; known models: {', '.join(MODEL_HANDLES)}") from None
 
 
 def create_model(handle: str, **params: Any) -> SimilarityModel:
     """Instantiate the model registered as ``handle`` with its keyword parameters."""
-    try:
-        target = _MODELS[handle]
-    except KeyError:
-        raise ValueError(f"unknown model {handle!r}; known models: {', '.join(MODEL_HANDLES)}") from None
-    module_name, class_name = target.split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(**params)
+    return get_spec(handle).create(**params)
+
+
+def tables_for(handles: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The tables the given models read, in a stable order."""
+    return tuple(sorted({table for handle in handles for table in get_spec(handle).tables}))
+
+
+def check_params(handle: str, params: dict[str, Any], cls: type | None = None) -> None:
+    """Refuse parameter names the model's constructor does not take (a typo in configuration)."""
+    cls = cls or get_spec(handle).load()
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"model {handle}: unknown parameter {unknown[0]!r}; accepted: {', '.join(accepted)}")

@@ -17,8 +17,8 @@ from recommender.models.base import SimilarityModel
 
 
 class TfidfUserInterest(SimilarityModel):
-    handle = "tfidf_user_interest"
-    tables = ("user_interests",)
+    tuning_grid = [{}, {"min_df": 2}, {"min_df": 5}, {"min_df": 20}, {"smooth_idf": False}, {"sublinear_tf": True}]
+    tuning_target = ("interests", "ndcg_at_{k}")
 
     def __init__(self, min_df: int = 1, sublinear_tf: bool = False, smooth_idf: bool = True) -> None:
         super().__init__()
@@ -29,11 +29,19 @@ class TfidfUserInterest(SimilarityModel):
     def fit(self, tables: Tables) -> Self:
         counts = user_item_matrix(tables.user_interests, "user_handle", "interest_tag", binary=True)
         matrix = counts.matrix
+        users, tags = counts.users, counts.items
         if self.min_df > 1:
             keep = (matrix.getnnz(axis=0) >= self.min_df).nonzero()[0]
-            matrix = matrix[:, keep]
-        transformer = TfidfTransformer(norm="l2", sublinear_tf=self.sublinear_tf, smooth_idf=self.smooth_idf)
-        self.vectors_ = transformer.fit_transform(matrix).tocsr()
-        self.users_ = counts.users
-        self.tags_ = counts.items
+            matrix, tags = matrix[:, keep], tags[keep]
+            # A user whose every tag was too rare has no vector left: absent, like a user without data.
+            rows = (matrix.getnnz(axis=1) > 0).nonzero()[0]
+            matrix, users = matrix[rows], users[rows]
+        if matrix.shape[1] == 0:  # nothing left to compare on
+            matrix, users = matrix[:0], users[:0]
+            self.vectors_ = matrix.tocsr()
+        else:
+            transformer = TfidfTransformer(norm="l2", sublinear_tf=self.sublinear_tf, smooth_idf=self.smooth_idf)
+            self.vectors_ = transformer.fit_transform(matrix).tocsr()
+        self.users_ = users
+        self.tags_ = tags
         return self

@@ -1,8 +1,7 @@
-"""Where the neighbour lists go: versioned runs in DynamoDB (Local or AWS) or, for dry runs, JSON lines."""
+"""Where the neighbour lists go: versioned runs in DynamoDB (Local or AWS) or, for dry runs, JSON lines.
 
-from recommender.store.dynamo import DynamoStore, StoreUnavailable
-from recommender.store.items import build_items
-from recommender.store.jsonl import JsonLinesSink
-from recommender.store.publisher import LockHeld, LockLost, RunPublisher, publish
-
-__all__ = ["DynamoStore", "JsonLinesSink", "LockHeld", "LockLost", "RunPublisher", "StoreUnavailable", "build_items", "publish"]
+``items`` (the stored item), ``dynamo`` (clients, tables, read path), ``control`` (the control
+table's layout), ``lock``, ``writer``, ``runs`` (records and retention), ``publisher`` (the
+DynamoDB sink that ties them together), ``jsonl`` (the dry-run sink).  Importing this package
+imports none of them: the API loads only what it reads with.
+"""

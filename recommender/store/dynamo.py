@@ -4,9 +4,8 @@ Layout (all names derive from ``DYNAMODB_TABLE``, default ``similar_users``):
 
 * ``similar_users-<run_id>``: one table per generator run, partition key ``user_handle`` (N),
   sort key ``model_handle`` (S), one item per (user, model).
-* ``similar_users-control``: partition key ``pk`` (S), sort key ``sk`` (S); holds one *pointer*
-  per model (``pointer``/``<model_handle>`` → the run that serves it), one record per run
-  (``run``/``<run_id>``: status, counts, summary) and the generator lock (``lock``/``generator``).
+* ``similar_users-control``: pointers, run records and the generator lock; its layout is
+  :mod:`recommender.store.control`.
 
 Readers go through the pointer, so they see the previous complete run until a new run has
 written every item and flipped the pointers in one transaction.  A run's table is dropped in one
@@ -23,14 +22,19 @@ import logging
 import threading
 import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from recommender.config import Settings
+from recommender.store import control
+from recommender.store.control import Pointer
+from recommender.store.items import StoredItem
+
+if TYPE_CHECKING:
+    from recommender.config import ApiSettings, GeneratorSettings, StoreSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,7 @@ def to_attributes(item: dict) -> dict[str, dict]:
 
 
 def from_attributes(attributes: dict[str, dict]) -> dict[str, Any]:
-    """DynamoDB attribute values → plain item: integral numbers as int, the rest as float."""
+    """DynamoDB attribute values → plain control item: integral numbers as int, the rest as float."""
 
     def plain(value: Any) -> Any:
         if isinstance(value, Decimal):
@@ -68,54 +72,53 @@ def from_attributes(attributes: dict[str, dict]) -> dict[str, Any]:
             return [plain(v) for v in value]
         return value
 
-    item = {key: plain(_deserializer.deserialize(value)) for key, value in attributes.items()}
-    if "scores" in item:
-        item["scores"] = [float(s) for s in item["scores"]]
-    return item
+    return {key: plain(_deserializer.deserialize(value)) for key, value in attributes.items()}
 
 
 class DynamoStore:
     """Table naming, clients and the read path (pointer → run table → item)."""
 
-    def __init__(self, settings: Settings, config: Config):
+    def __init__(self, settings: StoreSettings, config: Config, *, pointer_cache_seconds: float = 0.0):
         self.settings = settings
-        self.prefix = settings.table_name
-        self.control_table = f"{self.prefix}-control"
+        self.pointer_cache_seconds = pointer_cache_seconds
+        self.prefix = settings.dynamodb_table
+        self.control_table = f"{self.prefix}-{control.CONTROL_SUFFIX}"
         kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": config}
         if settings.dynamodb_endpoint_url:
             kwargs["endpoint_url"] = settings.dynamodb_endpoint_url
         self.client = boto3.client("dynamodb", **kwargs)
-        self._pointer_cache: dict[str, tuple[float, dict | None]] = {}
+        self._pointer_cache: dict[str, tuple[float, Pointer | None]] = {}
         self._cache_lock = threading.Lock()
 
     @classmethod
-    def for_generator(cls, settings: Settings) -> DynamoStore:
+    def for_generator(cls, settings: GeneratorSettings) -> DynamoStore:
         # botocore "standard" retries: exponential backoff with jitter on throttling and
         # transient errors, capped by max_attempts; after that the error reaches the run.
         return cls(
             settings,
             Config(
-                retries={"max_attempts": settings.generator_max_attempts, "mode": "standard"},
+                retries={"max_attempts": settings.generator_db_max_attempts, "mode": "standard"},
                 connect_timeout=5,
                 read_timeout=30,
                 max_pool_connections=max(10, settings.write_threads * 2),
                 # Our requests are built by code, not users: botocore's validation costs ~25% of
-                # the writer's CPU (+15-25% items/s without it, bench/probe_write.py).
+                # the writer's CPU (+15-25% items/s without it, bench/README.md).
                 parameter_validation=False,
             ),
         )
 
     @classmethod
-    def for_api(cls, settings: Settings) -> DynamoStore:
+    def for_api(cls, settings: ApiSettings) -> DynamoStore:
         return cls(
             settings,
             Config(
                 # total attempts, first call included: one by default, so that a dead or frozen
                 # database costs at most connect + read timeout per call (the client retries 503s).
-                retries={"total_max_attempts": max(1, settings.api_max_attempts), "mode": "standard"},
-                connect_timeout=settings.api_connect_timeout,
-                read_timeout=settings.api_read_timeout,
+                retries={"total_max_attempts": settings.api_db_max_attempts, "mode": "standard"},
+                connect_timeout=settings.api_db_connect_timeout,
+                read_timeout=settings.api_db_read_timeout,
             ),
+            pointer_cache_seconds=settings.pointer_cache_seconds,
         )
 
     def run_table(self, run_id: str) -> str:
@@ -133,7 +136,7 @@ class DynamoStore:
         except BotoCoreError as exc:
             raise StoreUnavailable(f"{what}: {exc.__class__.__name__}") from exc
 
-    def pointer(self, model_handle: str, *, fresh: bool = False) -> dict | None:
+    def pointer(self, model_handle: str, *, fresh: bool = False) -> Pointer | None:
         """The run serving ``model_handle`` (cached for POINTER_CACHE_SECONDS), or None."""
         now = time.monotonic()
         cached = self._pointer_cache.get(model_handle)
@@ -144,7 +147,7 @@ class DynamoStore:
                 "reading the run pointer",
                 self.client.get_item,
                 TableName=self.control_table,
-                Key={"pk": {"S": "pointer"}, "sk": {"S": model_handle}},
+                Key=control.pointer_key(model_handle),
                 ConsistentRead=True,
             )
         except ClientError:  # control table missing: nothing was ever published
@@ -154,12 +157,12 @@ class DynamoStore:
             if cached and cached[1] is not None and not fresh:
                 return cached[1]
             raise
-        item = from_attributes(response["Item"]) if "Item" in response else None
+        item = Pointer.from_item(from_attributes(response["Item"])) if "Item" in response else None
         with self._cache_lock:
-            self._pointer_cache[model_handle] = (now + self.settings.pointer_cache_seconds, item)
+            self._pointer_cache[model_handle] = (now + self.pointer_cache_seconds, item)
         return item
 
-    def get(self, user_handle: int, model_handle: str) -> dict | None:
+    def get(self, user_handle: int, model_handle: str) -> StoredItem | None:
         """The stored item for (user, model) in the run the pointer names, or None."""
         for attempt in range(2):
             pointer = self.pointer(model_handle, fresh=attempt > 0)
@@ -169,13 +172,22 @@ class DynamoStore:
                 response = self._call(
                     "reading similar users",
                     self.client.get_item,
-                    TableName=pointer["table"],
+                    TableName=pointer.table,
                     Key={"user_handle": {"N": str(int(user_handle))}, "model_handle": {"S": model_handle}},
                 )
             except ClientError:
                 continue  # the cached run was cleaned up meanwhile: re-read the pointer once
-            return from_attributes(response["Item"]) if "Item" in response else None
+            return StoredItem.from_dynamo(response["Item"]) if "Item" in response else None
         return None
+
+    def pointers(self) -> list[Pointer]:
+        """Every published model's pointer (consistent read; the control table is tiny)."""
+        try:
+            return [Pointer.from_item(item) for item in self.query_control(control.POINTER)]
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return []
+            raise
 
     def ping(self) -> bool:
         """True when the control table answers; the health check's probe."""

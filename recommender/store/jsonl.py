@@ -10,6 +10,8 @@ from typing import IO
 
 from tqdm.auto import tqdm
 
+from recommender.store.items import StoredItem
+
 
 class JsonLinesSink:
     """Same lifecycle as the DynamoDB publisher; the file appears whole (temp file + rename) on commit."""
@@ -23,11 +25,14 @@ class JsonLinesSink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._out = self.tmp.open("w", encoding="utf-8")
 
-    def write(self, model_handle: str, items: Iterable[dict], total: int | None = None, progress: bool = False) -> int:
+    def previous_coverage(self) -> dict[str, int]:
+        return {}  # a dry run replaces nothing
+
+    def write(self, model_handle: str, items: Iterable[StoredItem], total: int | None = None, progress: bool = False) -> int:
         assert self._out is not None, "begin() first"
         count = 0
         for item in tqdm(items, total=total, desc=f"write {model_handle}", unit="item", disable=not progress, leave=False):
-            self._out.write(json.dumps(item, separators=(",", ":")) + "\n")
+            self._out.write(json.dumps(item.to_record(), separators=(",", ":")) + "\n")
             count += 1
         return count
 

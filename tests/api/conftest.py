@@ -3,43 +3,41 @@ tests of what happens around a request (headers, keys, logs), where the data doe
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from recommender.api import create_app
 from recommender.api.logs import configure_logging
-from recommender.config import Settings
+from recommender.config import ApiSettings
+from recommender.models.registry import MODEL_HANDLES as MODELS
+from recommender.store.control import Pointer
+from recommender.store.items import StoredItem
 
-MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view", "dnn_collab_filtering_user_course_level")
 NEIGHBOURS = [901, 6871, 686, 2429, 3212, 4889, 8467, 4651, 8989, 2471]
+SCORES = [round(0.9 - i / 100, 6) for i in range(10)]
 
 
-def seed_for(users=(999,)) -> list[dict]:
+def seed_for(users=(999,)) -> list[StoredItem]:
     """Ten neighbours for each user and model (user 999 is what the Postman collection asks about)."""
     return [
-        {
-            "user_handle": user,
-            "model_handle": model,
-            "similar_users": NEIGHBOURS,
-            "scores": [round(0.9 - i / 100, 6) for i in range(10)],
-            "generated_at": "2026-11-28T00:00:00Z",
-            "run_id": "r1",
-        }
+        StoredItem.of(user, model, zip(NEIGHBOURS, SCORES), run_id="r1", generated_at="2026-11-28T00:00:00Z")
         for user in users
         for model in MODELS
     ]
 
 
 class MemoryStore:
-    """The store interface the API relies on (``get``, ``ping``), from a dict."""
+    """A :class:`recommender.api.store.ReadStore` from a list of items."""
 
-    def __init__(self, items: list[dict] | None = None, healthy: bool = True):
-        self.items = {(i["user_handle"], i["model_handle"]): i for i in (items or [])}
+    def __init__(self, items: list[StoredItem] | None = None, healthy: bool = True):
+        self.items = {(i.user_handle, i.model_handle): i for i in (items or [])}
         self.healthy = healthy
 
-    def get(self, user_handle: int, model_handle: str):
+    def get(self, user_handle: int, model_handle: str) -> StoredItem | None:
         return self.items.get((user_handle, model_handle))
+
+    def pointers(self) -> list[Pointer]:
+        models = sorted({m for _, m in self.items})
+        return [Pointer(m, "r1", "memory", sum(1 for _, x in self.items if x == m), 0) for m in models]
 
     def ping(self) -> bool:
         return self.healthy
@@ -57,7 +55,7 @@ def memory_app():
     """``memory_app(api_keys=("k",), log_format="json")``: an app on a MemoryStore seeded with user 999."""
 
     def build(**settings):
-        return create_app(dataclasses.replace(Settings(), **settings), store=MemoryStore(seed_for()))
+        return create_app(ApiSettings(**settings), store=MemoryStore(seed_for()))
 
     yield build
     configure_logging("INFO", "text")  # the logging set-up is process-wide: back to the default

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from recommender.api import create_app
-from recommender.config import Settings
+from recommender.config import ApiSettings
 
 
 def scrape(client, headers=None) -> dict[tuple[str, tuple], float]:
@@ -73,7 +73,7 @@ def test_unknown_paths_share_one_label(memory_app):
 
 
 def test_database_errors_are_counted():
-    client = create_app(Settings(dynamodb_endpoint_url="http://127.0.0.1:9", table_name="gone_table")).test_client()
+    client = create_app(ApiSettings(dynamodb_endpoint_url="http://127.0.0.1:9", dynamodb_table="gone_table")).test_client()
     before = scrape(client)
     assert client.post("/similar-users/", json={"user_handle": 1}).status_code == 503
     assert client.get("/health").status_code == 503
@@ -137,10 +137,10 @@ def test_log_format_setting(monkeypatch, tmp_path):
     from recommender.config import load_settings
 
     monkeypatch.setenv("LOG_FORMAT", "JSON")
-    assert load_settings(tmp_path / "none.env").log_format == "json"
+    assert load_settings(ApiSettings, tmp_path / "none.env").log_format == "json"
     monkeypatch.setenv("LOG_FORMAT", "xml")
     with pytest.raises(ValueError, match="LOG_FORMAT"):
-        load_settings(tmp_path / "none.env")
+        load_settings(ApiSettings, tmp_path / "none.env")
 
 
 def test_control_characters_in_paths_cannot_forge_log_lines(memory_app, capsys):

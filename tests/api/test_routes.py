@@ -9,27 +9,17 @@ import time
 import pytest
 
 from recommender.api import create_app
-from recommender.config import Settings
+from recommender.config import ApiSettings
+from tests.api.conftest import MODELS, seed_for
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.dynamodb
 
-MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view", "dnn_collab_filtering_user_course_level")
 
 
 @pytest.fixture
 def client(local_settings, seed_items):
-    seed_items(
-        [{
-            "user_handle": 999,
-            "model_handle": model,
-            "similar_users": [901, 6871, 686, 2429, 3212, 4889, 8467, 4651, 8989, 2471],
-            "scores": [0.9 - i / 100 for i in range(10)],
-            "generated_at": "2026-11-28T00:00:00Z",
-            "run_id": "r1",
-        }
-        for model in MODELS]
-    )
+    seed_items(seed_for((999,)))
     return create_app(local_settings).test_client()
 
 
@@ -113,18 +103,13 @@ def test_health_ok(client):
 
 
 def test_database_down_is_503_quickly():
-    settings = Settings(dynamodb_endpoint_url="http://127.0.0.1:9", table_name="gone_table")
+    settings = ApiSettings(dynamodb_endpoint_url="http://127.0.0.1:9", dynamodb_table="gone_table")
     client = create_app(settings).test_client()
     started = time.perf_counter()
     response = client.post("/similar-users/", json={"user_handle": 1})
     assert response.status_code == 503 and response.get_json()["error"] == "service_unavailable"
     assert client.get("/health").status_code == 503
     assert time.perf_counter() - started < 4  # two requests, each within the 2 s budget
-
-
-def test_unknown_default_model_is_refused_at_start():
-    with pytest.raises(ValueError, match="DEFAULT_MODEL"):
-        create_app(Settings(default_model="nope"), store=object())
 
 
 def test_service_does_not_import_tensorflow():

@@ -8,7 +8,7 @@ import pytest
 
 from recommender.api import create_app
 from recommender.api.middleware import key_is_valid
-from recommender.config import Settings
+from recommender.config import ApiSettings
 from tests.api.conftest import MemoryStore
 
 KEY = "s3cret-key-0123456789"
@@ -77,14 +77,14 @@ def test_keys_never_reach_the_logs(memory_app, caplog, capsys):
 
 
 def test_settings_repr_hides_the_keys():
-    assert KEY not in repr(Settings(api_keys=(KEY,)))
+    assert KEY not in repr(ApiSettings(api_keys=(KEY,)))
 
 
 def test_api_keys_setting_is_comma_separated(monkeypatch, tmp_path):
     from recommender.config import load_settings
 
     monkeypatch.setenv("API_KEYS", f" {KEY}, ,{OTHER_KEY} ")
-    assert load_settings(tmp_path / "none.env").api_keys == (KEY, OTHER_KEY)
+    assert load_settings(ApiSettings, tmp_path / "none.env").api_keys == (KEY, OTHER_KEY)
 
 
 @pytest.mark.parametrize(
@@ -150,7 +150,7 @@ class ExplodingStore(MemoryStore):
 
 def test_unexpected_error_is_a_plain_500_without_trace(monkeypatch):
     monkeypatch.setenv("FLASK_DEBUG", "1")  # must not switch the debugger on
-    app = create_app(Settings(), store=ExplodingStore())
+    app = create_app(ApiSettings(), store=ExplodingStore())
     assert app.debug is False
     response = app.test_client().post("/similar-users/", json={"user_handle": 999})
     assert response.status_code == 500

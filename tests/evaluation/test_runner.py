@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from recommender.evaluation import cli, tuning
+from recommender.cli import evaluate as cli
+from recommender.evaluation import tuning
 from recommender.evaluation.runner import EvalConfig, TaskSplit, all_users, evaluate, load_truth
 from recommender.evaluation.split import TASKS
 

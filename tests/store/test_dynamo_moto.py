@@ -6,18 +6,21 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
-from recommender.config import Settings
-from recommender.store.dynamo import DynamoStore, StoreUnavailable, from_attributes, to_attributes
-from recommender.store.items import build_items
-from recommender.store.publisher import publish
+from recommender.store.dynamo import DynamoStore, StoreUnavailable
+from recommender.store.items import Neighbour, Reason, StoredItem, build_items
 from recommender.topk import Neighbours
+from tests.conftest import local_settings_class, publish
 
 
-def test_attribute_round_trip_keeps_ints_and_floats():
-    item = {"user_handle": 7, "model_handle": "m", "similar_users": [1, 2], "scores": [0.5, 1.0], "run_id": "r"}
-    attributes = to_attributes(item)
+def test_item_round_trips_through_dynamodb_attributes_and_records():
+    item = StoredItem(7, "m", (Neighbour(1, 0.5, (Reason("tag", "python", 0.31),)), Neighbour(2, 1.0)), "r", "2026-01-01T00:00:00Z")
+    attributes = item.to_dynamo()
     assert attributes["scores"] == {"L": [{"N": "0.5"}, {"N": "1.0"}]}
-    assert from_attributes(attributes) == item
+    assert attributes["similar_users"] == {"L": [{"N": "1"}, {"N": "2"}]}
+    assert StoredItem.from_dynamo(attributes) == item
+    assert StoredItem.from_record(item.to_record()) == item
+    assert item.to_record()["reasons"] == [[{"kind": "tag", "value": "python", "weight": 0.31}], []]
+    assert "reasons" not in StoredItem.of(7, "m", [(1, 0.5)]).to_record()  # no reasons, no attribute
 
 
 def test_items_skip_users_without_neighbours():
@@ -27,16 +30,15 @@ def test_items_skip_users_without_neighbours():
         scores=np.array([[0.5, 0.25], [0.5, np.nan], [np.nan, np.nan]], dtype=np.float32),
     )
     items = list(build_items("tfidf_user_interest", neighbours, "run-1", "2026-01-01T00:00:00Z"))
-    assert [(i["user_handle"], i["similar_users"], i["scores"]) for i in items] == [(1, [2, 3], [0.5, 0.25]), (2, [1], [0.5])]
+    assert [(i.user_handle, i.similar_users, i.scores) for i in items] == [(1, [2, 3], [0.5, 0.25]), (2, [1], [0.5])]
 
 
 @mock_aws
 def test_tables_keys_billing_and_read_path():
-    settings = Settings(table_name="moto_table", dynamodb_endpoint_url=None)
+    settings = local_settings_class()(dynamodb_table="moto_table", dynamodb_endpoint_url=None)
     store = DynamoStore.for_generator(settings)
-    item = {"user_handle": 2, "model_handle": "tfidf_user_interest", "similar_users": [1], "scores": [0.5],
-            "generated_at": "2026-01-01T00:00:00Z", "run_id": "20260101T000000Z-aaaaaaaa"}
-    publish(store, item["run_id"], [item])
+    item = StoredItem.of(2, "tfidf_user_interest", [(1, 0.5)], run_id="20260101T000000Z-aaaaaaaa")
+    publish(store, item.run_id, [item])
     desc = store.client.describe_table(TableName="moto_table-20260101T000000Z-aaaaaaaa")["Table"]
     assert {k["AttributeName"]: k["KeyType"] for k in desc["KeySchema"]} == {"user_handle": "HASH", "model_handle": "RANGE"}
     assert desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
@@ -47,7 +49,7 @@ def test_tables_keys_billing_and_read_path():
 
 
 def test_unreachable_endpoint_is_store_unavailable():
-    settings = Settings(dynamodb_endpoint_url="http://127.0.0.1:9", table_name="nothing_here", api_max_attempts=1)
+    settings = local_settings_class()(dynamodb_endpoint_url="http://127.0.0.1:9", dynamodb_table="nothing_here", api_db_max_attempts=1)
     store = DynamoStore.for_api(settings)
     with pytest.raises(StoreUnavailable):
         store.get(1, "tfidf_user_interest")

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import pytest
 
 from recommender.store.dynamo import DynamoStore
-from recommender.store.publisher import LockHeld, LockLost, RunPublisher, publish
+from recommender.store.items import StoredItem
+from recommender.store.publisher import LockHeld, LockLost, RunPublisher
+from tests.conftest import publish
 
 pytestmark = pytest.mark.dynamodb
 
 TFIDF, KNN = "tfidf_user_interest", "knn_collab_filtering_user_course_view"
 
 
-def items(run_id: str, users=range(1, 131), models=(TFIDF, KNN), width: int = 2) -> list[dict]:
+def items(run_id: str, users=range(1, 131), models=(TFIDF, KNN), width: int = 2) -> list[StoredItem]:
     return [
-        {
-            "user_handle": u,
-            "model_handle": m,
-            "similar_users": [u + i + 1 for i in range(width)],
-            "scores": [0.9] * width,
-            "generated_at": "2026-11-28T00:00:00Z",
-            "run_id": run_id,
-        }
+        StoredItem.of(u, m, [(u + i + 1, 0.9) for i in range(width)], run_id=run_id, generated_at="2026-11-28T00:00:00Z")
         for m in models
         for u in users
     ]
@@ -36,7 +30,7 @@ def run_ids(n: int) -> list[str]:
 
 @pytest.fixture
 def settings(local_settings):
-    return dataclasses.replace(local_settings, pointer_cache_seconds=0)
+    return local_settings.model_copy(update={"pointer_cache_seconds": 0})
 
 
 def table_names(store: DynamoStore) -> set[str]:
@@ -53,10 +47,10 @@ def test_publish_writes_every_item_and_flips_the_pointer(settings):
     count = store.client.scan(TableName=store.run_table(first), Select="COUNT")["Count"]
     assert count == 260
     reader = DynamoStore.for_api(settings)
-    assert reader.get(77, KNN)["run_id"] == first
+    assert reader.get(77, KNN).run_id == first
     publish(store, second, items(second, width=3))
     answer = reader.get(77, KNN)
-    assert answer["run_id"] == second and len(answer["similar_users"]) == 3
+    assert answer.run_id == second and len(answer.similar_users) == 3
     assert reader.ping()
 
 
@@ -76,8 +70,8 @@ def test_a_run_that_publishes_only_one_model_keeps_the_other_models_run(settings
     publish(store, b, items(b, users=range(1, 4), models=(TFIDF,)), keep_runs=1)
     publish(store, c, items(c, users=range(1, 4), models=(TFIDF,)), keep_runs=1)
     reader = DynamoStore.for_api(settings)
-    assert reader.get(1, KNN)["run_id"] == a  # still pointed at, so never dropped
-    assert reader.get(1, TFIDF)["run_id"] == c
+    assert reader.get(1, KNN).run_id == a  # still pointed at, so never dropped
+    assert reader.get(1, TFIDF).run_id == c
     assert table_names(store) == {store.run_table(a), store.run_table(c)}
 
 
@@ -88,8 +82,8 @@ def test_an_unfinished_run_is_invisible_and_cleaned_up_by_the_next(settings):
     crashed = RunPublisher(store)
     crashed.begin(dead, (TFIDF, KNN))
     crashed.write(TFIDF, items(dead, users=range(1, 4), models=(TFIDF,)))
-    crashed._stop.set()  # the process "dies": no commit, no release; its lease must run out
-    assert DynamoStore.for_api(settings).get(1, TFIDF)["run_id"] == a
+    crashed.lock._stop.set()  # the process "dies": no commit, no release; its lease must run out
+    assert DynamoStore.for_api(settings).get(1, TFIDF).run_id == a
     store.client.update_item(  # fast-forward the dead run's lease
         TableName=store.control_table, Key={"pk": {"S": "lock"}, "sk": {"S": "generator"}},
         UpdateExpression="SET expires_at = :past", ExpressionAttributeValues={":past": {"N": "0"}},
@@ -129,7 +123,7 @@ def test_a_run_whose_lock_was_taken_over_cannot_publish(settings):
     publish(store, a, items(a, users=range(1, 3), models=(TFIDF,)))
     stale = RunPublisher(store, lease_seconds=60)
     stale.begin(slow, (TFIDF,))
-    stale._stop.set()
+    stale.lock._stop.set()
     stale.write(TFIDF, items(slow, users=range(1, 3), models=(TFIDF,)))
     store.client.update_item(
         TableName=store.control_table, Key={"pk": {"S": "lock"}, "sk": {"S": "generator"}},
@@ -139,7 +133,7 @@ def test_a_run_whose_lock_was_taken_over_cannot_publish(settings):
     other.begin(thief, (TFIDF,))
     with pytest.raises(LockLost):
         stale.commit()
-    assert DynamoStore.for_api(settings).get(1, TFIDF)["run_id"] == a
+    assert DynamoStore.for_api(settings).get(1, TFIDF).run_id == a
     other.release_lock()
 
 
@@ -153,19 +147,19 @@ def test_abort_drops_the_run_table_and_keeps_the_pointer(settings):
     failing.abort()
     failing.release_lock()
     assert store.run_table(b) not in table_names(store)
-    assert DynamoStore.for_api(settings).get(1, TFIDF)["run_id"] == a
+    assert DynamoStore.for_api(settings).get(1, TFIDF).run_id == a
 
 
 def test_pointer_is_cached_for_the_configured_time(local_settings):
     store = DynamoStore.for_generator(local_settings)
     a, b = run_ids(2)
     publish(store, a, items(a, users=range(1, 3), models=(TFIDF,)))
-    reader = DynamoStore.for_api(dataclasses.replace(local_settings, pointer_cache_seconds=1.0))
-    assert reader.get(1, TFIDF)["run_id"] == a
+    reader = DynamoStore.for_api(local_settings.model_copy(update={"pointer_cache_seconds": 1.0}))
+    assert reader.get(1, TFIDF).run_id == a
     publish(store, b, items(b, users=range(1, 3), models=(TFIDF,)))
-    assert reader.get(1, TFIDF)["run_id"] == a  # cached pointer; run a is kept (KEEP_RUNS=2)
+    assert reader.get(1, TFIDF).run_id == a  # cached pointer; run a is kept (KEEP_RUNS=2)
     time.sleep(1.1)
-    assert reader.get(1, TFIDF)["run_id"] == b
+    assert reader.get(1, TFIDF).run_id == b
 
 
 def test_nothing_published_is_not_healthy_and_answers_none(local_settings):

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from recommender.store.publisher import RunPublisher
+from recommender.store.items import StoredItem
+from recommender.store.writer import BatchWriter
 from recommender.store.retry import Backoff, RetriesExhausted
 
 
@@ -35,39 +36,31 @@ class FlakyClient:
         return {"UnprocessedItems": {}}
 
 
-class Store:
-    def __init__(self, client):
-        self.client = client
+def writer_with(client, max_retries=3) -> BatchWriter:
+    return BatchWriter(client, backoff=Backoff(base_seconds=0.001, cap_seconds=0.002, max_retries=max_retries))
 
 
-def publisher_with(client, max_retries=3, sleeps=None) -> RunPublisher:
-    backoff = Backoff(base_seconds=0.001, cap_seconds=0.002, max_retries=max_retries)
-    publisher = RunPublisher(Store(client), backoff=backoff)
-    publisher.table = "t-run"
-    return publisher
-
-
-ITEMS = [{"user_handle": u, "model_handle": "m", "similar_users": [1], "scores": [0.5]} for u in range(1, 11)]
+ITEMS = [StoredItem.of(u, "m", [(1, 0.5)]) for u in range(1, 11)]
 
 
 def test_unprocessed_items_are_resent_until_written():
     client = FlakyClient(failures=2)
-    assert publisher_with(client)._write_batch(ITEMS) == 10
+    assert writer_with(client)._write_batch("t-run", ITEMS) == 10
     assert client.calls == [10, 1, 1]
 
 
 def test_the_cap_fails_loudly():
     client = FlakyClient(failures=100)
     with pytest.raises(RetriesExhausted, match="1 items still unprocessed by DynamoDB after 3 retries"):
-        publisher_with(client, max_retries=3)._write_batch(ITEMS)
+        writer_with(client, max_retries=3)._write_batch("t-run", ITEMS)
     assert len(client.calls) == 4
 
 
 def test_generator_client_uses_capped_standard_retries():
-    from recommender.config import Settings
+    from recommender.config import GeneratorSettings
     from recommender.store.dynamo import DynamoStore
 
-    config = DynamoStore.for_generator(Settings(generator_max_attempts=6)).client.meta.config
+    config = DynamoStore.for_generator(GeneratorSettings(generator_db_max_attempts=6)).client.meta.config
     # botocore: max_attempts retries after the first call, exponential backoff with jitter.
     assert config.retries["mode"] == "standard"
     assert config.retries["total_max_attempts"] == 7

@@ -1,11 +1,12 @@
-"""Command line: ``python -m recommender.evaluate [--data-dir data] [--out FILE] [--tune]``.
+"""Offline evaluation (``similar-users-evaluate [--data-dir data] [--out FILE] [--tune]``, ``make evaluate``).
 
 Without ``--tune``: the evaluation (both hold-out tasks, baselines, planted truth, agreement);
 writes ``--out`` (JSON), the markdown table next to it (same name, ``.md``) and the charts
 (``images/eval_*.png``), and prints the markdown.  With ``--tune``: the validation-split tuning;
 writes ``tuning.json`` and ``tuning.md`` in the folder of ``--out`` and prints the markdown.
 
-Exit status: 0 success; 2 bad input or usage (one line); 130 interrupted.
+Exit status as the generator's (:data:`recommender.cli.common.EXIT_CODES`): 0, 2 bad input or
+usage (one line), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from recommender.cli.common import BAD_INPUT, INTERRUPTED, OK, add_models_argument, top_n
 from recommender.data.loader import DataValidationError
-from recommender.models.registry import MODEL_HANDLES
 
 log = logging.getLogger("recommender.evaluate")
 
@@ -26,7 +27,7 @@ DEFAULT_IMAGES = Path("images")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m recommender.evaluate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="similar-users-evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=Path("data"),
                         help="folder with the CSVs (default: %(default)s)")
@@ -35,22 +36,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--images-dir", type=Path, default=DEFAULT_IMAGES, help="charts folder (default: %(default)s)")
     parser.add_argument("--no-charts", action="store_true", help="do not draw the PNG charts")
     parser.add_argument("--tune", action="store_true", help="tune on the validation split instead of evaluating")
-    parser.add_argument("--models", default=",".join(MODEL_HANDLES),
-                        help="comma-separated model handles (default: all)")
-    parser.add_argument("--top-n", type=int, default=10, help="neighbours per user (default: %(default)s)")
-    parser.add_argument("--k", type=int, default=10, help="recommended items per user (default: %(default)s)")
+    add_models_argument(parser)
+    parser.add_argument("--top-n", type=top_n, default=10, help="neighbours per user, 1..100 (default: %(default)s)")
+    parser.add_argument("--k", type=top_n, default=10, help="recommended items per user, 1..100 (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=7,
                         help="hold-out tie-breaks and random baseline (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    args.models = tuple(m.strip().lower() for m in args.models.split(",") if m.strip())
-    unknown = [m for m in args.models if m not in MODEL_HANDLES]
-    if unknown or not args.models:
-        which = unknown[0] if unknown else "(none given)"
-        parser.error(f"unknown model {which}; known models: {', '.join(MODEL_HANDLES)}")
-    if not 1 <= args.top_n <= 100 or not 1 <= args.k <= 100:
-        parser.error("--top-n and --k must be between 1 and 100")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     try:
-        tables = load_tables(args.data_dir, runner.TABLES_USED)
+        tables = load_tables(args.data_dir, runner.tables_needed(args.models))
         truth = runner.load_truth(args.data_dir)
         if args.tune:
             figures = tuning.tune(tables, truth, config)
@@ -75,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
             json_path, markdown = args.out, report.results_markdown(figures)
     except DataValidationError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("error: interrupted", file=sys.stderr)
+        return INTERRUPTED
     report.write_json(figures, json_path)
     json_path.with_suffix(".md").write_text(markdown + "\n")
     written = [json_path, json_path.with_suffix(".md")]
@@ -86,4 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         written += report.charts(figures, args.images_dir)
     print(markdown)
     log.info("wrote %s in %.1fs", ", ".join(map(str, written)), time.perf_counter() - started)
-    return 0
+    return OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Command-line entry points, one per job (``pyproject.toml`` ``[project.scripts]``).
+
+``similar-users-generate`` (also ``run_generator.py``), ``similar-users-serve`` (also
+``run_server.py``), ``similar-users-evaluate``, ``similar-users-datagen``, ``similar-users-bench``.
+"""

@@ -1,0 +1,131 @@
+"""Batch generator: fit the similarity models and publish every user's top-N neighbours.
+
+Every failure ends with one line on stderr and an exit status a scheduler can act on (see
+:data:`recommender.cli.common.EXIT_CODES`).  SIGTERM (systemd stop, ``timeout``, Kubernetes) is
+handled like Ctrl-C: the run is marked failed, its table dropped and the lock released, so the
+next run need not wait for the lease to expire.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from recommender.cli.common import (
+    BAD_INPUT, FAILED, INTERRUPTED, LOCKED, OK, TERMINATED, add_models_argument, exit_codes_epilog, top_n,
+)
+from recommender.config import GeneratorSettings, SettingsError, load_settings
+
+log = logging.getLogger("run_generator")
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that the pipeline's clean-up runs (like KeyboardInterrupt)."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the clean-up
+    raise Terminated()
+
+
+def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="run_generator.py", description=__doc__.split("\n\n")[0],
+                                     epilog=exit_codes_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_models_argument(parser)
+    parser.add_argument("--top-n", type=top_n, default=settings.top_n, help="neighbours per user, 1..100 (default: %(default)s, env TOP_N)")
+    parser.add_argument("--data-dir", default=settings.data_dir,
+                        help="folder or s3://bucket/prefix with the four CSVs (default: %(default)s, env DATA_DIR)")
+    parser.add_argument("--dry-run", metavar="FILE", type=Path, help="write JSON lines to FILE instead of DynamoDB")
+    parser.add_argument("--report", metavar="FILE", type=Path,
+                        help="write the run summary as JSON to FILE (default: RUN_REPORT_DIR/<run_id>.json)")
+    parser.add_argument("--force", action="store_true",
+                        help="publish even when a model covers far fewer users than its published run (MIN_COVERAGE_RATIO)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (they go to stderr)")
+    return parser.parse_args(argv)
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = load_settings(GeneratorSettings)
+    except SettingsError as exc:
+        return _fail(BAD_INPUT, str(exc))
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv, settings)
+
+    # After argument parsing: --help stays instant.
+    from recommender import pipeline
+    from recommender.data.loader import DataValidationError
+    from recommender.data.sources import DataSourceError
+    from recommender.store.dynamo import DynamoStore, StoreUnavailable
+    from recommender.store.jsonl import JsonLinesSink
+    from recommender.store.publisher import LockHeld, LockLost, RunPublisher
+    from recommender.store.retry import RetriesExhausted
+
+    previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        if args.dry_run:
+            sink = JsonLinesSink(args.dry_run)
+        else:
+            sink = RunPublisher(
+                DynamoStore.for_generator(settings),
+                lease_seconds=settings.generator_lock_lease_seconds,
+                keep_runs=settings.keep_runs,
+                write_threads=settings.write_threads,
+            )
+        report = pipeline.run(
+            args.data_dir,
+            sink,
+            args.models,
+            args.top_n,
+            block_mb=settings.topk_block_mb,
+            progress=not args.no_progress,
+            model_params=settings.model_params,
+            min_coverage_ratio=0.0 if args.force else settings.min_coverage_ratio,
+            s3_endpoint_url=settings.s3_endpoint_url,
+        )
+    except (DataValidationError, pipeline.CoverageError) as exc:
+        return _fail(BAD_INPUT, str(exc))
+    except LockHeld as exc:
+        return _fail(LOCKED, str(exc))
+    except (StoreUnavailable, LockLost, RetriesExhausted, DataSourceError) as exc:
+        return _fail(FAILED, str(exc))
+    except KeyboardInterrupt:
+        return _fail(INTERRUPTED, "interrupted (SIGINT); the run was not published")
+    except Terminated:
+        return _fail(TERMINATED, "terminated (SIGTERM); the run was not published")
+    except Exception as exc:  # noqa: BLE001 - the operator gets one line; the log has the trace
+        log.debug("generator failed", exc_info=True)
+        return _fail(FAILED, f"generator failed: {exc.__class__.__name__}: {exc}")
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    log.info(
+        "run %s done in %.1fs (load %.1fs; rows read %s; dropped %s; removed old runs: %s): %s",
+        report.run_id,
+        report.total_seconds,
+        report.load_seconds,
+        report.rows_read,
+        {table: sum(reasons.values()) for table, reasons in report.dropped.items()},
+        ", ".join(report.removed_runs) or "none",
+        "; ".join(f"{m.handle} {m.users_covered} users fit {m.fit_seconds:.1f}s search {m.search_seconds:.1f}s "
+                  f"write {m.items_written} items {m.write_seconds:.1f}s" for m in report.models),
+    )
+    report_path = args.report or settings.run_report_dir / f"{report.run_id}.json"
+    try:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(report.to_json())
+    except OSError as exc:  # the run is published; a summary we cannot write is only a warning
+        log.warning("could not write the run summary to %s: %s", report_path, exc)
+    return OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

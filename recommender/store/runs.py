@@ -1,0 +1,71 @@
+"""Run records and retention: which runs exist, which finished, and which tables can go.
+
+A run's table is dropped in one call when it is neither pointed at nor among the newest
+``KEEP_RUNS`` complete runs; that includes the leftovers of runs that died before publishing,
+so a crashed generator costs storage only until the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from recommender.store import control
+from recommender.store.dynamo import DynamoStore, to_attributes
+
+log = logging.getLogger(__name__)
+
+
+class RunRecords:
+    def __init__(self, store: DynamoStore):
+        self.store = store
+        self.client = store.client
+
+    def started(self, run_id: str, models: tuple[str, ...]) -> None:
+        item = {"pk": control.RUN, "sk": run_id, "status": control.WRITING, "started_at": int(time.time()),
+                "models": list(models)}
+        self.client.put_item(TableName=self.store.control_table, Item=to_attributes(item))
+
+    def failed(self, run_id: str) -> None:
+        self.client.update_item(
+            TableName=self.store.control_table,
+            Key=control.run_key(run_id),
+            UpdateExpression="SET #s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": control.FAILED}},
+        )
+
+    def completed_action(self, run_id: str, counts: dict[str, int], summary: str, now: int) -> dict:
+        """The transaction item that marks ``run_id`` complete (published with its pointers)."""
+        return {
+            "Update": {
+                "TableName": self.store.control_table,
+                "Key": control.run_key(run_id),
+                "UpdateExpression": "SET #s = :complete, finished_at = :now, item_counts = :counts, summary = :summary",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {
+                    ":complete": {"S": control.COMPLETE},
+                    ":now": {"N": str(now)},
+                    ":counts": {"M": {m: {"N": str(c)} for m, c in counts.items()}},
+                    ":summary": {"S": summary},
+                },
+            }
+        }
+
+    def clean_up(self, keep_runs: int, current: str | None) -> list[str]:
+        """Drop runs that are neither pointed at nor among the newest ``keep_runs`` complete ones."""
+        runs = sorted(self.store.query_control(control.RUN), key=lambda r: r["sk"], reverse=True)
+        pointed = {p.run_id for p in self.store.pointers()}
+        complete = [r["sk"] for r in runs if r.get("status") == control.COMPLETE]
+        keep = pointed | set(complete[: max(1, keep_runs)]) | {current}
+        dropped = []
+        for record in runs:
+            run_id = record["sk"]
+            if run_id in keep:
+                continue
+            self.store.drop_table(self.store.run_table(run_id))
+            self.client.delete_item(TableName=self.store.control_table, Key=control.run_key(run_id))
+            dropped.append(run_id)
+        if dropped:
+            log.info("removed %d old or unfinished run(s): %s", len(dropped), ", ".join(dropped))
+        return dropped

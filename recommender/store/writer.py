@@ -1,0 +1,74 @@
+"""Parallel batch writes into one table, with capped backoff for what DynamoDB leaves unprocessed.
+
+``BatchWriteItem`` takes 25 items; several threads keep several requests in flight because one
+writer is bound by round trips, not by the database.  A bounded number of batches is queued at
+once so that memory stays flat however many items the generator streams in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from itertools import islice
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from tqdm.auto import tqdm
+
+from recommender.store.dynamo import StoreUnavailable
+from recommender.store.items import StoredItem
+from recommender.store.retry import Backoff, RetriesExhausted
+
+BATCH = 25  # DynamoDB's limit per BatchWriteItem
+
+
+def batches(items: Iterable[StoredItem], size: int = BATCH) -> Iterator[list[StoredItem]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class BatchWriter:
+    def __init__(self, client: Any, threads: int = 4, backoff: Backoff | None = None):
+        self.client = client
+        self.threads = max(1, threads)
+        self.backoff = backoff or Backoff()
+
+    def write(self, table: str, items: Iterable[StoredItem], *, total: int | None = None,
+              progress: bool = False, desc: str = "write") -> int:
+        """Write every item to ``table``; the count written.  Fails loudly, never silently short."""
+        count = 0
+        bar = tqdm(total=total, desc=desc, unit="item", disable=not progress, leave=False)
+        pending: set[Future] = set()
+        try:
+            with ThreadPoolExecutor(self.threads, thread_name_prefix="writer") as pool:
+                for batch in batches(items):
+                    if len(pending) >= self.threads * 4:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            bar.update(future.result())
+                    pending.add(pool.submit(self._write_batch, table, batch))
+                    count += len(batch)
+                for future in pending:
+                    bar.update(future.result())
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreUnavailable(f"writing to DynamoDB table {table} failed: {exc}") from exc
+        finally:
+            bar.close()
+        return count
+
+    def _write_batch(self, table: str, batch: list[StoredItem]) -> int:
+        requests = [{"PutRequest": {"Item": item.to_dynamo()}} for item in batch]
+        attempt = 0
+        while requests:
+            response = self.client.batch_write_item(RequestItems={table: requests})
+            requests = response.get("UnprocessedItems", {}).get(table, [])
+            if requests:
+                attempt += 1
+                try:
+                    self.backoff.sleep(attempt)
+                except RetriesExhausted:
+                    raise RetriesExhausted(
+                        f"{len(requests)} items still unprocessed by DynamoDB after {self.backoff.max_retries} retries"
+                    ) from None
+        return len(batch)

@@ -1,0 +1,75 @@
+"""The contract every registered model keeps (in the spirit of ``implicit``'s recommender test mixin).
+
+Parametrised over the registry, so a new model is held to it by adding its registry line: fitted
+on small tables it must be deterministic, never list a user as their own neighbour, list only
+positive similarities best first with ties broken by user_handle, answer only for users that have
+data in the tables it reads, and search without an N×N matrix.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from recommender.models.registry import MODEL_HANDLES, create_model, get_spec
+
+N = 10
+
+
+@pytest.fixture(scope="module")
+def contract_tables(tmp_path_factory):
+    from recommender.data.loader import load_tables
+    from recommender.datagen import generate
+
+    out = tmp_path_factory.mktemp("contract")
+    generate(out, users=2000, seed=3, communities=8)
+    return load_tables(out)
+
+
+@pytest.fixture(scope="module", params=MODEL_HANDLES)
+def fitted(request, contract_tables):
+    handle = request.param
+    return handle, create_model(handle).fit(contract_tables), create_model(handle).fit(contract_tables)
+
+
+def test_deterministic(fitted):
+    _, first, second = fitted
+    a, b = first.similar_users(N), second.similar_users(N)
+    np.testing.assert_array_equal(a.users, b.users)
+    np.testing.assert_array_equal(a.similar, b.similar)
+    np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_lists_are_positive_best_first_ties_by_handle_and_never_self(fitted):
+    _, model, _ = fitted
+    answer = model.similar_users(N)
+    assert answer.covered > 0
+    for user, ids, scores in answer.rows():
+        assert user not in ids and len(set(ids)) == len(ids) <= N
+        assert all(s > 0 for s in scores)
+        for (u1, s1), (u2, s2) in zip(zip(ids, scores), zip(ids[1:], scores[1:])):
+            assert s1 > s2 or (s1 == s2 and u1 < u2), (user, ids, scores)
+
+
+def test_only_users_with_data_in_the_models_tables(fitted, contract_tables):
+    handle, model, _ = fitted
+    answer = model.similar_users(N)
+    with_data = set().union(*(getattr(contract_tables, t)["user_handle"].tolist() for t in get_spec(handle).tables))
+    listed = {u for u, _, _ in answer.rows()} | {n for _, ids, _ in answer.rows() for n in ids}
+    assert listed <= with_data
+    assert len(with_data) < 2000 or set(answer.users.tolist()) <= with_data
+
+
+def test_search_memory_is_far_below_an_n_by_n_matrix(fitted):
+    _, model, _ = fitted
+    users = len(model.user_vectors()[1])
+    tracemalloc.start()
+    try:
+        model.similar_users(N, block_mb=1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    full = users * users * 4  # one float32 N×N similarity matrix
+    assert peak < full / 4, f"peak {peak / 2**20:.1f} MB for {users} users (N×N would be {full / 2**20:.1f} MB)"

@@ -1,0 +1,84 @@
+"""Settings: one declaration each, checked ranges, one-line errors, and docs that match the code."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from recommender.config import ApiSettings, GeneratorSettings, SettingsError, StoreSettings, env_name, load_settings, markdown_table
+from tests.conftest import ROOT
+
+ALL = {env_name(cls, f): (cls, f) for cls in (StoreSettings, GeneratorSettings, ApiSettings) for f in cls.model_fields}
+# example.env points the laptop at DynamoDB Local; everything else there is the default.
+LOCAL_VALUES = {"DYNAMODB_ENDPOINT_URL": "http://127.0.0.1:8000"}
+
+
+def test_readme_configuration_table_is_generated_from_the_settings():
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("| variable | used by | default | meaning |")
+    end = readme.index("<!-- end of configuration table -->")
+    assert readme[start:end].strip() == markdown_table()
+
+
+def test_example_env_names_every_setting_with_its_default():
+    assignments = dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", (ROOT / "example.env").read_text(), re.M))
+    assert set(ALL) <= set(assignments), set(ALL) - set(assignments)
+    assert set(assignments) - set(ALL) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    for name, value in assignments.items():
+        if name in ALL and name not in LOCAL_VALUES:
+            cls, field = ALL[name]
+            default = cls.model_fields[field].get_default(call_default_factory=True)
+            parsed = cls.model_validate({field: value}).__getattribute__(field) if value else None
+            assert parsed == default or (value == "" and default in (None, (), {})), (name, value, default)
+        elif name in LOCAL_VALUES:
+            assert value == LOCAL_VALUES[name]
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "value", "message"),
+    [
+        (GeneratorSettings, "TOP_N", "0", "setting TOP_N='0': Input should be greater than or equal to 1"),
+        (GeneratorSettings, "TOP_N", "ten", "setting TOP_N='ten': Input should be a valid integer"),
+        (GeneratorSettings, "WRITE_THREADS", "1000", "setting WRITE_THREADS='1000': Input should be less than or equal to 64"),
+        (GeneratorSettings, "MODEL_PARAMS", "{bad", "setting MODEL_PARAMS='{bad': not valid JSON"),
+        (GeneratorSettings, "MODEL_PARAMS", '{"nope": {}}', "unknown model 'nope'"),
+        (GeneratorSettings, "MODEL_PARAMS", '{"tfidf_user_interest": {"min_dff": 2}}', "unknown parameter 'min_dff'"),
+        (GeneratorSettings, "DYNAMODB_TABLE", "ab", "setting DYNAMODB_TABLE='ab'"),
+        (ApiSettings, "DEFAULT_MODEL", "nope", "setting DEFAULT_MODEL='nope': unknown model 'nope'"),
+        (ApiSettings, "API_DB_READ_TIMEOUT", "-1", "setting API_DB_READ_TIMEOUT='-1': Input should be greater than 0"),
+        (ApiSettings, "LOG_FORMAT", "xml", "setting LOG_FORMAT='xml'"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_variable(monkeypatch, tmp_path, cls, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(cls, tmp_path / "none.env")
+    assert str(caught.value).startswith(message) or message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_env_file_fills_in_and_the_environment_wins(monkeypatch, tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("TOP_N=7\nKEEP_RUNS=3\nMODEL_PARAMS={\"knn_collab_filtering_user_course_view\": {\"weighting\": \"log\"}}\n")
+    monkeypatch.setenv("KEEP_RUNS", "5")
+    monkeypatch.delenv("TOP_N", raising=False)
+    settings = load_settings(GeneratorSettings, env)
+    assert (settings.top_n, settings.keep_runs) == (7, 5)
+    assert settings.model_params == {"knn_collab_filtering_user_course_view": {"weighting": "log"}}
+
+
+def test_model_params_reach_the_generator(small_dataset, tmp_path, monkeypatch, capsys):
+    """A tuned parameter set in configuration is what the generator's model is built with."""
+    import json
+
+    from recommender.cli.generate import main
+
+    monkeypatch.setenv("MODEL_PARAMS", json.dumps({"tfidf_user_interest": {"min_df": 1000000}}))
+    out = tmp_path / "items.jsonl"
+    code = main(["--no-progress", "--data-dir", str(small_dataset), "--models", "tfidf_user_interest",
+                 "--dry-run", str(out), "--report", str(tmp_path / "r.json")])
+    # min_df above every tag's count leaves no vocabulary: no user is covered, so nothing is published.
+    assert code == 2 and not out.exists()
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: model tfidf_user_interest covers no user (before: 0, after: 0); not publishing")
