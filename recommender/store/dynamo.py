@@ -75,6 +75,11 @@ def from_attributes(attributes: dict[str, dict]) -> dict[str, Any]:
     return {key: plain(_deserializer.deserialize(value)) for key, value in attributes.items()}
 
 
+def _config(attempts: tuple[str, int], connect_timeout: float, read_timeout: float, **extra: Any) -> Config:
+    return Config(retries={attempts[0]: attempts[1], "mode": "standard"}, connect_timeout=connect_timeout,
+                  read_timeout=read_timeout, **extra)
+
+
 class DynamoStore:
     """Table naming, clients and the read path (pointer → run table → item)."""
 
@@ -92,34 +97,20 @@ class DynamoStore:
 
     @classmethod
     def for_generator(cls, settings: GeneratorSettings) -> DynamoStore:
-        # botocore "standard" retries: exponential backoff with jitter on throttling and
-        # transient errors, capped by max_attempts; after that the error reaches the run.
-        return cls(
-            settings,
-            Config(
-                retries={"max_attempts": settings.generator_db_max_attempts, "mode": "standard"},
-                connect_timeout=5,
-                read_timeout=30,
-                max_pool_connections=max(10, settings.write_threads * 2),
-                # Our requests are built by code, not users: botocore's validation costs ~25% of
-                # the writer's CPU (+15-25% items/s without it, bench/README.md).
-                parameter_validation=False,
-            ),
-        )
+        # botocore "standard" retries: exponential backoff with jitter on throttling and transient
+        # errors, capped; after that the error reaches the run.  Our requests are built by code,
+        # not users: botocore's parameter validation costs ~25% of the writer's CPU (bench/README.md).
+        config = _config(("max_attempts", settings.generator_db_max_attempts), 5, 30,
+                         max_pool_connections=max(10, settings.write_threads * 2), parameter_validation=False)
+        return cls(settings, config)
 
     @classmethod
     def for_api(cls, settings: ApiSettings) -> DynamoStore:
-        return cls(
-            settings,
-            Config(
-                # total attempts, first call included: one by default, so that a dead or frozen
-                # database costs at most connect + read timeout per call (the client retries 503s).
-                retries={"total_max_attempts": settings.api_db_max_attempts, "mode": "standard"},
-                connect_timeout=settings.api_db_connect_timeout,
-                read_timeout=settings.api_db_read_timeout,
-            ),
-            pointer_cache_seconds=settings.pointer_cache_seconds,
-        )
+        # Total attempts, first call included: one by default, so that a dead or frozen database
+        # costs at most connect + read timeout per call (the client would retry 503s).
+        config = _config(("total_max_attempts", settings.api_db_max_attempts),
+                         settings.api_db_connect_timeout, settings.api_db_read_timeout)
+        return cls(settings, config, pointer_cache_seconds=settings.pointer_cache_seconds)
 
     def run_table(self, run_id: str) -> str:
         return f"{self.prefix}-{run_id}"
