@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# The real published tables live next to the checkout (never copied into the repo).
-SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", ROOT.parent / "shared" / "data" / "pluralsight"))
+# The two real published tables ship in the repository (data/README.md): a clone needs nothing beside it.
+REAL_DATA = ROOT / "data" / "pluralsight"
 LOCAL_PORT = int(os.environ.get("DYNAMODB_LOCAL_PORT", "8000"))
 LOCAL_ENDPOINT = f"http://127.0.0.1:{LOCAL_PORT}"
 

@@ -10,11 +10,11 @@ import pytest
 
 from recommender.data.loader import DataValidationError, load_table, load_tables
 from recommender.data.schema import FILES
-from tests.conftest import SHARED_DATA
+from tests.conftest import REAL_DATA
 
 
 def test_real_course_tags_load_and_drop_empty_tags():
-    frame, dropped, rows_read = load_table(SHARED_DATA, "course_tags")
+    frame, dropped, rows_read = load_table(REAL_DATA, "course_tags")
     assert rows_read == 11_337
     assert dropped["empty course_tags"] == 112
     # 112 of the 5,942 published courses have only the empty tag, so they leave the catalogue.
@@ -25,7 +25,7 @@ def test_real_course_tags_load_and_drop_empty_tags():
 
 
 def test_real_assessment_scores_load_with_types():
-    frame, dropped, rows_read = load_table(SHARED_DATA, "user_assessment_scores")
+    frame, dropped, rows_read = load_table(REAL_DATA, "user_assessment_scores")
     assert rows_read == 6_571 and len(frame) == 6_571
     assert frame["user_handle"].nunique() == 3_114
     assert frame["assessment_tag"].nunique() == 54
