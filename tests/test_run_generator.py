@@ -136,3 +136,107 @@ def test_sigterm_ends_like_sigint_run_failed_table_dropped_lock_released(local_s
     assert store.run_table(run["sk"]) not in store.client.list_tables()["TableNames"]
     assert not store.client.get_item(TableName=store.control_table, Key={"pk": {"S": "lock"}, "sk": {"S": "generator"}}).get("Item")
     assert generate(local_settings, small_dataset, tmp_path).returncode == 0  # no lease to wait for
+
+
+# --- Usage errors before any work, bad values never published (issue 7 C, issue 11.4) -----------
+
+def dry_run(data_dir, tmp_path, *extra: str, env: dict[str, str] | None = None,
+            models: str = "tfidf_user_interest") -> subprocess.CompletedProcess:
+    """The generator with --dry-run (no database): what an operator trying a broken export sees."""
+    args = ["--data-dir", str(data_dir)] if data_dir is not None else []
+    return subprocess.run(
+        [sys.executable, "run_generator.py", "--no-progress", "--models", models, *args, *extra],
+        cwd=ROOT, env={**os.environ, "RUN_REPORT_DIR": str(tmp_path / "reports"), "LOG_LEVEL": "INFO", **(env or {})},
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def nothing_done(result: subprocess.CompletedProcess) -> bool:
+    """No table was loaded and no model ran (the loader logs "read N rows" per table)."""
+    return "rows, kept" not in result.stderr and "users covered" not in result.stderr
+
+
+def copy_dataset(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_dry_run_into_a_directory_is_refused_before_any_work(small_dataset, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    result = dry_run(small_dataset, tmp_path, "--dry-run", str(out))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: --dry-run {out}: is a directory (give a file name)"]
+    assert nothing_done(result)
+
+
+def test_report_into_a_directory_is_refused_before_any_work(small_dataset, tmp_path):
+    result = dry_run(small_dataset, tmp_path, "--dry-run", str(tmp_path / "items.jsonl"), "--report", str(tmp_path))
+    assert result.returncode == 2
+    assert last_line(result) == f"error: --report {tmp_path}: is a directory (give a file name)" and nothing_done(result)
+
+
+def test_data_dir_s3_without_bucket_is_a_usage_error(tmp_path):
+    result = dry_run(None, tmp_path, "--dry-run", str(tmp_path / "items.jsonl"), env={"DATA_DIR": "s3://"})
+    assert result.returncode == 2
+    assert last_line(result) == "error: DATA_DIR / --data-dir 's3://': no bucket in the S3 URL (expected s3://bucket/prefix)"
+    assert nothing_done(result)
+
+
+def test_directory_named_like_a_table_is_a_usage_error(small_dataset, tmp_path):
+    data = copy_dataset(small_dataset, tmp_path / "data")
+    (data / "user_interests.csv").unlink()
+    (data / "user_interests.csv").mkdir()
+    result = dry_run(data, tmp_path, "--dry-run", str(tmp_path / "items.jsonl"))
+    assert result.returncode == 2
+    assert last_line(result) == f"error: {data / 'user_interests.csv'}: is a directory" and nothing_done(result)
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("1180591620717411303424,python,2017-01-02",
+     "column 'user_handle', row {line}: value '1180591620717411303424' is above the largest user handle, 9223372036854775807"),
+    ("12.5,python,2017-01-02", "column 'user_handle', row {line}: value '12.5' is not a positive integer"),
+    ("7,python,2999-01-01", "column 'date_followed', row {line}: value '2999-01-01' is not between 1970-01-01 and one day after the run ("),
+    (f"7,{'x' * 10_000},2017-01-02", "column 'interest_tag', row {line}: value 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... "
+                                     "(10,000 characters) is longer than 200 characters"),
+])
+def test_bad_value_stops_the_run_with_one_line_and_publishes_nothing(small_dataset, tmp_path, row, message):
+    data = copy_dataset(small_dataset, tmp_path / "data")
+    interests = data / "user_interests.csv"
+    line = len(interests.read_text().splitlines()) + 1
+    with interests.open("a") as handle:
+        handle.write(row + "\n")
+    out = tmp_path / "items.jsonl"
+    result = dry_run(data, tmp_path, "--dry-run", str(out))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert last_line(result).startswith(f"error: {interests}: " + message.format(line=line))
+    assert not out.exists()
+
+
+def test_a_date_with_an_offset_among_plain_dates_is_read_as_utc(small_dataset, tmp_path):
+    data = copy_dataset(small_dataset, tmp_path / "data")
+    with (data / "user_interests.csv").open("a") as handle:
+        handle.write("7,python,2017-07-31T10:00:00Z\n7,sql,2017-07-31T12:00:00+02:00\n")
+    out = tmp_path / "items.jsonl"
+    result = dry_run(data, tmp_path, "--dry-run", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(out.read_text().splitlines()) == 600
+
+
+def test_header_only_table_is_one_clear_line(small_dataset, tmp_path):
+    data = copy_dataset(small_dataset, tmp_path / "data")
+    (data / "user_interests.csv").write_text("user_handle,interest_tag,date_followed\n")
+    result = dry_run(data, tmp_path, "--dry-run", str(tmp_path / "items.jsonl"))
+    assert result.returncode == 2
+    assert last_line(result) == f"error: {data / 'user_interests.csv'}: no data rows"
+
+
+def test_inf_view_time_stops_the_run_with_exit_2(small_dataset, tmp_path):
+    data = copy_dataset(small_dataset, tmp_path / "data")
+    views = data / "user_course_views.csv"
+    text = views.read_text().splitlines()
+    text[5] = ",".join(text[5].split(",")[:-1] + ["inf"])
+    views.write_text("\n".join(text) + "\n")
+    result = dry_run(data, tmp_path, "--dry-run", str(tmp_path / "items.jsonl"), models=KNN)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert last_line(result) == f"error: {views}: column 'view_time_seconds', row 6: value 'inf' is not a finite number"

@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
+from recommender.data.schema import MAX_USER_HANDLE  # the loader's bound: the API accepts every loaded handle
 from recommender.models.registry import MODEL_HANDLES
 
-MAX_USER_HANDLE = 2**63 - 1  # DynamoDB numbers hold more, but nobody has more users than int64
 MAX_K = 100
 # A string user_handle: digits (ASCII), optionally padded with whitespace or leading zeros, at
 # most 18 significant digits so that every string the pattern allows fits in int64.

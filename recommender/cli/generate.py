@@ -19,6 +19,8 @@ from recommender.cli.common import (
     BAD_INPUT, FAILED, INTERRUPTED, LOCKED, OK, TERMINATED, add_models_argument, exit_codes_epilog, top_n,
 )
 from recommender.config import GeneratorSettings, SettingsError, load_settings
+from recommender.data.preflight import UsageError, preflight
+from recommender.models.registry import tables_for
 
 log = logging.getLogger("run_generator")
 
@@ -60,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(BAD_INPUT, str(exc))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv, settings)
+    try:  # usage and environment mistakes, before any work (and before pandas is imported)
+        preflight(args.data_dir, tables_for(args.models), {"--dry-run": args.dry_run, "--report": args.report})
+    except UsageError as exc:
+        return _fail(BAD_INPUT, str(exc))
 
     # After argument parsing: --help stays instant.
     from recommender import pipeline

@@ -10,13 +10,20 @@ exports contain such rows and one of them should not cost a night's run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from recommender.data.schema import COLUMNS, FILES, LEVELS
+from recommender.data.csv_lines import data_row_line, tokenizer_error, undecodable_line
+from recommender.data.preflight import os_reason
+from recommender.data.schema import (
+    COLUMNS, EARLIEST_DATE, FILES, FUTURE_DATE_SLACK_DAYS, LEVELS, MAX_TEXT_LENGTH, MAX_USER_HANDLE,
+    MAX_VIEW_TIME_SECONDS, SCORE_RANGE,
+)
 from recommender.data.sources import local_folder
 
 log = logging.getLogger(__name__)
@@ -55,73 +62,151 @@ class Tables:
 
 
 def _read_csv(path: Path, name: str) -> pd.DataFrame:
-    if not path.is_file():
+    if path.is_dir():
+        raise DataValidationError(path, "is a directory")
+    if not path.exists():
         raise DataValidationError(path, "file not found")
     required = COLUMNS[name]
-    try:
-        header = pd.read_csv(path, nrows=0).columns
-    except pd.errors.EmptyDataError:
-        raise DataValidationError(path, "file is empty (no header row)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataValidationError(path, f"not a readable CSV file ({exc.__class__.__name__})") from None
+    with _readable(path):
+        try:
+            header = pd.read_csv(path, nrows=0).columns
+        except pd.errors.EmptyDataError:
+            raise DataValidationError(path, "file is empty (no header row)") from None
     header = [str(c).strip() for c in header]
     missing = [c for c in required if c not in header]
     if missing:
         raise DataValidationError(path, "required column missing", column=missing[0])
-    try:
-        frame = pd.read_csv(
-            path,
-            usecols=lambda c: str(c).strip() in required,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[],
-        )
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataValidationError(path, f"not a readable CSV file: {exc}".splitlines()[0]) from None
+    with _readable(path):  # every column: a row with more fields than the header is an error
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
+    if frame.empty:
+        raise DataValidationError(path, "no data rows")
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame[list(required)]
 
 
-def _first_bad_row(mask: np.ndarray) -> int:
-    """CSV line number (header is line 1) of the first True in ``mask``."""
-    return int(np.flatnonzero(mask)[0]) + 2
+@contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """Turn the parser's and the OS's exceptions into one line naming the file (and the line)."""
+    try:
+        yield
+    except OSError as exc:
+        raise DataValidationError(path, os_reason(exc)) from None
+    except UnicodeDecodeError:
+        where = undecodable_line(path)
+        line, raw = where if where else (None, b"")
+        raise DataValidationError(path, f"not UTF-8 text (bytes {raw.hex(' ')}); save the file as UTF-8", row=line) from None
+    except pd.errors.ParserError as exc:
+        line, reason = tokenizer_error(path, str(exc))
+        raise DataValidationError(path, f"not a readable CSV file: {reason}", row=line) from None
 
 
-def _integers(frame: pd.DataFrame, column: str, path: Path, *, positive: bool) -> pd.Series:
-    values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-    bad = values.isna().to_numpy() | (values.to_numpy(dtype=float, na_value=np.nan) % 1 != 0)
-    if positive:
-        bad |= ~(values.to_numpy(dtype=float, na_value=np.nan) > 0)
-    if bad.any():
-        row = _first_bad_row(bad)
-        raw = frame[column].iloc[row - 2]
-        kind = "a positive integer" if positive else "an integer"
-        raise DataValidationError(path, f"value {raw!r} is not {kind}", column=column, row=row)
-    return values.astype(np.int64)
+def _shown(raw: str) -> str:
+    """The value as the message shows it: quoted, and cut when it is long."""
+    if len(raw) <= 60:
+        return repr(raw)
+    return f"{raw[:40]!r}... ({len(raw):,} characters)"
 
 
-def _numbers(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-    bad = values.isna().to_numpy()
-    if bad.any():
-        row = _first_bad_row(bad)
-        raw = frame[column].iloc[row - 2]
-        raise DataValidationError(path, f"value {raw!r} is not a number", column=column, row=row)
-    return values.astype(np.float64)
+Problem = tuple[np.ndarray, Callable[[str], str]]
 
 
-def _dates(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    values = pd.to_datetime(frame[column].str.strip(), errors="coerce", format="ISO8601")
-    bad = values.isna().to_numpy()
-    if bad.any():
-        row = _first_bad_row(bad)
-        raw = frame[column].iloc[row - 2]
-        raise DataValidationError(path, f"value {raw!r} is not a date", column=column, row=row)
+def _stop_at_first(frame: pd.DataFrame, column: str, path: Path, problems: list[Problem]) -> None:
+    """Raise for the earliest row that has any of ``problems`` (mask, message for the shown value).
+
+    The row is the editor's line number (see :mod:`recommender.data.csv_lines`), computed only
+    here, on the error path.
+    """
+    found = [(int(np.argmax(mask)), describe) for mask, describe in problems if mask.any()]
+    if not found:
+        return
+    position, describe = min(found, key=lambda f: f[0])
+    raw = str(frame[column].iloc[position])
+    line = data_row_line(path, int(frame.index[position]))
+    raise DataValidationError(path, describe(_shown(raw)), column=column, row=line)
+
+
+def _not_positive(shown: str) -> str:
+    return f"value {shown} is not a positive integer"
+
+
+_HANDLE_TEXT = r"\+?[0-9]+(?:\.0+)?"  # digits; a fraction of zeros only (12.0) is the integer
+_HANDLE_NOISE = r"^\+|\.0+$"
+_MAX_HANDLE_DIGITS = len(str(MAX_USER_HANDLE))
+
+
+def _handles(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """Positive int64 user handles, parsed as integers and never through a float.
+
+    A column of plain integers is parsed in one vectorised pass.  If anything else appears
+    (``12.0``, ``1e3``, a handle over int64), pandas would read the whole column as floats and
+    every handle above 2**53 would silently change; such a column is re-read from its digits:
+    ``12.0`` (a fraction of zeros only, as exports through a float column write it) is exactly
+    12, anything else that is not digits is refused, and so is a handle over int64.
+    """
+    text = frame[column].str.strip()
+    values = pd.to_numeric(text, errors="coerce")
+    if values.dtype != np.int64:
+        well_formed = text.str.fullmatch(_HANDLE_TEXT).to_numpy(dtype=bool)
+        digits = text.where(well_formed, "0").str.replace(_HANDLE_NOISE, "", regex=True).str.lstrip("0")
+        length = digits.str.len().to_numpy()
+        too_big = (length > _MAX_HANDLE_DIGITS) | ((length == _MAX_HANDLE_DIGITS) & (digits > str(MAX_USER_HANDLE)).to_numpy())
+        _stop_at_first(frame, column, path, [
+            (~well_formed, _not_positive),
+            (too_big, lambda shown: f"value {shown} is above the largest user handle, {MAX_USER_HANDLE}"),
+        ])
+        values = pd.to_numeric(digits.mask(digits.eq(""), "0")).astype(np.int64)
+    _stop_at_first(frame, column, path, [((values <= 0).to_numpy(), _not_positive)])
     return values
 
 
-def _tags(series: pd.Series) -> pd.Series:
-    return series.str.strip().str.lower()
+def _numbers(frame: pd.DataFrame, column: str, path: Path, bounds: tuple[float, float] | None = None) -> pd.Series:
+    """Finite float64 numbers (``inf``, ``nan``, ``1e400`` refused), within ``bounds`` if given."""
+    values = pd.to_numeric(frame[column].str.strip(), errors="coerce").astype(np.float64).to_numpy()
+    missing = np.isnan(values)
+    problems: list[Problem] = [
+        (missing, lambda shown: f"value {shown} is not a number"),
+        (np.isinf(values), lambda shown: f"value {shown} is not a finite number"),
+    ]
+    if bounds is not None:
+        low, high = bounds
+        with np.errstate(invalid="ignore"):
+            outside = ~missing & ((values < low) | (values > high))
+        problems.append((outside, lambda shown: f"value {shown} is outside the accepted range {low:g}..{high:g}"))
+    _stop_at_first(frame, column, path, problems)
+    return pd.Series(values, index=frame.index, name=column)
+
+
+def _dates(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """ISO 8601 dates as naive UTC: a date with an offset is converted, one without is UTC.
+
+    One rule for every row, so that ``2019-07-31T10:00:00Z`` among plain dates loads instead
+    of failing on mixed time zones, and all dates compare on one clock.
+    """
+    values = pd.to_datetime(frame[column].str.strip(), errors="coerce", format="ISO8601", utc=True)
+    earliest = pd.Timestamp(EARLIEST_DATE, tz="UTC")
+    latest = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=FUTURE_DATE_SLACK_DAYS)
+    missing = values.isna().to_numpy()
+    outside = ~missing & ((values < earliest) | (values > latest)).to_numpy()
+    _stop_at_first(frame, column, path, [
+        (missing, lambda shown: f"value {shown} is not a date"),
+        (outside, lambda shown: f"value {shown} is not between {EARLIEST_DATE} and one day after the run "
+                                f"({latest:%Y-%m-%d %H:%M} UTC)"),
+    ])
+    return values.dt.tz_localize(None)
+
+
+def _texts(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """Stripped text of at most ``MAX_TEXT_LENGTH`` characters (tags, course ids, authors)."""
+    values = frame[column].str.strip()
+    too_long = (values.str.len() > MAX_TEXT_LENGTH).to_numpy()
+    _stop_at_first(frame, column, path, [
+        (too_long, lambda shown: f"value {shown} is longer than {MAX_TEXT_LENGTH} characters"),
+    ])
+    return values
+
+
+def _tags(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    return _texts(frame, column, path).str.lower()
 
 
 class _Dropper:
@@ -144,42 +229,44 @@ class _Dropper:
 
 def _load_interests(path: Path, dropper: _Dropper) -> pd.DataFrame:
     frame = _read_csv(path, "user_interests")
-    frame["user_handle"] = _integers(frame, "user_handle", path, positive=True)
+    frame["user_handle"] = _handles(frame, "user_handle", path)
     frame["date_followed"] = _dates(frame, "date_followed", path)
-    frame["interest_tag"] = _tags(frame["interest_tag"])
+    frame["interest_tag"] = _tags(frame, "interest_tag", path)
     frame = dropper.drop(frame, frame["interest_tag"].eq(""), "empty interest_tag")
     return dropper.drop_duplicates(frame)
 
 
 def _load_views(path: Path, dropper: _Dropper) -> pd.DataFrame:
     frame = _read_csv(path, "user_course_views")
-    frame["user_handle"] = _integers(frame, "user_handle", path, positive=True)
+    frame["user_handle"] = _handles(frame, "user_handle", path)
     frame["view_date"] = _dates(frame, "view_date", path)
-    frame["author_handle"] = frame["author_handle"].str.strip()
-    frame["course_id"] = frame["course_id"].str.strip()
+    frame["author_handle"] = _texts(frame, "author_handle", path)
+    frame["course_id"] = _texts(frame, "course_id", path)
     frame["view_time_seconds"] = _numbers(frame, "view_time_seconds", path)
     level = frame["level"].str.strip().str.capitalize()
     frame["level"] = level
     frame = dropper.drop(frame, frame["course_id"].eq(""), "empty course_id")
     frame = dropper.drop(frame, ~frame["view_time_seconds"].gt(0), "non-positive view_time_seconds")
+    frame = dropper.drop(frame, frame["view_time_seconds"].gt(MAX_VIEW_TIME_SECONDS),
+                         f"view_time_seconds over {MAX_VIEW_TIME_SECONDS:,.0f} (one day)")
     frame = dropper.drop(frame, ~frame["level"].isin(LEVELS), "unknown level")
     return dropper.drop_duplicates(frame)
 
 
 def _load_assessments(path: Path, dropper: _Dropper) -> pd.DataFrame:
     frame = _read_csv(path, "user_assessment_scores")
-    frame["user_handle"] = _integers(frame, "user_handle", path, positive=True)
+    frame["user_handle"] = _handles(frame, "user_handle", path)
     frame["user_assessment_date"] = _dates(frame, "user_assessment_date", path)
-    frame["assessment_tag"] = _tags(frame["assessment_tag"])
-    frame["user_assessment_score"] = _numbers(frame, "user_assessment_score", path)
+    frame["assessment_tag"] = _tags(frame, "assessment_tag", path)
+    frame["user_assessment_score"] = _numbers(frame, "user_assessment_score", path, SCORE_RANGE)
     frame = dropper.drop(frame, frame["assessment_tag"].eq(""), "empty assessment_tag")
     return dropper.drop_duplicates(frame)
 
 
 def _load_course_tags(path: Path, dropper: _Dropper) -> pd.DataFrame:
     frame = _read_csv(path, "course_tags")
-    frame["course_id"] = frame["course_id"].str.strip()
-    frame["course_tags"] = _tags(frame["course_tags"])
+    frame["course_id"] = _texts(frame, "course_id", path)
+    frame["course_tags"] = _tags(frame, "course_tags", path)
     frame = dropper.drop(frame, frame["course_id"].eq(""), "empty course_id")
     frame = dropper.drop(frame, frame["course_tags"].eq(""), "empty course_tags")
     return dropper.drop_duplicates(frame)
