@@ -227,64 +227,60 @@ class _Dropper:
         return self.drop(frame, frame.duplicated().to_numpy(), "exact duplicate row")
 
 
-def _load_interests(path: Path, dropper: _Dropper) -> pd.DataFrame:
-    frame = _read_csv(path, "user_interests")
-    frame["user_handle"] = _handles(frame, "user_handle", path)
-    frame["date_followed"] = _dates(frame, "date_followed", path)
-    frame["interest_tag"] = _tags(frame, "interest_tag", path)
-    frame = dropper.drop(frame, frame["interest_tag"].eq(""), "empty interest_tag")
-    return dropper.drop_duplicates(frame)
+def _levels(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    return frame[column].str.strip().str.capitalize()
 
 
-def _load_views(path: Path, dropper: _Dropper) -> pd.DataFrame:
-    frame = _read_csv(path, "user_course_views")
-    frame["user_handle"] = _handles(frame, "user_handle", path)
-    frame["view_date"] = _dates(frame, "view_date", path)
-    frame["author_handle"] = _texts(frame, "author_handle", path)
-    frame["course_id"] = _texts(frame, "course_id", path)
-    frame["view_time_seconds"] = _numbers(frame, "view_time_seconds", path)
-    level = frame["level"].str.strip().str.capitalize()
-    frame["level"] = level
-    frame = dropper.drop(frame, frame["course_id"].eq(""), "empty course_id")
-    frame = dropper.drop(frame, ~frame["view_time_seconds"].gt(0), "non-positive view_time_seconds")
-    frame = dropper.drop(frame, frame["view_time_seconds"].gt(MAX_VIEW_TIME_SECONDS),
-                         f"view_time_seconds over {MAX_VIEW_TIME_SECONDS:,.0f} (one day)")
-    frame = dropper.drop(frame, ~frame["level"].isin(LEVELS), "unknown level")
-    return dropper.drop_duplicates(frame)
+def _scores(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    return _numbers(frame, column, path, SCORE_RANGE)
 
 
-def _load_assessments(path: Path, dropper: _Dropper) -> pd.DataFrame:
-    frame = _read_csv(path, "user_assessment_scores")
-    frame["user_handle"] = _handles(frame, "user_handle", path)
-    frame["user_assessment_date"] = _dates(frame, "user_assessment_date", path)
-    frame["assessment_tag"] = _tags(frame, "assessment_tag", path)
-    frame["user_assessment_score"] = _numbers(frame, "user_assessment_score", path, SCORE_RANGE)
-    frame = dropper.drop(frame, frame["assessment_tag"].eq(""), "empty assessment_tag")
-    return dropper.drop_duplicates(frame)
+Parser = Callable[[pd.DataFrame, str, Path], pd.Series]
 
-
-def _load_course_tags(path: Path, dropper: _Dropper) -> pd.DataFrame:
-    frame = _read_csv(path, "course_tags")
-    frame["course_id"] = _texts(frame, "course_id", path)
-    frame["course_tags"] = _tags(frame, "course_tags", path)
-    frame = dropper.drop(frame, frame["course_id"].eq(""), "empty course_id")
-    frame = dropper.drop(frame, frame["course_tags"].eq(""), "empty course_tags")
-    return dropper.drop_duplicates(frame)
-
-
-_LOADERS = {
-    "user_interests": _load_interests,
-    "user_course_views": _load_views,
-    "user_assessment_scores": _load_assessments,
-    "course_tags": _load_course_tags,
+#: How each column is validated and normalised (README, "Input tables"), in the order checked.
+_PARSERS: dict[str, dict[str, Parser]] = {
+    "user_interests": {"user_handle": _handles, "interest_tag": _tags, "date_followed": _dates},
+    "user_course_views": {"user_handle": _handles, "view_date": _dates, "course_id": _texts,
+                          "author_handle": _texts, "level": _levels, "view_time_seconds": _numbers},
+    "user_assessment_scores": {"user_handle": _handles, "assessment_tag": _tags,
+                               "user_assessment_date": _dates, "user_assessment_score": _scores},
+    "course_tags": {"course_id": _texts, "course_tags": _tags},
 }
+
+#: Columns whose empty value makes a row unusable (dropped and counted, not an error).
+_REQUIRED_TEXT: dict[str, tuple[str, ...]] = {
+    "user_interests": ("interest_tag",),
+    "user_course_views": ("course_id",),
+    "user_assessment_scores": ("assessment_tag",),
+    "course_tags": ("course_id", "course_tags"),
+}
+
+
+def _drop_unusable_views(frame: pd.DataFrame, dropper: _Dropper) -> pd.DataFrame:
+    seconds = frame["view_time_seconds"]
+    frame = dropper.drop(frame, ~seconds.gt(0).to_numpy(), "non-positive view_time_seconds")
+    frame = dropper.drop(frame, frame["view_time_seconds"].gt(MAX_VIEW_TIME_SECONDS).to_numpy(),
+                         f"view_time_seconds over {MAX_VIEW_TIME_SECONDS:,.0f} (one day)")
+    return dropper.drop(frame, ~frame["level"].isin(LEVELS).to_numpy(), "unknown level")
+
+
+def _load(path: Path, name: str, dropper: _Dropper) -> pd.DataFrame:
+    """Read, validate every column (stopping at the first bad value), then drop unusable rows."""
+    frame = _read_csv(path, name)
+    for column, parse in _PARSERS[name].items():
+        frame[column] = parse(frame, column, path)
+    for column in _REQUIRED_TEXT[name]:
+        frame = dropper.drop(frame, frame[column].eq("").to_numpy(), f"empty {column}")
+    if name == "user_course_views":
+        frame = _drop_unusable_views(frame, dropper)
+    return dropper.drop_duplicates(frame)
 
 
 def load_table(data_dir: Path | str, name: str) -> tuple[pd.DataFrame, dict[str, int], int]:
     """Load one table: (clean frame, dropped counts by reason, rows read)."""
     path = Path(data_dir) / FILES[name]
     dropper = _Dropper(name)
-    frame = _LOADERS[name](path, dropper)
+    frame = _load(path, name, dropper)
     rows_read = len(frame) + sum(dropper.counts.values())
     frame = frame.reset_index(drop=True)
     reasons = ", ".join(f"{n:,} {r}" for r, n in dropper.counts.items()) or "none"

@@ -33,6 +33,13 @@ def _unprivileged() -> list[str]:
     return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 
 
+def _error_unprivileged(code: str) -> str:
+    """Run ``code`` as the unprivileged user; the last line of the traceback it must end with."""
+    result = subprocess.run([*_unprivileged(), sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
 @pytest.fixture
 def shared_tmp() -> Iterator[Path]:
     """A folder the unprivileged user can enter (pytest's tmp_path is private to root)."""
@@ -82,11 +89,8 @@ def test_table_missing_or_a_directory_only_for_the_tables_asked(tmp_path: Path):
 def test_unreadable_table_is_permission_denied(shared_tmp: Path):
     _tables(shared_tmp)
     (shared_tmp / "user_course_views.csv").chmod(0o000)
-    code = (f"from recommender.data.preflight import check_data_dir\n"
-            f"check_data_dir({str(shared_tmp)!r}, {ALL!r})\n")
-    result = subprocess.run([*_unprivileged(), sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == \
+    code = f"from recommender.data.preflight import check_data_dir\ncheck_data_dir({str(shared_tmp)!r}, {ALL!r})"
+    assert _error_unprivileged(code) == \
         f"recommender.data.preflight.UsageError: {shared_tmp / 'user_course_views.csv'}: permission denied"
 
 
@@ -110,10 +114,8 @@ def test_output_in_a_folder_without_write_permission(shared_tmp: Path):
     locked.mkdir(mode=0o555)
     locked.chmod(0o555)
     code = (f"from pathlib import Path\nfrom recommender.data.preflight import check_output_path\n"
-            f"check_output_path(Path({str(locked / 'items.jsonl')!r}), '--dry-run')\n")
-    result = subprocess.run([*_unprivileged(), sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == \
+            f"check_output_path(Path({str(locked / 'items.jsonl')!r}), '--dry-run')")
+    assert _error_unprivileged(code) == \
         f"recommender.data.preflight.UsageError: --dry-run {locked / 'items.jsonl'}: permission denied"
 
 
