@@ -280,6 +280,12 @@ def test_extra_field_names_the_editor_line(tmp_path: Path):
     assert message.endswith("user_interests.csv, row 6: not a readable CSV file: expected 3 fields, saw 4")
 
 
+def test_extra_field_on_the_first_row_is_not_taken_for_an_index(tmp_path: Path):
+    # pandas would silently shift every column by one (the handles becoming the index).
+    message = _error(tmp_path, "user_interests", INTERESTS + "\n1,java,2017-01-01,x\n2,sql,2017-01-01,y\n")
+    assert message.endswith("user_interests.csv, row 3: not a readable CSV file: expected 3 fields, saw 4")
+
+
 def test_encoding_error_names_the_line(tmp_path: Path):
     text = (INTERESTS + "1,java,2017-01-01\n" * 50_000).encode() + "2,caf\u00e9,2017-01-01\n".encode("latin-1")
     (tmp_path / "user_interests.csv").write_bytes(text)

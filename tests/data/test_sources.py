@@ -54,3 +54,18 @@ def test_generator_reads_s3_data_dir(bucket, tmp_path, monkeypatch):
     assert code == 0
     assert len(out.read_text().splitlines()) == 600
     assert json.loads((tmp_path / "run.json").read_text())["rows_read"]["user_interests"] > 0
+
+
+def test_header_only_object_names_the_s3_url(bucket):
+    bucket.put_object(Bucket="exports", Key="empty/user_interests.csv", Body=b"user_handle,interest_tag,date_followed\n")
+    with pytest.raises(DataValidationError, match=r"^s3://exports/empty/user_interests\.csv: no data rows$"):
+        load_tables("s3://exports/empty", ("user_interests",))
+
+
+def test_overflowing_handle_in_s3_object_names_url_column_and_editor_line(bucket):
+    body = b'user_handle,interest_tag,date_followed\n1,"two\nlines",2017-01-01\n\n1180591620717411303424,java,2017-01-01\n'
+    bucket.put_object(Bucket="exports", Key="big/user_interests.csv", Body=body)
+    with pytest.raises(DataValidationError) as info:
+        load_tables("s3://exports/big", ("user_interests",))
+    assert str(info.value) == ("s3://exports/big/user_interests.csv: column 'user_handle', row 5: value '1180591620717411303424' "
+                               "is above the largest user handle, 9223372036854775807")
