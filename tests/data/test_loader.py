@@ -10,7 +10,7 @@ import pytest
 
 from recommender.api.schemas import parse_user_handle
 from recommender.data.loader import DataValidationError, load_table, load_tables
-from recommender.data.schema import FILES, MAX_USER_HANDLE
+from recommender.data.schema import COLUMNS, FILES, MAX_USER_HANDLE
 from tests.conftest import REAL_DATA
 
 
@@ -212,8 +212,6 @@ def test_view_time_over_a_day_is_dropped_and_counted(tmp_path: Path):
 
 @pytest.mark.parametrize("name", list(FILES))
 def test_header_without_rows_is_one_clear_error(tmp_path: Path, name: str):
-    from recommender.data.schema import COLUMNS
-
     message = _error(tmp_path, name, ",".join(COLUMNS[name]) + "\n\n")
     assert message == f"{tmp_path / FILES[name]}: no data rows"
 
@@ -251,8 +249,6 @@ def test_dates_with_and_without_offsets_are_all_read_as_utc(tmp_path: Path):
     ("user_course_views", "author_handle", "1,2017-06-27,a,{long},Beginner,30"),
 ])
 def test_text_over_200_characters_is_refused(tmp_path: Path, name: str, column: str, line: str):
-    from recommender.data.schema import COLUMNS
-
     long = "x" * 10_000
     message = _error(tmp_path, name, ",".join(COLUMNS[name]) + "\n" + line.format(long=long) + "\n")
     assert message.endswith(f"column '{column}', row 2: value 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... "
@@ -298,3 +294,11 @@ def test_directory_named_like_a_table_is_named_as_such(tmp_path: Path):
     (tmp_path / "user_interests.csv").mkdir()
     with pytest.raises(DataValidationError, match=r"user_interests\.csv: is a directory$"):
         load_table(tmp_path, "user_interests")
+
+
+def test_unreadable_table_is_permission_denied(shared_tmp: Path, raised_unprivileged):
+    (shared_tmp / "course_tags.csv").write_text("course_id,course_tags\na,java\n")
+    (shared_tmp / "course_tags.csv").chmod(0o000)
+    code = f"from recommender.data.loader import load_table\nload_table({str(shared_tmp)!r}, 'course_tags')"
+    assert raised_unprivileged(code) == \
+        f"recommender.data.loader.DataValidationError: {shared_tmp / 'course_tags.csv'}: permission denied"

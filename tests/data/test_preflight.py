@@ -1,7 +1,6 @@
 """Usage and environment mistakes are found before any work, each named in one line.
 
-Permissions are tested for real: as an unprivileged user (root reads a mode-000 file, so when
-the suite runs as root the check runs under ``setpriv`` as ``nobody``).
+Permissions are tested for real, as an unprivileged user (``tests/data/conftest.py``).
 """
 
 from __future__ import annotations
@@ -10,8 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,34 +16,9 @@ import pytest
 from recommender.data.preflight import UsageError, check_data_dir, check_output_path
 from recommender.data.schema import FILES
 from tests.conftest import ROOT
+from tests.data.conftest import unprivileged_prefix
 
 ALL = tuple(FILES)
-NOBODY = 65534
-
-
-def _unprivileged() -> list[str]:
-    """Command prefix that runs as a user to whom a mode-000 file is unreadable."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root and setpriv (util-linux) is missing: cannot drop privileges to test permissions")
-    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-
-
-def _error_unprivileged(code: str) -> str:
-    """Run ``code`` as the unprivileged user; the last line of the traceback it must end with."""
-    result = subprocess.run([*_unprivileged(), sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1, result.stderr
-    return result.stderr.strip().splitlines()[-1]
-
-
-@pytest.fixture
-def shared_tmp() -> Iterator[Path]:
-    """A folder the unprivileged user can enter (pytest's tmp_path is private to root)."""
-    folder = Path(tempfile.mkdtemp(prefix="preflight-"))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder)
 
 
 def _tables(folder: Path) -> Path:
@@ -86,11 +58,11 @@ def test_table_missing_or_a_directory_only_for_the_tables_asked(tmp_path: Path):
         check_data_dir(tmp_path, ("course_tags",))
 
 
-def test_unreadable_table_is_permission_denied(shared_tmp: Path):
+def test_unreadable_table_is_permission_denied(shared_tmp: Path, raised_unprivileged):
     _tables(shared_tmp)
     (shared_tmp / "user_course_views.csv").chmod(0o000)
     code = f"from recommender.data.preflight import check_data_dir\ncheck_data_dir({str(shared_tmp)!r}, {ALL!r})"
-    assert _error_unprivileged(code) == \
+    assert raised_unprivileged(code) == \
         f"recommender.data.preflight.UsageError: {shared_tmp / 'user_course_views.csv'}: permission denied"
 
 
@@ -109,13 +81,13 @@ def test_output_path_ok_creates_the_folder_and_leaves_nothing(tmp_path: Path):
     check_output_path(None, "--report")
 
 
-def test_output_in_a_folder_without_write_permission(shared_tmp: Path):
+def test_output_in_a_folder_without_write_permission(shared_tmp: Path, raised_unprivileged):
     locked = shared_tmp / "locked"
     locked.mkdir(mode=0o555)
     locked.chmod(0o555)
     code = (f"from pathlib import Path\nfrom recommender.data.preflight import check_output_path\n"
             f"check_output_path(Path({str(locked / 'items.jsonl')!r}), '--dry-run')")
-    assert _error_unprivileged(code) == \
+    assert raised_unprivileged(code) == \
         f"recommender.data.preflight.UsageError: --dry-run {locked / 'items.jsonl'}: permission denied"
 
 
@@ -129,7 +101,7 @@ def test_generator_with_an_unreadable_table_exits_2_before_loading(shared_tmp: P
     (data / "user_interests.csv").chmod(0o000)
     env = {**os.environ, "LOG_LEVEL": "INFO", "HOME": str(shared_tmp)}
     result = subprocess.run(
-        [*_unprivileged(), sys.executable, "run_generator.py", "--no-progress", "--data-dir", str(data),
+        [*unprivileged_prefix(), sys.executable, "run_generator.py", "--no-progress", "--data-dir", str(data),
          "--dry-run", str(shared_tmp / "out" / "items.jsonl")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
