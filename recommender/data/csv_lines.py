@@ -23,7 +23,8 @@ import numpy as np
 
 _BLOCK = 1 << 22  # 4 MB per step: a few tens of MB of temporaries at most
 _QUOTE, _NEWLINE = ord('"'), ord("\n")
-_BLANK_BYTES = np.array([ord(" "), ord("\t"), ord("\r"), _NEWLINE], dtype=np.uint8)
+_CONTENT = np.ones(256, dtype=np.uint8)  # 1 for a byte that makes a line non-blank
+_CONTENT[[ord(" "), ord("\t"), ord("\r"), _NEWLINE]] = 0
 
 
 def record_line(path: Path | str, record: int, *, skip_blank: bool = True) -> int | None:
@@ -35,33 +36,35 @@ def record_line(path: Path | str, record: int, *, skip_blank: bool = True) -> in
     in_quotes = 0  # quote parity carried from block to block
     lines_before = 0  # newlines before the current block
     record_start_line = 1  # line where the record being read started
-    content = 0  # non-blank bytes seen so far in that record
-    seen = 0  # records completed before the current block
+    has_content = False  # whether that record holds a non-blank byte so far
+    seen = 0  # records counted before the current block
     with open(path, "rb") as handle:
         while block := handle.read(_BLOCK):
             data = np.frombuffer(block, dtype=np.uint8)
-            quoted = (np.cumsum(data == _QUOTE) + in_quotes) & 1
-            newline = data == _NEWLINE
-            ends = np.flatnonzero(newline & (quoted == 0))  # record boundaries in this block
-            filled = np.cumsum(~np.isin(data, _BLANK_BYTES))
-            lines = np.cumsum(newline)
+            newlines = np.flatnonzero(data == _NEWLINE)
+            quotes_before = np.searchsorted(np.flatnonzero(data == _QUOTE), newlines)
+            closing = np.flatnonzero((quotes_before + in_quotes) % 2 == 0)  # indexes into newlines
+            ends = newlines[closing]  # record boundaries: newlines outside quotes
+            starts = np.concatenate(([0], ends + 1))
+            starts = starts[starts < len(data)]
+            content = np.maximum.reduceat(_CONTENT[data], starts).astype(bool)
             if len(ends):
-                per_record = np.diff(filled[ends], prepend=0)
-                per_record[0] += content
-                counted = per_record > 0 if skip_blank else np.ones(len(ends), dtype=bool)
-                ordinal = seen + np.cumsum(counted) - 1  # record number of each boundary's record
+                filled = content[: len(ends)].copy()
+                filled[0] |= has_content
+                counted = filled if skip_blank else np.ones(len(ends), dtype=bool)
+                ordinal = seen + np.cumsum(counted) - 1
                 hit = np.flatnonzero(counted & (ordinal == record))
                 if len(hit):
                     i = int(hit[0])
-                    return record_start_line if i == 0 else lines_before + int(lines[ends[i - 1]]) + 1
+                    return record_start_line if i == 0 else lines_before + int(closing[i - 1]) + 2
                 seen += int(counted.sum())
-                record_start_line = lines_before + int(lines[ends[-1]]) + 1
-                content = int(filled[-1] - filled[ends[-1]])
+                record_start_line = lines_before + int(closing[-1]) + 2
+                has_content = len(content) > len(ends) and bool(content[-1])
             else:
-                content += int(filled[-1])
-            in_quotes = int(quoted[-1])
-            lines_before += int(lines[-1])
-    last_counted = content > 0 or not skip_blank
+                has_content = has_content or bool(content[0])
+            in_quotes = int((np.count_nonzero(data == _QUOTE) + in_quotes) % 2)
+            lines_before += len(newlines)
+    last_counted = has_content or not skip_blank
     return record_start_line if last_counted and seen == record else None
 
 
