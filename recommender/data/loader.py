@@ -79,7 +79,8 @@ def _read_csv(path: Path, name: str) -> pd.DataFrame:
     with _readable(path):  # every column: a row with more fields than the header is an error
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
     if not isinstance(frame.index, pd.RangeIndex):  # pandas took the first row's extra field for an index
-        message = f"not a readable CSV file: expected {len(frame.columns)} fields, saw {len(frame.columns) + 1}"
+        fields = len(frame.columns)
+        message = f"not a readable CSV file: expected {fields} fields, saw {fields + frame.index.nlevels}"
         raise DataValidationError(path, message, row=data_row_line(path, 0))
     if frame.empty:
         raise DataValidationError(path, "no data rows")

@@ -280,6 +280,8 @@ def test_extra_field_on_the_first_row_is_not_taken_for_an_index(tmp_path: Path):
     # pandas would silently shift every column by one (the handles becoming the index).
     message = _error(tmp_path, "user_interests", INTERESTS + "\n1,java,2017-01-01,x\n2,sql,2017-01-01,y\n")
     assert message.endswith("user_interests.csv, row 3: not a readable CSV file: expected 3 fields, saw 4")
+    message = _error(tmp_path, "user_interests", INTERESTS + "1,java,2017-01-01,x,y\n")
+    assert message.endswith("user_interests.csv, row 2: not a readable CSV file: expected 3 fields, saw 5")
 
 
 def test_encoding_error_names_the_line(tmp_path: Path):
