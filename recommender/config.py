@@ -101,6 +101,8 @@ class ApiSettings(StoreSettings):
     log_format: Literal["text", "json"] = Field("text", description="`json`: one JSON object per log line")
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
         (), repr=False, description="comma-separated keys; when set, every endpoint but `/health` needs `X-API-Key`")
+    docs_require_key: bool = Field(
+        False, description="`true`: `/docs`, `/openapi.json` and the docs' assets need `X-API-Key` too (by default they hold no data and stay open)")
     pointer_cache_seconds: float = Field(5.0, ge=0, le=3600, description="how long an API process caches a model's run pointer")
 
     @field_validator("api_keys", mode="before")

@@ -28,6 +28,7 @@ def create_app(settings: ApiSettings | None = None, store: ReadStore | None = No
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         DEFAULT_MODEL=settings.default_model,
         API_KEYS=tuple(settings.api_keys),
+        DOCS_REQUIRE_KEY=settings.docs_require_key,
         JSON_SORT_KEYS=False,
         # Never Flask's debugger or tracebacks here, whatever FLASK_DEBUG says: only
         # ``run_server.py --debug`` (development) turns debug mode on, after this factory.

@@ -18,7 +18,7 @@ from flask import Flask, g, request
 
 from recommender.api import metrics
 from recommender.api.errors import ApiError
-from recommender.api.openapi import API_KEY_HEADER, DOCS_CDN
+from recommender.api.openapi import API_KEY_HEADER, DOCS_ENDPOINTS
 
 access_log = logging.getLogger("recommender.api.access")
 
@@ -30,12 +30,12 @@ _OPEN_ENDPOINTS = {"similar_users.health"}
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 
-# JSON answers load nothing and may not be framed; the docs page may load Swagger UI from the
-# CDN, its own inline script (by nonce) and call this origin.
+# JSON answers load nothing and may not be framed; the docs page loads Swagger UI from this
+# origin only, plus its own inline script (by nonce), and calls this origin.
 CSP_API = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 CSP_DOCS = (
-    "default-src 'none'; script-src {cdn} 'nonce-{nonce}'; style-src {cdn} 'unsafe-inline'; "
-    "img-src 'self' data: {cdn}; font-src {cdn}; connect-src 'self'; "
+    "default-src 'none'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 
@@ -67,7 +67,8 @@ def install(app: Flask) -> None:
         g.started = time.perf_counter()
         g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
         keys = app.config["API_KEYS"]
-        if keys and request.endpoint not in _OPEN_ENDPOINTS:
+        open_endpoints = _OPEN_ENDPOINTS if app.config["DOCS_REQUIRE_KEY"] else _OPEN_ENDPOINTS | DOCS_ENDPOINTS
+        if keys and request.endpoint not in open_endpoints:
             if not key_is_valid(request.headers.get(API_KEY_HEADER, ""), keys):
                 raise ApiError(401, "unauthorized", f"a valid {API_KEY_HEADER} header is required")
         if request.method in _BODY_METHODS and request.url_rule is not None and not request.is_json:
@@ -82,7 +83,7 @@ def install(app: Flask) -> None:
         headers["Cache-Control"] = "no-store"
         headers["Cross-Origin-Resource-Policy"] = "same-origin"
         nonce = g.get("csp_nonce")
-        headers["Content-Security-Policy"] = CSP_DOCS.format(cdn=DOCS_CDN, nonce=nonce) if nonce else CSP_API
+        headers["Content-Security-Policy"] = CSP_DOCS.format(nonce=nonce) if nonce else CSP_API
         request_id = g.get("request_id") or request_id_from(None)
         headers[REQUEST_ID_HEADER] = request_id
 

@@ -3,17 +3,23 @@
 spectree reads the pydantic models given to ``api_spec.validate(...)`` on each route, validates
 requests (and our own answers) against them, and builds the OpenAPI document from the same
 models, so the published contract cannot drift from the code.  We serve the document at
-``/openapi.json`` and Swagger UI (spectree's page, assets from a CDN) at ``/docs``; when API
-keys are configured the document declares the ``X-API-Key`` header scheme.
+``/openapi.json`` and Swagger UI at ``/docs``; when API keys are configured the document
+declares the ``X-API-Key`` header scheme.
+
+Swagger UI's scripts and styles are served by the service itself, from the files the pinned
+``flask-swagger-ui`` package ships (its ``dist`` folder: the official Swagger UI build), so the
+page works where no CDN can be reached (corporate proxies, air-gapped hosts) and its
+Content-Security-Policy allows this origin only.
 """
 
 from __future__ import annotations
 
 import copy
 import secrets
+from importlib.resources import files
 from typing import Any
 
-from flask import Blueprint, Response as FlaskResponse, current_app, g, jsonify
+from flask import Blueprint, Response as FlaskResponse, abort, current_app, g, jsonify, send_from_directory
 from spectree import Response, SpecTree
 from spectree.page import ONLINE_PAGE_TEMPLATES
 from spectree.plugins.flask_plugin import FlaskPlugin
@@ -23,8 +29,13 @@ from recommender.api.schemas import USER_HANDLE_PATTERN, ErrorBody
 
 API_KEY_HEADER = "X-API-Key"
 SECURITY_SCHEME = "ApiKeyAuth"
-# Swagger UI comes from this CDN (the page's Content-Security-Policy allows it and nothing else).
-DOCS_CDN = "https://unpkg.com"
+# Swagger UI's build, as shipped by flask-swagger-ui (requirements.txt); served under /docs/assets/.
+SWAGGER_UI_DIST = files("flask_swagger_ui") / "dist"
+DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css",
+               "favicon-16x16.png", "favicon-32x32.png")
+_CDN_PREFIX = "https://unpkg.com/swagger-ui-dist@5.11.0/"  # what spectree's page template points at
+# Endpoints that hold no data; open without an API key unless DOCS_REQUIRE_KEY=true.
+DOCS_ENDPOINTS = frozenset({"docs.openapi_json", "docs.docs", "docs.docs_asset"})
 
 
 class _Plugin(FlaskPlugin):
@@ -52,6 +63,7 @@ api_spec = SpecTree(
     ),
     openapi_version="3.1.0",
     path="apidoc",  # spectree's own routes are not registered; ours are /openapi.json and /docs
+    mode="strict",  # only routes it validates: /docs/assets/<name> serves files, not an API
     before=spectree_before,
     after=spectree_after,
     validation_error_status=400,
@@ -112,5 +124,16 @@ def docs():
     page = ONLINE_PAGE_TEMPLATES["swagger"].format(
         spec_url="/openapi.json", spec_path="docs", **api_spec.config.swagger_oauth2_config()
     )
+    if _CDN_PREFIX not in page:  # a spectree upgrade changed its template: fail loudly, not blank
+        raise RuntimeError("spectree's Swagger UI template no longer names the expected CDN assets")
+    page = page.replace(_CDN_PREFIX, "/docs/assets/").replace(" crossorigin>", ">")
     page = page.replace("<script>", f'<script nonce="{nonce}">')
     return FlaskResponse(page, mimetype="text/html")
+
+
+@docs_bp.get("/docs/assets/<name>")
+def docs_asset(name: str):
+    """Swagger UI's scripts, styles and icons (not in the OpenAPI document: they are the page's files)."""
+    if name not in DOCS_ASSETS:
+        abort(404)
+    return send_from_directory(str(SWAGGER_UI_DIST), name, max_age=86400)

@@ -42,9 +42,34 @@ def test_any_configured_key_opens_the_api(keyed, key):
     assert keyed.get("/openapi.json", headers=headers).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/similar-users/999", "/metrics", "/openapi.json", "/docs", "/nope"])
-def test_every_endpoint_but_health_needs_the_key(keyed, path):
+@pytest.mark.parametrize("path", ["/similar-users/999", "/metrics", "/nope"])
+def test_every_endpoint_with_data_needs_the_key(keyed, path):
     assert keyed.get(path).status_code == 401
+
+
+DOCS_PATHS = ["/docs", "/openapi.json", "/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"]
+
+
+@pytest.mark.parametrize("path", DOCS_PATHS)
+def test_docs_hold_no_data_and_stay_open_with_keys(keyed, path):
+    assert keyed.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("path", DOCS_PATHS)
+def test_docs_require_key_closes_them(memory_app, path):
+    client = memory_app(api_keys=(KEY,), docs_require_key=True).test_client()
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers={"X-API-Key": KEY}).status_code == 200
+
+
+def test_docs_assets_are_swagger_ui_files_and_nothing_else(memory_app):
+    client = memory_app().test_client()
+    script = client.get("/docs/assets/swagger-ui-bundle.js")
+    assert script.status_code == 200 and script.mimetype in ("text/javascript", "application/javascript")
+    assert b"SwaggerUIBundle" in script.get_data()
+    assert client.get("/docs/assets/swagger-ui.css").mimetype == "text/css"
+    for name in ("LICENSE", "..%2f__init__.py", "index.css", "oauth2-redirect.html"):
+        assert client.get(f"/docs/assets/{name}").status_code == 404
 
 
 def test_health_is_open(keyed):
@@ -130,14 +155,16 @@ def test_security_headers_on_errors_too(memory_app):
         assert response.headers["X-Frame-Options"] == "DENY" and response.headers["Cache-Control"] == "no-store"
 
 
-def test_docs_csp_allows_swagger_ui_and_its_own_inline_script_only(memory_app):
+def test_docs_page_and_its_csp_name_this_origin_only(memory_app):
     response = memory_app().test_client().get("/docs")
     csp = response.headers["Content-Security-Policy"]
     nonce = csp.split("'nonce-")[1].split("'")[0]
     page = response.get_data(as_text=True)
     assert f'<script nonce="{nonce}">' in page  # the inline script runs ...
     assert "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]  # ... and no other inline script
-    assert "https://unpkg.com" in csp and "connect-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "script-src 'self' 'nonce-" in csp and "connect-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "http" not in csp and "https://" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert '<script src="/docs/assets/swagger-ui-bundle.js">' in page
     assert response.headers["X-Frame-Options"] == "DENY"
     other = memory_app().test_client().get("/docs").headers["Content-Security-Policy"]
     assert other != csp  # a fresh nonce per page
