@@ -100,7 +100,7 @@ class ApiSettings(StoreSettings):
     max_body_bytes: int = Field(4096, ge=256, le=1_048_576, description="larger request bodies get 413")
     log_format: Literal["text", "json"] = Field("text", description="`json`: one JSON object per log line")
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
-        (), repr=False, description="comma-separated keys; when set, every endpoint but `/health` needs `X-API-Key`")
+        (), repr=False, description="comma-separated keys; when set, every endpoint with data (all but `/health` and the docs) needs `X-API-Key`")
     docs_require_key: bool = Field(
         False, description="`true`: `/docs`, `/openapi.json` and the docs' assets need `X-API-Key` too (by default they hold no data and stay open)")
     pointer_cache_seconds: float = Field(5.0, ge=0, le=3600, description="how long an API process caches a model's run pointer")
