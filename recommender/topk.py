@@ -1,98 +1,20 @@
-"""All-users top-N cosine search, in blocks, with exact tie-breaking by user_handle.
+"""All-users top-N cosine search: the one entry point the models call.
 
-Why blocks: the full N×N similarity matrix does not fit once users reach the hundreds of
-thousands, so each block of rows is multiplied against all users, reduced to its top N with
-``argpartition`` and thrown away; memory stays at ``block_rows × N`` whatever N is.
-
-Why the tie-breaking dance: ``argpartition`` picks an arbitrary subset among equal scores at the
-cut-off, so the result would depend on the BLAS and the block size.  Scores are rounded to 6
-decimals (the precision that is stored), the N-th best score per row is found, everything
-strictly better is kept and the remaining places go to the lowest-index ties.  Rows are sorted
-by user_handle, so the answer is deterministic and the same as a brute-force sort by
-``(-score, user_handle)``.
+The work lives in :mod:`recommender.search` (``exact`` blocked dense/sparse products,
+``ann`` HNSW with exact re-ranking, ``recall`` the sampled check); this module picks one by
+:class:`~recommender.search.options.SearchOptions` so that callers keep one interface.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import sparse
-from sklearn.preprocessing import normalize
-from tqdm.auto import tqdm
 
-SCORE_DECIMALS = 6
+from recommender.search.exact import exact_top_k
+from recommender.search.neighbours import SCORE_DECIMALS, Neighbours
+from recommender.search.options import SearchOptions
 
-
-@dataclass(frozen=True)
-class Neighbours:
-    """Top-N answer for all users of one model.
-
-    ``similar[i]`` are the user handles most similar to ``users[i]``, best first; a row with
-    fewer than N users of positive similarity is padded with -1 (and NaN scores).
-    """
-
-    users: np.ndarray  # (U,) int64
-    similar: np.ndarray  # (U, N) int64
-    scores: np.ndarray  # (U, N) float32
-
-    def rows(self) -> Iterator[tuple[int, list[int], list[float]]]:
-        """(user, neighbours, scores) for every user with at least one neighbour."""
-        valid = self.similar >= 0
-        for user, ids, scores, ok in zip(self.users, self.similar, self.scores, valid):
-            if ok.any():
-                yield int(user), ids[ok].tolist(), [round(float(s), SCORE_DECIMALS) for s in scores[ok]]
-
-    @property
-    def covered(self) -> int:
-        """Users that get at least one neighbour."""
-        return int((self.similar[:, 0] >= 0).sum()) if self.similar.size else 0
-
-
-def _block_rows(n_users: int, block_mb: int, workers: int) -> int:
-    # ~24 bytes per cell and worker: float32 scores, their negation, int64 argpartition indices.
-    return int(max(1, min(n_users, (block_mb * 2**20) // max(1, 24 * n_users * workers))))
-
-
-def _select_exact(scores: np.ndarray, n: int) -> np.ndarray:
-    """Column indices of the top ``n`` per row (rounded scores), ties at the cut-off to the lowest index."""
-    width = scores.shape[1]
-    kth = -np.partition(-scores, n - 1, axis=1)[:, n - 1][:, None]  # small kth: see _block_top_k
-    columns = np.arange(width, dtype=np.int32)[None, :]
-    key = np.where(scores > kth, np.int32(-1), np.where(scores == kth, columns, np.int32(width)))
-    return np.argpartition(key, n - 1, axis=1)[:, :n]
-
-
-def _block_top_k(block: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(columns, rounded scores) of each row's top ``n``, best first, ties by column.
-
-    One ``argpartition`` finds the best ``n + 1`` raw scores.  When, after rounding, the n-th of
-    them beats the (n+1)-th, nothing outside can tie with the n-th (rounding is monotonic), so the
-    candidates are exact; only rows with a positive tie at the cut-off (rare) take the slower
-    exact pass over the whole row.  Zero scores are dropped anyway, so ties among them don't matter.
-    """
-    width = block.shape[1]
-    m = min(n + 1, width)
-    # Partition the negated scores around a *small* kth: numpy's introselect is ~20x faster
-    # there than around a kth near the end of a row whose values are mostly equal (the zeros of
-    # sparse data).
-    candidates = np.argpartition(np.negative(block), m - 1, axis=1)[:, :m]
-    scores = np.round(np.take_along_axis(block, candidates, axis=1), SCORE_DECIMALS)
-    order = np.lexsort((candidates, -scores), axis=-1)
-    candidates = np.take_along_axis(candidates, order, axis=1)
-    scores = np.take_along_axis(scores, order, axis=1)
-    if m > n:
-        tied = np.flatnonzero((scores[:, n - 1] == scores[:, n]) & (scores[:, n - 1] > 0))
-        if tied.size:
-            rounded = np.round(block[tied], SCORE_DECIMALS)
-            exact = _select_exact(rounded, n)
-            exact_scores = np.take_along_axis(rounded, exact, axis=1)
-            order = np.lexsort((exact, -exact_scores), axis=-1)
-            candidates[tied, :n] = np.take_along_axis(exact, order, axis=1)
-            scores[tied, :n] = np.take_along_axis(exact_scores, order, axis=1)
-    return candidates[:, :n], scores[:, :n]
+__all__ = ["SCORE_DECIMALS", "Neighbours", "SearchOptions", "top_k_cosine"]
 
 
 def top_k_cosine(
@@ -104,41 +26,19 @@ def top_k_cosine(
     workers: int = 2,
     progress: bool = False,
     desc: str = "top-k",
+    search: SearchOptions | None = None,
 ) -> Neighbours:
     """For every row of ``vectors`` (one per user in ``users``, ascending), its ``n`` most cosine-similar rows.
 
-    Self is excluded; only positive similarities count as neighbours.  ``workers`` threads take
-    blocks in turn (the products and partitions release the GIL); memory stays near ``block_mb``.
+    Self is excluded; only positive similarities count; ties are broken by user_handle.  With
+    ``search.method`` "ann" (or "auto" above ``auto_exact_max_users``) the answer is approximate and
+    carries its measured ``recall_at_10``.
     """
-    users = np.asarray(users, dtype=np.int64)
-    count = len(users)
-    similar = np.full((count, n), -1, dtype=np.int64)
-    result_scores = np.full((count, n), np.nan, dtype=np.float32)
-    if count < 2 or n < 1:
-        return Neighbours(users, similar, result_scores)
-    k = min(n, count - 1)
-    is_sparse = sparse.issparse(vectors)
-    unit = normalize(sparse.csr_matrix(vectors, dtype=np.float32) if is_sparse else np.asarray(vectors, dtype=np.float32))
-    unit_t = unit.T.tocsc() if is_sparse else np.ascontiguousarray(unit.T)
-    workers = max(1, workers)
-    step = _block_rows(count, block_mb, workers)
+    options = search or SearchOptions()
+    if options.resolve(len(users)) == "ann":
+        from recommender.search.ann import ann_top_k  # hnswlib only when asked for
 
-    def search(start: int) -> int:
-        stop = min(start + step, count)
-        block = unit[start:stop] @ unit_t
-        block = block.toarray() if sparse.issparse(block) else np.asarray(block)
-        block = block.astype(np.float32, copy=False)
-        rows = np.arange(stop - start)
-        block[rows, rows + start] = -np.inf
-        chosen, chosen_scores = _block_top_k(block, k)
-        positive = chosen_scores > 0
-        similar[start:stop, :k] = np.where(positive, users[chosen], -1)
-        result_scores[start:stop, :k] = np.where(positive, chosen_scores, np.nan)
-        return stop - start
-
-    starts = range(0, count, step)
-    with ThreadPoolExecutor(workers, thread_name_prefix="topk") as pool, \
-            tqdm(total=count, desc=desc, unit="user", disable=not progress, leave=False) as bar:
-        for done in pool.map(search, starts):
-            bar.update(done)
-    return Neighbours(users, similar, result_scores)
+        return ann_top_k(vectors, users, n, options=options, block_mb=block_mb, workers=workers, progress=progress, desc=desc)
+    return exact_top_k(
+        vectors, users, n, block_mb=block_mb, dense_mb=options.dense_mb, workers=workers, progress=progress, desc=desc
+    )

@@ -1,0 +1,50 @@
+"""The answer of every search engine: each user's top-N neighbours, with exact tie-breaking rules.
+
+Shared by the exact and the approximate search so that both publish the same shape and the
+pipeline does not care which one ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Scores are rounded to the precision that is stored, *before* ties are broken, so that two
+#: users whose stored scores are equal are ordered by handle whatever the float noise of the BLAS.
+SCORE_DECIMALS = 6
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Top-N answer for all users of one model.
+
+    ``similar[i]`` are the user handles most similar to ``users[i]``, best first; a row with
+    fewer than N users of positive similarity is padded with -1 (and NaN scores).
+    ``method`` says which search produced it ("exact" or "ann"); ``recall_at_10`` is the recall
+    measured on a sample against exact search (1.0 for the exact search, by construction).
+    """
+
+    users: np.ndarray  # (U,) int64
+    similar: np.ndarray  # (U, N) int64
+    scores: np.ndarray  # (U, N) float32
+    method: str = "exact"
+    recall_at_10: float | None = 1.0
+
+    def rows(self) -> Iterator[tuple[int, list[int], list[float]]]:
+        """(user, neighbours, scores) for every user with at least one neighbour."""
+        valid = self.similar >= 0
+        for user, ids, scores, ok in zip(self.users, self.similar, self.scores, valid):
+            if ok.any():
+                yield int(user), ids[ok].tolist(), [round(float(s), SCORE_DECIMALS) for s in scores[ok]]
+
+    @property
+    def covered(self) -> int:
+        """Users that get at least one neighbour."""
+        return int((self.similar[:, 0] >= 0).sum()) if self.similar.size else 0
+
+
+def empty_answer(users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(similar, scores) arrays meaning "no neighbour yet" for every user."""
+    return np.full((len(users), n), -1, dtype=np.int64), np.full((len(users), n), np.nan, dtype=np.float32)

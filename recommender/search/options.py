@@ -1,0 +1,42 @@
+"""How the all-users search runs: exact, approximate (HNSW), or chosen by the number of users."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SEARCH_METHODS = ("exact", "ann", "auto")
+
+#: ``auto`` searches exactly up to this many users of a model, with HNSW above.  Exact is
+#: quadratic: at 100,000 users the dense exact search of the interest model takes about a minute
+#: on 2 cores and the HNSW path about as long (bench/search.json), so exact wins up to there;
+#: at 1,000,000 users exact would take ~100× longer, HNSW ~12×.
+AUTO_EXACT_MAX_USERS = 200_000
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Settings of the search (generator flags / environment, see recommender/config.py)."""
+
+    method: str = "exact"
+    auto_exact_max_users: int = AUTO_EXACT_MAX_USERS
+    #: Memory for the dense copy of low-dimensional vectors (exact search); tiles above it.
+    dense_mb: int = 1024
+    #: HNSW graph degree, build effort and query effort (hnswlib's M, ef_construction, ef).
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 100
+    hnsw_ef: int = 64
+    #: Dimensions of the dense representation (TruncatedSVD) built for wide sparse vectors.
+    ann_dims: int = 128
+    #: Users sampled to measure the approximate search's recall@10 against exact search.
+    recall_sample: int = 2000
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        if self.method not in SEARCH_METHODS:
+            raise ValueError(f"search method {self.method!r} is not one of {', '.join(SEARCH_METHODS)}")
+
+    def resolve(self, users: int) -> str:
+        """The method used for a model with ``users`` users: ``auto`` becomes exact or ann."""
+        if self.method == "auto":
+            return "exact" if users <= self.auto_exact_max_users else "ann"
+        return self.method
