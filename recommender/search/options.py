@@ -26,7 +26,7 @@ class SearchOptions:
     hnsw_ef_construction: int = 100
     hnsw_ef: int = 64
     #: Dimensions of the dense representation (TruncatedSVD) built for wide sparse vectors.
-    ann_dims: int = 128
+    ann_dims: int = 256
     #: Users sampled to measure the approximate search's recall@10 against exact search.
     recall_sample: int = 2000
     seed: int = 7
