@@ -56,6 +56,16 @@ class GeneratorSettings(StoreSettings):
     data_dir: str = Field("data", description="folder with the four CSV files, or `s3://bucket/prefix`")
     top_n: int = Field(10, ge=1, le=100, description="neighbours stored per user and model (`--top-n`)")
     topk_block_mb: int = Field(256, ge=8, le=65536, description="memory budget (MB) of one block of the top-k search")
+    search: Literal["exact", "ann", "auto"] = Field(
+        "auto", description="all-users search: `exact`, `ann` (HNSW, exact re-ranking), `auto`: exact up to `AUTO_EXACT_MAX_USERS` users of a model, ann above (`--search`)")
+    auto_exact_max_users: int = Field(
+        200_000, ge=2, le=10**9, description="`SEARCH=auto` searches exactly up to this many users of a model (README \"Search\")")
+    min_recall: float = Field(
+        0.95, ge=0, le=1, description="an approximate search whose sampled recall@10 is below this fails the run before publishing (exit 1)")
+    recall_sample_users: int = Field(2000, ge=100, le=1_000_000, description="users sampled to measure the approximate search's recall@10")
+    hnsw_ef: int = Field(64, ge=1, le=4096, description="HNSW query effort: candidates per user re-ranked by exact cosine")
+    search_dense_mb: int = Field(
+        1024, ge=16, le=65536, description="memory (MB) for the dense copy of the candidates in the exact search; tiles above it")
     keep_runs: int = Field(2, ge=1, le=100, description="complete runs kept in DynamoDB; older ones are dropped by the next run")
     generator_lock_lease_seconds: float = Field(
         120.0, ge=1, le=86400, description="generator lock lease, renewed every third of it; a killed run blocks the next one this long at most")
@@ -69,6 +79,11 @@ class GeneratorSettings(StoreSettings):
     model_params: Annotated[dict[str, dict[str, Any]], NoDecode] = Field(
         default_factory=dict,
         description='per-model parameters as JSON, e.g. `{"knn_collab_filtering_user_course_view": {"weighting": "log"}}`')
+
+    @field_validator("search", mode="before")
+    @classmethod
+    def _search(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("model_params", mode="before")
     @classmethod

@@ -19,6 +19,8 @@ from typing import Protocol
 
 from recommender.data.loader import load_tables
 from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, tables_for
+from recommender.search.options import SearchOptions
+from recommender.search.recall import check_recall
 from recommender.store.items import StoredItem, build_items
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,9 @@ class ModelReport:
     search_seconds: float = 0.0
     write_seconds: float = 0.0
     items_written: int = 0
+    search: str = "exact"
+    #: Approximate search: measured on a sample against exact search; exact search: 1.0.
+    recall_at_10: float | None = None
 
 
 @dataclass
@@ -91,13 +96,17 @@ def run(
     model_params: dict[str, dict] | None = None,
     min_coverage_ratio: float = 0.5,
     s3_endpoint_url: str | None = None,
+    search: SearchOptions | None = None,
+    min_recall: float = 0.95,
 ) -> RunReport:
     """Run the whole batch job and return what it did, stage by stage.
 
     A model that covers no user is never published, nor one that covers less than
     ``min_coverage_ratio`` of the users its current run covers (an export that lost most of its
     rows looks like valid data); ``min_coverage_ratio=0`` forces it.  Either raises
-    :class:`CoverageError` and the previous run keeps serving.
+    :class:`CoverageError` and the previous run keeps serving.  An approximate search whose
+    sampled recall@10 is under ``min_recall`` raises :class:`~recommender.search.recall.RecallTooLow`,
+    also before anything of the run is published.
     """
     started = time.perf_counter()
     now = datetime.now(UTC).replace(microsecond=0)
@@ -126,13 +135,16 @@ def run(
             model.fit(tables)
             entry.fit_seconds = time.perf_counter() - t0
             t0 = time.perf_counter()
-            neighbours = model.similar_users(top_n, block_mb=block_mb, progress=progress)
+            neighbours = model.similar_users(top_n, block_mb=block_mb, progress=progress, search=search)
             entry.search_seconds = time.perf_counter() - t0
             entry.users_covered = neighbours.covered
+            entry.search, entry.recall_at_10 = neighbours.method, neighbours.recall_at_10
             log.info(
-                "%s: %s users covered, fit %.1fs, top-%d search %.1fs",
-                handle, f"{entry.users_covered:,}", entry.fit_seconds, top_n, entry.search_seconds,
+                "%s: %s users covered, fit %.1fs, top-%d %s search %.1fs, recall@10 %s",
+                handle, f"{entry.users_covered:,}", entry.fit_seconds, top_n, entry.search, entry.search_seconds,
+                "1 (exact)" if entry.search == "exact" else f"{entry.recall_at_10:.4f}",
             )
+            check_recall(handle, entry.recall_at_10, min_recall)
             check_coverage(handle, entry.users_covered, previous.get(handle), min_coverage_ratio)
             t0 = time.perf_counter()
             items = build_items(handle, neighbours, report.run_id, report.generated_at)

@@ -15,7 +15,7 @@ OK, FAILED, BAD_INPUT, LOCKED, INTERRUPTED, TERMINATED = 0, 1, 2, 3, 130, 143
 
 EXIT_CODES: dict[int, str] = {
     OK: "success: the run is published",
-    FAILED: "failed: database, S3 or model failure (after retries); the previous run stays published",
+    FAILED: "failed: database, S3 or model failure (after retries), or an approximate search under MIN_RECALL; the previous run stays published",
     BAD_INPUT: "bad input or usage: one line names the setting, file, column, row or model; nothing is published",
     LOCKED: "lock held: another generator run holds the lock; nothing was done",
     INTERRUPTED: "interrupted (SIGINT, Ctrl-C): the run is marked failed, its table dropped, the lock released",

@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.
                         help="write the run summary as JSON to FILE (default: RUN_REPORT_DIR/<run_id>.json)")
     parser.add_argument("--force", action="store_true",
                         help="publish even when a model covers far fewer users than its published run (MIN_COVERAGE_RATIO)")
+    parser.add_argument("--search", choices=("exact", "ann", "auto"), default=settings.search,
+                        help="all-users search: exact, ann (HNSW + exact re-ranking; fails below MIN_RECALL), "
+                             "auto: exact up to AUTO_EXACT_MAX_USERS users of a model (default: %(default)s, env SEARCH)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (they go to stderr)")
     return parser.parse_args(argv)
 
@@ -74,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     from recommender.store.dynamo import DynamoStore, StoreUnavailable
     from recommender.store.jsonl import JsonLinesSink
     from recommender.store.publisher import LockHeld, LockLost, RunPublisher
+    from recommender.search.options import SearchOptions
+    from recommender.search.recall import RecallTooLow
     from recommender.store.retry import RetriesExhausted
 
     previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -97,12 +102,14 @@ def main(argv: list[str] | None = None) -> int:
             model_params=settings.model_params,
             min_coverage_ratio=0.0 if args.force else settings.min_coverage_ratio,
             s3_endpoint_url=settings.s3_endpoint_url,
+            search=SearchOptions.from_settings(settings, args.search),
+            min_recall=settings.min_recall,
         )
     except (DataValidationError, pipeline.CoverageError) as exc:
         return _fail(BAD_INPUT, str(exc))
     except LockHeld as exc:
         return _fail(LOCKED, str(exc))
-    except (StoreUnavailable, LockLost, RetriesExhausted, DataSourceError) as exc:
+    except (StoreUnavailable, LockLost, RetriesExhausted, DataSourceError, RecallTooLow) as exc:
         return _fail(FAILED, str(exc))
     except KeyboardInterrupt:
         return _fail(INTERRUPTED, "interrupted (SIGINT); the run was not published")

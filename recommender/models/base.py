@@ -15,7 +15,7 @@ from scipy import sparse
 from typing import Self
 
 from recommender.data.loader import Tables
-from recommender.topk import Neighbours, top_k_cosine
+from recommender.topk import Neighbours, SearchOptions, top_k_cosine
 
 
 class NotFittedError(RuntimeError):
@@ -47,10 +47,12 @@ class SimilarityModel(ABC):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
         return self.vectors_, self.users_
 
-    def similar_users(self, n: int = 10, *, block_mb: int = 256, progress: bool = False) -> Neighbours:
-        """Top-``n`` cosine neighbours of every user, self excluded, ties by user_handle."""
+    def similar_users(
+        self, n: int = 10, *, block_mb: int = 256, progress: bool = False, search: SearchOptions | None = None
+    ) -> Neighbours:
+        """Top-``n`` cosine neighbours of every user, self excluded, ties by user_handle (exact unless ``search`` says)."""
         vectors, users = self.user_vectors()
-        return top_k_cosine(vectors, users, n, block_mb=block_mb, progress=progress, desc=self.handle)
+        return top_k_cosine(vectors, users, n, block_mb=block_mb, progress=progress, desc=self.handle, search=search)
 
     def _keep_params(self, params: dict[str, Any]) -> None:
         """Store every constructor argument under its own name (scikit-learn's convention), in one place."""

@@ -35,6 +35,17 @@ class SearchOptions:
         if self.method not in SEARCH_METHODS:
             raise ValueError(f"search method {self.method!r} is not one of {', '.join(SEARCH_METHODS)}")
 
+    @classmethod
+    def from_settings(cls, settings: object, method: str | None = None) -> SearchOptions:
+        """The options of a generator run: its settings (``GeneratorSettings``), ``method`` from ``--search``."""
+        return cls(
+            method=method or settings.search,
+            auto_exact_max_users=settings.auto_exact_max_users,
+            dense_mb=settings.search_dense_mb,
+            hnsw_ef=settings.hnsw_ef,
+            recall_sample=settings.recall_sample_users,
+        )
+
     def resolve(self, users: int) -> str:
         """The method used for a model with ``users`` users: ``auto`` becomes exact or ann."""
         if self.method == "auto":
