@@ -88,3 +88,10 @@ evaluate: install data
 BENCH_DYNAMODB_PORT ?= 8100
 bench: install
 	BENCH_DYNAMODB_PORT=$(BENCH_DYNAMODB_PORT) $(VENV)/bin/similar-users-bench $(BENCH_ARGS)
+
+# All-users search at 100,000 users (bench/bench_search.py): exact-old vs exact-new vs HNSW, time and
+# recall@10 per model; generates bench/out/data-100000 when missing. ~20 min on 2 shared cores.
+# Writes bench/search.json. `make bench-search SEARCH_BENCH_ARGS=--determinism` also rebuilds each index.
+.PHONY: bench-search
+bench-search: install
+	$(PYTHON) bench/bench_search.py $(SEARCH_BENCH_ARGS)
