@@ -66,6 +66,11 @@ class GeneratorSettings(StoreSettings):
     hnsw_ef: int = Field(64, ge=1, le=4096, description="HNSW query effort: candidates per user re-ranked by exact cosine")
     search_dense_mb: int = Field(
         1024, ge=16, le=65536, description="memory (MB) for the dense copy of the candidates in the exact search; tiles above it")
+    engine: Literal["local", "dask"] = Field(
+        "local", description="where the exact search runs: `local` threads, or `dask` tasks by blocks of users (`--engine`)")
+    dask_scheduler_address: str | None = Field(
+        None, description="with `ENGINE=dask`: the scheduler to join (`tcp://host:8786`); empty: a LocalCluster of `DASK_WORKERS` processes (`--scheduler`)")
+    dask_workers: int = Field(2, ge=1, le=256, description="worker processes of the LocalCluster started by `ENGINE=dask` without a scheduler")
     keep_runs: int = Field(2, ge=1, le=100, description="complete runs kept in DynamoDB; older ones are dropped by the next run")
     generator_lock_lease_seconds: float = Field(
         120.0, ge=1, le=86400, description="generator lock lease, renewed every third of it; a killed run blocks the next one this long at most")
@@ -80,7 +85,7 @@ class GeneratorSettings(StoreSettings):
         default_factory=dict,
         description='per-model parameters as JSON, e.g. `{"knn_collab_filtering_user_course_view": {"weighting": "log"}}`')
 
-    @field_validator("search", mode="before")
+    @field_validator("search", "engine", mode="before")
     @classmethod
     def _search(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

@@ -49,6 +49,10 @@ def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.
     parser.add_argument("--search", choices=("exact", "ann", "auto"), default=settings.search,
                         help="all-users search: exact, ann (HNSW + exact re-ranking; fails below MIN_RECALL), "
                              "auto: exact up to AUTO_EXACT_MAX_USERS users of a model (default: %(default)s, env SEARCH)")
+    parser.add_argument("--engine", choices=("local", "dask"), default=settings.engine,
+                        help="where the exact search runs (default: %(default)s, env ENGINE)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=settings.dask_scheduler_address,
+                        help="with --engine dask: scheduler address; default: a LocalCluster of DASK_WORKERS processes")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (they go to stderr)")
     return parser.parse_args(argv)
 
@@ -82,7 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     from recommender.store.retry import RetriesExhausted
 
     previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
+    engine = None
     try:
+        if args.engine == "dask":
+            from recommender.search.dask_engine import DaskEngine
+
+            engine = DaskEngine(args.scheduler, settings.dask_workers)
         if args.dry_run:
             sink = JsonLinesSink(args.dry_run)
         else:
@@ -102,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             model_params=settings.model_params,
             min_coverage_ratio=0.0 if args.force else settings.min_coverage_ratio,
             s3_endpoint_url=settings.s3_endpoint_url,
-            search=SearchOptions.from_settings(settings, args.search),
+            search=SearchOptions.from_settings(settings, args.search, engine),
             min_recall=settings.min_recall,
         )
     except (DataValidationError, pipeline.CoverageError) as exc:
@@ -120,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(FAILED, f"generator failed: {exc.__class__.__name__}: {exc}")
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
+        if engine is not None:
+            engine.close()
     log.info(
         "run %s done in %.1fs (load %.1fs; rows read %s; dropped %s; removed old runs: %s): %s",
         report.run_id,

@@ -80,13 +80,29 @@ class _Tile:
         return block
 
 
+def _tile_users(count: int, features: int, width: int, dense_mb: int) -> int:
+    """Candidate users per tile: all of them (padded) unless their dense copy exceeds ``dense_mb``."""
+    per_tile = (dense_mb * 2**20) // (4 * max(1, features))
+    return min(padded(count, width), max(width, (per_tile // width) * width))
+
+
+def dense_block_rows(count: int, features: int, n: int, block_mb: int, dense_mb: int) -> int:
+    """Queries per block of the dense kernel: one block of scores fills ``block_mb``.
+
+    It depends on neither the number of workers nor the queries asked, so a search split into
+    parts on multiples of it (the Dask engine) multiplies the very same blocks as the local one,
+    and the single-threaded BLAS gives the same floats.
+    """
+    k = min(n, count - 1)
+    tile_users = _tile_users(count, features, chunk_width(count, k), dense_mb)
+    return int(max(1, (block_mb * 2**20) // (_CELL_BYTES * tile_users)))
+
+
 def _tiles(unit, count: int, width: int, dense_mb: int) -> Iterator[_Tile]:
     """Candidate tiles covering all users; one tile unless the dense copy exceeds ``dense_mb``."""
-    total = padded(count, width)
-    per_tile = (dense_mb * 2**20) // (4 * max(1, unit.shape[1]))
-    step = max(width, (per_tile // width) * width)
-    for start in range(0, total, step):
-        yield _Tile(unit, start, min(start + step, total))
+    step = _tile_users(count, unit.shape[1], width, dense_mb)
+    for start in range(0, padded(count, width), step):
+        yield _Tile(unit, start, min(start + step, padded(count, width)))
 
 
 def _dense_search(unit, query_index: np.ndarray, k: int, *, block_mb: int, dense_mb: int, workers: int, bar: tqdm):
@@ -94,8 +110,7 @@ def _dense_search(unit, query_index: np.ndarray, k: int, *, block_mb: int, dense
     count = unit.shape[0]
     width = chunk_width(count, k)
     tiles = list(_tiles(unit, count, width, dense_mb))
-    tile_users = tiles[0].stop - tiles[0].start
-    step = int(max(1, min(query_index.size, (block_mb * 2**20) // (_CELL_BYTES * tile_users * workers))))
+    step = dense_block_rows(count, unit.shape[1], k, block_mb, dense_mb)
     cols = np.full((query_index.size, k), -1, dtype=np.int64)
     found = np.full((query_index.size, k), np.nan, dtype=np.float32)
 
@@ -110,8 +125,9 @@ def _dense_search(unit, query_index: np.ndarray, k: int, *, block_mb: int, dense
         cols[start:start + step], found[start:start + step] = part
         return index.size
 
-    # One BLAS thread per worker: two BLAS thread pools on two cores would fight.
-    with threadpool_limits(1 if workers > 1 else None), ThreadPoolExecutor(workers, thread_name_prefix="topk") as pool:
+    # One BLAS thread per worker: two BLAS thread pools on two cores would fight, and a
+    # single-threaded GEMM gives the same floats however the work is spread.
+    with threadpool_limits(1), ThreadPoolExecutor(workers, thread_name_prefix="topk") as pool:
         for tile in tiles:
             for done in pool.map(lambda start: search(tile, start), range(0, query_index.size, step)):
                 bar.update(done / len(tiles))
@@ -146,7 +162,7 @@ def exact_top_k(
 
     ``rows`` (indices into ``users``) restricts the queries (the recall check searches a sample);
     the answer then has one row per query, in that order.  Memory stays near
-    ``dense_mb + block_mb`` for dense vectors, and near the vectors plus one accumulator of
+    ``dense_mb + workers × block_mb`` for dense vectors, and near the vectors plus one accumulator of
     users per worker for sparse ones.  ``kernel`` ("auto", "dense", "postings") forces a kernel
     (tests, benchmarks); "postings" needs sparse vectors.
     """

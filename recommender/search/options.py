@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SEARCH_METHODS = ("exact", "ann", "auto")
 
@@ -30,15 +30,18 @@ class SearchOptions:
     #: Users sampled to measure the approximate search's recall@10 against exact search.
     recall_sample: int = 2000
     seed: int = 7
+    #: Where the exact search runs: None on this machine, else a DaskEngine (``--engine dask``).
+    engine: object | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.method not in SEARCH_METHODS:
             raise ValueError(f"search method {self.method!r} is not one of {', '.join(SEARCH_METHODS)}")
 
     @classmethod
-    def from_settings(cls, settings: object, method: str | None = None) -> SearchOptions:
+    def from_settings(cls, settings: object, method: str | None = None, engine: object | None = None) -> SearchOptions:
         """The options of a generator run: its settings (``GeneratorSettings``), ``method`` from ``--search``."""
         return cls(
+            engine=engine,
             method=method or settings.search,
             auto_exact_max_users=settings.auto_exact_max_users,
             dense_mb=settings.search_dense_mb,
