@@ -31,11 +31,11 @@ def top_k_cosine(
     """For every row of ``vectors`` (one per user in ``users``, ascending), its ``n`` most cosine-similar rows.
 
     Self is excluded; only positive similarities count; ties are broken by user_handle.  With
-    ``search.method`` "ann" (or "auto" above ``auto_exact_max_users``) the answer is approximate and
-    carries its measured ``recall_at_10``.
+    ``search.method`` "ann" (or "auto" above ``auto_exact_max_users`` users, for vectors narrow enough
+    to index as they are) the answer is approximate and carries its measured ``recall_at_10``.
     """
     options = search or SearchOptions()
-    if options.resolve(len(users)) == "ann":
+    if options.resolve(len(users), vectors.shape[1]) == "ann":
         from recommender.search.ann import ann_top_k  # hnswlib only when asked for
 
         return ann_top_k(vectors, users, n, options=options, block_mb=block_mb, workers=workers, progress=progress, desc=desc)

@@ -77,6 +77,13 @@ def test_auto_is_exact_up_to_the_threshold_and_ann_above():
     assert above.method == "ann" and above.recall_at_10 is not None
 
 
+def test_auto_keeps_vectors_too_wide_for_the_graph_exact_at_any_size():
+    options = SearchOptions(method="auto", auto_exact_max_users=10)
+    assert options.resolve(1000, features=5942) == "exact"
+    assert options.resolve(1000, features=750) == "ann"
+    assert SearchOptions(method="ann").resolve(1000, features=5942) == "ann"
+
+
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="not one of exact, ann, auto"):
         SearchOptions(method="fast")
