@@ -108,6 +108,8 @@ def bench_model(handle: str, tables, args) -> dict:
         import hnswlib  # noqa: F401
     except ImportError:
         return entry
+    if args.skip_hnswlib:
+        return entry
     (similar, scores), entry["hnswlib"] = timed(f"{handle} ann (hnswlib)", hnswlib_hnsw, vectors, users, options)
     entry["hnswlib"]["recall_at_10_all_users"] = round(recall_at_k(similar, scores, exact.similar, exact.scores), 4)
     if args.determinism:
@@ -124,12 +126,34 @@ def markdown(results: dict) -> str:
         dense = e.get("exact_dense_gemm_scaled")
         other = e.get("hnswlib")
         rows.append(
-            f"| `{handle}` | {e['users']:,} × {e['features']:,} | {old.get('seconds', '–')} s | "
+            f"| `{handle}` | {e['users']:,} × {e['features']:,} | {str(old['seconds']) + ' s' if old else '–'} | "
             f"{e['exact_new']['seconds']} s ({e['kernel']}{', ' + str(old['speedup_of_new']) + '×' if old else ''}) | "
             f"{str(dense['seconds']) + ' s' if dense else '–'} | "
             f"{e['ann']['seconds']} s ({e['ann']['recall_at_10_all_users']}) | "
             f"{str(other['seconds']) + ' s (' + str(other['recall_at_10_all_users']) + ')' if other else '–'} |")
     return "\n".join(rows)
+
+
+RESULTS = REPO / "bench/RESULTS.md"
+_BEGIN, _END = "<!-- bench-search: begin -->", "<!-- bench-search: end -->"
+
+
+def write_results_section(results: dict, path: Path = RESULTS) -> None:
+    """Put the table into bench/RESULTS.md between its markers (appended the first time)."""
+    section = (
+        f"{_BEGIN}\n## All-users search at {max(e['users'] for e in results['models'].values()):,} users "
+        f"(`make bench-search`, `bench/bench_search.py`)\n\n"
+        f"Measured {results['started']} – {results.get('finished', '?')} at commit `{results['commit']}`, "
+        f"{results['cpus']} shared cores (load averages per step in `bench/search.json`). Top-10, wall seconds; "
+        "recall@10 against exact-new over all users.\n\n" + markdown(results)
+        + (f"\n\n{results['note']}" if results.get("note") else "") + f"\n{_END}\n"
+    )
+    text = path.read_text() if path.exists() else ""
+    if _BEGIN in text and _END in text:
+        text = text[: text.index(_BEGIN)] + section + text[text.index(_END) + len(_END) + 1:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
 
 
 def main() -> int:
@@ -141,7 +165,12 @@ def main() -> int:
     parser.add_argument("--dense-sample", type=int, default=10_000, help="users for the scaled dense-GEMM figure (0: skip)")
     parser.add_argument("--skip-old", action="store_true", help="do not time the old exact search")
     parser.add_argument("--determinism", action="store_true", help="build each approximate index twice and compare")
+    parser.add_argument("--skip-hnswlib", action="store_true", help="do not time hnswlib even when it is installed")
+    parser.add_argument("--render", action="store_true", help="only rewrite the RESULTS.md section from --out")
     args = parser.parse_args()
+    if args.render:
+        write_results_section(json.loads(args.out.read_text()))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not (args.data_dir / "user_interests.csv").exists():
         subprocess.run([sys.executable, "-m", "recommender.datagen", "--users", str(args.users), "--seed", "7",
@@ -155,6 +184,7 @@ def main() -> int:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results_section(results)
     print(markdown(results))
     return 0
 

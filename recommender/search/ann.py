@@ -59,8 +59,8 @@ def index_vectors(unit: np.ndarray | sparse.csr_matrix, dims: int, seed: int) ->
 def build_index(data: np.ndarray, options: SearchOptions) -> faiss.IndexHNSWFlat:
     """HNSW graph over ``data`` (inner product of unit vectors = cosine), built on one thread.
 
-    A multi-threaded insertion order depends on thread timing (hnswlib's gave different lists for
-    5,237 of 87,479 users between two builds), so the build is pinned to one thread.
+    A multi-threaded insertion order depends on thread timing, so two builds could differ and so
+    would the published lists; the build is pinned to one thread.
     """
     index = faiss.IndexHNSWFlat(data.shape[1], options.hnsw_m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = options.hnsw_ef_construction
