@@ -62,3 +62,28 @@ def test_generator_dry_run_with_the_dask_engine_writes_the_local_engines_items(s
     remote = _dry_run(small_dataset, tmp_path / "dask.jsonl", "--engine", "dask")
     assert len(local) > 1000
     assert json.dumps(remote) == json.dumps(local)
+
+
+def test_a_worker_killed_mid_search_still_gives_the_whole_answer(engine):
+    """Dask reruns the lost worker's blocks on the other (the vectors are on both): same answer, or an error."""
+    import signal
+    import threading
+    import time
+
+    rng = np.random.default_rng(8)
+    vectors = rng.normal(size=(12_000, 32)).astype(np.float32)
+    users = np.arange(1, 12_001)
+    result: dict = {}
+    search = threading.Thread(target=lambda: result.update(answer=engine.top_k(vectors, users, 10, block_mb=1)))
+    search.start()
+    deadline = time.monotonic() + 60
+    while not any(engine.client.processing().values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim = sorted(engine.client.run(os.getpid).items())[0][1]
+    os.kill(victim, signal.SIGKILL)
+    search.join(timeout=300)
+    assert not search.is_alive()
+    local = exact_top_k(vectors, users, 10, block_mb=1)
+    np.testing.assert_array_equal(result["answer"].similar, local.similar)
+    assert result["answer"].scores.tobytes() == local.scores.tobytes()
+    assert victim not in engine.client.run(os.getpid).values(), "the killed worker was replaced"
