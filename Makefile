@@ -52,13 +52,13 @@ generate: install .env dynamodb-start data
 
 # Prometheus multiprocess mode: the workers' metrics meet in a folder emptied at each start, so
 # /metrics adds up every worker. The app logs one line per request itself (no gunicorn access log).
-# gthread workers keep client connections alive (sync workers close each one): 485 vs 278 req/s
-# at 4 connections (bench/README.md).
+# recommender/api/gunicorn_conf.py (loaded by path, see its docstring) picks the worker class: gevent
+# workers, so that slow clients cannot hold the workers (README, Operations: slow clients).
 PROMETHEUS_DIR ?= .run/prometheus
 serve: install .env
 	rm -rf $(PROMETHEUS_DIR) && mkdir -p $(PROMETHEUS_DIR)
-	PROMETHEUS_MULTIPROC_DIR=$(abspath $(PROMETHEUS_DIR)) $(VENV)/bin/gunicorn -c python:recommender.api.gunicorn_conf \
-		--workers $(WORKERS) --worker-class gthread --threads 4 --bind 0.0.0.0:$(PORT) 'recommender.api:create_app()'
+	PROMETHEUS_MULTIPROC_DIR=$(abspath $(PROMETHEUS_DIR)) $(VENV)/bin/gunicorn -c recommender/api/gunicorn_conf.py \
+		--workers $(WORKERS) --bind 0.0.0.0:$(PORT) 'recommender.api:create_app()'
 
 serve-dev: install .env
 	$(PYTHON) run_server.py --port $(PORT)

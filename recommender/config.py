@@ -123,7 +123,10 @@ class ApiSettings(StoreSettings):
         (), repr=False, description="comma-separated keys; when set, every endpoint with data (all but `/health` and the docs) needs `X-API-Key`")
     docs_require_key: bool = Field(
         False, description="`true`: `/docs`, `/openapi.json` and the docs' assets need `X-API-Key` too (by default they hold no data and stay open)")
-    pointer_cache_seconds: float = Field(5.0, ge=0, le=3600, description="how long an API process caches a model's run pointer")
+    pointer_cache_seconds: float = Field(5.0, ge=0, le=3600, description="how long the API caches a model's run pointer")
+    pointer_cache_dir: Path | None = Field(
+        None, description="folder where the worker processes of one server share that cache (`gunicorn_conf.py` makes one per "
+                          "server); empty: each process its own")
 
     @field_validator("api_keys", mode="before")
     @classmethod

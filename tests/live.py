@@ -44,7 +44,7 @@ def gunicorn_server(settings, log_path: Path, *, workers: int = 2, env: dict[str
     }
     log = open(log_path, "w")  # noqa: SIM115 - closed below; a file never blocks the server like a full pipe
     server = subprocess.Popen(
-        [str(GUNICORN), "-c", "python:recommender.api.gunicorn_conf", "--workers", str(workers),
+        [str(GUNICORN), "-c", "recommender/api/gunicorn_conf.py", "--workers", str(workers),
          "--bind", f"127.0.0.1:{port}", "recommender.api:create_app()"],
         cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT,
     )

@@ -2,7 +2,7 @@
 
 Routes (``routes.py``, ``openapi.py``): ``POST /similar-users/``, ``GET /similar-users/<id>``,
 ``GET /health``, ``GET /metrics``, ``GET /openapi.json``, ``GET /docs``.  Around them
-(``middleware.py``): optional API keys, JSON-only bodies, security headers, request ids, one
+(``middleware.py``, ``limits.py``): optional API keys, JSON-only bodies within limits, security headers, request ids, one
 access-log line per request and Prometheus metrics.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from recommender.api import middleware
+from recommender.api import limits, middleware
 from recommender.api.errors import register_error_handlers
 from recommender.api.logs import configure_logging
 from recommender.api.openapi import docs_bp
@@ -44,6 +44,7 @@ def create_app(settings: ApiSettings | None = None, store: ReadStore | None = No
         store = DynamoStore.for_api(settings)
     init_store(app, store)
     middleware.install(app)
+    limits.install(app)
     app.register_blueprint(bp)
     app.register_blueprint(docs_bp)
     register_error_handlers(app)

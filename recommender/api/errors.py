@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from recommender.api import metrics
-from recommender.store.dynamo import StoreUnavailable
+from recommender.store.dynamo import NoPublishedRun, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,12 @@ def register_error_handlers(app: Flask) -> None:
         metrics.STORE_ERRORS.labels("get").inc()
         log.warning("database unavailable: %s", exc)
         return error_response(503, "service_unavailable", "the similar-users database cannot be reached; try again shortly")
+
+    @app.errorhandler(NoPublishedRun)
+    def _no_published_run(exc: NoPublishedRun):
+        log.warning("no published run for model %s", exc.model_handle)
+        return error_response(503, "no_published_run",
+                              f"no run of model_handle {exc.model_handle} is published; try again after the generator has run")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

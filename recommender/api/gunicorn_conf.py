@@ -1,23 +1,119 @@
-"""gunicorn settings for the API: ``gunicorn -c python:recommender.api.gunicorn_conf 'recommender.api:create_app()'``.
+"""gunicorn settings for the API: ``gunicorn -c recommender/api/gunicorn_conf.py 'recommender.api:create_app()'``.
+
+Load this file **by path**, not as ``python:recommender.api.gunicorn_conf``: importing the
+package would import boto3 into the master before the gevent workers monkey-patch the standard
+library, and botocore's SSL context then recurses forever (gevent issue 1016).  This file
+imports nothing of the service for that reason.
+
+Why gevent workers (README, *Operations*): a client that sends its headers and then dribbles
+its body holds whatever reads that body.  With thread workers that is one of a handful of
+threads, and 16 such clients stalled the whole API, ``/health`` included.  A gevent worker
+gives each connection a greenlet (``worker_connections`` of them per worker), so slow clients
+only cost memory, and a client silent for ``CLIENT_SILENCE_SECONDS`` is dropped.
+
+Every answer gunicorn writes itself (request line too long, header too large, malformed
+request) is JSON with the service's security headers, like the app's own errors.
 
 Command-line options (``--workers``, ``--bind``) still win.  The hooks keep Prometheus'
-multiprocess mode right (``PROMETHEUS_MULTIPROC_DIR``, see ``recommender/api/metrics.py``).
+multiprocess mode right (``PROMETHEUS_MULTIPROC_DIR``, see ``recommender/api/metrics.py``) and
+give the workers one shared pointer cache (``POINTER_CACHE_DIR``, see
+``recommender/store/pointer_cache.py``).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import sys
+import tempfile
+import uuid
 
+from gunicorn import util
+from gunicorn.workers.base_async import AsyncWorker
+from gunicorn.workers.ggevent import GeventWorker
+
+if "botocore" in sys.modules:
+    raise RuntimeError("load the gunicorn settings by path: gunicorn -c recommender/api/gunicorn_conf.py …")
+
+wsgi_app = "recommender.api:create_app()"
+# A client that sends nothing for this long while we wait for (the rest of) its request, or
+# reads nothing of our answer, is disconnected.
+CLIENT_SILENCE_SECONDS = 10.0
+# Simultaneous connections per worker (each a greenlet; gunicorn's default).
+worker_connections = 1000
 # The app logs one line per request itself (with the request id); gunicorn's would be a second.
 accesslog = None
 # Behind a proxy, trust X-Forwarded-* only from the local machine (gunicorn's default).
 forwarded_allow_ips = "127.0.0.1"
+# gunicorn's control socket (gunicornc) defaults to one path per user: every instance on a host
+# would take over the previous one's.  Each instance gets its own, named by the master's pid.
+control_socket = os.path.abspath(os.path.join(".run", f"gunicorn-{os.getpid()}.ctl"))
+
+
+def _reason_code(reason: str) -> str:
+    """``URI Too Long`` → ``uri_too_long``: the ``error`` field of our JSON errors."""
+    return reason.lower().replace(" ", "_").replace("-", "_")
+
+
+# What gunicorn's own errors say; never the client's input echoed back, never internals.
+_MESSAGES = {
+    400: "malformed HTTP request",
+    403: "request forbidden",
+    414: "request line too long",
+    417: "expectation failed",
+    431: "request header fields too large",
+    500: "internal server error",
+    501: "unsupported transfer coding",
+}
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """Replacement for ``gunicorn.util.write_error`` (its only caller is ``Worker.handle_error``)."""
+    from recommender.api.middleware import REQUEST_ID_HEADER, security_headers
+
+    body = json.dumps({"error": _reason_code(reason), "message": _MESSAGES.get(status_int, reason.lower())}).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        "Connection": "close",
+        **security_headers(),
+        REQUEST_ID_HEADER: uuid.uuid4().hex,
+    }
+    head = f"HTTP/1.1 {status_int} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+class ApiWorker(GeventWorker):
+    """gunicorn's gevent worker, with JSON errors and a silence timeout per connection."""
+
+    def init_process(self) -> None:
+        util.write_error = write_json_error  # after the fork: this worker process only
+        super().init_process()
+
+    def handle(self, listener, client, addr) -> None:
+        # GeventWorker.handle only makes the socket blocking (no timeout); a timeout instead.
+        client.settimeout(CLIENT_SILENCE_SECONDS)
+        AsyncWorker.handle(self, listener, client, addr)
+
+
+worker_class = ApiWorker
 
 
 def on_starting(server) -> None:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         os.makedirs(directory, exist_ok=True)
+    # One pointer cache for all the workers of this instance (inherited through the fork).
+    if not os.environ.get("POINTER_CACHE_DIR"):
+        os.environ["POINTER_CACHE_DIR"] = tempfile.mkdtemp(prefix="similar-users-pointers-")
+        server._own_pointer_cache = os.environ["POINTER_CACHE_DIR"]
+
+
+def on_exit(server) -> None:
+    owned = getattr(server, "_own_pointer_cache", None)
+    if owned:
+        shutil.rmtree(owned, ignore_errors=True)
 
 
 def child_exit(server, worker) -> None:

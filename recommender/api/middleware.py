@@ -2,7 +2,8 @@
 one access-log line and the Prometheus metrics.
 
 Order on the way in: request id and clock first (so even a refused request is logged and
-counted), then the API key (401), then the content type of a body (415).  On the way out every
+counted), then the API key (401; only for requests that matched a route and method, so the
+others get their 404/405), then the content type of a body (415).  On the way out every
 response, errors included, gets the security headers, ``X-Request-ID``, a log line and metrics.
 """
 
@@ -40,6 +41,18 @@ CSP_DOCS = (
 )
 
 
+def security_headers(csp: str = CSP_API) -> dict[str, str]:
+    """The headers on every answer, the app's and gunicorn's own errors (``gunicorn_conf.py``) alike."""
+    return {
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        "Cross-Origin-Resource-Policy": "same-origin",
+        "Content-Security-Policy": csp,
+    }
+
+
 def request_id_from(header: str | None) -> str:
     if header and _REQUEST_ID_RE.fullmatch(header):
         return header
@@ -68,7 +81,9 @@ def install(app: Flask) -> None:
         g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
         keys = app.config["API_KEYS"]
         open_endpoints = _OPEN_ENDPOINTS if app.config["DOCS_REQUIRE_KEY"] else _OPEN_ENDPOINTS | DOCS_ENDPOINTS
-        if keys and request.endpoint not in open_endpoints:
+        # A request that matched no route (404) or no method (405) gets that answer, key or not:
+        # POST /health is 405 like without keys, and reveals nothing the 401 would hide.
+        if keys and request.routing_exception is None and request.endpoint not in open_endpoints:
             if not key_is_valid(request.headers.get(API_KEY_HEADER, ""), keys):
                 raise ApiError(401, "unauthorized", f"a valid {API_KEY_HEADER} header is required")
         if request.method in _BODY_METHODS and request.url_rule is not None and not request.is_json:
@@ -77,13 +92,8 @@ def install(app: Flask) -> None:
     @app.after_request
     def _finish(response):
         headers = response.headers
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["X-Frame-Options"] = "DENY"
-        headers["Referrer-Policy"] = "no-referrer"
-        headers["Cache-Control"] = "no-store"
-        headers["Cross-Origin-Resource-Policy"] = "same-origin"
         nonce = g.get("csp_nonce")
-        headers["Content-Security-Policy"] = CSP_DOCS.format(nonce=nonce) if nonce else CSP_API
+        headers.update(security_headers(CSP_DOCS.format(nonce=nonce) if nonce else CSP_API))
         request_id = g.get("request_id") or request_id_from(None)
         headers[REQUEST_ID_HEADER] = request_id
 

@@ -19,7 +19,7 @@ gone (short timeouts, one retry).
 from __future__ import annotations
 
 import logging
-import threading
+import os
 import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from recommender.store import control
 from recommender.store.control import Pointer
 from recommender.store.items import StoredItem
+from recommender.store.pointer_cache import PointerCache
 
 if TYPE_CHECKING:
     from recommender.config import ApiSettings, GeneratorSettings, StoreSettings
@@ -44,6 +45,14 @@ _deserializer = TypeDeserializer()
 
 class StoreUnavailable(RuntimeError):
     """The database cannot be reached or refused the request; the API turns this into a 503."""
+
+
+class NoPublishedRun(LookupError):
+    """The model has no published run (its pointer is missing); the API answers 503, not 404."""
+
+    def __init__(self, model_handle: str):
+        super().__init__(model_handle)
+        self.model_handle = model_handle
 
 
 def error_code(exc: BaseException) -> str:
@@ -83,7 +92,8 @@ def _config(attempts: tuple[str, int], connect_timeout: float, read_timeout: flo
 class DynamoStore:
     """Table naming, clients and the read path (pointer → run table → item)."""
 
-    def __init__(self, settings: StoreSettings, config: Config, *, pointer_cache_seconds: float = 0.0):
+    def __init__(self, settings: StoreSettings, config: Config, *, pointer_cache_seconds: float = 0.0,
+                 pointer_cache_dir: str | os.PathLike[str] | None = None):
         self.settings = settings
         self.pointer_cache_seconds = pointer_cache_seconds
         self.prefix = settings.dynamodb_table
@@ -92,8 +102,7 @@ class DynamoStore:
         if settings.dynamodb_endpoint_url:
             kwargs["endpoint_url"] = settings.dynamodb_endpoint_url
         self.client = boto3.client("dynamodb", **kwargs)
-        self._pointer_cache: dict[str, tuple[float, Pointer | None]] = {}
-        self._cache_lock = threading.Lock()
+        self._pointers = PointerCache(self.prefix, pointer_cache_dir)
 
     @classmethod
     def for_generator(cls, settings: GeneratorSettings) -> DynamoStore:
@@ -110,7 +119,8 @@ class DynamoStore:
         # costs at most connect + read timeout per call (the client would retry 503s).
         config = _config(("total_max_attempts", settings.api_db_max_attempts),
                          settings.api_db_connect_timeout, settings.api_db_read_timeout)
-        return cls(settings, config, pointer_cache_seconds=settings.pointer_cache_seconds)
+        return cls(settings, config, pointer_cache_seconds=settings.pointer_cache_seconds,
+                   pointer_cache_dir=settings.pointer_cache_dir)
 
     def run_table(self, run_id: str) -> str:
         return f"{self.prefix}-{run_id}"
@@ -128,11 +138,17 @@ class DynamoStore:
             raise StoreUnavailable(f"{what}: {exc.__class__.__name__}") from exc
 
     def pointer(self, model_handle: str, *, fresh: bool = False) -> Pointer | None:
-        """The run serving ``model_handle`` (cached for POINTER_CACHE_SECONDS), or None."""
-        now = time.monotonic()
-        cached = self._pointer_cache.get(model_handle)
-        if not fresh and cached and cached[0] > now:
-            return cached[1]
+        """The run serving ``model_handle``, or None when none is published.
+
+        Served from the server-wide cache (:mod:`recommender.store.pointer_cache`) while its entry
+        is younger than POINTER_CACHE_SECONDS; otherwise (or ``fresh``) a consistent read, which
+        the cache keeps unless a read started later is already there, so answers never go back
+        to an older run.
+        """
+        cached = self._pointers.load(model_handle)
+        if not fresh and cached and time.time() - cached.read_at < self.pointer_cache_seconds:
+            return cached.pointer
+        started = time.time()
         try:
             response = self._call(
                 "reading the run pointer",
@@ -141,24 +157,26 @@ class DynamoStore:
                 Key=control.pointer_key(model_handle),
                 ConsistentRead=True,
             )
-        except ClientError:  # control table missing: nothing was ever published
+        except ClientError:  # control table missing: nothing was ever published (or it was wiped)
             response = {}
         except StoreUnavailable:
             # A stale pointer still names a complete run: spend the 2 s budget on the item read.
-            if cached and cached[1] is not None and not fresh:
-                return cached[1]
+            if cached and cached.pointer is not None and not fresh:
+                return cached.pointer
             raise
         item = Pointer.from_item(from_attributes(response["Item"])) if "Item" in response else None
-        with self._cache_lock:
-            self._pointer_cache[model_handle] = (now + self.pointer_cache_seconds, item)
-        return item
+        return self._pointers.offer(model_handle, started, item).pointer
 
     def get(self, user_handle: int, model_handle: str) -> StoredItem | None:
-        """The stored item for (user, model) in the run the pointer names, or None."""
+        """The stored item for (user, model) in the run the pointer names, or None.
+
+        Raises :class:`NoPublishedRun` when the model has no pointer (never published, or the
+        database was wiped): that is the service's fault, not the user's, so not a 404.
+        """
         for attempt in range(2):
             pointer = self.pointer(model_handle, fresh=attempt > 0)
             if pointer is None:
-                return None
+                raise NoPublishedRun(model_handle)
             try:
                 response = self._call(
                     "reading similar users",

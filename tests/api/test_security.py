@@ -42,7 +42,7 @@ def test_any_configured_key_opens_the_api(keyed, key):
     assert keyed.get("/openapi.json", headers=headers).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/similar-users/999", "/metrics", "/nope"])
+@pytest.mark.parametrize("path", ["/similar-users/999", "/metrics"])
 def test_every_endpoint_with_data_needs_the_key(keyed, path):
     assert keyed.get(path).status_code == 401
 
@@ -70,6 +70,13 @@ def test_docs_assets_are_swagger_ui_files_and_nothing_else(memory_app):
     assert client.get("/docs/assets/swagger-ui.css").mimetype == "text/css"
     for name in ("LICENSE", "..%2f__init__.py", "index.css", "oauth2-redirect.html"):
         assert client.get(f"/docs/assets/{name}").status_code == 404
+
+
+def test_routing_answers_before_the_key_check(keyed):
+    """No route, no method: 404 and 405 as without keys (issue 11.12: POST /health was 401)."""
+    assert keyed.get("/nope").status_code == 404
+    response = keyed.post("/health")
+    assert response.status_code == 405 and response.get_json()["error"] == "method_not_allowed"
 
 
 def test_health_is_open(keyed):
