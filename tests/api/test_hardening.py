@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -16,11 +17,13 @@ import requests
 
 from tests.api.conftest import MODELS, NEIGHBOURS, SCORES, seed_for
 from tests.conftest import local_settings_class, publish
-from tests.live import gunicorn_server
+from tests.live import GUNICORN, gunicorn_server
 from recommender.store.dynamo import DynamoStore
 from recommender.store.items import StoredItem
 
 pytestmark = [pytest.mark.dynamodb]
+
+GUNICORNC = GUNICORN.parent / "gunicornc"
 
 # Issue 11.6: with 64 slow clients connected, /health and real requests answer within 1 s.
 SLOW_CLIENTS = 64
@@ -283,4 +286,9 @@ def test_each_instance_has_its_own_control_socket(seeded_settings, tmp_path):
         assert first != second
         assert first.parent == second.parent == ROOT / ".run"
         assert first.is_socket() and second.is_socket()
+        # Each answers for its own instance: two different sets of workers.
+        workers = [json.loads(subprocess.run([str(GUNICORNC), "-s", str(path), "-c", "show workers", "-j"], capture_output=True,
+                                             text=True, timeout=30, check=True).stdout)["workers"] for path in (first, second)]
+        pids = [{w["pid"] for w in listed} for listed in workers]
+        assert len(pids[0]) == len(pids[1]) == 2 and not pids[0] & pids[1]
     assert not first.exists() and not second.exists()  # removed at shutdown

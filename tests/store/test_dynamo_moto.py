@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
-from recommender.store.dynamo import DynamoStore, StoreUnavailable
+from recommender.store.dynamo import DynamoStore, NoPublishedRun, StoreUnavailable
 from recommender.store.items import Neighbour, Reason, StoredItem, build_items
 from recommender.topk import Neighbours
 from tests.conftest import local_settings_class, publish
@@ -45,7 +45,8 @@ def test_tables_keys_billing_and_read_path():
     reader = DynamoStore.for_api(settings)
     assert reader.get(2, "tfidf_user_interest") == item
     assert reader.get(3, "tfidf_user_interest") is None
-    assert reader.get(2, "knn_collab_filtering_user_course_view") is None  # no pointer for that model
+    with pytest.raises(NoPublishedRun):  # no pointer for that model: not "no such user" (issue 11.10)
+        reader.get(2, "knn_collab_filtering_user_course_view")
 
 
 def test_unreachable_endpoint_is_store_unavailable():

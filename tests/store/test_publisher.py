@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from recommender.store.dynamo import DynamoStore
+from recommender.store.dynamo import DynamoStore, NoPublishedRun
 from recommender.store.items import StoredItem
 from recommender.store.publisher import LockHeld, LockLost, RunPublisher
 from tests.conftest import publish
@@ -162,7 +162,8 @@ def test_pointer_is_cached_for_the_configured_time(local_settings):
     assert reader.get(1, TFIDF).run_id == b
 
 
-def test_nothing_published_is_not_healthy_and_answers_none(local_settings):
+def test_nothing_published_is_not_healthy_and_says_so(local_settings):
     reader = DynamoStore.for_api(local_settings)
     assert reader.ping() is False
-    assert reader.get(1, TFIDF) is None
+    with pytest.raises(NoPublishedRun):  # the API's 503 no_published_run, not a 404 (issue 11.10)
+        reader.get(1, TFIDF)
