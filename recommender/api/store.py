@@ -18,7 +18,11 @@ _EXTENSION = "similar_users_store"
 
 class ReadStore(Protocol):
     def get(self, user_handle: int, model_handle: str) -> StoredItem | None:
-        """The item published for (user, model), or None when the model's run has no row for the user."""
+        """The item published for (user, model), or None when the model's run has no row for the user.
+
+        Raises ``recommender.store.dynamo.NoPublishedRun`` when the model has no published run
+        (the API's 503 ``no_published_run``, not a 404).
+        """
 
     def pointers(self) -> list[Pointer]:
         """Every published model and the run serving it."""

@@ -93,6 +93,18 @@ def test_health_and_answers_while_64_slow_clients_hold_connections(served):
             sock.close()
 
 
+def test_a_client_that_stalls_its_body_is_dropped(served):
+    """Slow clients cost a greenlet, and not for ever: silence past CLIENT_SILENCE_SECONDS ends them."""
+    base, _ = served
+    silence = 10.0  # CLIENT_SILENCE_SECONDS in recommender/api/gunicorn_conf.py
+    with socket.create_connection(address(base), timeout=silence + 10) as sock:
+        sock.sendall(b"POST /similar-users/ HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"user_handle\": ")
+        answer = sock.recv(65536)  # socket.timeout (a failure) if the server waited on
+    # Closed without a word, or told: the body did not arrive (never a 200, never a 5xx).
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer[:200]
+
+
 # -- 7: deep JSON -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("body", [
