@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bench_api import Gunicorn, ensure_wrk, free_port, run_wrk  # noqa: E402
+from bench.bench_api import Gunicorn, ensure_wrk, free_port, run_wrk
 
 SLOW_CLIENTS = 64
 ROUNDS = 20

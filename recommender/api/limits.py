@@ -44,7 +44,7 @@ def read_chunked_body(environ: dict, limit: int) -> bytes:
                 break
             chunks.append(chunk)
             size += len(chunk)
-    except Exception:  # the server's chunk parser or the socket: the client's doing either way
+    except Exception:  # noqa: BLE001 - the server's chunk parser or the socket: the client's doing either way
         raise BadRequest("the chunked request body is malformed or incomplete") from None
     if size > limit:
         raise RequestEntityTooLarge()

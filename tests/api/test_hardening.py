@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from recommender.store.dynamo import DynamoStore
+from recommender.store.items import StoredItem
 from tests.api.conftest import MODELS, NEIGHBOURS, SCORES, seed_for
 from tests.conftest import local_settings_class, publish
 from tests.live import GUNICORN, gunicorn_server
-from recommender.store.dynamo import DynamoStore
-from recommender.store.items import StoredItem
 
 pytestmark = [pytest.mark.dynamodb]
 
