@@ -152,7 +152,9 @@ def test_chunked_body_within_the_limit_is_answered(served):
     (b"GET /health HTTP/1.1\r\nHost: api\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431, "request_header_fields_too_large"),
     (b"GARBAGE\r\n\r\n", 400, "bad_request"),
     (b"GET /health HTTP/1.1\r\nHost: api\r\nBad Header\x01: x\r\n\r\n", 400, "bad_request"),
-], ids=["uri-too-long", "header-too-large", "malformed-request-line", "malformed-header"])
+    (b"POST /similar-users/ HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"ZZ\r\n{}\r\n0\r\n\r\n", 400, "bad_request"),
+], ids=["uri-too-long", "header-too-large", "malformed-request-line", "malformed-header", "malformed-chunk"])
 def test_errors_raised_by_gunicorn_are_json_with_the_security_headers(served, request_bytes, status, error):
     base, _ = served
     reference = requests.get(f"{base}/health", timeout=10).headers  # what the app puts on every answer
