@@ -94,13 +94,16 @@ def error_responses(*codes: int) -> dict[str, Any]:
 docs_bp = Blueprint("docs", __name__)
 
 
-def openapi_document(api_keys: bool) -> dict[str, Any]:
+def openapi_document(api_keys: bool, docs_require_key: bool = False) -> dict[str, Any]:
     document = copy.deepcopy(api_spec.spec)
     if api_keys:
         document["components"]["securitySchemes"] = {
             SECURITY_SCHEME: {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
         }
         document["security"] = [{SECURITY_SCHEME: []}]
+        if not docs_require_key:  # the docs hold no data: open unless DOCS_REQUIRE_KEY (middleware)
+            for path in ("/docs", "/openapi.json"):
+                document["paths"][path]["get"]["security"] = []
     else:
         document.pop("security", None)
     return document
@@ -111,7 +114,7 @@ def openapi_document(api_keys: bool) -> dict[str, Any]:
                    validation_error_status=NO_INPUT)
 def openapi_json():
     """The OpenAPI 3 description of this service."""
-    return jsonify(openapi_document(bool(current_app.config["API_KEYS"])))
+    return jsonify(openapi_document(bool(current_app.config["API_KEYS"]), current_app.config["DOCS_REQUIRE_KEY"]))
 
 
 @docs_bp.get("/docs")

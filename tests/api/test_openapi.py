@@ -69,6 +69,10 @@ def test_security_scheme_only_when_keys_are_configured(spec, memory_app):
     assert keyed["components"]["securitySchemes"]["ApiKeyAuth"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     assert keyed["security"] == [{"ApiKeyAuth": []}]
     assert keyed["paths"]["/health"]["get"]["security"] == []  # the probe stays open
+    assert keyed["paths"]["/docs"]["get"]["security"] == keyed["paths"]["/openapi.json"]["get"]["security"] == []
+    assert "security" not in keyed["paths"]["/similar-users/"]["post"]  # the document-wide key applies
+    closed = memory_app(api_keys=("k",), docs_require_key=True).test_client().get("/openapi.json", headers={"X-API-Key": "k"}).get_json()
+    assert "security" not in closed["paths"]["/docs"]["get"]
 
 
 def test_docs_page(memory_app):
