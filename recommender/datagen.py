@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,13 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
+from sklearn.cluster import KMeans
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.preprocessing import normalize
 
+from recommender.data.loader import load_table
 from recommender.data.schema import COLUMNS, FILES, LEVELS
 
 try:  # the progress bar is a nicety, never a requirement
@@ -71,6 +78,9 @@ except ImportError:  # pragma: no cover - tqdm is a declared dependency
 log = logging.getLogger(__name__)
 
 GROUND_TRUTH_FILE = "ground_truth.csv"
+# Default catalogue: the real published course_tags.csv shipped with the repository.
+DEFAULT_CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "pluralsight"
+BUILTIN_CATALOGUE = "builtin"  # the invented themed catalogue (the data bench/RESULTS.md used)
 GROUND_TRUTH_COLUMNS: tuple[str, ...] = ("user_handle", "community", "skill")
 
 # Users per chunk.  Part of the output's identity: every chunk has its own spawned generator, so
@@ -81,6 +91,8 @@ MAX_COMMUNITIES = 200
 # ---- fixed-size catalogue (published shape) -------------------------------------------------
 N_TAGS = 1_000  # course-tag vocabulary (published course_tags: 998 tags + the empty one)
 N_INTEREST_TAGS = 750  # tags users can follow (published user_interests: 748 distinct)
+INTEREST_TAG_SHARE = N_INTEREST_TAGS / N_TAGS  # the same share of a real catalogue's tags
+TAG_EMBEDDING_DIMS = 30  # SVD components of the real tags' course vectors, for clustering
 N_COURSES = 5_942
 N_AUTHORS = 1_412
 N_ASSESSMENT_TAGS = 54
@@ -272,16 +284,16 @@ class Catalogue:
 
     communities: int
     community_share: np.ndarray  # (C,) share of users in each community
-    tag_names: np.ndarray  # (N_TAGS,) str
-    tag_community: np.ndarray  # (N_TAGS,) home community
-    interest_tags: np.ndarray  # (N_INTEREST_TAGS,) indices into tag_names
+    tag_names: np.ndarray  # (tags,) str
+    tag_community: np.ndarray  # (tags,) home community
+    interest_tags: np.ndarray  # indices into tag_names of the tags users can follow
     interest_sampler: _GroupSampler  # groups 0..C-1 = community, C = global noise
-    course_ids: np.ndarray  # (N_COURSES,) str
+    course_ids: np.ndarray  # (courses,) str
     course_community: np.ndarray
     course_level: np.ndarray  # 0/1/2 index into LEVELS
     course_author: np.ndarray  # author_handle
     course_sampler: _GroupSampler  # group = community * 3 + skill; community C = global
-    course_tags: pd.DataFrame  # the course_tags table
+    course_tags: pd.DataFrame | Path  # the course_tags table, or the real file copied byte for byte
     assessment_tags: np.ndarray  # (N_ASSESSMENT_TAGS,) str
     assessment_community: np.ndarray
     assessment_difficulty: np.ndarray  # score offset per assessment tag
@@ -348,12 +360,42 @@ def _course_ids(rng: np.random.Generator, primary_tag: np.ndarray, theme: np.nda
     return ids.to_numpy(dtype=object)
 
 
-def build_catalogue(rng: np.random.Generator, communities: int) -> Catalogue:
+def build_catalogue(rng: np.random.Generator, communities: int,
+                    source: str | Path = BUILTIN_CATALOGUE) -> Catalogue:
     """Tags, courses, authors and assessment tags, with each item's home community.
 
     Why separate: the catalogue is the fixed "item side" of the data; it is drawn from its own
-    generator so that it is identical for every ``--users`` with the same seed.
+    generator so that it is identical for every ``--users`` with the same seed.  ``source`` is a
+    folder holding a real ``course_tags.csv`` (its course ids and tags are used) or
+    :data:`BUILTIN_CATALOGUE` (invented themed vocabulary).
     """
+    if str(source) == BUILTIN_CATALOGUE:
+        return _builtin_catalogue(rng, communities)
+    return _real_catalogue(rng, communities, Path(source))
+
+
+def _tag_side(rng: np.random.Generator, tag_community: np.ndarray, tag_pop: np.ndarray,
+              C: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each community's tag weights (its own tags, ~20% of tags also in a second community) and
+    the followable tags (75% of each community's tags, so every community keeps some)."""
+    n_tags = tag_pop.size
+    tag_weights = np.zeros((C, n_tags))
+    tag_weights[tag_community, np.arange(n_tags)] = tag_pop
+    if C > 1:
+        shared = np.flatnonzero(rng.random(n_tags) < SHARED_TAG_SHARE)
+        second = (tag_community[shared] + rng.integers(1, C, shared.size)) % C
+        tag_weights[second, shared] += 0.5 * tag_pop[shared]
+    block_sizes = np.bincount(tag_community, minlength=C)
+    quota = np.diff(np.rint(np.r_[0, np.cumsum(block_sizes)] * INTEREST_TAG_SHARE)).astype(int)
+    eligible: list[np.ndarray] = []
+    for c in range(C):  # loop per community
+        block = np.flatnonzero(tag_community == c)
+        eligible.append(rng.choice(block, max(1, quota[c]), replace=False))
+    return tag_weights, np.sort(np.concatenate(eligible))
+
+
+def _builtin_catalogue(rng: np.random.Generator, communities: int) -> Catalogue:
+    """The invented catalogue: themed tag vocabulary cut into contiguous community blocks."""
     C = communities
     community_share = rng.dirichlet(np.full(C, 4.0))
 
@@ -361,24 +403,7 @@ def build_catalogue(rng: np.random.Generator, communities: int) -> Catalogue:
     tag_names, tag_theme = _vocabulary(rng)
     tag_community = np.repeat(np.arange(C), [len(b) for b in np.array_split(np.arange(N_TAGS), C)])
     tag_pop = rng.lognormal(0.0, 1.0, N_TAGS)
-    tag_weights = np.zeros((C, N_TAGS))
-    tag_weights[tag_community, np.arange(N_TAGS)] = tag_pop
-    if C > 1:
-        shared = np.flatnonzero(rng.random(N_TAGS) < SHARED_TAG_SHARE)
-        second = (tag_community[shared] + rng.integers(1, C, shared.size)) % C
-        tag_weights[second, shared] += 0.5 * tag_pop[shared]
-
-    # Followable tags: 75% of each community's block, so every community keeps some.
-    block_sizes = np.bincount(tag_community, minlength=C)
-    quota = np.diff(np.rint(np.r_[0, np.cumsum(block_sizes)] * N_INTEREST_TAGS / N_TAGS)).astype(int)
-    eligible: list[np.ndarray] = []
-    for c in range(C):  # loop per community
-        block = np.flatnonzero(tag_community == c)
-        eligible.append(rng.choice(block, max(1, quota[c]), replace=False))
-    interest_tags = np.sort(np.concatenate(eligible))
-    interest_weights = np.vstack([tag_weights[:, interest_tags],
-                                  tag_pop[interest_tags][None, :] ** GLOBAL_TAG_SKEW])
-    interest_sampler = _GroupSampler(interest_weights)
+    tag_weights, interest_tags = _tag_side(rng, tag_community, tag_pop, C)
 
     # Authors: a home community and a productivity each (a few authors make many courses).
     author_handles = np.sort(rng.choice(np.arange(1, 8_001), N_AUTHORS, replace=False))
@@ -416,9 +441,23 @@ def build_catalogue(rng: np.random.Generator, communities: int) -> Catalogue:
     course_tags = pd.DataFrame({"course_id": course_ids[pairs["course"].to_numpy()],
                                 "course_tags": tag_text})
 
+    return _catalogue(rng, community_share, tag_names, tag_community, tag_weights, tag_pop,
+                      interest_tags, course_ids, course_community, course_level, course_author,
+                      course_pop, course_tags)
+
+
+def _catalogue(rng: np.random.Generator, community_share: np.ndarray, tag_names: np.ndarray,
+               tag_community: np.ndarray, tag_weights: np.ndarray, tag_pop: np.ndarray,
+               interest_tags: np.ndarray, course_ids: np.ndarray, course_community: np.ndarray,
+               course_level: np.ndarray, course_author: np.ndarray, course_pop: np.ndarray,
+               course_tags: pd.DataFrame | Path) -> Catalogue:
+    """The samplers and assessment tags, the same for the built-in and the real catalogue."""
+    C = community_share.size
+    interest_sampler = _GroupSampler(np.vstack([tag_weights[:, interest_tags],
+                                                tag_pop[interest_tags][None, :] ** GLOBAL_TAG_SKEW]))
     # Course sampler: group (community c, skill s) weights = popularity x level affinity,
     # restricted to community c; the extra community C is the global (noise) distribution.
-    course_weights = np.zeros(((C + 1) * 3, N_COURSES))
+    course_weights = np.zeros(((C + 1) * 3, course_ids.size))
     for c in range(C + 1):  # loop per community
         in_c = course_pop * ((course_community == c) if c < C else 1.0)
         for s in range(3):
@@ -430,7 +469,7 @@ def build_catalogue(rng: np.random.Generator, communities: int) -> Catalogue:
                              rng.choice(C, max(0, N_ASSESSMENT_TAGS - C), p=community_share)])
     a_names: list[str] = []
     used: set[int] = set()
-    for c in a_comm:  # fixed 54 iterations
+    for c in a_comm:  # fixed 54 iterations: named after the community's most popular tag left
         block = np.flatnonzero(tag_community == c)
         block = block[np.argsort(-tag_pop[block], kind="stable")]
         free = [int(t) for t in block if int(t) not in used] or [int(t) for t in block]
@@ -467,6 +506,63 @@ def build_catalogue(rng: np.random.Generator, communities: int) -> Catalogue:
         assessment_difficulty=rng.normal(0.0, 10.0, N_ASSESSMENT_TAGS),
         assessment_sampler=_GroupSampler(a_weights),
     )
+
+
+def _real_catalogue(rng: np.random.Generator, communities: int, source: Path) -> Catalogue:
+    """The catalogue of a real ``course_tags.csv``: its course ids and tags, communities found in it.
+
+    Why: synthetic users then follow, watch and are assessed on the real catalogue's vocabulary
+    (``c#``, ``3d-modeling``, ``aws``...).  The table is read with the production loader (so its
+    quirks are handled as in a real run) and written out byte for byte.  Communities are groups
+    of tags that occur on the same courses: k-means (seeded) over the tags' course vectors
+    (TF-IDF, reduced to :data:`TAG_EMBEDDING_DIMS` by truncated SVD, L2-normalised), which gives
+    groups of comparable size (19 to 83 tags at 20 communities); clustering courses instead
+    gives one group holding most tags.  A course belongs to the community of most of its tags.
+    The real table has no levels, authors or popularity: those are drawn as in the built-in one;
+    a tag's popularity is the square root of its number of courses.
+    """
+    frame, _dropped, _rows = load_table(source, "course_tags")  # courses with only empty tags drop out
+    course_ids, course = np.unique(frame["course_id"].to_numpy(dtype=object), return_inverse=True)
+    tag_names, tag = np.unique(frame["course_tags"].to_numpy(dtype=object), return_inverse=True)
+    n_courses, n_tags = course_ids.size, tag_names.size
+    C = communities
+    if n_tags <= max(C, TAG_EMBEDDING_DIMS):
+        raise ValueError(f"{source / FILES['course_tags']}: {n_tags} distinct tags are too few for "
+                         f"{C} communities")
+    incidence = sparse.csr_matrix((np.ones(tag.size), (course, tag)), shape=(n_courses, n_tags))
+    incidence.data[:] = 1.0  # a course carries a tag or not
+    vectors = TfidfTransformer().fit_transform(incidence).T.tocsr()  # one row per tag
+    seeds = rng.integers(2**31 - 1, size=2)
+    embedding = TruncatedSVD(TAG_EMBEDDING_DIMS, random_state=int(seeds[0])).fit_transform(vectors)
+    tag_community = KMeans(n_clusters=C, n_init=3, random_state=int(seeds[1])).fit_predict(
+        normalize(embedding)).astype(np.int64)
+    per_community = (incidence @ sparse.csr_matrix(
+        (np.ones(n_tags), (np.arange(n_tags), tag_community)), shape=(n_tags, C))).toarray()
+    course_community = per_community.argmax(axis=1)
+    community_share = rng.dirichlet(np.full(C, 4.0))
+    tag_pop = np.sqrt(np.asarray(incidence.sum(axis=0)).ravel())
+    tag_weights, interest_tags = _tag_side(rng, tag_community, tag_pop, C)
+
+    # Authors: each writes at least one course (every community has one); the rest of the
+    # courses go to an author of their community by productivity.
+    n_authors = min(N_AUTHORS, n_courses)
+    author_handles = np.sort(rng.choice(np.arange(1, 8_001), n_authors, replace=False))
+    order = rng.permutation(n_courses)
+    firsts = order[np.unique(course_community[order], return_index=True)[1]]
+    firsts = np.concatenate([firsts, order[~np.isin(order, firsts)][: n_authors - firsts.size]])
+    author_community = course_community[firsts]
+    author_weights = np.zeros((C, n_authors))
+    author_weights[author_community, np.arange(n_authors)] = rng.lognormal(0.0, 1.0, n_authors)
+    course_author = np.zeros(n_courses, dtype=np.int64)
+    course_author[firsts] = author_handles
+    rest = np.setdiff1d(np.arange(n_courses), firsts)
+    course_author[rest] = author_handles[_GroupSampler(author_weights).draw(rng, course_community[rest])]
+    course_level = rng.choice(3, n_courses, p=COURSE_LEVEL_SHARE)
+    course_pop = rng.lognormal(0.0, COURSE_POP_SD, n_courses)
+
+    return _catalogue(rng, community_share, tag_names, tag_community, tag_weights, tag_pop,
+                      interest_tags, course_ids, course_community, course_level, course_author,
+                      course_pop, source / FILES["course_tags"])
 
 
 def _course_tag_count_pmf() -> np.ndarray:
@@ -617,23 +713,31 @@ def _write(frame: pd.DataFrame, fh: IO[str], name: str) -> None:
                  date_format=_DATE_FORMATS[name])
 
 
-def generate(out_dir: str | Path, users: int, seed: int = 7, communities: int = 20) -> dict[str, Path]:
+def generate(out_dir: str | Path, users: int, seed: int = 7, communities: int = 20,
+             catalogue: str | Path = DEFAULT_CATALOGUE) -> dict[str, Path]:
     """Write the four tables and ``ground_truth.csv`` for ``users`` users into ``out_dir``.
 
-    Returns the written paths keyed by table name ("user_interests", "user_course_views",
-    "user_assessment_scores", "course_tags", "ground_truth").  Same arguments, same bytes.
+    ``catalogue`` is a folder with a real ``course_tags.csv`` (default: the published one in
+    ``data/pluralsight/``) or ``"builtin"``.  Returns the written paths keyed by table name
+    ("user_interests", "user_course_views", "user_assessment_scores", "course_tags",
+    "ground_truth").  Same arguments, same bytes.
     """
     if users < 1:
         raise ValueError("users must be at least 1")
     if not 1 <= communities <= MAX_COMMUNITIES:
         raise ValueError(f"communities must be between 1 and {MAX_COMMUNITIES}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if str(catalogue) != BUILTIN_CATALOGUE and (out / FILES["course_tags"]).resolve() == (
+            Path(catalogue) / FILES["course_tags"]).resolve():
+        raise ValueError(f"{out}: the output folder is the catalogue's own folder")
     root = np.random.default_rng(seed)
     cat_rng, users_rng = root.spawn(2)
-    cat = build_catalogue(cat_rng, communities)
-    log.info("catalogue: %d tags, %d courses, %d authors, %d assessment tags, %d communities",
-             N_TAGS, N_COURSES, N_AUTHORS, N_ASSESSMENT_TAGS, communities)
+    cat = build_catalogue(cat_rng, communities, catalogue)
+    out.mkdir(parents=True, exist_ok=True)
+    log.info("catalogue %s: %d tags (%d followable), %d courses, %d authors, %d assessment tags, "
+             "%d communities", catalogue, cat.tag_names.size, cat.interest_tags.size,
+             cat.course_ids.size, np.unique(cat.course_author).size, cat.assessment_tags.size,
+             communities)
 
     columns: dict[str, tuple[str, ...]] = {**COLUMNS, "ground_truth": GROUND_TRUTH_COLUMNS}
     paths: dict[str, Path] = {name: out / FILES[name] for name in COLUMNS}
@@ -645,8 +749,13 @@ def generate(out_dir: str | Path, users: int, seed: int = 7, communities: int = 
             fh = open(path, "w", encoding="utf-8", newline="")
             handles[name] = fh
             fh.write(",".join(columns[name]) + "\n")
-        _write(cat.course_tags, handles["course_tags"], "course_tags")
-        rows["course_tags"] = len(cat.course_tags)
+        if isinstance(cat.course_tags, Path):  # the real table, byte for byte
+            handles.pop("course_tags").close()
+            shutil.copyfile(cat.course_tags, paths["course_tags"])
+            rows["course_tags"] = cat.course_tags.read_bytes().count(b"\n") - 1
+        else:
+            _write(cat.course_tags, handles["course_tags"], "course_tags")
+            rows["course_tags"] = len(cat.course_tags)
 
         n_chunks = -(-users // CHUNK_USERS)
         chunk_rngs = users_rng.spawn(n_chunks)
@@ -684,6 +793,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="output directory (default data/)")
     parser.add_argument("--communities", type=int, default=20,
                         help=f"hidden communities, 1..{MAX_COMMUNITIES} (default 20)")
+    parser.add_argument("--catalogue", default=str(DEFAULT_CATALOGUE),
+                        help="folder with the course_tags.csv whose courses and tags the users use "
+                             f"(default: the published one, data/pluralsight/), or '{BUILTIN_CATALOGUE}' "
+                             "for the invented catalogue")
     args = parser.parse_args(argv)
     if args.users < 1:
         parser.error("--users must be at least 1")
@@ -693,7 +806,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seed must be non-negative")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    generate(args.out, users=args.users, seed=args.seed, communities=args.communities)
+    try:
+        generate(args.out, users=args.users, seed=args.seed, communities=args.communities,
+                 catalogue=args.catalogue)
+    except ValueError as exc:  # includes the loader's DataValidationError: one line, file named
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from recommender.data.schema import COLUMNS, LEVELS
-from recommender.datagen import GROUND_TRUTH_COLUMNS, generate, main
+from recommender.datagen import BUILTIN_CATALOGUE, GROUND_TRUTH_COLUMNS, generate, main
+from tests.conftest import REAL_DATA
 
 TABLES = ("user_interests", "user_course_views", "user_assessment_scores", "course_tags", "ground_truth")
 TAG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -38,6 +39,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]
         "a_again": generate(base / "a_again", users=1000, seed=7),
         "other_seed": generate(base / "other_seed", users=1000, seed=8),
         "double": generate(base / "double", users=2000, seed=7),
+        "builtin": generate(base / "builtin", users=1000, seed=7, catalogue=BUILTIN_CATALOGUE),
+        "builtin_again": generate(base / "builtin_again", users=1000, seed=7, catalogue=BUILTIN_CATALOGUE),
     }
 
 
@@ -60,33 +63,62 @@ def test_same_seed_gives_identical_bytes(runs: dict[str, dict[str, Path]]) -> No
 def test_different_seed_gives_different_data(runs: dict[str, dict[str, Path]]) -> None:
     first, other = _digest(runs["a"]), _digest(runs["other_seed"])
     for name in TABLES:
-        assert first[name] != other[name], name
+        if name != "course_tags":  # the real catalogue, whatever the seed
+            assert first[name] != other[name], name
+    assert first["course_tags"] == other["course_tags"]
 
 
 def test_headers_match_published_schema(runs: dict[str, dict[str, Path]]) -> None:
     expected = {**COLUMNS, "ground_truth": GROUND_TRUTH_COLUMNS}
     for name in TABLES:
         header = runs["a"][name].read_text(encoding="utf-8").split("\n", 1)[0]
-        assert tuple(header.split(",")) == expected[name], name
+        assert tuple(header.replace('"', "").split(",")) == expected[name], name  # real table: quoted
+
+
+def test_speaks_the_real_catalogue(runs: dict[str, dict[str, Path]], tables: dict[str, pd.DataFrame]) -> None:
+    """By default the course catalogue is the published course_tags.csv, copied byte for byte."""
+    real = REAL_DATA / "course_tags.csv"
+    assert runs["double"]["course_tags"].read_bytes() == real.read_bytes()
+    published = pd.read_csv(real, keep_default_na=False, na_values=[])
+    vocabulary = set(published["course_tags"].str.strip().str.lower()) - {""}
+    follows = set(tables["user_interests"]["interest_tag"])
+    assert follows <= vocabulary
+    assert 0.6 * len(vocabulary) < len(follows) < 0.9 * len(vocabulary)  # published: 748 of 998
+    assert set(tables["user_course_views"]["course_id"]) <= set(published["course_id"])
+    suffixes = ("", "-core-skills", "-fundamentals", "-for-developers", "-administration")
+    named = {tag + suffix for tag in vocabulary for suffix in suffixes}
+    assessed = tables["user_assessment_scores"]["assessment_tag"].str.removesuffix("-2")
+    assert assessed.isin(named).all()
+
+
+def test_builtin_catalogue_is_kept(runs: dict[str, dict[str, Path]]) -> None:
+    """``catalogue="builtin"``: the invented slug vocabulary, same seed same bytes."""
+    assert _digest(runs["builtin"]) == _digest(runs["builtin_again"])
+    ui, ct = _read(runs["builtin"], "user_interests"), _read(runs["builtin"], "course_tags")
+    uv = _read(runs["builtin"], "user_course_views")
+    assert ui["interest_tag"].str.fullmatch(TAG_PATTERN).all()
+    assert uv["course_id"].str.fullmatch(TAG_PATTERN).all()
+    named = ct.loc[ct["course_tags"] != "", "course_tags"]
+    assert named.str.fullmatch(TAG_PATTERN).all()
+    assert (ct["course_tags"] == "").any(), "the real export has a few empty tags"
+    assert ct.groupby("course_id").size().between(1, 15).all()
+    assert set(uv["course_id"]) <= set(ct["course_id"])
+    assert not set(ui["interest_tag"]) <= set(_read(runs["a"], "course_tags")["course_tags"])
 
 
 def test_value_formats(tables: dict[str, pd.DataFrame]) -> None:
     ui, uv = tables["user_interests"], tables["user_course_views"]
     ua, ct = tables["user_assessment_scores"], tables["course_tags"]
-    assert ui["interest_tag"].str.fullmatch(TAG_PATTERN).all()
+    assert ui["interest_tag"].str.len().gt(0).all()
     assert ui["date_followed"].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d").all()
     assert uv["view_date"].str.fullmatch(r"\d{4}-\d\d-\d\d").all()
-    assert uv["course_id"].str.fullmatch(TAG_PATTERN).all()
     assert set(uv["level"]) <= set(LEVELS)
     assert (uv["view_time_seconds"] > 0).all()
     assert pd.api.types.is_integer_dtype(uv["author_handle"])
     assert ua["user_assessment_date"].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d").all()
     assert ua["user_assessment_score"].between(0, 300).all()
     assert ua["assessment_tag"].nunique() <= 54
-    named = ct.loc[ct["course_tags"] != "", "course_tags"]
-    assert named.str.fullmatch(TAG_PATTERN).all()
     assert (ct["course_tags"] == "").any(), "the real export has a few empty tags"
-    assert ct.groupby("course_id").size().between(1, 15).all()
 
 
 def test_views_reference_the_catalogue(tables: dict[str, pd.DataFrame]) -> None:
@@ -190,3 +222,19 @@ def test_cli_rejects_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--users", "0", "--out", str(tmp_path)])
     assert exc.value.code == 2
+
+
+def test_cli_names_a_missing_catalogue(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nowhere"
+    assert main(["--users", "10", "--out", str(tmp_path / "out"), "--catalogue", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {missing / 'course_tags.csv'}: file not found"]
+
+
+def test_refuses_to_overwrite_its_catalogue(tmp_path: Path) -> None:
+    folder = tmp_path / "catalogue"
+    folder.mkdir()
+    (folder / "course_tags.csv").write_bytes((REAL_DATA / "course_tags.csv").read_bytes())
+    with pytest.raises(ValueError, match="catalogue's own folder"):
+        generate(folder, users=10, catalogue=folder)
+    assert (folder / "course_tags.csv").read_bytes() == (REAL_DATA / "course_tags.csv").read_bytes()
