@@ -8,11 +8,21 @@ says which users *are* similar.  This generator writes all four tables in the pu
 same community") instead of being eyeballed, and the batch job can be load-tested at 100k-1M
 users.
 
+Catalogue
+    By default the course catalogue is the real published ``course_tags.csv`` shipped in
+    ``data/pluralsight/`` (``--catalogue DIR`` for another one): its 5,830 tagged courses and
+    996 tags (after the loader's lower-casing), copied byte for byte into the output, so the
+    synthetic users follow, watch and are assessed on the real vocabulary (``c#``, ``.net``,
+    ``3d-modeling``).  ``--catalogue builtin`` keeps the invented catalogue (themed slugs such as
+    ``maya-rigging``), byte-identical to earlier versions: the data ``bench/RESULTS.md`` used.
+
 Hidden structure
-    * ``--communities`` topics (default 20).  The tag vocabulary is built from hand-written themes
-      (3D, networking, .NET, ...) and cut into one contiguous block of tags per community, so a
-      community's tags are thematically coherent; ~20% of tags also belong to a second
-      community (overlap).  Courses belong to one community and are tagged mostly with its tags.
+    * ``--communities`` topics (default 20).  Real catalogue: groups of tags found on the same
+      courses (k-means over the tags' course vectors, see :func:`_real_catalogue`), so
+      ``3d-rigging`` and ``3d-animation`` land together.  Built-in catalogue: a vocabulary of
+      hand-written themes (3D, networking, .NET, ...) cut into contiguous blocks.  Either way
+      ~20% of tags also belong to a second community (overlap), and a course belongs to one
+      community (real: the community of most of its tags; built-in: tagged mostly with its tags).
     * Each user has one community, a "secondary" community (a weak second interest) and a skill
       level (Beginner / Intermediate / Advanced, 45/35/20%).
     * Interests: ~50% of a user's draws come from their community's tags, ~14% from the
@@ -24,15 +34,16 @@ Hidden structure
     * Assessments: ~80% from the community's assessment tags; scores rise with skill and drop a
       little outside the community.
     The noise is deliberate: a cosine model on interest tags finds mostly same-community neighbours
-    but not only those (binary-cosine precision@10 ~0.79 at 10k users, ~0.75 at 2k users, against
-    a chance level of ``1/communities``).
+    but not only those (binary-cosine precision@10 ~0.76 at 2k users on the real catalogue, ~0.75
+    on the built-in one, against a chance level of ``1/communities``).
 
 Sizes
     Row counts scale linearly with ``--users`` (at 10,000 users they match the published shape:
     ~297k interest rows with ~6% exact duplicates, ~249k view rows for ~88% of users, ~6.6k
     assessment rows for ~31% of users).  The *catalogue* is fixed-size whatever ``--users`` is:
-    1,000 tags (750 of which users can follow), 5,942 courses, 1,412 authors, 54 assessment tags
-    and 212 view dates, as in the published data.  A real platform's catalogue does not grow with
+    the real one's tags (~75% of which users can follow: 747 of 996, published 748) and courses,
+    or the built-in 1,000 tags (750 followable) and 5,942 courses; 1,412 authors, 54 assessment
+    tags and 212 view dates, as in the published data.  A real platform's catalogue does not grow with
     its audience, and a fixed catalogue keeps the item side of every model comparable across
     scales.  The catalogue depends only on ``seed`` and ``communities``, not on ``users``.
 
@@ -47,6 +58,7 @@ Reproducibility and scale
 CLI::
 
     python -m recommender.datagen --users 10000 --seed 7 --out data/ [--communities 20]
+        [--catalogue data/pluralsight | builtin]
 """
 
 from __future__ import annotations
