@@ -17,7 +17,7 @@ from spectree import Response
 
 from recommender.api.errors import ApiError
 from recommender.api.openapi import api_spec, error_responses
-from recommender.api.schemas import FeedbackAccepted, FeedbackRequest
+from recommender.api.schemas import ErrorBody, FeedbackAccepted, FeedbackRequest
 from recommender.api.store import get_store
 from recommender.experiments import metrics
 from recommender.experiments.assignment import assign
@@ -88,6 +88,7 @@ def expose(served: Served, user_handle: int, shown: list[int]) -> dict[str, Any]
 @feedback_bp.route("/feedback", methods=["POST"], strict_slashes=False)
 @api_spec.validate(
     resp=Response(HTTP_202=(FeedbackAccepted, "stored (an event sent again is accepted and counted once)"),
+                  HTTP_404=(ErrorBody, "no answer given inside an experiment has this request_id (or not yet stored)"),
                   **error_responses(400, 401, 413, 415, 503)),
     tags=["experiments"],
 )
@@ -97,12 +98,13 @@ def feedback(json: FeedbackRequest):
     Body: `{"request_id": "…", "user_handle": 999, "similar_user_handle": 4254, "event": "click"}`,
     `event` one of `click`, `follow`, `dismiss`. The request id is the `X-Request-ID` (and the
     `request_id` field) of the answer that showed the neighbour; 400 when that answer did not
-    show it to that user. Idempotent: the same event twice counts once.
+    show it to that user, 404 when no answer inside an experiment had that request id.
+    Idempotent: the same event twice counts once.
     """
     log = exposure_log()
     exposure = log.find(json.request_id) if log is not None else None
     if exposure is None:
-        raise ApiError(400, "unknown_request",
+        raise ApiError(404, "unknown_request",
                        f"request_id {json.request_id!r}: no answer given inside an experiment has this request id")
     if exposure.user_handle != json.user_handle:
         raise ApiError(400, "invalid_request",
