@@ -63,13 +63,15 @@ def serve(user_handle: int, model_handle: str | None, default_model: str) -> Ser
     experiments: LiveExperiments | None = current_app.extensions.get(_EXPERIMENTS)
     experiment = experiments.active() if experiments is not None and model_handle is None else None
     if experiment is None:
-        model = model_handle or default_model
+        g.model_handle = model = model_handle or default_model  # (labels even a failed read)
         return Served(get_store().get(user_handle, model), model)
     arm = assign(experiment, user_handle)
+    g.model_handle = arm.model
     item = _read(user_handle, arm.model)
     if item is not None:
         return Served(item, arm.model, experiment, arm.name, arm.name)
     metrics.FALLBACKS.labels(experiment.name, arm.name).inc()
+    g.model_handle = default_model
     return Served(get_store().get(user_handle, default_model), default_model, experiment, arm.name, FALLBACK)
 
 

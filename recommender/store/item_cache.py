@@ -17,14 +17,21 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from recommender.api import metrics as _api_metrics  # noqa: F401  (multiprocess mode set up first)
-from prometheus_client import Counter  # noqa: E402
+from functools import cache
 
-from recommender.store.items import StoredItem  # noqa: E402
+from recommender.store.items import StoredItem
 
-LOOKUPS = Counter("similar_users_item_cache_lookups", "Item cache lookups by result (hit or miss)", ["result"])
-_HITS, _MISSES = LOOKUPS.labels("hit"), LOOKUPS.labels("miss")
 _NO_ROW = object()
+
+
+@cache
+def lookups():
+    """The hit/miss counter, created once the API's metrics module has set up multiprocess mode
+    (imported here, not at the top: the API package imports this module)."""
+    from recommender.api import metrics  # noqa: F401
+    from prometheus_client import Counter
+
+    return Counter("similar_users_item_cache_lookups", "Item cache lookups by result (hit or miss)", ["result"])
 
 
 class CachedItems:
@@ -35,6 +42,7 @@ class CachedItems:
         self.size = size
         self._items: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
         self._lock = threading.Lock()
+        self._hits, self._misses = lookups().labels("hit"), lookups().labels("miss")
 
     def get(self, user_handle: int, model_handle: str) -> StoredItem | None:
         pointer = self.inner.pointer(model_handle)
@@ -46,9 +54,9 @@ class CachedItems:
             if found is not None:
                 self._items.move_to_end(key)
         if found is not None:
-            _HITS.inc()
+            self._hits.inc()
             return None if found is _NO_ROW else found
-        _MISSES.inc()
+        self._misses.inc()
         item = self.inner.get(user_handle, model_handle)
         after = self.inner.pointer(model_handle)
         if after is not None and after.run_id == pointer.run_id:  # not re-pointed during the read
