@@ -30,7 +30,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
-from recommender.models.registry import MODEL_HANDLES
+from recommender.models.registry import get_spec
 
 RUNNING, PAUSED, STOPPED = "running", "paused", "stopped"
 FALLBACK = "fallback"  # the variant of an answer given by the default model (the arm's had no row)
@@ -52,10 +52,8 @@ class Arm(BaseModel):
     @field_validator("model", mode="before")
     @classmethod
     def _known_model(cls, value: object) -> object:
-        handle = value.strip().lower() if isinstance(value, str) else value
-        if handle not in MODEL_HANDLES:
-            raise ValueError(f"unknown model {value!r}; known models: {', '.join(MODEL_HANDLES)}")
-        return handle
+        # The registry's UnknownModel is a ValueError naming the known handles.
+        return get_spec(value.strip().lower()).handle if isinstance(value, str) else value
 
 
 class Experiment(BaseModel):

@@ -10,10 +10,11 @@ Two tables, created on demand next to the run tables (same endpoint, names from 
   ``<similar_user_handle>#<event>``; written with ``attribute_not_exists``, so the same event
   sent twice is stored and counted once.
 
-The request thread only puts a record on a bounded in-memory queue; one writer thread per
-process drains it (exposures in batches of 25, events one conditional put each).  What a crash
-can lose is what sits in that queue (at most ``AB_QUEUE_SIZE`` records, normally a few
-milliseconds' worth); a graceful stop drains it first.  When the queue is full (DynamoDB down
+The request thread only puts a record on a bounded in-memory queue (one for exposures, one for
+events); a writer thread per queue drains it (exposures in batches of 25, events one
+conditional put each, four at a time).  What a crash can lose is what sits in the queues (at
+most ``AB_QUEUE_SIZE`` records each, normally a few milliseconds' worth); a graceful stop drains
+them first (up to 20 s, within gunicorn's graceful timeout).  When the queue is full (DynamoDB down
 for long), records are dropped and counted rather than slowing answers down.
 """
 
@@ -25,6 +26,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -126,33 +128,45 @@ def create_tables(store: DynamoStore) -> None:
 
 
 class ExposureLog:
-    """The per-process queue, writer thread and memory of recent exposures."""
+    """The per-process queues, writer threads and memory of recent exposures.
+
+    Exposures and events have a queue and a writer thread each, so that a burst of feedback
+    (one conditional put per event) never delays the exposures (25 per batch call), which
+    feedback validation and the report depend on.  The event writer runs its puts on
+    ``EVENT_THREADS`` connections at once.
+    """
+
+    EVENT_THREADS = 4
 
     def __init__(self, store: DynamoStore, queue_size: int = 10_000):
         self.store = store
         self.exposures_table, self.events_table = table_names(store.prefix)
-        self._queue: queue.Queue[Exposure | Event | None] = queue.Queue(maxsize=queue_size)
+        self._queues: dict[str, queue.Queue] = {"exposure": queue.Queue(maxsize=queue_size),
+                                                "event": queue.Queue(maxsize=queue_size)}
         self._recent: OrderedDict[str, Exposure] = OrderedDict()
         self._recent_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._threads: dict[str, threading.Thread] = {}
         self._start_lock = threading.Lock()
+        self._tables_lock = threading.Lock()
         self._tables_ready = False
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- request side ------------------------------------------------------------------------
 
     def record(self, item: Exposure | Event) -> None:
         """Queue ``item`` for writing; never blocks (a full queue drops it, counted)."""
+        kind = _kind(item)
         if isinstance(item, Exposure):
             metrics.EXPOSURES.labels(item.experiment, item.variant).inc()
             with self._recent_lock:
                 self._recent[item.request_id] = item
                 if len(self._recent) > RECENT:
                     self._recent.popitem(last=False)
-        self._ensure_thread()
+        self._ensure_threads()
         try:
-            self._queue.put_nowait(item)
+            self._queues[kind].put_nowait(item)
         except queue.Full:
-            metrics.LOG_WRITES.labels(_kind(item), "dropped").inc()
+            metrics.LOG_WRITES.labels(kind, "dropped").inc()
 
     def find(self, request_id: str) -> Exposure | None:
         """The exposure of ``request_id``: this process's memory first, else DynamoDB."""
@@ -172,73 +186,76 @@ class ExposureLog:
         return Exposure.from_dynamo(response["Item"]) if "Item" in response else None
 
     def pending(self) -> int:
-        return self._queue.qsize()
+        return sum(q.qsize() for q in self._queues.values())
 
     # -- writer side ---------------------------------------------------------------------------
 
-    def _ensure_thread(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+    def _ensure_threads(self) -> None:
+        if len(self._threads) == 2 and all(t.is_alive() for t in self._threads.values()):
             return
         with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="ab-exposure-writer", daemon=True)
-                self._thread.start()
+            for kind in self._queues:
+                thread = self._threads.get(kind)
+                if thread is None or not thread.is_alive():
+                    self._threads[kind] = threading.Thread(target=self._run, args=(kind,), daemon=True,
+                                                           name=f"ab-{kind}-writer")
+                    self._threads[kind].start()
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.EVENT_THREADS, thread_name_prefix="ab-event-put")
                 atexit.register(self.close)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Drain the queue (bounded in time): a graceful worker stop loses nothing."""
-        thread = self._thread
-        if thread is None or not thread.is_alive():
-            return
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            return
-        thread.join(timeout)
+    def close(self, timeout: float = 20.0) -> None:
+        """Drain the queues (bounded in time, within gunicorn's graceful stop): a stop loses nothing."""
+        deadline = time.monotonic() + timeout
+        for kind, thread in list(self._threads.items()):
+            if thread.is_alive():
+                try:
+                    self._queues[kind].put(None, timeout=max(0.1, deadline - time.monotonic()))
+                except queue.Full:
+                    continue
+        for thread in list(self._threads.values()):
+            thread.join(max(0.1, deadline - time.monotonic()))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written (tests and the demo)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
+            if all(q.unfinished_tasks == 0 for q in self._queues.values()):
                 return True
             time.sleep(0.01)
         return False
 
-    def _run(self) -> None:
+    def _run(self, kind: str) -> None:
+        source = self._queues[kind]
         while True:
-            first = self._queue.get()
-            batch = [first]
-            while len(batch) < BATCH and first is not None:
+            batch = [source.get()]
+            while len(batch) < BATCH and batch[-1] is not None:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(source.get_nowait())
                 except queue.Empty:
                     break
-            stop = any(item is None for item in batch)
             items = [item for item in batch if item is not None]
             try:
-                self._write(items)
+                if items:
+                    self._ensure_tables()
+                    if kind == "exposure":
+                        self._write_exposures(items)
+                    else:
+                        self._write_events(items)
             except Exception:  # noqa: BLE001 - the writer must outlive any one failure
-                log.exception("writing %d experiment records failed", len(items))
-                for item in items:
-                    metrics.LOG_WRITES.labels(_kind(item), "failed").inc()
+                log.exception("writing %d experiment %s records failed", len(items), kind)
+                metrics.LOG_WRITES.labels(kind, "failed").inc(len(items))
             finally:
                 for _ in batch:
-                    self._queue.task_done()
-            if stop:
+                    source.task_done()
+            if len(items) < len(batch):  # the stop marker
                 return
 
-    def _write(self, items: list[Exposure | Event]) -> None:
-        if not items:
-            return
-        if not self._tables_ready:
-            create_tables(self.store)
-            self._tables_ready = True
-        exposures = [i for i in items if isinstance(i, Exposure)]
-        if exposures:
-            self._write_exposures(exposures)
-        for event in (i for i in items if isinstance(i, Event)):
-            self._write_event(event)
+    def _ensure_tables(self) -> None:
+        with self._tables_lock:
+            if not self._tables_ready:
+                create_tables(self.store)
+                self._tables_ready = True
 
     def _write_exposures(self, exposures: list[Exposure]) -> None:
         requests = [{"PutRequest": {"Item": e.to_dynamo()}} for e in exposures]
@@ -251,6 +268,11 @@ class ExposureLog:
         metrics.LOG_WRITES.labels("exposure", "written").inc(len(exposures) - len(requests))
         if requests:
             metrics.LOG_WRITES.labels("exposure", "failed").inc(len(requests))
+
+    def _write_events(self, events: list[Event]) -> None:
+        assert self._pool is not None
+        for future in [self._pool.submit(self._write_event, event) for event in events]:
+            future.result()
 
     def _write_event(self, event: Event) -> None:
         labels = (event.exposure.experiment, event.exposure.variant, event.event)
