@@ -18,22 +18,19 @@ from recommender.experiments.exposures import table_names
 from recommender.store.items import StoredItem
 from tests.api.conftest import MODELS, NEIGHBOURS, seed_for
 from tests.conftest import ROOT
+from tests.experiments.files import LEVEL, VIEWS, experiment_toml
 from tests.live import GUNICORN, free_port
 
 pytestmark = [pytest.mark.dynamodb]
 
-EXPERIMENT = """
-[[experiment]]
-name = "exp-1"
-salt = "salt-1"
-status = "{status}"
-start = 2020-01-01T00:00:00Z
-end = 2100-01-01T00:00:00Z
-arms = [
-  {{ name = "views", model = "knn_collab_filtering_user_course_view", weight = 1 }},
-  {{ name = "level", model = "dnn_collab_filtering_user_course_level", weight = 1 }},
-]
-"""
+ARMS = (("views", VIEWS, 1), ("level", LEVEL, 1))
+
+
+def experiment_file(status: str = "running", arms=ARMS) -> str:
+    return experiment_toml("exp-1", salt="salt-1", status=status, start="2020-01-01T00:00:00Z",
+                           end="2100-01-01T00:00:00Z", arms=arms)
+
+
 USERS = (999, 1, 2, 3, 4, 5, 6, 7)
 ONLY_DEFAULT = 77  # has a row for the default model only
 
@@ -44,7 +41,7 @@ def ab_app(local_settings, seed_items, tmp_path):
     items = seed_for(USERS) + [StoredItem.of(ONLY_DEFAULT, MODELS[0], [(11, 0.9), (12, 0.8)])]
     seed_items(items)
     path = tmp_path / "experiments.toml"
-    path.write_text(EXPERIMENT.format(status="running"))
+    path.write_text(experiment_file())
     settings = local_settings.model_copy(update={"experiments_file": str(path), "experiments_reload_seconds": 0.1})
     app = create_app(settings)
     app.experiments_path = path
@@ -96,7 +93,7 @@ def test_fallback_to_the_default_model_when_the_arm_has_no_row(ab_app):
 def test_stopping_the_experiment_in_the_file_sends_everyone_to_the_default(ab_app, status):
     client = ab_app.test_client()
     assert ask(client, 999)[1]["experiment"] == "exp-1"
-    ab_app.experiments_path.write_text(EXPERIMENT.format(status=status))
+    ab_app.experiments_path.write_text(experiment_file(status))
     deadline = time.monotonic() + 10
     body = ask(client, 999)[1]
     while "experiment" in body and time.monotonic() < deadline:  # the reload check runs every 0.1 s
@@ -107,7 +104,7 @@ def test_stopping_the_experiment_in_the_file_sends_everyone_to_the_default(ab_ap
     ab_app.experiments_path.write_text("this is [not toml")
     time.sleep(0.3)
     assert "experiment" not in ask(client, 999)[1]
-    ab_app.experiments_path.write_text(EXPERIMENT.format(status="running"))
+    ab_app.experiments_path.write_text(experiment_file())
     deadline = time.monotonic() + 10
     while "experiment" not in ask(client, 999)[1] and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -191,11 +188,8 @@ def test_feedback_needs_the_api_key(local_settings, seed_items, tmp_path):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (EXPERIMENT.format(status="running").replace("dnn_collab_filtering_user_course_level", "no_such_model"),
-         "unknown model 'no_such_model'"),
-        (EXPERIMENT.format(status="running").replace("weight = 1 }},\n]", "weight = 0 }},\n]").replace(
-            'level", model = "dnn_collab_filtering_user_course_level", weight = 1', 'level", model = '
-            '"dnn_collab_filtering_user_course_level", weight = 0'), "weight: Input should be greater than 0"),
+        (experiment_file(arms=(("views", VIEWS, 1), ("level", "no_such_model", 1))), "unknown model 'no_such_model'"),
+        (experiment_file(arms=(("views", VIEWS, 1), ("level", LEVEL, 0))), "weight: Input should be greater than 0"),
     ],
 )
 def test_gunicorn_refuses_to_start_on_a_broken_experiments_file(local_settings, tmp_path, text, expected):

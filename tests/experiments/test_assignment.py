@@ -11,20 +11,9 @@ from collections import Counter
 from recommender.experiments import definitions
 from recommender.experiments.assignment import assign, bucket
 from tests.conftest import ROOT
+from tests.experiments.files import INTEREST, LEVEL, VIEWS, experiment_toml
 
-THREE_ARMS = """
-[[experiment]]
-name = "three"
-salt = "SALT"
-status = "running"
-start = 2026-01-01T00:00:00Z
-end = 2027-01-01T00:00:00Z
-arms = [
-  { name = "a", model = "tfidf_user_interest", weight = 1 },
-  { name = "b", model = "knn_collab_filtering_user_course_view", weight = 2 },
-  { name = "c", model = "dnn_collab_filtering_user_course_level", weight = 1 },
-]
-"""
+ARMS = (("a", INTEREST, 1), ("b", VIEWS, 2), ("c", LEVEL, 1))
 CHILD = """
 import json, sys
 from recommender.experiments import definitions
@@ -35,7 +24,7 @@ print(json.dumps([assign(e, u).name for u in range(1, 3001)]))
 
 
 def experiment(salt="salt-1"):
-    return definitions.parse(THREE_ARMS.replace("SALT", salt), "test").experiment[0]
+    return definitions.parse(experiment_toml("three", salt=salt, arms=ARMS), "test").experiment[0]
 
 
 def test_split_is_within_two_points_of_the_weights_over_100000_users():
@@ -48,7 +37,7 @@ def test_split_is_within_two_points_of_the_weights_over_100000_users():
 def test_same_arm_in_other_processes_with_other_hash_seeds():
     expected = [assign(experiment(), u).name for u in range(1, 3001)]
     for seed in ("0", "1", "random"):  # each a fresh interpreter, as a restarted or other worker is
-        child = subprocess.run([sys.executable, "-c", CHILD], input=THREE_ARMS.replace("SALT", "salt-1"), cwd=ROOT,
+        child = subprocess.run([sys.executable, "-c", CHILD], input=experiment_toml("three", salt="salt-1", arms=ARMS), cwd=ROOT,
                                capture_output=True, text=True, timeout=120,
                                env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)})
         assert child.returncode == 0, child.stderr

@@ -9,35 +9,17 @@ import pytest
 from recommender.experiments import definitions
 from recommender.experiments.definitions import ExperimentsFileError
 from tests.conftest import ROOT
+from tests.experiments.files import INTEREST, LEVEL, VIEWS, experiment_toml
 
-GOOD = """
-[[experiment]]
-name = "a"
-salt = "s1"
-status = "{status}"
-start = 2026-01-01T00:00:00Z
-end = 2026-02-01T00:00:00Z
-arms = [
-  {{ name = "interest", model = "tfidf_user_interest", weight = {w1} }},
-  {{ name = "views", model = "{model}", weight = 1 }},
-]
-"""
-SECOND = """
-[[experiment]]
-name = "b"
-salt = "s2"
-status = "{status}"
-start = {start}
-end = 2026-03-01T00:00:00Z
-arms = [
-  {{ name = "x", model = "tfidf_user_interest", weight = 1 }},
-  {{ name = "y", model = "dnn_collab_filtering_user_course_level", weight = 1 }},
-]
-"""
+SECOND_ARMS = (("x", INTEREST, 1), ("y", LEVEL, 1))
 
 
-def good(status="running", w1="1", model="knn_collab_filtering_user_course_view") -> str:
-    return GOOD.format(status=status, w1=w1, model=model)
+def good(status="running", w1="1", model=VIEWS) -> str:
+    return experiment_toml("a", status=status, end="2026-02-01T00:00:00Z", arms=(("interest", INTEREST, w1), ("views", model, 1)))
+
+
+def second(status: str, start: str) -> str:
+    return experiment_toml("b", salt="s2", status=status, start=start, end="2026-03-01T00:00:00Z", arms=SECOND_ARMS)
 
 
 def test_example_file_in_the_repository_is_valid():
@@ -63,7 +45,7 @@ def test_a_good_file_and_its_active_experiment():
         (good(model="no_such_model"), "experiment[1].arms[2].model: unknown model 'no_such_model'"),
         (good(w1="0"), "experiment[1].arms[1].weight: Input should be greater than 0"),
         (good(w1="-2"), "experiment[1].arms[1].weight: Input should be greater than 0"),
-        (good() + SECOND.format(status="running", start="2026-01-20T00:00:00Z"),
+        (good() + second("running", "2026-01-20T00:00:00Z"),
          "experiments 'a' and 'b' are both running on the same traffic"),
         (good(status="maybe"), "experiment[1].status: Input should be 'running', 'paused' or 'stopped'"),
         ("[[experiment]\nname = 'a'", "not valid TOML"),
@@ -84,8 +66,8 @@ def test_bad_files_are_refused_with_one_line_naming_the_file(tmp_path, text, exp
 
 
 def test_experiments_that_do_not_overlap_or_are_not_running_may_share_the_traffic(tmp_path):
-    later = definitions.parse(good() + SECOND.format(status="running", start="2026-02-01T00:00:00Z"), "x")
-    paused = definitions.parse(good() + SECOND.format(status="paused", start="2026-01-10T00:00:00Z"), "x")
+    later = definitions.parse(good() + second("running", "2026-02-01T00:00:00Z"), "x")
+    paused = definitions.parse(good() + second("paused", "2026-01-10T00:00:00Z"), "x")
     assert len(later.experiment) == len(paused.experiment) == 2
 
 

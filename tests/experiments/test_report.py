@@ -9,20 +9,9 @@ from scipy import stats
 
 from recommender.experiments import definitions, report
 from recommender.experiments.report import EVENT_COLUMNS, EXPOSURE_COLUMNS
+from tests.experiments.files import INTEREST, VIEWS, experiment_toml
 
-TWO_ARMS = """
-[[experiment]]
-name = "t"
-salt = "s"
-status = "running"
-start = 2026-01-01T00:00:00Z
-end = 2027-01-01T00:00:00Z
-arms = [
-  { name = "a", model = "tfidf_user_interest", weight = 1 },
-  { name = "b", model = "knn_collab_filtering_user_course_view", weight = 1 },
-]
-"""
-EXPERIMENT = definitions.parse(TWO_ARMS, "test").experiment[0]
+EXPERIMENT = definitions.parse(experiment_toml("t", arms=(("a", INTEREST, 1), ("b", VIEWS, 1))), "test").experiment[0]
 
 
 def simulated(users_a: int, users_b: int, ctr_a: float, ctr_b: float, seed: int = 3, fallback: int = 0):
