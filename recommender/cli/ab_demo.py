@@ -10,7 +10,9 @@
    ``--max-seconds``: each asks for its similar users without a model, and clicks each shown
    neighbour with probability ``--p-in`` when the neighbour is in the user's hidden community
    (``ground_truth.csv``) and ``--p-out`` otherwise (and dismisses some of the others), sending
-   ``POST /feedback`` a moment later as a person would.
+   ``POST /feedback`` a moment later as a person would (a fifth of the clicks in the community
+   are followed by a follow).  The demo then waits until the server has stored every exposure
+   and event (its writers' counters in ``/metrics``), bounded in time.
 4. The report (``docs/ab/<experiment>/``), then the check: the winner must be the model with the
    higher planted-community precision of the lists actually shown, with p < 0.01.
 
@@ -24,6 +26,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -176,6 +179,9 @@ class Traffic:
             event = None
             if rng.random() < (self.args.p_in if same else self.args.p_out):
                 event = "click"
+                if same and rng.random() < 0.2:  # some clicks in the community end in a follow
+                    pending.append((due + 0.5, {"request_id": answer["request_id"], "user_handle": user,
+                                                "similar_user_handle": neighbour, "event": "follow"}))
             elif not same and rng.random() < self.args.p_dismiss:
                 event = "dismiss"
             if event:
@@ -189,6 +195,30 @@ class Traffic:
             status, _ = self._post(conn, "/feedback", body)
         with self.lock:
             self.stats["feedback_202" if status == 202 else "feedback_other"] += 1
+
+    def written(self) -> dict[str, float]:
+        """Records the server's writers have finished with (written, failed or dropped), by kind,
+        summed over the workers."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        done = {"exposure": 0.0, "event": 0.0}
+        for line in text.splitlines():
+            if line.startswith("similar_users_ab_log_writes_total{") or line.startswith("similar_users_ab_duplicate_events_total{"):
+                kind = "exposure" if 'kind="exposure"' in line else "event"
+                done[kind] += float(line.rsplit(" ", 1)[1])
+        return done
+
+    def drain(self, max_seconds: float = 300) -> dict[str, float]:
+        """Wait (bounded) until the server has stored every exposure and accepted event."""
+        deadline = time.monotonic() + max_seconds
+        done = self.written()
+        while time.monotonic() < deadline and (
+                done["exposure"] < self.stats["answers"] or done["event"] < self.stats["feedback_202"]):
+            time.sleep(1)
+            done = self.written()
+        return done
 
     def run(self) -> None:
         threads = [threading.Thread(target=self.worker, args=(i,), daemon=True) for i in range(self.args.connections)]
@@ -220,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
            "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"), "API_KEYS": "",
            "EXPERIMENTS_FILE": str(experiments), "LOG_LEVEL": "WARNING"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    prometheus = run_dir / "prometheus"  # the workers' metrics summed: the demo waits on them
+    shutil.rmtree(prometheus, ignore_errors=True)
+    prometheus.mkdir()
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(prometheus)
     settings = ApiSettings(dynamodb_endpoint_url=endpoint, dynamodb_table=args.table_prefix, experiments_file=str(experiments))
 
     community = ensure_data(args)
@@ -234,9 +267,13 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         traffic.run()
         elapsed = time.monotonic() - t0
+        say(f"traffic done in {elapsed:.0f} s; waiting for the writers to store everything")
+        done = traffic.drain()
+        say(f"stored: {done['exposure']:.0f} exposures, {done['event']:.0f} events "
+            f"({time.monotonic() - t0 - elapsed:.0f} s after the traffic)")
     finally:
         server.stop()  # graceful: the workers write what is still queued
-    say(f"traffic done in {elapsed:.0f} s: {traffic.stats}")
+    say(f"simulated: {traffic.stats}")
 
     experiment = definitions.load(experiments).get(args.experiment)
     exposures, events = reading.read(writer_store(settings), args.experiment)

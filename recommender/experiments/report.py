@@ -200,7 +200,7 @@ def chart(report: Report, path) -> None:
     colours = ["#4C72B0" if f.variant == report.control else "#DD8452" if f.variant != FALLBACK else "#999999"
                for f in variants]
     ax.bar(xs, ctr, yerr=err, capsize=6, color=colours)
-    ax.set_xticks(list(xs), [f"{f.variant}\n{f.model_handle[:28]}" for f in variants], fontsize=7)
+    ax.set_xticks(list(xs), [f"{f.variant}\n{f.model_handle}" for f in variants], fontsize=6)
     ax.set_ylabel("CTR (clicks / neighbours shown)")
     ax.set_title(f"{report.experiment}: CTR with 95% intervals", fontsize=9)
     fig.tight_layout()
