@@ -199,7 +199,7 @@ def test_gunicorn_refuses_to_start_on_a_broken_experiments_file(local_settings, 
            "DYNAMODB_ENDPOINT_URL": local_settings.dynamodb_endpoint_url,
            "DYNAMODB_TABLE": local_settings.dynamodb_table, "EXPERIMENTS_FILE": str(path)}
     server = subprocess.run(
-        [str(GUNICORN), "-c", "python:recommender.api.gunicorn_conf", "--workers", "2",
+        [str(GUNICORN), "-c", "recommender/api/gunicorn_conf.py", "--workers", "2",
          "--bind", f"127.0.0.1:{free_port()}", "recommender.api:create_app()"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert server.returncode == 2, server.stdout + server.stderr
