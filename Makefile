@@ -95,3 +95,13 @@ bench: install
 .PHONY: bench-search
 bench-search: install
 	$(PYTHON) bench/bench_search.py $(SEARCH_BENCH_ARGS)
+
+# A/B experiments (README "A/B experiments"). The report of one experiment: docs/ab/<name>/ (JSON, markdown, chart).
+.PHONY: ab-report ab-demo
+ab-report: install .env
+	@[ -n "$(EXPERIMENT)" ] || { echo "usage: make ab-report EXPERIMENT=<name>"; exit 2; }
+	$(PYTHON) -m recommender.cli.ab_report $(EXPERIMENT) $(AB_REPORT_ARGS)
+
+# A simulated experiment end to end: DynamoDB Local, data, the generator (two models), gunicorn, traffic, report.
+ab-demo: install dynamodb-start data
+	$(PYTHON) -m recommender.cli.ab_demo --data-dir data $(AB_DEMO_ARGS)

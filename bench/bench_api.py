@@ -252,6 +252,37 @@ def post(port: int, user: int, model: str) -> tuple[int, dict | list | None]:
         conn.close()
 
 
+def zipf_sequence(pairs: list[tuple[int, str]], length: int, exponent: float = 1.1, seed: int = 2) -> list[tuple[int, str]]:
+    """A request sequence with a skewed popularity: users ranked at random, user of rank r asked for
+    with weight 1/r**exponent (a few users are very popular, most are rare), each request for one
+    of the models that covers that user, chosen uniformly (so every model is asked for)."""
+    rng = np.random.default_rng(seed)
+    by_user: dict[int, list[str]] = {}
+    for user, model in pairs:
+        by_user.setdefault(user, []).append(model)
+    users = list(by_user)
+    rng.shuffle(users)
+    weights = 1.0 / np.arange(1, len(users) + 1) ** exponent
+    picks = rng.choice(len(users), size=length, p=weights / weights.sum())
+    return [(users[i], by_user[users[i]][int(rng.integers(len(by_user[users[i]])))]) for i in picks]
+
+
+def item_cache_lookups(port: int) -> dict[str, float]:
+    """``similar_users_item_cache_lookups_total`` by result, summed over the workers (multiprocess mode)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    out = {"hit": 0.0, "miss": 0.0}
+    for line in text.splitlines():
+        if line.startswith("similar_users_item_cache_lookups_total{"):
+            result = line.split('result="', 1)[1].split('"', 1)[0]
+            out[result] = out.get(result, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
 # -- raw DynamoDB reads -------------------------------------------------------------------------
 
 def raw_latency(settings, pairs: list[tuple[int, str]], calls: int, max_seconds: float) -> dict:

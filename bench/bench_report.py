@@ -107,8 +107,10 @@ def render(results: dict) -> str:
     lines.append("")
 
     lines += ["## API (`POST /similar-users/`, gunicorn 2 sync workers, DynamoDB Local)", "",
-              "Load: POST bodies cycling through (user_handle, model_handle) pairs that the published run answers (all three "
-              "models). Raw reads: the same pairs, sequential, from one Python process: `DynamoStore.for_api(settings).get` "
+              "Load: POST bodies of (user_handle, model_handle) pairs that the published run answers (all three models), "
+              "in two phases: with the item cache off (`ITEM_CACHE_SIZE=0`, the pairs cycled: every request reads "
+              "DynamoDB), and with it on under a skewed mix (user popularity ~ 1/rank^1.1, each request for one of "
+              "the models covering the user). Raw reads: the same pairs, sequential, from one Python process: `DynamoStore.for_api(settings).get` "
               "(what a request does: cached run pointer + `get_item`) and a plain `client.get_item` on the run table. "
               "Overhead = API p50 at 1 connection / raw p50.", "",
               "| users | what | connections | requests/s | p50 ms | p90 ms | p99 ms | requests | errors |",
@@ -121,7 +123,8 @@ def render(results: dict) -> str:
         if api.get("gunicorn_extra_args"):
             lines.append(f"| {s['users']:,} | gunicorn options: `{' '.join(api['gunicorn_extra_args'])}` | | | | | | | |")
         for run in api.get("load", []):
-            lines.append(f"| {s['users']:,} | HTTP ({run['tool'].split(' ')[0]}) | {run['connections']} | {_f(run['requests_per_second'], 0)} | "
+            phase = f"{run['phase']}, hit ratio {_f(run.get('item_cache_hit_ratio'), 3)}: " if run.get("phase") else ""
+            lines.append(f"| {s['users']:,} | {phase}HTTP ({run['tool'].split(' ')[0]}) | {run['connections']} | {_f(run['requests_per_second'], 0)} | "
                          f"{_f(run['p50_ms'], 2)} | {_f(run.get('p90_ms'), 2)} | {_f(run['p99_ms'], 2)} | {_f(run['requests'])} | {_f(run['errors'])} |")
         for key, label in (("store_get", "raw `DynamoStore.get`"), ("client_get_item", "raw `client.get_item`")):
             r = (api.get("raw") or {}).get(key)

@@ -23,6 +23,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -32,7 +33,8 @@ from pathlib import Path
 
 import psutil
 
-from bench.bench_api import Gunicorn, ensure_wrk, pick_pairs, post, raw_latency, run_python_load, run_wrk, wrk_version
+from bench.bench_api import (Gunicorn, ensure_wrk, item_cache_lookups, pick_pairs, post, raw_latency, run_python_load, run_wrk,
+                             wrk_version, zipf_sequence)
 from bench.bench_procmon import run_measured
 from bench.bench_report import render
 from recommender.models.registry import MODEL_HANDLES
@@ -290,6 +292,14 @@ def run_reference(users: int, data_dir: Path, env: dict, models: list[str], out:
     return ref
 
 
+def _top_share(sequence: list, share: float) -> float:
+    """Share of the requests that go to the most popular ``share`` of the distinct pairs."""
+    from collections import Counter
+
+    counts = sorted(Counter(sequence).values(), reverse=True)
+    return sum(counts[: max(1, int(len(counts) * share))]) / len(sequence)
+
+
 def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out: Path, args, wrk: str | None) -> dict:
     from recommender.config import ApiSettings, load_settings
 
@@ -308,26 +318,42 @@ def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out:
         os.environ.clear()
         os.environ.update(saved)
     extra = args.gunicorn_args.split() if args.gunicorn_args else []
+    mix = zipf_sequence(pairs, args.zipf_requests, args.zipf_exponent)
     result: dict = {"pairs": len(pairs), "pairs_not_covered": misses, "raw": raw, "load": [], "workers": 2,
-                    "gunicorn_extra_args": extra}
-    with Gunicorn(Path(sys.executable).parent, REPO, env, out / f"gunicorn-{users}.log", extra_args=extra) as server:
-        status, body = post(server.port, *pairs[0])
-        if status != 200 or body[0]["user_handle"] != pairs[0][0]:
-            raise RuntimeError(f"API sanity check failed: {status} {body}")
-        run_python_load(server.port, pairs, seconds=3, connections=2, max_requests=2000)  # warm-up
-        for connections in args.api_connections:
-            log(f"{users:,} users: API load, {connections} connection(s), {args.api_seconds:.0f} s "
-                f"({'wrk' if wrk else 'python'})")
-            psutil.cpu_percent(None)
-            load_start = os.getloadavg()
-            if wrk:
-                run = run_wrk(wrk, server.port, pairs, args.api_seconds, connections, out / "similar_users.lua")
-            else:
-                run = run_python_load(server.port, pairs, args.api_seconds, connections)
-            run.update(machine_cpu_pct=psutil.cpu_percent(None), loadavg_start=[round(x, 2) for x in load_start],
-                       loadavg_end=[round(x, 2) for x in os.getloadavg()])
-            result["load"].append(run)
-    one = next((r for r in result["load"] if r["connections"] == 1), None)
+                    "gunicorn_extra_args": extra,
+                    "zipf": {"exponent": args.zipf_exponent, "sequence": len(mix), "distinct_pairs": len(set(mix)),
+                             "top_1pct_share": round(_top_share(mix, 0.01), 3)}}
+    # Two servers: the item cache off (every request reads DynamoDB: the overhead against a raw
+    # read), then on, under the skewed mix over all models (what production traffic looks like).
+    phases = [("misses: ITEM_CACHE_SIZE=0, pairs cycled uniformly", {"ITEM_CACHE_SIZE": "0"}, pairs, [1]),
+              ("Zipf mix, all models, item cache on", {}, mix, args.api_connections)]
+    for name, overrides, sequence, connection_counts in phases:
+        prometheus = out / "prometheus"
+        shutil.rmtree(prometheus, ignore_errors=True)
+        prometheus.mkdir(parents=True)
+        server_env = {**env, **overrides, "PROMETHEUS_MULTIPROC_DIR": str(prometheus)}
+        with Gunicorn(Path(sys.executable).parent, REPO, server_env, out / f"gunicorn-{users}.log", extra_args=extra) as server:
+            status, body = post(server.port, *pairs[0])
+            if status != 200 or body[0]["user_handle"] != pairs[0][0]:
+                raise RuntimeError(f"API sanity check failed: {status} {body}")
+            run_python_load(server.port, sequence, seconds=3, connections=2, max_requests=2000)  # warm-up
+            for connections in connection_counts:
+                log(f"{users:,} users: API load ({name}), {connections} connection(s), {args.api_seconds:.0f} s "
+                    f"({'wrk' if wrk else 'python'})")
+                psutil.cpu_percent(None)
+                load_start = os.getloadavg()
+                before = item_cache_lookups(server.port)
+                if wrk:
+                    run = run_wrk(wrk, server.port, sequence, args.api_seconds, connections, out / "similar_users.lua")
+                else:
+                    run = run_python_load(server.port, sequence, args.api_seconds, connections)
+                after = item_cache_lookups(server.port)
+                hits, lookups = after["hit"] - before["hit"], sum(after.values()) - sum(before.values())
+                run.update(phase=name, item_cache_hit_ratio=round(hits / lookups, 4) if lookups else None,
+                           machine_cpu_pct=psutil.cpu_percent(None), loadavg_start=[round(x, 2) for x in load_start],
+                           loadavg_end=[round(x, 2) for x in os.getloadavg()])
+                result["load"].append(run)
+    one = next((r for r in result["load"] if r["connections"] == 1 and r["phase"].startswith("misses")), None)
     if one:
         result["overhead"] = {
             "p50_vs_store_get": round(one["p50_ms"] / raw["store_get"]["p50_ms"], 2),
@@ -388,6 +414,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="extra gunicorn options, e.g. '--worker-class gthread --threads 4' (default: none: sync workers)")
     p.add_argument("--raw-calls", type=int, default=3000, help="raw get_item calls per kind (default: %(default)s)")
     p.add_argument("--pairs", type=int, default=2000, help="distinct (user, model) requests (default: %(default)s)")
+    p.add_argument("--zipf-requests", type=int, default=20_000, help="length of the skewed request mix (default: %(default)s)")
+    p.add_argument("--zipf-exponent", type=float, default=1.1, help="user popularity ~ 1/rank**exponent (default: %(default)s)")
     p.add_argument("--dynamodb-port", type=int, default=int(os.environ.get("BENCH_DYNAMODB_PORT", 8100)),
                    help="own DynamoDB Local port (default: %(default)s, env BENCH_DYNAMODB_PORT)")
     p.add_argument("--ref-models", default=None,

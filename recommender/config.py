@@ -127,6 +127,13 @@ class ApiSettings(StoreSettings):
     pointer_cache_dir: Path | None = Field(
         None, description="folder where the worker processes of one server share that cache (`gunicorn_conf.py` makes one per "
                           "server); empty: each process its own")
+    item_cache_size: int = Field(
+        100_000, ge=0, le=10_000_000, description="stored items each API process keeps in memory (LRU; 0: off); a published run never changes, so they are never stale")
+    experiments_file: str | None = Field(None, description="A/B experiments (TOML, see `docs/experiments.example.toml`); empty: none")
+    experiments_reload_seconds: float = Field(
+        5.0, ge=0.1, le=3600, description="how often each API process checks the experiments file for changes")
+    ab_queue_size: int = Field(
+        10_000, ge=10, le=1_000_000, description="exposure and feedback records queued per API process for the background writer")
 
     @field_validator("api_keys", mode="before")
     @classmethod

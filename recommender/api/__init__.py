@@ -1,22 +1,28 @@
 """The Flask service (app factory).  It reads DynamoDB only and never imports TensorFlow.
 
 Routes (``routes.py``, ``openapi.py``): ``POST /similar-users/``, ``GET /similar-users/<id>``,
-``GET /health``, ``GET /metrics``, ``GET /openapi.json``, ``GET /docs``.  Around them
+``GET /health``, ``GET /metrics``, ``GET /openapi.json``, ``GET /docs``, and ``POST /feedback``
+(``ab.py``: A/B experiments, see ``recommender/experiments``).  Around them
 (``middleware.py``, ``limits.py``): optional API keys, JSON-only bodies within limits, security headers, request ids, one
 access-log line per request and Prometheus metrics.
 """
 
 from __future__ import annotations
 
+import os
+
 from flask import Flask
 
 from recommender.api import limits, middleware
+from recommender.api.ab import init_ab
 from recommender.api.errors import register_error_handlers
 from recommender.api.logs import configure_logging
 from recommender.api.openapi import docs_bp
 from recommender.api.routes import bp
 from recommender.api.store import ReadStore, init_store
 from recommender.config import ApiSettings, load_settings
+from recommender.experiments.live import CHECKED_ENV, LiveExperiments
+from recommender.store.item_cache import with_item_cache
 
 
 def create_app(settings: ApiSettings | None = None, store: ReadStore | None = None) -> Flask:
@@ -38,11 +44,17 @@ def create_app(settings: ApiSettings | None = None, store: ReadStore | None = No
     )
     app.debug = False
     app.json.sort_keys = False
+    experiments = LiveExperiments(settings.experiments_file, settings.experiments_reload_seconds,
+                                  strict=not os.environ.get(CHECKED_ENV))
+    exposure_log = None
     if store is None:
+        from recommender.experiments.exposures import ExposureLog, writer_store
         from recommender.store.dynamo import DynamoStore
 
-        store = DynamoStore.for_api(settings)
+        store = with_item_cache(DynamoStore.for_api(settings), settings.item_cache_size)
+        exposure_log = ExposureLog(writer_store(settings), settings.ab_queue_size)
     init_store(app, store)
+    init_ab(app, experiments, exposure_log)
     middleware.install(app)
     limits.install(app)
     app.register_blueprint(bp)

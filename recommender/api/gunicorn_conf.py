@@ -104,6 +104,7 @@ def on_starting(server) -> None:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         os.makedirs(directory, exist_ok=True)
+    check_experiments_file()
     # One pointer cache for all the workers of this instance (inherited through the fork).
     if not os.environ.get("POINTER_CACHE_DIR"):
         os.environ["POINTER_CACHE_DIR"] = tempfile.mkdtemp(prefix="similar-users-pointers-")
@@ -114,6 +115,19 @@ def on_exit(server) -> None:
     owned = getattr(server, "_own_pointer_cache", None)
     if owned:
         shutil.rmtree(owned, ignore_errors=True)
+
+
+def check_experiments_file() -> None:
+    """Refuse to start (one line, exit 2) on a broken EXPERIMENTS_FILE, before any worker boots."""
+    from recommender.config import ApiSettings, SettingsError, load_settings
+    from recommender.experiments.live import check_at_start
+
+    try:
+        path = load_settings(ApiSettings).experiments_file
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    check_at_start(path)
 
 
 def child_exit(server, worker) -> None:

@@ -10,7 +10,7 @@ from flask import Blueprint, Response as FlaskResponse, current_app, g, jsonify
 from pydantic import ValidationError
 from spectree import Response
 
-from recommender.api import metrics
+from recommender.api import ab, metrics
 from recommender.api.errors import ApiError, validation_message
 from recommender.api.openapi import NO_INPUT, api_spec, error_responses
 from recommender.api.store import get_store
@@ -34,24 +34,23 @@ POST_ANSWER = Response(
 
 
 def _answer(req: SimilarUsersRequest):
-    model_handle = req.model_handle or current_app.config["DEFAULT_MODEL"]
+    # Inside a running experiment (no model_handle asked) the user's arm picks the model.
+    served = ab.serve(req.user_handle, req.model_handle, current_app.config["DEFAULT_MODEL"])
+    model_handle, item = served.model_handle, served.item
     g.model_handle = model_handle  # for the access log and the metrics' model_handle label
-    item = get_store().get(req.user_handle, model_handle)
     if item is None:
         raise ApiError(404, "not_found", f"no similar users stored for user_handle {req.user_handle} and model_handle {model_handle}")
     neighbours = item.neighbours[: req.k]
     # The original specification's shape: a list holding one object.
-    return jsonify(
-        [
-            {
-                "model_handle": model_handle,
-                "similar_users": [n.user_handle for n in neighbours],
-                "user_handle": req.user_handle,
-                "scores": [n.score for n in neighbours],
-                "generated_at": item.generated_at or None,
-            }
-        ]
-    )
+    answer = {
+        "model_handle": model_handle,
+        "similar_users": [n.user_handle for n in neighbours],
+        "user_handle": req.user_handle,
+        "scores": [n.score for n in neighbours],
+        "generated_at": item.generated_at or None,
+    }
+    answer.update(ab.expose(served, req.user_handle, answer["similar_users"]))
+    return jsonify([answer])
 
 
 @bp.route("/similar-users/", methods=["POST"], strict_slashes=False)

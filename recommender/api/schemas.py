@@ -138,6 +138,13 @@ class SimilarUsersAnswer(BaseModel):
     user_handle: int = Field(description="the user asked about")
     scores: list[float] = Field(description="cosine similarity of each neighbour, same order")
     generated_at: str | None = Field(description="when the batch run that wrote the list started (UTC, ISO 8601)")
+    experiment: str | None = Field(
+        None, description="only inside an A/B experiment (no model_handle asked): the experiment's name")
+    variant: str | None = Field(
+        None, description="only inside an experiment: the user's arm, or `fallback` when the arm's model had no row "
+                          "for the user and the default model answered")
+    request_id: str | None = Field(
+        None, description="only inside an experiment: this answer's id (also the X-Request-ID header), for POST /feedback")
 
 
 class ErrorBody(BaseModel):
@@ -151,3 +158,27 @@ class HealthBody(BaseModel):
     status: Literal["ok", "unavailable"]
     error: str | None = None
     message: str | None = None
+
+
+# The request ids the service hands out or keeps (``middleware.request_id_from``).
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
+FEEDBACK_EVENTS = ("click", "follow", "dismiss")
+
+
+class FeedbackRequest(BaseModel):
+    """``{"request_id": "…", "user_handle": 999, "similar_user_handle": 4254, "event": "click"}``."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [
+        {"request_id": "9f1c2b7e0a4d4c1e8b6f3a2d5c7e9b10", "user_handle": 999, "similar_user_handle": 4254, "event": "click"}]})
+
+    request_id: str = Field(pattern=REQUEST_ID_PATTERN, description="the request id of the answer that showed the neighbour")
+    user_handle: Annotated[int, BeforeValidator(parse_user_handle), WithJsonSchema(USER_HANDLE_SCHEMA)]
+    similar_user_handle: Annotated[int, BeforeValidator(parse_user_handle), WithJsonSchema(
+        {**USER_HANDLE_SCHEMA, "description": "the neighbour the event is about (one the answer showed)"})]
+    event: Literal[FEEDBACK_EVENTS] = Field(description="what the user did: click, follow or dismiss")  # type: ignore[valid-type]
+
+
+class FeedbackAccepted(BaseModel):
+    status: Literal["accepted"]
+    experiment: str
+    variant: str

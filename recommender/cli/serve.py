@@ -27,8 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from recommender.api import create_app
+    from recommender.experiments.definitions import ExperimentsFileError
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ExperimentsFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return BAD_INPUT
     app.run(host=args.host, port=args.port, debug=args.debug, threaded=True)
     return 0
 

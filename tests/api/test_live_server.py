@@ -79,11 +79,18 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(seeded_settings,
     key = "schemathesis-key-9a8b7c"
     headers = {"X-API-Key": key}
     har = tmp_path / "schemathesis.har.json"
-    env = {"API_KEYS": key, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}
+    # A running experiment: answers without model_handle carry its fields, and /feedback is explored too.
+    experiments = tmp_path / "experiments.toml"
+    experiments.write_text((ROOT / "docs" / "experiments.example.toml").read_text().replace(
+        'status = "paused"', 'status = "running"').replace("2026-11-28T00:00:00Z", "2020-01-01T00:00:00Z").replace(
+        "2026-12-12T00:00:00Z", "2100-01-01T00:00:00Z"))
+    env = {"API_KEYS": key, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"), "EXPERIMENTS_FILE": str(experiments)}
     with gunicorn_server(seeded_settings, tmp_path / "gunicorn.log", env=env) as base:
+        ab = requests.post(f"{base}/similar-users/", json={"user_handle": 999}, headers=headers, timeout=5).json()[0]
+        assert ab["experiment"] == "interest-vs-views" and ab["variant"] in ("interest", "views")
         before = sum(requests_counted(base, headers).values())
         result = subprocess.run(
-            [str(ST), "run", f"{base}/openapi.json", "--header", f"X-API-Key: {key}",
+            [str(ST), "--config-file", str(ROOT / "tests" / "api" / "schemathesis.toml"), "run", f"{base}/openapi.json", "--header", f"X-API-Key: {key}",
              "--checks", "all", "--max-examples", str(MAX_EXAMPLES), *(["--seed", SEED] if SEED != "random" else []),
              "--generation-database", "none", "--request-timeout", "5",
              "--report", "har", "--report-har-path", str(har), "--no-color"],
@@ -101,8 +108,10 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(seeded_settings,
     assert len(entries) >= MIN_REQUESTS
     assert not [s for s in statuses if s >= 500]
     assert {200, 400, 401, 404} <= set(statuses)  # it reached answers, errors and the key check
+    feedback = [entry["response"]["status"] for entry in entries if entry["request"]["url"].endswith("/feedback")]
+    assert len(feedback) >= 100 and not [s for s in feedback if s >= 500] and {400, 404} <= set(feedback)
     # The server's own count, summed over both workers, saw at least every recorded request.
-    assert after - before - 1 >= len(entries)
+    assert after - before - 1 >= len(entries)  # (the experiment probe came before)
 
 
 def test_metrics_add_up_over_gunicorn_workers(seeded_settings, tmp_path):

@@ -27,7 +27,8 @@ def test_every_endpoint_is_described(spec, memory_app):
     app = memory_app()
     rules = {rule.rule.replace("<user_handle>", "{user_handle}") for rule in app.url_map.iter_rules()}
     assert rules - set(spec["paths"]) == {"/docs/assets/<name>"}  # the docs page's own files, not an API
-    assert set(spec["paths"]) == {"/similar-users/", "/similar-users/{user_handle}", "/health", "/metrics", "/openapi.json", "/docs"}
+    assert set(spec["paths"]) == {"/similar-users/", "/similar-users/{user_handle}", "/health", "/metrics", "/openapi.json",
+                                  "/docs", "/feedback"}
 
 
 def test_responses_are_documented(spec):
@@ -36,6 +37,9 @@ def test_responses_are_documented(spec):
     get = spec["paths"]["/similar-users/{user_handle}"]["get"]
     assert {"200", "400", "401", "404", "503"} <= set(get["responses"])
     assert set(spec["paths"]["/health"]["get"]["responses"]) == {"200", "503"}
+    assert {"202", "400", "401", "404", "413", "415", "503"} <= set(spec["paths"]["/feedback"]["post"]["responses"])
+    answer = spec["components"]["schemas"]["SimilarUsersAnswer"]["properties"]
+    assert {"experiment", "variant", "request_id"} <= set(answer)  # the A/B fields are documented
     error_ref = post["responses"]["400"]["content"]["application/json"]["schema"]["$ref"]
     error_schema = spec["components"]["schemas"][error_ref.rsplit("/", 1)[1]]
     assert set(error_schema["required"]) == {"error", "message"}

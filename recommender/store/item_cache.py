@@ -1,0 +1,84 @@
+"""A bounded in-process cache of stored items, in front of the DynamoDB read path.
+
+A run's table never changes once its pointer is published, so the item for (run id, model,
+user) is the same for as long as that run serves: the cache can never be stale.  When the
+generator publishes a new run the pointer names a new run id, the old keys are simply never
+asked for again and age out of the LRU.  "No row for this user" is cached too (it is just as
+immutable), so unknown users and experiment fallbacks cost no read either.
+
+The pointer itself still comes from :meth:`DynamoStore.pointer` (its own short cache and
+rules), which this wrapper does not change.  Size: ``ITEM_CACHE_SIZE`` entries per process
+(0 turns the cache off); an item of 10 neighbours is about 1 KB in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from functools import cache
+
+from recommender.store.items import StoredItem
+
+_NO_ROW = object()
+
+
+@cache
+def lookups():
+    """The hit/miss counter, created once the API's metrics module has set up multiprocess mode
+    (imported here, not at the top: the API package imports this module)."""
+    from recommender.api import metrics  # noqa: F401
+    from prometheus_client import Counter
+
+    return Counter("similar_users_item_cache_lookups", "Item cache lookups by result (hit or miss)", ["result"])
+
+
+class CachedItems:
+    """Wraps a store that has ``pointer(model)`` and ``get(user, model)``; delegates everything else."""
+
+    def __init__(self, inner: Any, size: int):
+        self.inner = inner
+        self.size = size
+        self._items: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._hits, self._misses = lookups().labels("hit"), lookups().labels("miss")
+
+    def get(self, user_handle: int, model_handle: str) -> StoredItem | None:
+        pointer = self.inner.pointer(model_handle)
+        if pointer is None:  # nothing published: whatever the store does about it
+            return self.inner.get(user_handle, model_handle)
+        key = (pointer.run_id, model_handle, int(user_handle))
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+        if found is not None:
+            self._hits.inc()
+            return None if found is _NO_ROW else found
+        self._misses.inc()
+        item = self.inner.get(user_handle, model_handle)
+        after = self.inner.pointer(model_handle)
+        if after is not None and after.run_id == pointer.run_id:  # not re-pointed during the read
+            with self._lock:
+                self._items[key] = _NO_ROW if item is None else item
+                if len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return item
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def pointers(self):
+        return self.inner.pointers()
+
+    def ping(self) -> bool:
+        return self.inner.ping()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def with_item_cache(store: Any, size: int) -> Any:
+    """``store`` behind a cache of ``size`` items, or as it is when the size is 0."""
+    return CachedItems(store, size) if size > 0 else store

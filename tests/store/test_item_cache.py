@@ -1,0 +1,70 @@
+"""The item cache on the real DynamoDB Local: hits need no read, a new run is never served stale."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import REGISTRY
+
+from recommender.store.dynamo import DynamoStore
+from recommender.store.item_cache import CachedItems, with_item_cache
+from recommender.store.items import StoredItem
+from tests.conftest import publish
+
+pytestmark = pytest.mark.dynamodb
+
+TFIDF = "tfidf_user_interest"
+
+
+class CountingClient:
+    """The real boto3 client, counting the item reads that reach DynamoDB (not a mock: it forwards)."""
+
+    def __init__(self, client):
+        self.client, self.item_reads = client, 0
+
+    def get_item(self, **kwargs):
+        if not kwargs["TableName"].endswith("-control"):
+            self.item_reads += 1
+        return self.client.get_item(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def lookups(result: str) -> float:
+    return REGISTRY.get_sample_value("similar_users_item_cache_lookups_total", {"result": result}) or 0.0
+
+
+def run(run_id: str, first_neighbour: int) -> list[StoredItem]:
+    return [StoredItem.of(u, TFIDF, [(first_neighbour, 0.9)], run_id=run_id) for u in range(1, 6)]
+
+
+def test_hits_skip_the_database_and_a_new_run_replaces_every_answer(local_settings):
+    settings = local_settings.model_copy(update={"pointer_cache_seconds": 0})
+    writer = DynamoStore.for_generator(local_settings)
+    publish(writer, "20260101T000001Z-aaaaaaaa", run("20260101T000001Z-aaaaaaaa", 100))
+    reader = DynamoStore.for_api(settings)
+    reader.client = counting = CountingClient(reader.client)
+    cache = with_item_cache(reader, 3)
+    assert isinstance(cache, CachedItems)
+    hits, misses = lookups("hit"), lookups("miss")
+
+    assert cache.get(1, TFIDF).similar_users == [100]
+    assert cache.get(1, TFIDF).similar_users == [100]
+    assert cache.get(999, TFIDF) is None and cache.get(999, TFIDF) is None  # "no row" is cached too
+    assert counting.item_reads == 2
+    assert (lookups("hit") - hits, lookups("miss") - misses) == (2, 2)
+
+    for user in (2, 3, 4):  # bounded: three entries, least recently used out first
+        cache.get(user, TFIDF)
+    assert len(cache) == 3
+    reads = counting.item_reads
+    cache.get(1, TFIDF)
+    assert counting.item_reads == reads + 1  # user 1 had been evicted
+
+    publish(writer, "20260101T000002Z-bbbbbbbb", run("20260101T000002Z-bbbbbbbb", 200))
+    assert [cache.get(u, TFIDF).similar_users for u in range(1, 6)] == [[200]] * 5  # new run id: new keys
+
+
+def test_size_zero_is_no_cache(local_settings):
+    store = DynamoStore.for_api(local_settings)
+    assert with_item_cache(store, 0) is store
