@@ -47,6 +47,8 @@ MODELS: tuple[ModelSpec, ...] = (
               ("user_course_views",), "BM25-weighted view time per course, cosine: users who watch the same courses"),
     ModelSpec("dnn_collab_filtering_user_course_level", "recommender.models.dnn_course_level:DnnUserCourseLevel",
               ("user_course_views",), "Keras user embeddings trained to predict course level: users of the same skill level"),
+    ModelSpec("als_collab_filtering_user_course_view", "recommender.models.als_course_view:AlsUserCourseView",
+              ("user_course_views",), "ALS factors of BM25-weighted view time (implicit), cosine: users of the same viewing taste"),
 )
 
 MODEL_HANDLES: tuple[str, ...] = tuple(spec.handle for spec in MODELS)
