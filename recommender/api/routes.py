@@ -1,4 +1,4 @@
-"""HTTP routes: the original ``POST /similar-users/``, its GET convenience, health and metrics.
+"""HTTP routes: the original ``POST /similar-users/``, its GET convenience, the model list, health and metrics.
 
 Requests are validated by spectree against the pydantic models of ``schemas.py`` (failures
 become our JSON 400s in ``errors.spectree_before``); the same models make the OpenAPI document.
@@ -14,8 +14,10 @@ from recommender.api import ab, metrics
 from recommender.api.errors import ApiError, validation_message
 from recommender.api.openapi import NO_INPUT, api_spec, error_responses
 from recommender.api.store import get_store
+from recommender.api.models_list import models_answer
 from recommender.api.schemas import (
     HealthBody,
+    ModelsAnswer,
     SimilarUsersAnswer,
     SimilarUsersQuery,
     SimilarUsersRequest,
@@ -76,6 +78,21 @@ def similar_users_get(user_handle: str, query: SimilarUsersQuery):
     except ValidationError as exc:
         raise ApiError(400, "invalid_request", validation_message(exc)) from None
     return _answer(req)
+
+
+@bp.get("/models")
+@api_spec.validate(
+    resp=Response(HTTP_200=(ModelsAnswer, "every registered model and the run serving it"), **error_responses(401, 503)),
+    tags=["similar users"],
+    validation_error_status=NO_INPUT,
+)
+def models():
+    """The models this service answers for
+
+    Handle, one-line description, whether it is the default, and the run that serves it (run id,
+    publication time, users covered); the same registry validates `model_handle`.
+    """
+    return jsonify(models_answer(get_store().pointers(), current_app.config["DEFAULT_MODEL"]))
 
 
 @bp.get("/health")

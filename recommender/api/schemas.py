@@ -147,6 +147,22 @@ class SimilarUsersAnswer(BaseModel):
         None, description="only inside an experiment: this answer's id (also the X-Request-ID header), for POST /feedback")
 
 
+class ModelInfo(BaseModel):
+    """One registered model and the run that serves it (``GET /models``)."""
+
+    model_handle: Literal[MODEL_HANDLES] = Field(description="the handle to pass as model_handle")  # type: ignore[valid-type]
+    description: str = Field(description="what the model finds, in one line")
+    default: bool = Field(description="used when a request names no model_handle")
+    published: bool = Field(description="a complete run serves this model (false: answers are 404 until one does)")
+    run_id: str | None = Field(description="the generator run serving the model (UTC start time + suffix)")
+    published_at: str | None = Field(description="when that run was published (UTC, ISO 8601)")
+    users_covered: int | None = Field(description="users with a stored neighbour list in that run")
+
+
+class ModelsAnswer(BaseModel):
+    models: list[ModelInfo] = Field(description="every registered model, in registry order")
+
+
 class ErrorBody(BaseModel):
     """Every error: ``{"error": "<short code>", "message": "<what to fix>"}``."""
 

@@ -192,11 +192,10 @@ class DynamoStore:
     def pointers(self) -> list[Pointer]:
         """Every published model's pointer (consistent read; the control table is tiny)."""
         try:
-            return [Pointer.from_item(item) for item in self.query_control(control.POINTER)]
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return []
-            raise
+            return [Pointer.from_item(item) for item in self._call("reading the run pointers", self.query_control,
+                                                                   pk=control.POINTER)]
+        except ClientError:  # control table missing: nothing was ever published
+            return []
 
     def ping(self) -> bool:
         """True when the control table answers; the health check's probe."""
