@@ -22,6 +22,7 @@ from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, t
 from recommender.search.options import SearchOptions
 from recommender.search.recall import check_recall
 from recommender.store.items import StoredItem, build_items
+from recommender.topk import Neighbours
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +130,23 @@ def run(
     try:
         sink.begin(report.run_id, models)
         previous = sink.previous_coverage()
-        for handle, model in instances.items():
+        # Each model's lists are kept until the end of the run, so that a model that fuses the
+        # others' lists (the ensemble: it has ``combine``) builds on them, without a refit; it goes last.
+        kept: dict[str, Neighbours] = {}
+        for handle in sorted(instances, key=lambda h: hasattr(instances[h], "combine")):
+            model = instances[handle]
             entry = ModelReport(handle)
             t0 = time.perf_counter()
-            model.fit(tables)
+            fuses = hasattr(model, "combine") and any(h in kept for h in getattr(model, "components", ()))
+            if not fuses:
+                model.fit(tables)
             entry.fit_seconds = time.perf_counter() - t0
             t0 = time.perf_counter()
-            neighbours = model.similar_users(top_n, block_mb=block_mb, progress=progress, search=search)
+            if fuses:
+                neighbours = model.combine(kept, top_n)
+            else:
+                neighbours = model.similar_users(top_n, block_mb=block_mb, progress=progress, search=search)
+            kept[handle] = neighbours
             entry.search_seconds = time.perf_counter() - t0
             entry.users_covered = neighbours.covered
             entry.search, entry.recall_at_10 = neighbours.method, neighbours.recall_at_10

@@ -1,8 +1,10 @@
 """Two reference "models" that any similarity model must beat, as ``Neighbours``.
 
-* random: ``n`` distinct users drawn uniformly (seeded) from a pool, self excluded.
-* popular: the ``n`` most active users (most distinct training items; ties by handle) are
-  everyone's neighbours, self excluded (the most active users get the next one instead).
+* random_users: ``n`` distinct users drawn uniformly (seeded) from a pool, self excluded.
+* most_active_users: the ``n`` most active users (most distinct training items; ties by handle)
+  are everyone's neighbours, self excluded (the most active users get the next one instead).
+  A weak bar: the items of a few heavy users, not the items most users take (that is ItemPop,
+  :mod:`recommender.evaluation.references`).
 
 Both give every neighbour the score 1, so the items they recommend are counted, not weighted.
 """
@@ -13,9 +15,9 @@ import numpy as np
 
 from recommender.topk import Neighbours
 
-RANDOM = "baseline_random"
-POPULAR = "baseline_popular"
-BASELINES: tuple[str, ...] = (RANDOM, POPULAR)
+RANDOM = "random_users"
+MOST_ACTIVE = "most_active_users"
+BASELINES: tuple[str, ...] = (RANDOM, MOST_ACTIVE)
 _BLOCK = 512  # rows of random keys drawn at once; fixed, because the draws depend on it
 
 
@@ -40,7 +42,7 @@ def random_neighbours(users: np.ndarray, pool: np.ndarray, n: int, seed: int) ->
     return Neighbours(users, similar, _scores(similar))
 
 
-def popular_neighbours(users: np.ndarray, activity_users: np.ndarray, activity: np.ndarray, n: int) -> Neighbours:
+def most_active_neighbours(users: np.ndarray, activity_users: np.ndarray, activity: np.ndarray, n: int) -> Neighbours:
     """The ``n`` users with the highest ``activity`` (ties by handle) for everyone, self excluded."""
     users = np.asarray(users, dtype=np.int64)
     activity_users = np.asarray(activity_users, dtype=np.int64)

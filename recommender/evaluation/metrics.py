@@ -84,6 +84,12 @@ def planted_precision(neighbours: Neighbours, truth: pd.Series) -> float:
     ``truth`` maps user_handle to a label (hidden community or skill); users or neighbours
     missing from it are left out.
     """
+    per_user = planted_precision_per_user(neighbours, truth)
+    return float(per_user.mean()) if len(per_user) else 0.0
+
+
+def planted_precision_per_user(neighbours: Neighbours, truth: pd.Series) -> np.ndarray:
+    """The per-user shares that :func:`planted_precision` averages (answered users only)."""
     truth = truth[~truth.index.duplicated()].sort_index()
     handles = truth.index.to_numpy(dtype=np.int64)
     labels = pd.factorize(truth.to_numpy())[0]
@@ -98,7 +104,7 @@ def planted_precision(neighbours: Neighbours, truth: pd.Series) -> float:
     per_user = counted.sum(axis=1)
     same = ((theirs == own[:, None]) & counted).sum(axis=1)
     rows = per_user > 0
-    return float((same[rows] / per_user[rows]).mean()) if rows.any() else 0.0
+    return same[rows] / per_user[rows]
 
 
 def chance_precision(truth: pd.Series) -> float:

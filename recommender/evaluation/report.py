@@ -10,17 +10,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from recommender.evaluation.baselines import BASELINES
+from recommender.evaluation.baselines import MOST_ACTIVE, RANDOM
+from recommender.evaluation.references import ALS_DIRECT, ITEM_POP, REFERENCES
 
 TASK_TITLES = {
     "courses": "Held-out course views (latest 20% of each user's distinct courses)",
     "interests": "Held-out interest tags (latest 20% of each user's followed tags)",
+    "assessments": "Held-out assessment tags (latest 20% of each user's assessments)",
 }
-BASELINE_COLORS = {"baseline_random": "#9e9e9e", "baseline_popular": "#5f5f5f"}
+BASELINE_COLORS = {RANDOM: "#9e9e9e", MOST_ACTIVE: "#5f5f5f", ITEM_POP: "#c9a227", ALS_DIRECT: "#8c564b"}
 PLANTED_GROUP = "planted"
 GROUP_NAMES = {
     "courses": "held-out course views",
     "interests": "held-out interest tags",
+    "assessments": "held-out assessment tags",
     PLANTED_GROUP: "planted truth (full-data fit)",
 }
 _LABELS = {
@@ -51,7 +54,11 @@ def _table(rows: list[list[str]], header: list[str]) -> list[str]:
     return lines
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, error: float | None = None) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and error:
+        return f"{value:.4f} ± {error:.4f}"
     if isinstance(value, bool):
         return "yes" if value else "**no**"
     if isinstance(value, float):
@@ -68,7 +75,8 @@ def results_markdown(results: dict[str, Any]) -> str:
         "# Offline evaluation",
         "",
         f"Written by `similar-users-evaluate` (`make evaluate`). {data['users']:,} users, "
-        f"{data['user_interests_rows']:,} interest rows, {data['user_course_views_rows']:,} view rows; "
+        f"{data['user_interests_rows']:,} interest rows, {data['user_course_views_rows']:,} view rows, "
+        f"{data.get('user_assessment_scores_rows', 0):,} assessment rows; "
         f"top-{n} neighbours, top-{k} recommendations, hold-out fraction {config['holdout_fraction']}, "
         f"seed {config['seed']}.",
         "",
@@ -76,14 +84,18 @@ def results_markdown(results: dict[str, Any]) -> str:
         "rounded half up, ties broken by a seeded key) are held out; models are fitted on the rest. "
         f"Items are scored by the similarity-weighted training items of the user's top-{n} neighbours, "
         "items already seen in training dropped. Figures average over users with held-out items; a user "
-        "the model does not answer for scores 0. Baselines: `baseline_random` (seeded random users) and "
-        f"`baseline_popular` (the {n} users with most training items, for everyone).",
+        f"the model does not answer for scores 0. Baselines: `{RANDOM}` (seeded random users) and "
+        f"`{MOST_ACTIVE}` (the {n} users with most training items, for everyone). Reference item recommenders "
+        f"(not similar-users models; where good is): `{ITEM_POP}` (each user's {k} most popular unseen training "
+        f"items) and, for courses, `{ALS_DIRECT}` (the ALS model's own course scores). ± is one standard error "
+        "of the mean over users: two figures closer than about two standard errors are within the noise.",
         "",
     ]
     for name, task in results["tasks"].items():
         split = task["split"]
         metrics = task["metrics"]
-        columns = list(next(iter(metrics.values())))
+        columns = list(dict.fromkeys(c for values in metrics.values() for c in values))
+        errors = task.get("standard_errors", {})
         lines += [
             f"## {TASK_TITLES.get(name, name)}",
             "",
@@ -93,18 +105,23 @@ def results_markdown(results: dict[str, Any]) -> str:
             "",
         ]
         rows = [
-            [f"`{system}`"] + [_fmt(values[c]) for c in columns]
-            + [_fmt(task[v].get(system, "baseline")) for v in ("beats_popularity", "beats_random")]
+            [f"`{system}`"] + [_fmt(values.get(c), errors.get(system, {}).get(c)) for c in columns]
+            + [_fmt(task[v].get(system, "reference" if system in REFERENCES else "baseline"))
+               for v in ("beats_most_active_users", "beats_random")]
             for system, values in metrics.items()
         ]
-        lines += _table(rows, ["system"] + [label(c) for c in columns] + ["beats popularity", "beats random"])
+        lines += _table(rows, ["system"] + [label(c) for c in columns] + ["beats most active users", "beats random"])
         lines += [""] + verdict_lines(name, task, k) + [""]
     planted = results.get("planted")
     if planted:
         columns = list(planted["chance"])
-        lines += [f"## Planted truth (synthetic data; {planted['fit']} fit)", ""]
-        rows = [[f"`{s}`"] + [_fmt(v[c]) for c in columns] for s, v in planted["metrics"].items()]
-        rows.append(["chance (sum of squared shares)"] + [_fmt(planted["chance"][c]) for c in columns])
+        lines += [f"## Planted truth (synthetic data; {planted['fit']} fit)", "",
+                  "Averages over the users each system answers for; *same users*: over the "
+                  f"{planted.get('same_users', 0):,} users that every model answers for.", ""]
+        errors = planted.get("standard_errors", {})
+        columns += [c for c in next(iter(planted["metrics"].values())) if c not in columns]
+        rows = [[f"`{s}`"] + [_fmt(v[c], errors.get(s, {}).get(c)) for c in columns] for s, v in planted["metrics"].items()]
+        rows.append(["chance (sum of squared shares)"] + [_fmt(planted["chance"].get(c)) for c in columns])
         lines += _table(rows, ["system"] + [label(c) for c in columns]) + [""]
     agreement = results["agreement"]
     if agreement["pairs"]:
@@ -116,16 +133,16 @@ def results_markdown(results: dict[str, Any]) -> str:
 
 
 def verdict_lines(task_name: str, task: dict[str, Any], k: int) -> list[str]:
-    """One line per model: does it beat the popularity (and the random) baseline on NDCG@k?"""
+    """One line per model: does it beat the most-active-users (and the random) baseline on NDCG@k?"""
     metric = f"ndcg_at_{k}"
     values = task["metrics"]
     out = []
-    for system, beats in task["beats_popularity"].items():
+    for system, beats in task["beats_most_active_users"].items():
         verb = "beats" if beats else "DOES NOT BEAT"
-        line = (f"- {task_name}: `{system}` {verb} popularity on {label(metric)} "
-                f"({values[system][metric]:.4f} vs {values['baseline_popular'][metric]:.4f})")
+        line = (f"- {task_name}: `{system}` {verb} the most active users on {label(metric)} "
+                f"({values[system][metric]:.4f} vs {values[MOST_ACTIVE][metric]:.4f})")
         if not task["beats_random"][system]:
-            line += f"; it does not beat random users either ({values['baseline_random'][metric]:.4f})"
+            line += f"; it does not beat random users either ({values[RANDOM][metric]:.4f})"
         out.append(line)
     return out
 
@@ -138,29 +155,33 @@ def charts(results: dict[str, Any], images_dir: Path, prefix: str = "eval_") -> 
     import matplotlib.pyplot as plt
 
     series: dict[str, dict[str, dict[str, float]]] = {}  # metric -> group -> system -> value
-    for name, task in results["tasks"].items():
-        for system, values in task["metrics"].items():
-            for metric, value in values.items():
-                series.setdefault(metric, {}).setdefault(name, {})[system] = value
+    spread: dict[str, dict[str, dict[str, float]]] = {}  # same keys -> standard error
+    groups_of = dict(results["tasks"])
     chance: dict[str, float] = {}
     if results.get("planted"):
         chance = results["planted"]["chance"]
-        for system, values in results["planted"]["metrics"].items():
+        groups_of[PLANTED_GROUP] = results["planted"]
+    for name, group in groups_of.items():
+        for system, values in group["metrics"].items():
             for metric, value in values.items():
-                series.setdefault(metric, {}).setdefault(PLANTED_GROUP, {})[system] = value
+                series.setdefault(metric, {}).setdefault(name, {})[system] = value
+                error = group.get("standard_errors", {}).get(system, {}).get(metric, 0.0)
+                spread.setdefault(metric, {}).setdefault(name, {})[system] = error
     images_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for metric, groups in series.items():
         systems = list(dict.fromkeys(s for g in groups.values() for s in g))
-        fig, ax = plt.subplots(figsize=(8, 4.2))
+        fig, ax = plt.subplots(figsize=(11, 4.6))
         width = 0.8 / len(systems)
         model_colors = iter(plt.get_cmap("tab10").colors)
-        colors = {s: BASELINE_COLORS[s] if s in BASELINES else next(model_colors) for s in systems}
+        colors = {s: BASELINE_COLORS[s] if s in BASELINE_COLORS else next(model_colors) for s in systems}
         for i, system in enumerate(systems):
             xs = [g + (i - (len(systems) - 1) / 2) * width for g in range(len(groups))]
             values = [groups[group].get(system, float("nan")) for group in groups]
-            bars = ax.bar(xs, values, width, label=system, color=colors[system])
-            ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
+            errors = [spread[metric][group].get(system, 0.0) for group in groups]
+            bars = ax.bar(xs, values, width, yerr=errors, label=system, color=colors[system],
+                          error_kw={"elinewidth": 0.8, "capsize": 1.5})
+            ax.bar_label(bars, fmt="%.3f", fontsize=5, padding=2, rotation=90)
         if metric in chance:
             ax.axhline(chance[metric], color="black", linestyle="--", linewidth=0.8, label="chance")
         ax.set_xticks(range(len(groups)), [GROUP_NAMES.get(g, g) for g in groups])

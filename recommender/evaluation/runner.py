@@ -10,6 +10,7 @@ agreement between models are computed on, so each model is fitted exactly twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from scipy import sparse
 
 from recommender.data.loader import Tables, load_tables
 from recommender.data.schema import LEVELS
-from recommender.evaluation import baselines, metrics
+from recommender.evaluation import baselines, metrics, references
 from recommender.evaluation.recommend import Interactions, index_of, neighbour_weights, recommend
 from recommender.evaluation.split import HOLDOUT_FRACTION, TASKS, Task, split_tables
 from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, tables_for
@@ -32,7 +33,7 @@ from recommender.topk import Neighbours
 log = logging.getLogger(__name__)
 
 # The hold-out tasks read these; each model adds what it reads (``tables_for``).
-TASK_TABLES = ("user_interests", "user_course_views")
+TASK_TABLES = tuple(task.table for task in TASKS.values())
 GROUND_TRUTH_FILE = "ground_truth.csv"
 DECIMALS = 6
 
@@ -53,6 +54,15 @@ class EvalConfig:
 class Scores:
     per_user: dict[str, np.ndarray]  # one value per evaluated user, in eval_users order
     summary: dict[str, float]
+
+    @property
+    def errors(self) -> dict[str, float]:
+        """Standard error of each per-user mean: "better" must be outside the noise."""
+        return {name: standard_error(values) for name, values in self.per_user.items()}
+
+
+def standard_error(values: np.ndarray) -> float:
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 class TaskSplit:
@@ -98,18 +108,23 @@ class TaskSplit:
         return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
 
     def score(self, neighbours: Neighbours) -> Scores:
-        k = self.config.k
         weights = neighbour_weights(neighbours, self.users, self.eval_users)
-        recommended = recommend(weights, self.train.matrix, self.seen, k)
+        recommended = recommend(weights, self.train.matrix, self.seen, self.config.k)
+        scores = self.score_items(recommended)
+        scores.summary["user_coverage"] = metrics.user_coverage(neighbours, self.eval_users)
+        if self.level_mix is not None:
+            heldout_levels = np.asarray((self.relevant @ self.level_onehot).todense())
+            scores.per_user["level_accuracy"] = metrics.level_accuracy(weights, self.level_mix, heldout_levels)
+            scores.summary["level_accuracy"] = float(scores.per_user["level_accuracy"].mean())
+        return scores
+
+    def score_items(self, recommended: np.ndarray) -> Scores:
+        """Ranking metrics of item lists (evaluated users x k), from neighbours or an item recommender."""
+        k = self.config.k
         per_user = metrics.ranking_metrics(recommended, self.relevant)
         summary = {f"{name}_at_{k}": float(values.mean()) for name, values in per_user.items()}
         per_user = {f"{name}_at_{k}": values for name, values in per_user.items()}
-        summary["user_coverage"] = metrics.user_coverage(neighbours, self.eval_users)
         summary["catalogue_coverage"] = metrics.catalogue_coverage(recommended, len(self.items))
-        if self.level_mix is not None:
-            heldout_levels = np.asarray((self.relevant @ self.level_onehot).todense())
-            per_user["level_accuracy"] = metrics.level_accuracy(weights, self.level_mix, heldout_levels)
-            summary["level_accuracy"] = float(per_user["level_accuracy"].mean())
         return Scores(per_user, summary)
 
     def baselines(self) -> dict[str, Neighbours]:
@@ -118,7 +133,7 @@ class TaskSplit:
         n = self.config.top_n
         return {
             baselines.RANDOM: baselines.random_neighbours(self.eval_users, pool, n, self.config.seed),
-            baselines.POPULAR: baselines.popular_neighbours(self.eval_users, self.users, activity, n),
+            baselines.MOST_ACTIVE: baselines.most_active_neighbours(self.eval_users, self.users, activity, n),
         }
 
 
@@ -158,9 +173,10 @@ def fit_neighbours(
 
 
 def all_users(tables: Tables) -> np.ndarray:
+    """Every user of the loaded tables (a table that was not loaded is empty)."""
+    frames = (getattr(tables, task.table) for task in TASKS.values())
     return np.unique(np.concatenate([
-        tables.user_interests["user_handle"].to_numpy(dtype=np.int64),
-        tables.user_course_views["user_handle"].to_numpy(dtype=np.int64),
+        f["user_handle"].to_numpy(dtype=np.int64) for f in frames if "user_handle" in f.columns
     ]))
 
 
@@ -181,6 +197,7 @@ def evaluate(tables: Tables, truth: pd.DataFrame | None, config: EvalConfig) -> 
             "users": int(len(users)),
             "user_interests_rows": int(len(tables.user_interests)),
             "user_course_views_rows": int(len(tables.user_course_views)),
+            "user_assessment_scores_rows": int(len(tables.user_assessment_scores)),
         },
         "tasks": {},
     }
@@ -188,6 +205,7 @@ def evaluate(tables: Tables, truth: pd.DataFrame | None, config: EvalConfig) -> 
         split = TaskSplit(tables, task, users, config)
         log.info("task %s: %s", task.name, split.describe())
         figures: dict[str, dict[str, float]] = {}
+        errors: dict[str, dict[str, float]] = {}
         for handle in config.models:
             untouched = task.table not in get_spec(handle).tables
             if untouched and handle in full_fits:
@@ -196,15 +214,24 @@ def evaluate(tables: Tables, truth: pd.DataFrame | None, config: EvalConfig) -> 
                 neighbours = fit_neighbours(handle, split.train_tables, config, label=f"{task.name} split")
                 if untouched:
                     full_fits[handle] = neighbours
-            figures[handle] = split.score(neighbours).summary
+            scores = split.score(neighbours)
+            figures[handle], errors[handle] = scores.summary, scores.errors
         for name, neighbours in split.baselines().items():
-            figures[name] = split.score(neighbours).summary
+            scores = split.score(neighbours)
+            figures[name], errors[name] = scores.summary, scores.errors
+        for name, recommended in references.item_recommenders(split, config.params).items():
+            scores = split.score_items(recommended)
+            figures[name], errors[name] = scores.summary, scores.errors
         results["tasks"][task.name] = {
             "split": split.describe(),
             "metrics": _rounded(figures),
-            "beats_popularity": _verdicts(figures, config.k, baselines.POPULAR),
+            "standard_errors": _rounded(errors),
+            "beats_most_active_users": _verdicts(figures, config.k, baselines.MOST_ACTIVE),
             "beats_random": _verdicts(figures, config.k, baselines.RANDOM),
         }
+    for handle in config.models:  # a model reading every task's table (the ensemble) has no untouched split
+        if handle not in full_fits:
+            full_fits[handle] = fit_neighbours(handle, tables, config, label="full data")
     results["planted"] = _planted(tables, truth, full_fits, users, config) if truth is not None else None
     results["agreement"] = _agreement(full_fits)
     return results
@@ -214,7 +241,8 @@ def _verdicts(figures: dict[str, dict[str, float]], k: int, baseline: str) -> di
     """A model beats a baseline when its NDCG@k is higher than the baseline's."""
     metric = f"ndcg_at_{k}"
     floor = figures[baseline][metric]
-    return {name: bool(values[metric] > floor) for name, values in figures.items() if name not in baselines.BASELINES}
+    others = baselines.BASELINES + references.REFERENCES
+    return {name: bool(values[metric] > floor) for name, values in figures.items() if name not in others}
 
 
 def _planted(
@@ -230,18 +258,31 @@ def _planted(
     activity = tags.add(courses, fill_value=0).reindex(users, fill_value=0)
     systems = dict(full_fits)
     systems[baselines.RANDOM] = baselines.random_neighbours(users, users, n, config.seed)
-    systems[baselines.POPULAR] = baselines.popular_neighbours(users, users, activity.to_numpy(), n)
-    figures = {
-        name: {
-            f"{column}_precision_at_{n}": metrics.planted_precision(neighbours, truth[column])
+    systems[baselines.MOST_ACTIVE] = baselines.most_active_neighbours(users, users, activity.to_numpy(), n)
+    # Models cover different users (the assessment model ~31%, the ensemble the union): the
+    # "same users" column compares them on the users every model answers for.
+    answered = [nb.users[nb.similar[:, 0] >= 0] for name, nb in full_fits.items()]
+    common = functools.reduce(np.intersect1d, answered) if answered else users
+    figures, errors = {}, {}
+    for name, neighbours in systems.items():
+        per_user = {
+            f"{column}_precision_at_{n}": metrics.planted_precision_per_user(neighbours, truth[column])
             for column in ("community", "skill")
         }
-        for name, neighbours in systems.items()
-    }
+        per_user[f"community_precision_at_{n}_same_users"] = metrics.planted_precision_per_user(
+            _restricted(neighbours, common), truth["community"])
+        figures[name] = {m: float(v.mean()) if len(v) else 0.0 for m, v in per_user.items()}
+        errors[name] = {m: standard_error(v) for m, v in per_user.items()}
     chance = {
         f"{column}_precision_at_{n}": metrics.chance_precision(truth[column]) for column in ("community", "skill")
     }
-    return {"fit": "full data", "metrics": _rounded(figures), "chance": _rounded({"chance": chance})["chance"]}
+    return {"fit": "full data", "same_users": int(len(common)), "metrics": _rounded(figures), "standard_errors": _rounded(errors),
+            "chance": _rounded({"chance": chance})["chance"]}
+
+
+def _restricted(neighbours: Neighbours, users: np.ndarray) -> Neighbours:
+    keep = np.isin(neighbours.users, users)
+    return Neighbours(neighbours.users[keep], neighbours.similar[keep], neighbours.scores[keep])
 
 
 def _agreement(full_fits: dict[str, Neighbours]) -> dict[str, Any]:

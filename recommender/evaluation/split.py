@@ -43,6 +43,7 @@ class Task:
 TASKS: dict[str, Task] = {
     "courses": Task("courses", "user_course_views", "course_id", "view_date"),
     "interests": Task("interests", "user_interests", "interest_tag", "date_followed"),
+    "assessments": Task("assessments", "user_assessment_scores", "assessment_tag", "user_assessment_date"),
 }
 
 

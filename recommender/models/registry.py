@@ -49,6 +49,12 @@ MODELS: tuple[ModelSpec, ...] = (
               ("user_course_views",), "Keras user embeddings trained to predict course level: users of the same skill level"),
     ModelSpec("als_collab_filtering_user_course_view", "recommender.models.als_course_view:AlsUserCourseView",
               ("user_course_views",), "ALS factors of BM25-weighted view time (implicit), cosine: users of the same viewing taste"),
+    ModelSpec("knn_collab_filtering_user_assessment_score", "recommender.models.knn_assessment_score:KnnUserAssessmentScore",
+              ("user_assessment_scores",), "Assessment scores as within-tag percentiles, cosine: users who took the same assessments at a similar level"),
+    # Last: it fuses the lists the models above computed in the same run (no refit).
+    ModelSpec("ensemble_user_similarity", "recommender.models.ensemble:EnsembleUserSimilarity",
+              ("user_assessment_scores", "user_course_views", "user_interests"),
+              "Weighted reciprocal-rank fusion of the other models' lists: users several models agree on"),
 )
 
 MODEL_HANDLES: tuple[str, ...] = tuple(spec.handle for spec in MODELS)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recommender.evaluation.baselines import popular_neighbours, random_neighbours
+from recommender.evaluation.baselines import most_active_neighbours, random_neighbours
 
 
 def test_random_neighbours_are_distinct_others_and_seeded():
@@ -22,9 +22,9 @@ def test_random_neighbours_of_a_tiny_pool_are_padded():
     assert set(answer.similar[0, :2]) == {2, 3} and set(answer.similar[1, :2]) == {1, 3}
 
 
-def test_popular_neighbours_exclude_self():
+def test_most_active_neighbours_exclude_self():
     activity_users = np.array([1, 2, 3, 4, 5])
     activity = np.array([5, 9, 9, 1, 0])
-    answer = popular_neighbours(np.array([2, 4, 6]), activity_users, activity, 2)
+    answer = most_active_neighbours(np.array([2, 4, 6]), activity_users, activity, 2)
     np.testing.assert_array_equal(answer.similar, [[3, 1], [2, 3], [2, 3]])
-    assert np.isnan(popular_neighbours(np.array([1]), np.array([1]), np.array([3]), 2).scores).all()
+    assert np.isnan(most_active_neighbours(np.array([1]), np.array([1]), np.array([3]), 2).scores).all()

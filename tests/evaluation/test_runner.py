@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from recommender.cli import evaluate as cli
@@ -18,16 +19,19 @@ def fast_results(small_tables, small_dataset):
 
 
 def test_every_system_gets_every_figure(fast_results):
-    systems = set(FAST_MODELS) | {"baseline_random", "baseline_popular"}
+    systems = set(FAST_MODELS) | {"random_users", "most_active_users", "item_pop"}
+    assert set(fast_results["tasks"]) == {"courses", "interests", "assessments"}
     for name, task in fast_results["tasks"].items():
-        assert set(task["metrics"]) == systems
-        expected = {"recall_at_10", "ndcg_at_10", "hit_rate_at_10", "user_coverage", "catalogue_coverage"}
-        if name == "courses":
-            expected.add("level_accuracy")
-        for values in task["metrics"].values():
-            assert set(values) == expected
+        references = {"item_pop", "als_direct_items"} if name == "courses" else {"item_pop"}
+        assert set(task["metrics"]) == systems | references
+        ranking = {"recall_at_10", "ndcg_at_10", "hit_rate_at_10", "catalogue_coverage"}
+        expected = ranking | {"user_coverage"} | ({"level_accuracy"} if name == "courses" else set())
+        for system, values in task["metrics"].items():
+            assert set(values) == (ranking if system in references else expected)
             assert all(0.0 <= v <= 1.0 for v in values.values())
-        assert set(task["beats_popularity"]) == set(FAST_MODELS)
+            errors = task["standard_errors"][system]
+            assert set(errors) <= set(values) and all(0.0 < e < 0.1 for e in errors.values())
+        assert set(task["beats_most_active_users"]) == set(FAST_MODELS)
     assert fast_results["agreement"]["fit"] == "full data"
     assert len(fast_results["agreement"]["pairs"]) == 1
 
@@ -35,12 +39,12 @@ def test_every_system_gets_every_figure(fast_results):
 def test_random_users_are_worse_than_tfidf_on_planted_communities(fast_results):
     planted = fast_results["planted"]["metrics"]
     tfidf = planted["tfidf_user_interest"]["community_precision_at_10"]
-    random = planted["baseline_random"]["community_precision_at_10"]
+    random = planted["random_users"]["community_precision_at_10"]
     chance = fast_results["planted"]["chance"]["community_precision_at_10"]
     assert random < chance + 0.05 < tfidf - 0.3
     # and the interest model recommends held-out tags better than random users do
     interests = fast_results["tasks"]["interests"]["metrics"]
-    assert interests["tfidf_user_interest"]["ndcg_at_10"] > interests["baseline_random"]["ndcg_at_10"]
+    assert interests["tfidf_user_interest"]["ndcg_at_10"] > interests["random_users"]["ndcg_at_10"]
 
 
 def test_same_seed_same_figures(fast_results, small_tables, small_dataset):
@@ -99,9 +103,20 @@ def test_command_line_writes_json_markdown_and_charts(small_dataset, tmp_path, c
     # The DNN is the skill-level model, the two others find the topic.
     dnn = planted["dnn_collab_filtering_user_course_level"]
     assert dnn["skill_precision_at_10"] > planted["tfidf_user_interest"]["skill_precision_at_10"] + 0.1
-    assert dnn["skill_precision_at_10"] > planted["baseline_random"]["skill_precision_at_10"] + 0.1
+    assert dnn["skill_precision_at_10"] > planted["random_users"]["skill_precision_at_10"] + 0.1
 
 
 def test_bad_data_dir_exits_2(tmp_path, capsys):
     assert cli.main(["--data-dir", str(tmp_path), "--out", str(tmp_path / "r.json"), "--no-progress"]) == 2
     assert "user_interests.csv: file not found" in capsys.readouterr().err
+
+
+def test_item_pop_recommends_the_most_popular_unseen_items():
+    from scipy import sparse
+
+    from recommender.evaluation.references import first_unseen
+
+    ranked = np.array([4, 2, 0, 1, 3])  # item 4 most popular
+    seen = sparse.csr_matrix(np.array([[0, 0, 0, 0, 1], [1, 0, 1, 0, 1], [0, 0, 0, 0, 0]]))
+    np.testing.assert_array_equal(first_unseen(ranked, seen, 2), [[2, 0], [1, 3], [4, 2]])
+    np.testing.assert_array_equal(first_unseen(ranked[:3], seen, 3)[1], [-1, -1, -1])

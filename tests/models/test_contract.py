@@ -64,7 +64,7 @@ def test_only_users_with_data_in_the_models_tables(fitted, contract_tables):
 
 def test_search_memory_is_far_below_an_n_by_n_matrix(fitted):
     _, model, _ = fitted
-    users = len(model.user_vectors()[1])
+    users = len(model.similar_users(N).users)
     tracemalloc.start()
     try:
         model.similar_users(N, block_mb=1)
@@ -72,4 +72,7 @@ def test_search_memory_is_far_below_an_n_by_n_matrix(fitted):
     finally:
         tracemalloc.stop()
     full = users * users * 4  # one float32 N×N similarity matrix
-    assert peak < full / 4, f"peak {peak / 2**20:.1f} MB for {users} users (N×N would be {full / 2**20:.1f} MB)"
+    # A model covering few users (the assessment model: ~640 here) has an N×N matrix about the size of
+    # the search's 1 MB block budget; then the budget itself is the bound.
+    bound = full / 4 if full > 8 * 2**20 else 2**20
+    assert peak < bound, f"peak {peak / 2**20:.1f} MB for {users} users (N×N would be {full / 2**20:.1f} MB)"
