@@ -18,7 +18,7 @@ TASK_TITLES = {
     "interests": "Held-out interest tags (latest 20% of each user's followed tags)",
     "assessments": "Held-out assessment tags (latest 20% of each user's assessments)",
 }
-BASELINE_COLORS = {RANDOM: "#9e9e9e", MOST_ACTIVE: "#5f5f5f", ITEM_POP: "#c9a227", ALS_DIRECT: "#8c564b"}
+BASELINE_COLORS = {RANDOM: "#9e9e9e", MOST_ACTIVE: "#5f5f5f", ITEM_POP: "#c9a227", ALS_DIRECT: "#3b3b8f"}
 PLANTED_GROUP = "planted"
 GROUP_NAMES = {
     "courses": "held-out course views",
