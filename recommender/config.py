@@ -81,6 +81,7 @@ class GeneratorSettings(StoreSettings):
     min_coverage_ratio: float = Field(
         0.5, ge=0, le=1, description="refuse to publish a model covering fewer users than this share of its published run (`--force`: 0)")
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint when `DATA_DIR` is `s3://…` and not AWS (MinIO, LocalStack)")
+    explain: bool = Field(True, description="store up to 3 reasons per neighbour (`\"explain\": true` in the API); `false` stores lists only")
     model_params: Annotated[dict[str, dict[str, Any]], NoDecode] = Field(
         default_factory=dict,
         description='per-model parameters as JSON, e.g. `{"knn_collab_filtering_user_course_view": {"weighting": "log"}}`')

@@ -49,6 +49,7 @@ class ModelReport:
     users_covered: int = 0
     fit_seconds: float = 0.0
     search_seconds: float = 0.0
+    explain_seconds: float = 0.0
     write_seconds: float = 0.0
     items_written: int = 0
     search: str = "exact"
@@ -99,6 +100,7 @@ def run(
     s3_endpoint_url: str | None = None,
     search: SearchOptions | None = None,
     min_recall: float = 0.95,
+    explain: bool = True,
 ) -> RunReport:
     """Run the whole batch job and return what it did, stage by stage.
 
@@ -158,7 +160,10 @@ def run(
             check_recall(handle, entry.recall_at_10, min_recall)
             check_coverage(handle, entry.users_covered, previous.get(handle), min_coverage_ratio)
             t0 = time.perf_counter()
-            items = build_items(handle, neighbours, report.run_id, report.generated_at)
+            explanations = model.explain(neighbours) if explain else None
+            entry.explain_seconds = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            items = build_items(handle, neighbours, report.run_id, report.generated_at, explanations)
             entry.items_written = sink.write(handle, items, total=entry.users_covered, progress=progress)
             entry.write_seconds = time.perf_counter() - t0
             log.info("%s: wrote %s items in %.1fs", handle, f"{entry.items_written:,}", entry.write_seconds)

@@ -16,12 +16,13 @@ import requests
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recommender.config import ApiSettings
+from recommender.models.registry import MODEL_HANDLES
 from tests.conftest import ROOT
 from tests.live import gunicorn_server
 
 pytestmark = [pytest.mark.dynamodb, pytest.mark.slow]
 
-MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view", "dnn_collab_filtering_user_course_level")
+MODELS = MODEL_HANDLES
 
 
 def env_for(endpoint: str, table: str) -> dict[str, str]:
@@ -100,22 +101,35 @@ def community_precision(answers: dict[int, dict], truth: pd.Series) -> float:
     return float(np.mean(same))
 
 
-@pytest.mark.parametrize("model, column, margin", [
-    ("tfidf_user_interest", "community", 0.5),
-    ("knn_collab_filtering_user_course_view", "community", 0.4),
-    ("dnn_collab_filtering_user_course_level", "skill", 0.15),
+@pytest.mark.parametrize("model, column, margin, coverage", [
+    ("tfidf_user_interest", "community", 0.5, 0.8),
+    ("knn_collab_filtering_user_course_view", "community", 0.4, 0.8),
+    ("dnn_collab_filtering_user_course_level", "skill", 0.15, 0.8),
+    ("als_collab_filtering_user_course_view", "community", 0.5, 0.8),
+    ("knn_collab_filtering_user_assessment_score", "community", 0.3, 0.2),  # only users with assessments
+    ("ensemble_user_similarity", "community", 0.5, 0.95),  # every user any model covers
 ])
-def test_neighbours_share_the_planted_structure(served, small_dataset, model, column, margin):
+def test_neighbours_share_the_planted_structure(served, small_dataset, model, column, margin, coverage):
     base, _ = served
     truth = pd.read_csv(small_dataset / "ground_truth.csv").set_index("user_handle")[column]
     answers = fetch_all(base, model, truth.index)
-    assert len(answers) > 0.8 * len(truth)
+    assert len(answers) > coverage * len(truth)
     # Fewer than 10 only when fewer users share anything with this one (no zero-score neighbours).
     assert all(1 <= len(a["similar_users"]) <= 10 and u not in a["similar_users"] for u, a in answers.items())
     # (600 users over a catalogue of ~6k courses: many share few courses.)
     assert np.mean([len(a["similar_users"]) == 10 for a in answers.values()]) > 0.5
     chance = float((truth.value_counts(normalize=True) ** 2).sum())
     assert community_precision(answers, truth) > chance + margin
+
+
+def test_models_endpoint_lists_every_published_model_with_the_runs_coverage(served):
+    base, report = served
+    listed = requests.get(f"{base}/models", timeout=5).json()["models"]
+    covered = {m["handle"]: m["users_covered"] for m in report["models"]}
+    assert [m["model_handle"] for m in listed] == list(MODEL_HANDLES)
+    assert all(m["published"] and m["run_id"] == report["run_id"] for m in listed)
+    assert {m["model_handle"]: m["users_covered"] for m in listed} == covered
+    assert covered["ensemble_user_similarity"] == max(covered.values())
 
 
 def test_default_model_and_unknown_user(served):

@@ -14,6 +14,7 @@ from recommender.api import ab, metrics
 from recommender.api.errors import ApiError, validation_message
 from recommender.api.openapi import NO_INPUT, api_spec, error_responses
 from recommender.api.store import get_store
+from recommender.reasons import describe
 from recommender.api.models_list import models_answer
 from recommender.api.schemas import (
     HealthBody,
@@ -52,6 +53,12 @@ def _answer(req: SimilarUsersRequest):
         "generated_at": item.generated_at or None,
     }
     answer.update(ab.expose(served, req.user_handle, answer["similar_users"]))
+    if req.explain:
+        answer["neighbours"] = [
+            {"user_handle": n.user_handle, "score": n.score,
+             "reasons": [{**r.to_dict(), "text": describe(r.kind, r.value)} for r in n.reasons]}
+            for n in neighbours
+        ]
     return jsonify([answer])
 
 
@@ -60,8 +67,9 @@ def _answer(req: SimilarUsersRequest):
 def similar_users(json: SimilarUsersRequest):
     """Similar users of one user, by one model
 
-    Body: `{"user_handle": 999}`, optionally `"model_handle"` (default `tfidf_user_interest`) and
-    `"k"` (fewer neighbours). The answer is a list holding one object.
+    Body: `{"user_handle": 999}`, optionally `"model_handle"` (default `tfidf_user_interest`),
+    `"k"` (fewer neighbours) and `"explain": true` (adds `neighbours` with up to 3 reasons each).
+    The answer is a list holding one object.
     """
     return _answer(json)
 
@@ -71,10 +79,11 @@ def similar_users(json: SimilarUsersRequest):
 def similar_users_get(user_handle: str, query: SimilarUsersQuery):
     """Similar users of one user (GET convenience)
 
-    Same answer as the POST: `GET /similar-users/999?model_handle=knn_collab_filtering_user_course_view&k=5`.
+    Same answer as the POST: `GET /similar-users/999?model_handle=knn_collab_filtering_user_course_view&k=5&explain=true`.
     """
     try:
-        req = SimilarUsersRequest.model_validate({"user_handle": user_handle, "model_handle": query.model_handle, "k": query.k})
+        req = SimilarUsersRequest.model_validate({"user_handle": user_handle, "model_handle": query.model_handle, "k": query.k,
+                                                  "explain": query.explain == "true"})
     except ValidationError as exc:
         raise ApiError(400, "invalid_request", validation_message(exc)) from None
     return _answer(req)

@@ -75,6 +75,18 @@ def check_k(value: Any) -> int | None:
     return value
 
 
+EXPLAIN_DESCRIPTION = "true: add `neighbours`, each with its score and up to 3 reasons (cut by k like the lists)"
+
+
+def check_explain(value: Any) -> bool:
+    # A JSON boolean only: "yes" or 1 would be a guess.
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
 class SimilarUsersRequest(BaseModel):
     """``{"user_handle": 999}`` or ``{"user_handle": "999", "model_handle": "DNN_...", "k": 5}``."""
 
@@ -97,6 +109,11 @@ class SimilarUsersRequest(BaseModel):
             "anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_K}, {"type": "null"}],
         }),
     ] = None
+    explain: Annotated[
+        bool,
+        BeforeValidator(check_explain),
+        WithJsonSchema({"description": EXPLAIN_DESCRIPTION, "anyOf": [{"type": "boolean"}, {"type": "null"}]}),
+    ] = False
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -119,6 +136,18 @@ class SimilarUsersQuery(BaseModel):
         WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_K, "description": K_DESCRIPTION}),
     ] = Field(None, json_schema_extra=_no_default)
 
+    explain: Annotated[
+        str | None,
+        WithJsonSchema({"type": "string", "enum": ["true", "false"], "description": EXPLAIN_DESCRIPTION}),
+    ] = Field(None, json_schema_extra=_no_default)
+
+    @field_validator("explain", mode="before")
+    @classmethod
+    def _explain_from_text(cls, value: Any) -> str | None:
+        if value is not None and value not in ("true", "false"):
+            raise ValueError("must be true or false")
+        return value
+
     @field_validator("k", mode="before")
     @classmethod
     def _k_from_text(cls, value: Any) -> int | None:
@@ -128,6 +157,22 @@ class SimilarUsersQuery(BaseModel):
                 raise ValueError(f"must be an integer from 1 to {MAX_K}")
             value = int(value)
         return check_k(value)
+
+
+class ReasonOut(BaseModel):
+    """``{"kind": "tag", "value": "python", "weight": 0.31, "text": "both follow python"}``."""
+
+    kind: Literal["tag", "course", "assessment", "model", "level"] = Field(description="what the two users share")
+    value: str = Field(description="the shared tag, course, assessment tag, agreeing model or course level")
+    weight: float = Field(description="its part of the similarity (tag/course/assessment: term of the cosine; "
+                                      "model: share of the fused score; level: overlap of the level mixes)")
+    text: str = Field(description="the same, for people")
+
+
+class NeighbourOut(BaseModel):
+    user_handle: int
+    score: float
+    reasons: list[ReasonOut] = Field(description="up to 3, strongest first; empty when the model has none")
 
 
 class SimilarUsersAnswer(BaseModel):
@@ -145,6 +190,8 @@ class SimilarUsersAnswer(BaseModel):
                           "for the user and the default model answered")
     request_id: str | None = Field(
         None, description="only inside an experiment: this answer's id (also the X-Request-ID header), for POST /feedback")
+    neighbours: list[NeighbourOut] | None = Field(
+        None, description="only with explain=true: the same neighbours as objects with their reasons")
 
 
 class ModelInfo(BaseModel):

@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             s3_endpoint_url=settings.s3_endpoint_url,
             search=SearchOptions.from_settings(settings, args.search, engine),
             min_recall=settings.min_recall,
+            explain=settings.explain,
         )
     except (DataValidationError, pipeline.CoverageError) as exc:
         return _fail(BAD_INPUT, str(exc))

@@ -30,6 +30,8 @@ from recommender.data.loader import Tables
 from recommender.features.matrices import user_item_matrix
 from recommender.models.base import SimilarityModel
 from recommender.models.knn_course_view import bm25_weight
+from recommender.reasons import Explanations, shared_features
+from recommender.topk import Neighbours
 
 log = logging.getLogger(__name__)
 
@@ -125,3 +127,8 @@ class AlsUserCourseView(SimilarityModel):
         top = np.sort(np.argpartition(-scores, k - 1, axis=1)[:, :k], axis=1)
         order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable")
         return np.take_along_axis(top, order, 1)
+
+    def explain(self, neighbours: Neighbours) -> Explanations:
+        """The shared courses that weigh most in both users' confidences (factors have no names; a
+        neighbour found through courses watched *together*, none of them shared, gets no reason)."""
+        return shared_features(self.confidence_, self.users_, neighbours, self.courses_, "course")

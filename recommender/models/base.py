@@ -9,13 +9,16 @@ once.  Every model here ends in user vectors compared by cosine, so the shared
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from scipy import sparse
 from typing import Self
 
 from recommender.data.loader import Tables
 from recommender.topk import Neighbours, SearchOptions, top_k_cosine
+
+if TYPE_CHECKING:
+    from recommender.reasons import Explanations
 
 
 class NotFittedError(RuntimeError):
@@ -53,6 +56,11 @@ class SimilarityModel(ABC):
         """Top-``n`` cosine neighbours of every user, self excluded, ties by user_handle (exact unless ``search`` says)."""
         vectors, users = self.user_vectors()
         return top_k_cosine(vectors, users, n, block_mb=block_mb, progress=progress, desc=self.handle, search=search)
+
+    def explain(self, neighbours: Neighbours) -> Explanations | None:
+        """Up to 3 reasons per listed neighbour (:mod:`recommender.reasons`), computed from the fitted
+        vectors in vectorised blocks; None when the model has nothing to say."""
+        return None
 
     def _keep_params(self, params: dict[str, Any]) -> None:
         """Store every constructor argument under its own name (scikit-learn's convention), in one place."""

@@ -30,6 +30,8 @@ import pandas as pd
 from recommender.data.loader import Tables
 from recommender.data.schema import LEVELS
 from recommender.models.base import SimilarityModel
+from recommender.reasons import Explanations, level_overlap
+from recommender.topk import Neighbours
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,9 @@ class DnnUserCourseLevel(SimilarityModel):
         tf.config.experimental.enable_op_determinism()
         users, courses, user_codes, course_codes, labels = self._training_pairs(tables)
         self.users_, self.courses_ = users, courses
+        counts = np.zeros((len(users), len(LEVELS)))
+        np.add.at(counts, (user_codes, labels), 1.0)  # distinct (user, course) pairs per level
+        self.level_mix_ = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
         if len(users) == 0:
             self.vectors_ = np.zeros((0, self.embedding_dim), dtype=np.float32)
             return self
@@ -141,6 +146,10 @@ class DnnUserCourseLevel(SimilarityModel):
         ).history
         self.vectors_ = np.asarray(model.get_layer("user_embedding").get_weights()[0], dtype=np.float32)
         return self
+
+    def explain(self, neighbours: Neighbours) -> Explanations:
+        """The course levels both users watch (overlap of their level mixes): what the embedding learned."""
+        return level_overlap(self.level_mix_, self.users_, neighbours, LEVELS)
 
 
 def _epoch_logger(epochs: int, progress: bool) -> Any:

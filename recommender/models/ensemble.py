@@ -11,7 +11,7 @@ fits the component models itself only when the ensemble runs alone (tests, evalu
 model with weight 0 is left out.  Every user any component answers for gets an answer.
 The weights were chosen on the validation split (``make evaluate EVAL_ARGS=--tune``).
 
-Each neighbour's reasons are the models that list it, with their weighted contribution.
+Each neighbour's reasons are the models that list it, with their share of its fused score.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from scipy import sparse
 
 from recommender.data.loader import Tables
 from recommender.models.base import NotFittedError, SimilarityModel
+from recommender.reasons import Explanations, agreeing_models
 from recommender.topk import SCORE_DECIMALS, Neighbours
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class EnsembleUserSimilarity(SimilarityModel):
             raise ValueError("c must be >= 0")
         self._keep_params({"weights": weights, "c": c})
         self.neighbours_: Neighbours | None = None
-        self.agreeing_: np.ndarray | None = None
+        self.contributions_: np.ndarray | None = None
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -113,25 +114,31 @@ class EnsembleUserSimilarity(SimilarityModel):
         # One entry per (user, candidate): fused score; a bit mask of the models that list it.
         pair = np.lexsort((col, row))
         row, col, value, model_id = row[pair], col[pair], value[pair], model_id[pair]
-        start = np.flatnonzero(np.r_[True, (row[1:] != row[:-1]) | (col[1:] != col[:-1])])
+        first = np.r_[True, (row[1:] != row[:-1]) | (col[1:] != col[:-1])]
+        start = np.flatnonzero(first)
         fused = np.round(np.add.reduceat(value, start) / best, SCORE_DECIMALS)
-        masks = np.bitwise_or.reduceat(1 << model_id, start)
+        shares = np.zeros((len(start), len(used)))  # each model's part of the fused score, per pair
+        shares[np.cumsum(first) - 1, model_id] = value / best
         row, col = row[start], col[start]
         order = np.lexsort((col, -fused, row))  # best first, ties by user_handle
-        row, col, fused, masks = row[order], col[order], fused[order], masks[order]
+        row, col, fused, shares = row[order], col[order], fused[order], shares[order]
         rank = np.arange(len(row)) - np.searchsorted(row, row)
         keep = rank < n
         similar = np.full((len(users), n), -1, dtype=np.int64)
         scores = np.full((len(users), n), np.nan, dtype=np.float32)
-        agreeing = np.zeros((len(users), n), dtype=np.int64)
+        contributions = np.zeros((len(users), n, len(used)))
         similar[row[keep], rank[keep]] = col[keep]
         scores[row[keep], rank[keep]] = fused[keep]
-        agreeing[row[keep], rank[keep]] = masks[keep]
+        contributions[row[keep], rank[keep]] = shares[keep]
         self.used_ = tuple(used)
         self.users_ = users
-        self.agreeing_ = agreeing  # bit i set: model used_[i] lists that neighbour
+        self.contributions_ = contributions  # [i, r, m]: model used_[m]'s part of neighbour r's score
         self.neighbours_ = Neighbours(users, similar, scores)
         return self.neighbours_
+
+    def explain(self, neighbours: Neighbours) -> Explanations:
+        """The models that list the neighbour, by their share of the fused score."""
+        return agreeing_models(self.contributions_, self.used_)
 
     def user_vectors(self):
         raise NotImplementedError("the ensemble fuses ranked lists; it has no user vectors")

@@ -30,6 +30,8 @@ from scipy.special import ndtr
 
 from recommender.data.loader import Tables
 from recommender.models.base import SimilarityModel
+from recommender.reasons import Explanations, shared_features
+from recommender.topk import Neighbours
 
 Normalisation = Literal["percentile", "zscore"]
 
@@ -84,3 +86,9 @@ class KnnUserAssessmentScore(SimilarityModel):
         self.users_ = users
         self.tags_ = np.asarray(tags)
         return self
+
+    def explain(self, neighbours: Neighbours) -> Explanations:
+        """The shared assessment tags with the largest contribution (a tag's two coordinates added)."""
+        feature_of_column = np.arange(2 * len(self.tags_)) // 2
+        return shared_features(self.vectors_, self.users_, neighbours, self.tags_, "assessment",
+                               feature_of_column=feature_of_column)

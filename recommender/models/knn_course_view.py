@@ -19,6 +19,8 @@ from typing import Self
 from recommender.data.loader import Tables
 from recommender.features.matrices import user_item_matrix
 from recommender.models.base import SimilarityModel
+from recommender.reasons import Explanations, shared_features
+from recommender.topk import Neighbours
 
 Weighting = Literal["raw", "log", "bm25"]
 
@@ -62,3 +64,7 @@ class KnnUserCourseView(SimilarityModel):
         self.users_ = views.users
         self.courses_ = views.items
         return self
+
+    def explain(self, neighbours: Neighbours) -> Explanations:
+        """The shared courses with the largest contribution to the cosine."""
+        return shared_features(self.vectors_, self.users_, neighbours, self.courses_, "course")

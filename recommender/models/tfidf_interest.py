@@ -14,6 +14,8 @@ from typing import Self
 from recommender.data.loader import Tables
 from recommender.features.matrices import user_item_matrix
 from recommender.models.base import SimilarityModel
+from recommender.reasons import Explanations, shared_features
+from recommender.topk import Neighbours
 
 
 class TfidfUserInterest(SimilarityModel):
@@ -45,3 +47,7 @@ class TfidfUserInterest(SimilarityModel):
         self.users_ = users
         self.tags_ = tags
         return self
+
+    def explain(self, neighbours: Neighbours) -> Explanations:
+        """The shared tags with the largest contribution to the cosine."""
+        return shared_features(self.vectors_, self.users_, neighbours, self.tags_, "tag")

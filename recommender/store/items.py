@@ -13,9 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from recommender.topk import SCORE_DECIMALS, Neighbours
+
+if TYPE_CHECKING:
+    from recommender.reasons import Explanations
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +135,20 @@ def _plain(value: dict) -> Any:
     return inner
 
 
-def build_items(model_handle: str, neighbours: Neighbours, run_id: str, generated_at: str) -> Iterator[StoredItem]:
-    """Items for every user that has at least one neighbour."""
-    for user, similar, scores in neighbours.rows():
-        yield StoredItem(user, model_handle, tuple(Neighbour(u, s) for u, s in zip(similar, scores)), run_id, generated_at)
+def build_items(
+    model_handle: str, neighbours: Neighbours, run_id: str, generated_at: str, explanations: Explanations | None = None,
+) -> Iterator[StoredItem]:
+    """Items for every user that has at least one neighbour, with the model's reasons when it has any."""
+    if explanations is None:
+        for user, similar, scores in neighbours.rows():
+            yield StoredItem(user, model_handle, tuple(Neighbour(u, s) for u, s in zip(similar, scores)), run_id, generated_at)
+        return
+    answered = np.flatnonzero((neighbours.similar >= 0).any(axis=1))
+    for row, (user, similar, scores) in zip(answered, neighbours.rows()):
+        reasons = explanations.for_row(int(row), len(similar))
+        yield StoredItem(user, model_handle, tuple(
+            Neighbour(u, s, tuple(Reason(*r) for r in why)) for u, s, why in zip(similar, scores, reasons)
+        ), run_id, generated_at)
 
 
 __all__ = ["SCORE_DECIMALS", "Neighbour", "Reason", "StoredItem", "build_items"]

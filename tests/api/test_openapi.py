@@ -27,7 +27,7 @@ def test_every_endpoint_is_described(spec, memory_app):
     app = memory_app()
     rules = {rule.rule.replace("<user_handle>", "{user_handle}") for rule in app.url_map.iter_rules()}
     assert rules - set(spec["paths"]) == {"/docs/assets/<name>"}  # the docs page's own files, not an API
-    assert set(spec["paths"]) == {"/similar-users/", "/similar-users/{user_handle}", "/health", "/metrics", "/openapi.json",
+    assert set(spec["paths"]) == {"/similar-users/", "/similar-users/{user_handle}", "/models", "/health", "/metrics", "/openapi.json",
                                   "/docs", "/feedback"}
 
 

@@ -76,3 +76,18 @@ def test_search_memory_is_far_below_an_n_by_n_matrix(fitted):
     # the search's 1 MB block budget; then the budget itself is the bound.
     bound = full / 4 if full > 8 * 2**20 else 2**20
     assert peak < bound, f"peak {peak / 2**20:.1f} MB for {users} users (N×N would be {full / 2**20:.1f} MB)"
+
+
+def test_reasons_are_few_positive_and_name_something(fitted):
+    _, model, _ = fitted
+    answer = model.similar_users(N)
+    explanations = model.explain(answer)
+    assert explanations is not None
+    assert explanations.index.shape == (*answer.similar.shape, 3)
+    listed = answer.similar >= 0
+    assert (explanations.index[~listed] == -1).all()
+    given = explanations.index >= 0
+    assert given.any() and (explanations.weight[given] > 0).all()
+    assert (explanations.index[given] < len(explanations.names)).all()
+    # strongest first
+    assert (np.diff(np.where(given, explanations.weight, 0), axis=2) <= 1e-9).all()

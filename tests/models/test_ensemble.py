@@ -24,8 +24,10 @@ def test_reciprocal_rank_fusion_by_hand():
     np.testing.assert_array_equal(answer.similar[0], [10, 12, 11])
     np.testing.assert_allclose(answer.scores[0], np.array([1.0, 1.0, 2 / 3]) / best, atol=1e-6)
     np.testing.assert_array_equal(answer.similar[1], [1, -1, -1])
-    # which models list each neighbour: bit 0 = a, bit 1 = b
-    np.testing.assert_array_equal(model.agreeing_[0], [1, 3, 1])
+    # the reasons: which models list each neighbour, with their share of the fused score
+    reasons = model.explain(answer).for_row(0, 3)
+    assert reasons[1] == [("model", "a", round(0.5 / best, 3)), ("model", "b", round(0.5 / best, 3))]
+    assert reasons[0] == [("model", "a", round(1.0 / best, 3))]
 
 
 def test_zero_weight_models_are_left_out_and_missing_lists_skipped():

@@ -1,0 +1,138 @@
+"""Why two users are similar: up to 3 reasons per stored neighbour, computed where the vectors are.
+
+For a cosine over non-negative feature vectors (tags, courses, assessment tags) the similarity of
+``u`` and ``v`` is a sum over features ``j`` of ``û_j · v̂_j`` (unit vectors): each shared feature's
+*contribution* is exact, and the three largest are the reasons (``weight`` = that contribution, so
+a neighbour's weights add up to at most its score).  The product is taken for all (user,
+neighbour) pairs of a block at once (sparse rows gathered for both sides and multiplied
+element-wise): no loop over users, no users × users matrix.
+
+Models without interpretable features say what they can: the ALS model the shared courses of its
+(BM25) confidence matrix, the DNN the overlap of the two users' course-level mixes, the ensemble
+the models that list the neighbour (their share of the fused score).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from recommender.topk import Neighbours
+
+MAX_REASONS = 3
+WEIGHT_DECIMALS = 3  # "weight": 0.31: enough to rank, small to store
+PAIR_BLOCK = 65536  # (user, neighbour) pairs per block: bounds the gathered sparse rows
+
+
+@dataclass(frozen=True)
+class Explanations:
+    """Reasons of every (user, neighbour) of a ``Neighbours``: ``index[i, r, k]`` is the position in
+    ``names`` of the k-th reason of the r-th neighbour of user ``i`` (-1: none), ``weight`` its weight."""
+
+    kind: str  # "tag", "course", "assessment", "model", "level"
+    names: np.ndarray  # feature names (str)
+    index: np.ndarray  # (U, N, MAX_REASONS) int64
+    weight: np.ndarray  # (U, N, MAX_REASONS) float64
+
+    def for_row(self, row: int, count: int) -> list[list[tuple[str, str, float]]]:
+        """The reasons of user ``row``'s first ``count`` neighbours as (kind, value, weight)."""
+        return [
+            [(self.kind, str(self.names[j]), float(w)) for j, w in zip(idx, wt) if j >= 0]
+            for idx, wt in zip(self.index[row, :count], self.weight[row, :count])
+        ]
+
+
+def _top_per_row(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n_rows, MAX_REASONS) columns and values of the largest positive ``values`` per row (ties by column)."""
+    keep = values > 0
+    rows, cols, values = rows[keep], cols[keep], values[keep]
+    order = np.lexsort((cols, -values, rows))
+    rows, cols, values = rows[order], cols[order], values[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    top = rank < MAX_REASONS
+    index = np.full((n_rows, MAX_REASONS), -1, dtype=np.int64)
+    weight = np.zeros((n_rows, MAX_REASONS), dtype=np.float64)
+    index[rows[top], rank[top]] = cols[top]
+    weight[rows[top], rank[top]] = np.round(values[top], WEIGHT_DECIMALS)
+    return index, weight
+
+
+def _pairs(neighbours: Neighbours, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat (pair number, user's row, neighbour's row) of every listed neighbour, rows in ``users``."""
+    valid = neighbours.similar >= 0
+    pair = np.flatnonzero(valid.ravel())
+    user_rows = np.searchsorted(users, np.repeat(neighbours.users, neighbours.similar.shape[1])[pair])
+    neighbour_rows = np.searchsorted(users, neighbours.similar.ravel()[pair])
+    return pair, user_rows, neighbour_rows
+
+
+def shared_features(
+    vectors: sparse.spmatrix, users: np.ndarray, neighbours: Neighbours, names: np.ndarray, kind: str,
+    *, feature_of_column: np.ndarray | None = None,
+) -> Explanations:
+    """Reasons = the shared features with the largest contribution ``û_j · v̂_j`` to the cosine.
+
+    ``feature_of_column`` maps several columns to one named feature (the assessment model stores
+    two coordinates per tag); their contributions are added.
+    """
+    from sklearn.preprocessing import normalize  # the API imports this module for describe() only
+
+    unit = normalize(sparse.csr_matrix(vectors, dtype=np.float64))
+    shape = neighbours.similar.shape
+    index = np.full((shape[0] * shape[1], MAX_REASONS), -1, dtype=np.int64)
+    weight = np.zeros((shape[0] * shape[1], MAX_REASONS), dtype=np.float64)
+    pair, user_rows, neighbour_rows = _pairs(neighbours, users)
+    for start in range(0, len(pair), PAIR_BLOCK):
+        block = slice(start, start + PAIR_BLOCK)
+        product = unit[user_rows[block]].multiply(unit[neighbour_rows[block]]).tocoo()
+        cols = product.col if feature_of_column is None else feature_of_column[product.col]
+        if feature_of_column is not None:  # add the coordinates of one feature
+            merged = sparse.coo_matrix((product.data, (product.row, cols)), shape=(product.shape[0], len(names))).tocsr()
+            merged.sum_duplicates()
+            product = merged.tocoo()
+            cols = product.col
+        idx, wt = _top_per_row(product.row, cols, product.data, product.shape[0])
+        index[pair[block]], weight[pair[block]] = idx, wt
+    return Explanations(kind, np.asarray(names), index.reshape(*shape, MAX_REASONS), weight.reshape(*shape, MAX_REASONS))
+
+
+def level_overlap(mix: np.ndarray, users: np.ndarray, neighbours: Neighbours, levels: tuple[str, ...]) -> Explanations:
+    """Reasons = the course levels both users watch, weighted by ``min(share_u, share_v)``."""
+    shape = neighbours.similar.shape
+    pair, user_rows, neighbour_rows = _pairs(neighbours, users)
+    overlap = np.minimum(mix[user_rows], mix[neighbour_rows])  # (pairs, levels): no users x users
+    rows = np.repeat(np.arange(len(pair)), overlap.shape[1])
+    cols = np.tile(np.arange(overlap.shape[1]), len(pair))
+    idx, wt = _top_per_row(rows, cols, overlap.ravel(), len(pair))
+    index = np.full((shape[0] * shape[1], MAX_REASONS), -1, dtype=np.int64)
+    weight = np.zeros((shape[0] * shape[1], MAX_REASONS), dtype=np.float64)
+    index[pair], weight[pair] = idx, wt
+    return Explanations("level", np.asarray(levels), index.reshape(*shape, MAX_REASONS), weight.reshape(*shape, MAX_REASONS))
+
+
+def agreeing_models(contributions: np.ndarray, handles: tuple[str, ...]) -> Explanations:
+    """Reasons = the models that list the neighbour, by their share of the fused score.
+
+    ``contributions`` is (U, N, models).
+    """
+    shape = contributions.shape[:2]
+    flat = contributions.reshape(-1, contributions.shape[2])
+    rows, cols = np.nonzero(flat)
+    idx, wt = _top_per_row(rows, cols, flat[rows, cols], flat.shape[0])
+    return Explanations("model", np.asarray(handles), idx.reshape(*shape, MAX_REASONS), wt.reshape(*shape, MAX_REASONS))
+
+
+TEXT = {
+    "tag": "both follow {value}",
+    "course": "both watched {value}",
+    "assessment": "both took the {value} assessment with similar results",
+    "model": "{value} also lists this user",
+    "level": "both watch {value} courses",
+}
+
+
+def describe(kind: str, value: str) -> str:
+    """The human-readable form of a reason (the API adds it; the store keeps only kind/value/weight)."""
+    return TEXT.get(kind, "{value}").format(value=value)

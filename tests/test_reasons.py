@@ -1,0 +1,64 @@
+"""Reasons on hand-made cases, through the models that compute them, and the stored item's size."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from recommender.data.loader import Tables
+from recommender.models.knn_assessment_score import KnnUserAssessmentScore
+from recommender.models.tfidf_interest import TfidfUserInterest
+from recommender.reasons import MAX_REASONS, describe
+from recommender.store.items import build_items
+
+EMPTY = pd.DataFrame()
+
+
+def interests(rows: list[tuple[int, str]]) -> Tables:
+    return Tables(pd.DataFrame(rows, columns=["user_handle", "interest_tag"]), EMPTY, EMPTY, EMPTY)
+
+
+def test_the_one_shared_rare_tag_comes_first():
+    # Users 1 and 2 share "javascript" (everyone follows it) and exactly one rare tag, "elixir".
+    rows = [(u, "javascript") for u in range(1, 11)] + [(1, "elixir"), (2, "elixir"), (1, "cobol"), (2, "rust")]
+    rows += [(u, f"tag{u}") for u in range(3, 11)]
+    model = TfidfUserInterest().fit(interests(rows))
+    answer = model.similar_users(3)
+    explanations = model.explain(answer)
+    row = int(np.flatnonzero(answer.users == 1)[0])
+    assert answer.similar[row, 0] == 2
+    reasons = explanations.for_row(row, 1)[0]
+    assert [r[1] for r in reasons] == ["elixir", "javascript"]  # only shared tags, the rare one first
+    assert all(kind == "tag" for kind, _, _ in reasons) and reasons[0][2] > reasons[1][2] > 0
+    # the contributions are the cosine's terms: they add up to the score
+    assert abs(sum(w for _, _, w in reasons) - answer.scores[row, 0]) < 2e-3
+    # a neighbour that shares only javascript gets that one reason
+    others = explanations.for_row(row, 3)[1:]
+    assert all([r[1] for r in why] == ["javascript"] for why in others)
+
+
+def test_assessment_reasons_are_the_shared_tags():
+    frame = pd.DataFrame(
+        [(1, "python", 200), (1, "sql", 150), (2, "python", 205), (2, "sql", 140), (2, "java", 100), (3, "python", 90)],
+        columns=["user_handle", "assessment_tag", "user_assessment_score"],
+    )
+    model = KnnUserAssessmentScore().fit(Tables(EMPTY, EMPTY, frame, EMPTY))
+    answer = model.similar_users(2)
+    reasons = model.explain(answer).for_row(0, 1)[0]
+    assert answer.similar[0, 0] == 2 and {r[1] for r in reasons} == {"python", "sql"}
+    assert describe("assessment", "sql") == "both took the sql assessment with similar results"
+
+
+def test_stored_items_with_reasons_stay_under_4_kb_at_n_10(small_tables):
+    from recommender.models.knn_course_view import KnnUserCourseView
+
+    model = KnnUserCourseView().fit(small_tables)
+    answer = model.similar_users(10)
+    items = list(build_items(model.handle, answer, "20260101T000000Z-abcdef12", "2026-01-01T00:00:00Z",
+                             model.explain(answer)))
+    assert any(len(n.reasons) == MAX_REASONS for i in items for n in i.neighbours)
+    # DynamoDB's item size is about the attribute names plus values: the JSON record is an upper bound
+    largest = max(len(json.dumps(i.to_record()).encode()) for i in items)
+    assert largest < 4096, largest
