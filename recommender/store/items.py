@@ -2,14 +2,16 @@
 
 A neighbour is an object (:class:`Neighbour`: who, how similar, and room for the reasons why),
 but the item is *stored* as parallel lists (``similar_users``, ``scores``, optional
-``reasons``): that is the original specification's answer shape, it keeps an item well under
-DynamoDB's 400 KB (and our 4 KB goal at N=10), and it reads back without reshaping.  The
+``reasons``; in DynamoDB the reasons are one compact JSON string): that is the original
+specification's answer shape, it keeps an item well under DynamoDB's 400 KB (and our 4 KB goal
+at N=10), and it reads back without reshaping.  The
 conversions to and from that record, and to and from DynamoDB's attribute values, live here
 and nowhere else.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -111,16 +113,19 @@ class StoredItem:
             "run_id": {"S": self.run_id},
         }
         if any(n.reasons for n in self.neighbours):
-            attributes["reasons"] = {"L": [
-                {"L": [{"M": {"kind": {"S": r.kind}, "value": {"S": r.value}, "weight": {"N": repr(r.weight)}}}
-                       for r in n.reasons]}
-                for n in self.neighbours
-            ]}
+            # One compact JSON string, not nested lists of maps: 30 maps per item cut DynamoDB Local's
+            # write rate from ~1,300 to ~370 items/s (botocore and the server both walk every map).
+            attributes["reasons"] = {"S": json.dumps(
+                [[[r.kind, r.value, r.weight] for r in n.reasons] for n in self.neighbours], separators=(",", ":"))}
         return attributes
 
     @classmethod
     def from_dynamo(cls, attributes: dict[str, dict]) -> StoredItem:
-        return cls.from_record({key: _plain(value) for key, value in attributes.items()})
+        record = {key: _plain(value) for key, value in attributes.items()}
+        if isinstance(record.get("reasons"), str):
+            record["reasons"] = [[{"kind": k, "value": v, "weight": w} for k, v, w in why]
+                                 for why in json.loads(record["reasons"])]
+        return cls.from_record(record)
 
 
 def _plain(value: dict) -> Any:
