@@ -113,19 +113,34 @@ class StoredItem:
             "run_id": {"S": self.run_id},
         }
         if any(n.reasons for n in self.neighbours):
-            # One compact JSON string, not nested lists of maps: 30 maps per item cut DynamoDB Local's
-            # write rate from ~1,300 to ~370 items/s (botocore and the server both walk every map).
-            attributes["reasons"] = {"S": json.dumps(
-                [[[r.kind, r.value, r.weight] for r in n.reasons] for n in self.neighbours], separators=(",", ":"))}
+            attributes["reasons"] = {"S": pack_reasons(self.neighbours)}
         return attributes
 
     @classmethod
     def from_dynamo(cls, attributes: dict[str, dict]) -> StoredItem:
         record = {key: _plain(value) for key, value in attributes.items()}
         if isinstance(record.get("reasons"), str):
-            record["reasons"] = [[{"kind": k, "value": v, "weight": w} for k, v, w in why]
-                                 for why in json.loads(record["reasons"])]
+            record["reasons"] = unpack_reasons(record["reasons"])
         return cls.from_record(record)
+
+
+def pack_reasons(neighbours: Sequence[Neighbour]) -> str:
+    """The reasons as one compact JSON string: each (kind, value) written once, referenced by index.
+
+    Why not DynamoDB lists of maps: 30 maps per item cut DynamoDB Local's write rate from ~1,300 to
+    ~370 items/s (botocore and the server both walk every map); and the same tag or course often
+    explains several neighbours, so a table of distinct values keeps the item small.
+    ``{"v": [["tag", "python"], ...], "r": [[[0, 0.31], ...], ...]}``.
+    """
+    values: dict[tuple[str, str], int] = {}
+    rows = [[[values.setdefault((r.kind, r.value), len(values)), r.weight] for r in n.reasons] for n in neighbours]
+    return json.dumps({"v": [list(v) for v in values], "r": rows}, separators=(",", ":"))
+
+
+def unpack_reasons(text: str) -> list[list[dict[str, Any]]]:
+    packed = json.loads(text)
+    values = packed["v"]
+    return [[{"kind": values[i][0], "value": values[i][1], "weight": w} for i, w in why] for why in packed["r"]]
 
 
 def _plain(value: dict) -> Any:
