@@ -65,7 +65,7 @@ def test_postman_collection_passes_with_newman(seeded_settings, tmp_path):
     stats = json.loads((tmp_path / "newman.json").read_text())["run"]["stats"]
     print(f"\nnewman: {stats['requests']['total']} requests, {stats['assertions']['total']} assertions, "
           f"{stats['assertions']['failed']} failed")
-    assert stats["requests"]["total"] == 9 and stats["requests"]["failed"] == 0
+    assert stats["requests"]["total"] == 11 and stats["requests"]["failed"] == 0
     assert stats["assertions"]["failed"] == 0 and stats["assertions"]["total"] >= 30
     assert refused.returncode != 0
     refused_stats = json.loads((tmp_path / "newman-nokey.json").read_text())["run"]["stats"]
