@@ -124,6 +124,9 @@ class ApiSettings(StoreSettings):
         (), repr=False, description="comma-separated keys; when set, every endpoint with data (all but `/health` and the docs) needs `X-API-Key`")
     docs_require_key: bool = Field(
         False, description="`true`: `/docs`, `/openapi.json` and the docs' assets need `X-API-Key` too (by default they hold no data and stay open)")
+    validate_responses: bool = Field(
+        False, description="`true`: check every answer against the published OpenAPI schema before sending it (~0.1 ms a "
+                           "request; the test suite turns it on, so a drift fails there rather than in production)")
     pointer_cache_seconds: float = Field(5.0, ge=0, le=3600, description="how long the API caches a model's run pointer")
     pointer_cache_dir: Path | None = Field(
         None, description="folder where the worker processes of one server share that cache (`gunicorn_conf.py` makes one per "

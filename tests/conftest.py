@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import uuid
@@ -15,6 +16,8 @@ REAL_DATA = ROOT / "data" / "pluralsight"
 LOCAL_PORT = int(os.environ.get("DYNAMODB_LOCAL_PORT", "8000"))
 LOCAL_ENDPOINT = f"http://127.0.0.1:{LOCAL_PORT}"
 
+# Every answer the app gives in the tests is checked against its published schema (off in production).
+os.environ["VALIDATE_RESPONSES"] = "true"
 # Tests never talk to AWS: dummy credentials, one region (DynamoDB Local keys databases on them).
 os.environ.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local", AWS_REGION="us-east-1")
 os.environ.pop("AWS_PROFILE", None)
@@ -57,7 +60,8 @@ def publish(store, run_id: str, items, **options):
     """Publish ready items (any models) as one complete run, through the real publisher."""
     from recommender.store.publisher import RunPublisher
 
-    items = list(items)
+    # Stamped with the run that publishes them, as the generator's items are.
+    items = [dataclasses.replace(i, run_id=run_id) for i in items]
     models = tuple(dict.fromkeys(i.model_handle for i in items))
     publisher = RunPublisher(store, **options)
     try:

@@ -35,6 +35,7 @@ def create_app(settings: ApiSettings | None = None, store: ReadStore | None = No
         DEFAULT_MODEL=settings.default_model,
         API_KEYS=tuple(settings.api_keys),
         DOCS_REQUIRE_KEY=settings.docs_require_key,
+        VALIDATE_RESPONSES=settings.validate_responses,
         JSON_SORT_KEYS=False,
         # Never Flask's debugger or tracebacks here, whatever FLASK_DEBUG says: only
         # ``run_server.py --debug`` (development) turns debug mode on, after this factory.

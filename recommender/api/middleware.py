@@ -53,6 +53,9 @@ def security_headers(csp: str = CSP_API) -> dict[str, str]:
     }
 
 
+_API_HEADERS = tuple(security_headers().items())
+
+
 def request_id_from(header: str | None) -> str:
     if header and _REQUEST_ID_RE.fullmatch(header):
         return header
@@ -93,7 +96,10 @@ def install(app: Flask) -> None:
     def _finish(response):
         headers = response.headers
         nonce = g.get("csp_nonce")
-        headers.update(security_headers(CSP_DOCS.format(nonce=nonce) if nonce else CSP_API))
+        if nonce or request.endpoint in DOCS_ENDPOINTS:  # files may come with their own Cache-Control: replace
+            headers.update(security_headers(CSP_DOCS.format(nonce=nonce) if nonce else CSP_API))
+        else:  # a JSON answer has none of them yet: appending is a third of the cost of replacing
+            headers.extend(_API_HEADERS)
         request_id = g.get("request_id") or request_id_from(None)
         headers[REQUEST_ID_HEADER] = request_id
 

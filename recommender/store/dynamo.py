@@ -167,14 +167,17 @@ class DynamoStore:
         item = Pointer.from_item(from_attributes(response["Item"])) if "Item" in response else None
         return self._pointers.offer(model_handle, started, item).pointer
 
-    def get(self, user_handle: int, model_handle: str) -> StoredItem | None:
+    def get(self, user_handle: int, model_handle: str, *, pointer: Pointer | None = None) -> StoredItem | None:
         """The stored item for (user, model) in the run the pointer names, or None.
 
-        Raises :class:`NoPublishedRun` when the model has no pointer (never published, or the
-        database was wiped): that is the service's fault, not the user's, so not a 404.
+        ``pointer``: one the caller has just read (the item cache keys on it), so that a request
+        reads the pointer cache once, not twice.  Raises :class:`NoPublishedRun` when the model
+        has no pointer (never published, or the database was wiped): that is the service's
+        fault, not the user's, so not a 404.
         """
         for attempt in range(2):
-            pointer = self.pointer(model_handle, fresh=attempt > 0)
+            if pointer is None or attempt > 0:
+                pointer = self.pointer(model_handle, fresh=attempt > 0)
             if pointer is None:
                 raise NoPublishedRun(model_handle)
             try:

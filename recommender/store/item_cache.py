@@ -35,7 +35,7 @@ def lookups():
 
 
 class CachedItems:
-    """Wraps a store that has ``pointer(model)`` and ``get(user, model)``; delegates everything else."""
+    """Wraps a store that has ``pointer(model)`` and ``get(user, model, pointer=)``; delegates everything else."""
 
     def __init__(self, inner: Any, size: int):
         self.inner = inner
@@ -57,9 +57,15 @@ class CachedItems:
             self._hits.inc()
             return None if found is _NO_ROW else found
         self._misses.inc()
-        item = self.inner.get(user_handle, model_handle)
-        after = self.inner.pointer(model_handle)
-        if after is not None and after.run_id == pointer.run_id:  # not re-pointed during the read
+        item = self.inner.get(user_handle, model_handle, pointer=pointer)
+        # Keep it only when it is that run's answer: the store re-reads the pointer if the run's
+        # table vanished meanwhile.  An item names its run; "no row" needs the pointer again.
+        if item is not None and item.run_id:
+            same_run = item.run_id == pointer.run_id
+        else:
+            after = self.inner.pointer(model_handle)
+            same_run = after is not None and after.run_id == pointer.run_id
+        if same_run:
             with self._lock:
                 self._items[key] = _NO_ROW if item is None else item
                 if len(self._items) > self.size:

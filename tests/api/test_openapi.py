@@ -151,3 +151,20 @@ def test_bad_k_in_the_query_is_400(client, k):
 def test_get_wrong_method_is_405(client):
     response = client.post("/similar-users/999", json={"user_handle": 999})
     assert response.status_code == 405 and "GET" in response.headers["Allow"]
+
+
+def test_answers_are_checked_against_their_schema_only_when_asked():
+    """VALIDATE_RESPONSES (on in the tests) turns an answer that breaks its published schema into a
+    plain 500; production leaves the check off, since it re-parses every answer we just built."""
+    from recommender.config import ApiSettings
+    from recommender.store.items import Neighbour, Reason, StoredItem
+    from tests.api.conftest import MemoryStore
+
+    odd = Neighbour(5, 0.5, (Reason("mood", "happy", 0.1),))  # a kind the schema does not publish
+    item = StoredItem(999, MODELS[0], (odd,), "r1", "2026-11-28T00:00:00Z")
+    body = {"user_handle": 999, "explain": True}
+    checked = create_app(ApiSettings(validate_responses=True), store=MemoryStore([item])).test_client()
+    assert checked.post("/similar-users/", json=body).status_code == 500
+    unchecked = create_app(ApiSettings(validate_responses=False), store=MemoryStore([item])).test_client()
+    answer = unchecked.post("/similar-users/", json=body)
+    assert answer.status_code == 200 and answer.get_json()[0]["neighbours"][0]["reasons"][0]["kind"] == "mood"
