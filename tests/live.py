@@ -27,8 +27,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class BaseUrl(str):
+    """The server's base URL, which also knows the gunicorn master's pid (to send it signals)."""
+
+    pid: int
+
+
 @contextmanager
-def gunicorn_server(settings, log_path: Path, *, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[str]:
+def gunicorn_server(settings, log_path: Path, *, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[BaseUrl]:
     """Serve ``recommender.api:create_app()`` for ``settings``' DynamoDB table; yields the base URL."""
     port = free_port()
     server_env = {k: v for k, v in os.environ.items() if k.upper() != "PROMETHEUS_MULTIPROC_DIR"}
@@ -48,7 +54,8 @@ def gunicorn_server(settings, log_path: Path, *, workers: int = 2, env: dict[str
          "--bind", f"127.0.0.1:{port}", "recommender.api:create_app()"],
         cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = BaseUrl(f"http://127.0.0.1:{port}")
+    base.pid = server.pid
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -1,10 +1,11 @@
 """A/B experiments through the real app and the real DynamoDB Local: assignment in answers,
 fallback, stopping by editing the file, exposures and feedback (validated, idempotent), and a
-real gunicorn that refuses a broken experiments file."""
+real gunicorn that refuses a broken experiments file and reloads it on SIGHUP."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 
@@ -19,7 +20,9 @@ from recommender.store.items import StoredItem
 from tests.api.conftest import MODELS, NEIGHBOURS, seed_for
 from tests.conftest import ROOT
 from tests.experiments.files import LEVEL, VIEWS, experiment_toml
-from tests.live import GUNICORN, free_port
+import requests
+
+from tests.live import GUNICORN, free_port, gunicorn_server
 
 pytestmark = [pytest.mark.dynamodb]
 
@@ -206,3 +209,31 @@ def test_gunicorn_refuses_to_start_on_a_broken_experiments_file(local_settings, 
     lines = [line for line in server.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and lines[0].startswith(f"error: experiments file {path}: ") and expected in lines[0], server.stderr
     assert "Traceback" not in server.stderr and "Booting worker" not in server.stderr
+
+
+def test_sighup_makes_every_gunicorn_worker_read_the_edited_file(local_settings, seed_items, tmp_path):
+    """Stopping an experiment without a restart, the other way: edit the file, ``kill -HUP`` the master.
+
+    The reload timer is set to an hour, so only the signal can explain the change."""
+    seed_items(seed_for(USERS))
+    path = tmp_path / "experiments.toml"
+    path.write_text(experiment_file())
+
+    def answers(base: str) -> list[dict]:
+        return [requests.post(f"{base}/similar-users/", json={"user_handle": user}, timeout=60).json()[0]
+                for user in USERS * 3]  # enough requests to reach both workers
+
+    env = {"EXPERIMENTS_FILE": str(path), "EXPERIMENTS_RELOAD_SECONDS": "3600"}
+    with gunicorn_server(local_settings, tmp_path / "gunicorn.log", env=env) as base:
+        assert all(a["experiment"] == "exp-1" for a in answers(base))
+        path.write_text(experiment_file("stopped"))
+        assert all(a.get("experiment") == "exp-1" for a in answers(base))  # the timer has not fired
+        os.kill(base.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 60  # new workers boot (seconds on a busy machine), old ones drain
+        latest = answers(base)
+        while any("experiment" in a for a in latest) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            latest = answers(base)
+        assert not any("experiment" in a for a in latest)
+        assert {a["model_handle"] for a in latest} == {MODELS[0]}
+        assert "Handling signal: hup" in (tmp_path / "gunicorn.log").read_text()
