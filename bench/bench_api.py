@@ -195,12 +195,14 @@ def run_python_load(port: int, pairs: list[tuple[int, str]], seconds: float, con
 # -- gunicorn -----------------------------------------------------------------------------------
 
 class Gunicorn:
-    """``gunicorn --workers N --bind 127.0.0.1:PORT 'recommender.api:create_app()'``, our own process group."""
+    """The server ``make serve`` runs: ``gunicorn -c recommender/api/gunicorn_conf.py`` (gevent workers),
+    ``--workers N --bind 127.0.0.1:PORT``, in our own process group."""
 
     def __init__(self, venv_bin: Path, repo: Path, env: dict[str, str], log_path: Path, workers: int = 2,
                  extra_args: list[str] | None = None):
         self.port = free_port()
-        self.cmd = [str(venv_bin / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
+        self.cmd = [str(venv_bin / "gunicorn"), "-c", "recommender/api/gunicorn_conf.py",
+                    "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
                     *(extra_args or []), "recommender.api:create_app()"]
         self.repo, self.env, self.log_path = repo, env, log_path
         self.proc: subprocess.Popen | None = None

@@ -106,8 +106,8 @@ def render(results: dict) -> str:
             lines.append(f"| {s['users']:,} | – | skipped: {s['reference']['skipped']} | | | | | | | | |")
     lines.append("")
 
-    lines += ["## API (`POST /similar-users/`, gunicorn 2 sync workers, DynamoDB Local)", "",
-              "Load: POST bodies of (user_handle, model_handle) pairs that the published run answers (all three models), "
+    lines += ["## API (`POST /similar-users/`, gunicorn 2 gevent workers as `make serve`, DynamoDB Local)", "",
+              "Load: POST bodies of (user_handle, model_handle) pairs that the published run answers (every benchmarked model), "
               "in two phases: with the item cache off (`ITEM_CACHE_SIZE=0`, the pairs cycled: every request reads "
               "DynamoDB), and with it on under a skewed mix (user popularity ~ 1/rank^1.1, each request for one of "
               "the models covering the user). Raw reads: the same pairs, sequential, from one Python process: `DynamoStore.for_api(settings).get` "

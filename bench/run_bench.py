@@ -153,12 +153,26 @@ def child_env(port: int, table: str, data_dir: Path) -> dict[str, str]:
     return env
 
 
+def datagen_fingerprint() -> str:
+    """Hash of what decides the synthetic data besides users and seed: the generator's code, its
+    themes and the default course catalogue.  Cached data made by another version is regenerated."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in (REPO / "recommender" / "datagen.py", REPO / "recommender" / "datagen_themes.json",
+                 REPO / "data" / "pluralsight" / "course_tags.csv"):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def make_data(users: int, out: Path, fresh: bool) -> dict:
     data_dir = out / f"data-{users}"
     marker = data_dir / ".bench-datagen.json"
+    fingerprint = datagen_fingerprint()
     if not fresh and marker.is_file():
         info = json.loads(marker.read_text())
-        if info.get("users") == users and info.get("seed") == SEED and (data_dir / "user_interests.csv").is_file():
+        if (info.get("users") == users and info.get("seed") == SEED and info.get("datagen") == fingerprint
+                and (data_dir / "user_interests.csv").is_file()):
             log(f"{users:,} users: reusing {data_dir}")
             return {**info, "reused": True, "dir": str(data_dir)}
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +182,7 @@ def make_data(users: int, out: Path, fresh: bool) -> dict:
                           log_path=out / f"datagen-{users}.log", timeout=1800)
     if result.exit_code != 0:
         raise RuntimeError(f"datagen failed; see {out / f'datagen-{users}.log'}")
-    info = {"users": users, "seed": SEED, "datagen_seconds": round(result.wall_seconds, 2),
+    info = {"users": users, "seed": SEED, "datagen": fingerprint, "datagen_seconds": round(result.wall_seconds, 2),
             "datagen_peak_rss_mb": round(result.peak_rss_mb, 1),
             "bytes": sum(p.stat().st_size for p in data_dir.glob("*.csv"))}
     marker.write_text(json.dumps(info))
@@ -394,7 +408,32 @@ def notes(results: dict) -> list[str]:
         if ov:
             out.append(f"{s['users']:,} users: the API adds {ov['p50_added_ms']:.2f} ms at p50 to a raw `DynamoStore.get` "
                        f"({ov['p50_vs_store_get']:.2f}x).")
+        out.extend(api_targets(s))
     return out
+
+
+# Issue 10's latency targets: p99 <= 10 ms at >= 500 requests/s with 4 connections on the skewed
+# mix (item cache on), and on cache misses an API p50 within 1.5x of a raw get_item.
+TARGET_P99_MS, TARGET_RPS, TARGET_CONNECTIONS, TARGET_MISS_RATIO = 10.0, 500.0, 4, 1.5
+
+
+def api_targets(size: dict) -> list[str]:
+    """One line per target, met or not, from the figures of this run."""
+    api = size.get("api") or {}
+    lines = []
+    mix = next((r for r in api.get("load", []) if r["connections"] == TARGET_CONNECTIONS and r["phase"].startswith("Zipf")), None)
+    if mix:
+        met = mix["p99_ms"] <= TARGET_P99_MS and mix["requests_per_second"] >= TARGET_RPS
+        lines.append(f"{size['users']:,} users, target p99 <= {TARGET_P99_MS:g} ms at >= {TARGET_RPS:g} requests/s with "
+                     f"{TARGET_CONNECTIONS} connections (Zipf mix, item cache on): {'MET' if met else 'NOT MET'} "
+                     f"({mix['requests_per_second']:,.0f} requests/s, p99 {mix['p99_ms']:.2f} ms, "
+                     f"hit ratio {mix.get('item_cache_hit_ratio')}).")
+    ov = api.get("overhead")
+    if ov:
+        met = ov["p50_vs_client_get_item"] <= TARGET_MISS_RATIO
+        lines.append(f"{size['users']:,} users, target API p50 on cache misses <= {TARGET_MISS_RATIO:g}x a raw get_item: "
+                     f"{'MET' if met else 'NOT MET'} ({ov['p50_vs_client_get_item']:.2f}x).")
+    return lines
 
 
 def write_results(results: dict, json_path: Path, md_path: Path) -> None:
@@ -411,7 +450,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--api-seconds", type=float, default=60.0, help="each load phase (default: %(default)s)")
     p.add_argument("--api-connections", default="1,4", help="load phases by open connections (default: %(default)s)")
     p.add_argument("--gunicorn-args", default="",
-                   help="extra gunicorn options, e.g. '--worker-class gthread --threads 4' (default: none: sync workers)")
+                   help="extra gunicorn options, e.g. '--worker-class gthread --threads 4' (default: none: the gevent "
+                        "workers of recommender/api/gunicorn_conf.py, as make serve)")
     p.add_argument("--raw-calls", type=int, default=3000, help="raw get_item calls per kind (default: %(default)s)")
     p.add_argument("--pairs", type=int, default=2000, help="distinct (user, model) requests (default: %(default)s)")
     p.add_argument("--zipf-requests", type=int, default=20_000, help="length of the skewed request mix (default: %(default)s)")
