@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from recommender.data.loader import load_tables
+from recommender.models.ensemble import head
 from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, tables_for
 from recommender.search.options import SearchOptions
 from recommender.search.recall import check_recall
@@ -134,7 +135,10 @@ def run(
         previous = sink.previous_coverage()
         # Each model's lists are kept until the end of the run, so that a model that fuses the
         # others' lists (the ensemble: it has ``combine``) builds on them, without a refit; it goes last.
+        # The fuser's components are searched to its ``depth`` (its candidate pool) but store their top N.
         kept: dict[str, Neighbours] = {}
+        fusers = [m for m in instances.values() if hasattr(m, "combine")]
+        deeper = {h: max(top_n, getattr(f, "depth", top_n)) for f in fusers for h in getattr(f, "components", ())}
         for handle in sorted(instances, key=lambda h: hasattr(instances[h], "combine")):
             model = instances[handle]
             entry = ModelReport(handle)
@@ -145,10 +149,11 @@ def run(
             entry.fit_seconds = time.perf_counter() - t0
             t0 = time.perf_counter()
             if fuses:
-                neighbours = model.combine(kept, top_n)
+                kept[handle] = neighbours = model.combine(kept, top_n, models=instances)
             else:
-                neighbours = model.similar_users(top_n, block_mb=block_mb, progress=progress, search=search)
-            kept[handle] = neighbours
+                kept[handle] = model.similar_users(
+                    deeper.get(handle, top_n), block_mb=block_mb, progress=progress, search=search)
+                neighbours = head(kept[handle], top_n)
             entry.search_seconds = time.perf_counter() - t0
             entry.users_covered = neighbours.covered
             entry.search, entry.recall_at_10 = neighbours.method, neighbours.recall_at_10

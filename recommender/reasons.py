@@ -70,16 +70,22 @@ def _pairs(neighbours: Neighbours, users: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def shared_features(
     vectors: sparse.spmatrix, users: np.ndarray, neighbours: Neighbours, names: np.ndarray, kind: str,
-    *, feature_of_column: np.ndarray | None = None,
+    *, feature_of_column: np.ndarray | None = None, row_norms: np.ndarray | None = None,
 ) -> Explanations:
     """Reasons = the shared features with the largest contribution ``û_j · v̂_j`` to the cosine.
 
     ``feature_of_column`` maps several columns to one named feature (the assessment model stores
-    two coordinates per tag); their contributions are added.
+    two coordinates per tag); their contributions are added.  ``row_norms``: the norms of the
+    vectors the cosine was taken on, when ``vectors`` keeps only the entries that may be named
+    (the assessment model's taken tags, without the related-tag smoothing).
     """
     from sklearn.preprocessing import normalize  # the API imports this module for describe() only
 
-    unit = normalize(sparse.csr_matrix(vectors, dtype=np.float64))
+    if row_norms is None:
+        unit = normalize(sparse.csr_matrix(vectors, dtype=np.float64))
+    else:
+        scale = np.divide(1.0, row_norms, out=np.zeros(len(row_norms)), where=row_norms > 0)
+        unit = sparse.csr_matrix(sparse.diags(scale) @ sparse.csr_matrix(vectors, dtype=np.float64))
     shape = neighbours.similar.shape
     index = np.full((shape[0] * shape[1], MAX_REASONS), -1, dtype=np.int64)
     weight = np.zeros((shape[0] * shape[1], MAX_REASONS), dtype=np.float64)

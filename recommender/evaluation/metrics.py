@@ -14,6 +14,11 @@ from scipy import sparse
 from recommender.topk import Neighbours
 
 
+def standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean of per-user (or per-pair) values: "better" must be outside the noise."""
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
 def ranking_metrics(recommended: np.ndarray, relevant: sparse.csr_matrix) -> dict[str, np.ndarray]:
     """Per-user recall@k, NDCG@k and hit-rate@k of ``recommended`` against ``relevant``.
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from recommender.evaluation.baselines import MOST_ACTIVE, RANDOM
 from recommender.evaluation.references import ALS_DIRECT, ITEM_POP, REFERENCES
+from recommender.evaluation.score_prediction import TAG_MEAN, USER_MEAN
 
 TASK_TITLES = {
     "courses": "Held-out course views (latest 20% of each user's distinct courses)",
@@ -123,6 +124,8 @@ def results_markdown(results: dict[str, Any]) -> str:
         rows = [[f"`{s}`"] + [_fmt(v[c], errors.get(s, {}).get(c)) for c in columns] for s, v in planted["metrics"].items()]
         rows.append(["chance (sum of squared shares)"] + [_fmt(planted["chance"].get(c)) for c in columns])
         lines += _table(rows, ["system"] + [label(c) for c in columns]) + [""]
+    lines += assessment_score_lines(results.get("assessment_scores"))
+    lines += ensemble_lines(results)
     agreement = results["agreement"]
     if agreement["pairs"]:
         title = f"Agreement: mean Jaccard of neighbour lists ({agreement['fit']} fit, users {agreement['users']})"
@@ -130,6 +133,53 @@ def results_markdown(results: dict[str, Any]) -> str:
         rows = [[f"`{p['a']}`", f"`{p['b']}`", _fmt(p["mean_jaccard"])] for p in agreement["pairs"]]
         lines += _table(rows, ["model", "model", "mean Jaccard"]) + [""]
     return "\n".join(lines)
+
+
+def assessment_score_lines(scores: dict[str, Any] | None) -> list[str]:
+    """The held-out assessment-score table (:mod:`recommender.evaluation.score_prediction`)."""
+    if not scores:
+        return []
+    split = scores["split"]
+    lines = [
+        "## Held-out assessment scores (the same split as the held-out assessment tags)", "",
+        f"{split['heldout_pairs']:,} held-out (user, assessment tag) pairs of {split['evaluated_users']:,} users, "
+        f"{split['tags']} tags. Target: the held-out score's percentile among the tag's training takers. "
+        "Prediction: the similarity-weighted mean training percentile of the user's neighbours who took that tag; "
+        "the tag's mean percentile when none did (*coverage*: how often they did). "
+        f"References: `{TAG_MEAN}` (always the tag mean) and `{USER_MEAN}` (the user's own mean percentile on "
+        "their other assessments). Lower MAE/RMSE is better; ± is one standard error over pairs.", "",
+    ]
+    columns = ["mae", "rmse", "mae_covered", "coverage"]
+    names = {"mae": "MAE", "rmse": "RMSE", "mae_covered": "MAE where covered", "coverage": "coverage"}
+    errors = scores["standard_errors"]
+    rows = [[f"`{system}`"] + [_fmt(values.get(c), errors.get(system, {}).get(c)) for c in columns]
+            for system, values in scores["metrics"].items()]
+    return lines + _table(rows, ["system"] + [names[c] for c in columns]) + [""]
+
+
+def ensemble_lines(results: dict[str, Any]) -> list[str]:
+    """The issue's bar, said explicitly: is the ensemble >= the best single model on each metric?"""
+    ndcg = label(f"ndcg_at_{results['config']['k']}")
+    found = [(f"{name}: {ndcg}", task.get("ensemble_vs_best")) for name, task in results["tasks"].items()]
+    planted = results.get("planted") or {}
+    n = results["config"]["top_n"]
+    for key, title in (("community_all_users", "all users each model answers"),
+                       ("community_same_users", "the same users")):
+        found.append((f"planted: community precision@{n}, {title}", planted.get("ensemble_vs_best", {}).get(key)))
+    found = [(title, c) for title, c in found if c]
+    if not found:
+        return []
+    lines = ["## Ensemble vs the best single model (same run)", "",
+             "Best single model = the other model with the highest mean on that metric. Difference ± its "
+             "standard error: paired per user where both are scored on the same users, unpaired otherwise.", ""]
+    for title, c in found:
+        answer = "yes" if c["at_least_as_good"] else "**NO**"
+        lines.append(
+            f"- {title}: `{c['candidate']}` {c['candidate_value']:.4f} ± {c['candidate_error']:.4f} vs "
+            f"`{c['best_single']}` {c['best_value']:.4f} ± {c['best_error']:.4f}; difference "
+            f"{c['difference']:+.4f} ± {c['difference_error']:.4f} ({'paired' if c['paired'] else 'unpaired'}). "
+            f"≥ best single model: {answer}, {c['verdict']}.")
+    return lines + [""]
 
 
 def verdict_lines(task_name: str, task: dict[str, Any], k: int) -> list[str]:
@@ -216,7 +266,7 @@ def tuning_markdown(tuning: dict[str, Any]) -> str:
         lines += [f"## `{handle}` (task: {model['task']}, selected on validation {label(sel)})", ""]
         columns = list(model["grid"][0]["validation"])
         rows = [
-            [f"`{_params(entry['params'])}`" + (" (default)" if entry["default"] else "")]
+            [f"`{describe_params(entry['params'])}`" + (" (default)" if entry["default"] else "")]
             + [_fmt(entry["validation"][c]) for c in columns]
             for entry in model["grid"]
         ]
@@ -227,7 +277,7 @@ def tuning_markdown(tuning: dict[str, Any]) -> str:
             entry = model["before_after"][which]
             for split in ("validation", "test"):
                 figures = [_fmt(entry[split].get(c, "")) for c in columns]
-                rows.append([which, f"`{_params(entry['params'])}`", split] + figures)
+                rows.append([which, f"`{describe_params(entry['params'])}`", split] + figures)
         lines += _table(rows, ["", "configuration", "split"] + [label(c) for c in columns]) + [""]
         gain = model["gain"]
         lines += [
@@ -239,5 +289,15 @@ def tuning_markdown(tuning: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
+def describe_params(params: dict[str, Any]) -> str:
+    """``k=v, ...`` of a grid entry (``defaults`` when empty)."""
+    return ", ".join(f"{k}={_value(v)}" for k, v in params.items()) or "defaults"
+
+
+def _value(value: Any) -> str:
+    """A weights mapping (the ensemble's) as ``{als_course_view 1, tfidf_interest 1}``: non-zero only,
+    the handles without their shared words, so that a grid row stays readable."""
+    if not isinstance(value, dict):
+        return str(value)
+    short = {h: h.replace("collab_filtering_user_", "").replace("_user_", "_") for h in value}
+    return "{" + ", ".join(f"{short[h]} {w:g}" for h, w in value.items() if w) + "}"

@@ -25,6 +25,9 @@ from scipy import sparse
 from recommender.data.loader import Tables, load_tables
 from recommender.data.schema import LEVELS
 from recommender.evaluation import baselines, metrics, references
+from recommender.evaluation.comparison import versus_best
+from recommender.evaluation.metrics import standard_error
+from recommender.evaluation.score_prediction import ScoreTask, evaluate_scores
 from recommender.evaluation.recommend import Interactions, index_of, neighbour_weights, recommend
 from recommender.evaluation.split import HOLDOUT_FRACTION, TASKS, Task, split_tables
 from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, tables_for
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 # The hold-out tasks read these; each model adds what it reads (``tables_for``).
 TASK_TABLES = tuple(task.table for task in TASKS.values())
 GROUND_TRUTH_FILE = "ground_truth.csv"
+SCORE_TASK = "assessments"  # its split also gives the held-out assessment scores
 DECIMALS = 6
 
 
@@ -59,10 +63,6 @@ class Scores:
     def errors(self) -> dict[str, float]:
         """Standard error of each per-user mean: "better" must be outside the noise."""
         return {name: standard_error(values) for name, values in self.per_user.items()}
-
-
-def standard_error(values: np.ndarray) -> float:
-    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 class TaskSplit:
@@ -206,6 +206,8 @@ def evaluate(tables: Tables, truth: pd.DataFrame | None, config: EvalConfig) -> 
         log.info("task %s: %s", task.name, split.describe())
         figures: dict[str, dict[str, float]] = {}
         errors: dict[str, dict[str, float]] = {}
+        systems: dict[str, Neighbours] = {}
+        ndcg: dict[str, np.ndarray] = {}  # per user, for the ensemble-vs-best comparison
         for handle in config.models:
             untouched = task.table not in get_spec(handle).tables
             if untouched and handle in full_fits:
@@ -214,9 +216,12 @@ def evaluate(tables: Tables, truth: pd.DataFrame | None, config: EvalConfig) -> 
                 neighbours = fit_neighbours(handle, split.train_tables, config, label=f"{task.name} split")
                 if untouched:
                     full_fits[handle] = neighbours
+            systems[handle] = neighbours
             scores = split.score(neighbours)
             figures[handle], errors[handle] = scores.summary, scores.errors
+            ndcg[handle] = scores.per_user[f"ndcg_at_{config.k}"]
         for name, neighbours in split.baselines().items():
+            systems[name] = neighbours
             scores = split.score(neighbours)
             figures[name], errors[name] = scores.summary, scores.errors
         for name, recommended in references.item_recommenders(split, config.params).items():
@@ -228,13 +233,23 @@ def evaluate(tables: Tables, truth: pd.DataFrame | None, config: EvalConfig) -> 
             "standard_errors": _rounded(errors),
             "beats_most_active_users": _verdicts(figures, config.k, baselines.MOST_ACTIVE),
             "beats_random": _verdicts(figures, config.k, baselines.RANDOM),
+            "ensemble_vs_best": _rounded_comparison(versus_best(ndcg, paired=True)),
         }
+        if task.name == SCORE_TASK:  # the same fits, judged on the held-out scores (score_prediction)
+            results["assessment_scores"] = _score_prediction(tables, split, users, systems)
     for handle in config.models:  # a model reading every task's table (the ensemble) has no untouched split
         if handle not in full_fits:
             full_fits[handle] = fit_neighbours(handle, tables, config, label="full data")
     results["planted"] = _planted(tables, truth, full_fits, users, config) if truth is not None else None
     results["agreement"] = _agreement(full_fits)
     return results
+
+
+def _score_prediction(tables: Tables, split: TaskSplit, users: np.ndarray, systems: dict[str, Neighbours]) -> dict[str, Any]:
+    task = ScoreTask.build(split.train_tables.user_assessment_scores, split.heldout_pairs,
+                           tables.user_assessment_scores, users)
+    figures = evaluate_scores(task, systems)
+    return {**figures, "metrics": _rounded(figures["metrics"]), "standard_errors": _rounded(figures["standard_errors"])}
 
 
 def _verdicts(figures: dict[str, dict[str, float]], k: int, baseline: str) -> dict[str, bool]:
@@ -264,6 +279,8 @@ def _planted(
     answered = [nb.users[nb.similar[:, 0] >= 0] for name, nb in full_fits.items()]
     common = functools.reduce(np.intersect1d, answered) if answered else users
     figures, errors = {}, {}
+    community: dict[str, np.ndarray] = {}
+    community_same: dict[str, np.ndarray] = {}  # same users, same order: a paired comparison
     for name, neighbours in systems.items():
         per_user = {
             f"{column}_precision_at_{n}": metrics.planted_precision_per_user(neighbours, truth[column])
@@ -273,11 +290,18 @@ def _planted(
             _restricted(neighbours, common), truth["community"])
         figures[name] = {m: float(v.mean()) if len(v) else 0.0 for m, v in per_user.items()}
         errors[name] = {m: standard_error(v) for m, v in per_user.items()}
+        if name in full_fits:
+            community[name] = per_user[f"community_precision_at_{n}"]
+            community_same[name] = per_user[f"community_precision_at_{n}_same_users"]
     chance = {
         f"{column}_precision_at_{n}": metrics.chance_precision(truth[column]) for column in ("community", "skill")
     }
     return {"fit": "full data", "same_users": int(len(common)), "metrics": _rounded(figures), "standard_errors": _rounded(errors),
-            "chance": _rounded({"chance": chance})["chance"]}
+            "chance": _rounded({"chance": chance})["chance"],
+            "ensemble_vs_best": {
+                "community_all_users": _rounded_comparison(versus_best(community, paired=False)),
+                "community_same_users": _rounded_comparison(versus_best(community_same, paired=True)),
+            }}
 
 
 def _restricted(neighbours: Neighbours, users: np.ndarray) -> Neighbours:
@@ -292,6 +316,12 @@ def _agreement(full_fits: dict[str, Neighbours]) -> dict[str, Any]:
         for i, a in enumerate(names) for b in names[i + 1:]
     ]
     return {"fit": "full data", "users": "answered by both models", "pairs": pairs}
+
+
+def _rounded_comparison(comparison: dict[str, Any] | None) -> dict[str, Any] | None:
+    if comparison is None:
+        return None
+    return {k: round(v, DECIMALS) if isinstance(v, float) else v for k, v in comparison.items()}
 
 
 def _rounded(figures: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from recommender.data.loader import Tables
 from recommender.evaluation import metrics
+from recommender.evaluation.report import describe_params
 from recommender.evaluation.runner import DECIMALS, EvalConfig, TaskSplit, all_users, fit_neighbours
 from recommender.evaluation.split import TASKS
 from recommender.models.registry import MODEL_HANDLES, get_spec
@@ -130,7 +131,7 @@ def clear_z(alternatives: int, alpha: float = 0.025) -> float:
 def _recommendation(params: dict[str, Any], gain: dict[str, Any], is_default: bool) -> str:
     if is_default:
         return "Keep the defaults (no configuration beats them on validation)."
-    change = ", ".join(f"{k}={v}" for k, v in params.items())
+    change = describe_params(params)
     if not gain["clear"]:
         return f"Keep the defaults: {change} is better on validation, but not clearly."
     if gain["test"] <= 0:

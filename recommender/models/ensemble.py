@@ -1,70 +1,103 @@
-"""``ensemble_user_similarity``: the other models' neighbour lists of the same run, fused by rank.
+"""``ensemble_user_similarity``: the other models' neighbour lists of the same run, fused.
 
-Weighted reciprocal-rank fusion (Cormack, Clarke & Büttcher 2009): a candidate ``v`` of user
-``u`` scores ``Σ_m w_m / (c + rank_m(u, v))`` over the models ``m`` that list ``v`` among ``u``'s
-top N (rank 1 = first).  Ranks, not scores, are fused because the models' scores do not share a
-scale (a TF-IDF cosine of 0.3 is high, an ALS cosine of 0.3 is low).  The fused score is divided
-by its maximum ``Σ_m w_m / (c + 1)``, so 1.0 means "every model ranks this user first".
+Each component model lists every user's top ``depth`` candidates (50 by default, deeper than the
+N it stores), so that a user two models both rank 20th is in the pool.  Two fusions:
 
-No refit: the generator hands the lists it already computed (:meth:`combine`); :meth:`fit`
-fits the component models itself only when the ensemble runs alone (tests, evaluation).  A
-model with weight 0 is left out.  Every user any component answers for gets an answer.
-The weights were chosen on the validation split (``make evaluate EVAL_ARGS=--tune``).
+* ``fusion="cosine"`` (default): every candidate in the pool is *re-scored* by every component,
+  the cosine of the two users under that component's own fitted vectors (one row-wise product per
+  (user, candidate) pair, in blocks: users × depth × models pairs, never users × users), and the
+  fused score is ``Σ_m w_m·cos_m(u, v) / Σ_m w_m``.  A candidate ALS ranks 30th but whose interests
+  are close (TF-IDF cosine 0.6) then beats one ALS ranks 9th whose interests are unrelated: the
+  models' evidence is added up, not only their verdicts.  The weights carry the scale of each
+  model's cosine (a TF-IDF cosine of 0.3 is high, an ALS cosine of 0.3 is low); they were chosen
+  on the validation split.  Without the fitted models (``combine(lists)`` alone) a component's
+  cosine is known only where it lists the candidate; elsewhere it counts 0.
+* ``fusion="rrf"``: weighted reciprocal-rank fusion over the same lists (Cormack, Clarke &
+  Büttcher 2009), ``Σ_m w_m / (c + rank_m(u, v))`` divided by its maximum ``Σ_m w_m / (c + 1)``.
+  Kept for comparison: at depth 10 the lists barely overlap (Jaccard ≈ 0.01) and at depth 50 a
+  rank says too little; on the validation split it did not beat ALS alone (docs/evaluation/tuning.md).
 
-Each neighbour's reasons are the models that list it, with their share of its fused score.
+No refit: the generator hands the lists (and the fitted models) it already has (:meth:`combine`);
+:meth:`fit` fits the components itself only when the ensemble runs alone (tests, evaluation).
+A model with weight 0 is left out.  Every user any component answers for gets an answer.
+
+Each neighbour's reasons are the models that support it, with their share of its fused score.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Self
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
 from scipy import sparse
+from sklearn.preprocessing import normalize
 
 from recommender.data.loader import Tables
 from recommender.models.base import NotFittedError, SimilarityModel
-from recommender.reasons import Explanations, agreeing_models
+from recommender.reasons import PAIR_BLOCK, Explanations, agreeing_models
 from recommender.topk import SCORE_DECIMALS, Neighbours
 
 if TYPE_CHECKING:
     from recommender.search.options import SearchOptions
 
+Fusion = Literal["cosine", "rrf"]
+
 DEFAULT_WEIGHTS: dict[str, float] = {
     "tfidf_user_interest": 1.0,
-    "knn_collab_filtering_user_course_view": 1.0,
-    "als_collab_filtering_user_course_view": 2.0,
+    "knn_collab_filtering_user_course_view": 0.0,
+    "als_collab_filtering_user_course_view": 1.0,
     "knn_collab_filtering_user_assessment_score": 0.5,
     "dnn_collab_filtering_user_course_level": 0.0,
 }
+DEFAULT_DEPTH = 50
+#: The weights of the top-10 rank fusion this model replaced (ALS leads, the others re-rank and fill in).
+RRF_WEIGHTS = {**DEFAULT_WEIGHTS, "knn_collab_filtering_user_course_view": 1.0, "als_collab_filtering_user_course_view": 2.0}
 
 
 def _with(**changes: float) -> dict[str, float]:
     return {**DEFAULT_WEIGHTS, **changes}
 
 
+def head(neighbours: Neighbours, n: int) -> Neighbours:
+    """The first ``n`` neighbours of every user (what a component stores when it was searched deeper)."""
+    if neighbours.similar.shape[1] <= n:
+        return neighbours
+    return replace(neighbours, similar=neighbours.similar[:, :n], scores=neighbours.scores[:, :n])
+
+
 class EnsembleUserSimilarity(SimilarityModel):
-    # ALS is the strongest single model on both course NDCG and community precision; with weight 2
-    # its list leads and the others re-rank and fill in (and answer for users without views).
+    # Chosen on the validation split (docs/evaluation/tuning.md), one change at a time.
     tuning_grid = [
         {},
-        {"weights": _with(als_collab_filtering_user_course_view=1.0)},
-        {"weights": _with(als_collab_filtering_user_course_view=3.0)},
-        {"weights": _with(tfidf_user_interest=0.0)},
-        {"weights": _with(knn_collab_filtering_user_course_view=0.0)},
+        {"weights": _with(tfidf_user_interest=0.5)},
+        {"weights": _with(tfidf_user_interest=1.5)},
+        {"weights": _with(knn_collab_filtering_user_course_view=0.25)},
         {"weights": _with(knn_collab_filtering_user_assessment_score=0.0)},
-        {"c": 10.0},
+        {"weights": _with(knn_collab_filtering_user_assessment_score=0.25)},
+        {"weights": _with(knn_collab_filtering_user_assessment_score=1.0)},
+        {"depth": 20},
+        {"depth": 100},
+        {"fusion": "rrf", "weights": RRF_WEIGHTS},
+        {"fusion": "rrf", "weights": RRF_WEIGHTS, "c": 10.0},
+        {"fusion": "rrf", "weights": RRF_WEIGHTS, "depth": 10},  # the ensemble before deeper fusion
     ]
     tuning_target = ("courses", "ndcg_at_{k}")
 
-    def __init__(self, weights: Mapping[str, float] | None = None, c: float = 60.0) -> None:
+    def __init__(self, weights: Mapping[str, float] | None = None, depth: int = DEFAULT_DEPTH,
+                 fusion: Fusion = "cosine", c: float = 60.0) -> None:
         super().__init__()
         weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
         if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
             raise ValueError("ensemble weights must be >= 0 with at least one > 0")
+        if fusion not in ("cosine", "rrf"):
+            raise ValueError(f"fusion must be cosine or rrf, not {fusion!r}")
         if c < 0:
             raise ValueError("c must be >= 0")
-        self._keep_params({"weights": weights, "c": c})
+        if int(depth) < 1:
+            raise ValueError("depth must be >= 1")
+        self._keep_params({"weights": weights, "depth": int(depth), "fusion": fusion, "c": c})
         self.neighbours_: Neighbours | None = None
         self.contributions_: np.ndarray | None = None
 
@@ -74,7 +107,7 @@ class EnsembleUserSimilarity(SimilarityModel):
         return tuple(handle for handle, weight in self.weights.items() if weight > 0)
 
     def fit(self, tables: Tables) -> Self:
-        """Fit every component on ``tables`` and fuse their top-N lists (the standalone path)."""
+        """Fit every component on ``tables`` (the standalone path; the generator calls :meth:`combine`)."""
         from recommender.models.registry import create_model
 
         self._standalone = {handle: create_model(handle).fit(tables) for handle in self.components}
@@ -86,42 +119,55 @@ class EnsembleUserSimilarity(SimilarityModel):
             standalone = getattr(self, "_standalone", None)
             if standalone is None:
                 raise NotFittedError("EnsembleUserSimilarity: call fit() or combine() first")
-            lists = {h: m.similar_users(n, block_mb=block_mb, progress=progress, search=search)
+            depth = max(n, self.depth)
+            lists = {h: m.similar_users(depth, block_mb=block_mb, progress=progress, search=search)
                      for h, m in standalone.items()}
-            self.combine(lists, n)
+            self.combine(lists, n, models=standalone)
         return self.neighbours_
 
-    def combine(self, lists: Mapping[str, Neighbours], n: int | None = None) -> Neighbours:
-        """Fuse the components' lists (missing components are skipped) into every user's top ``n``."""
+    def combine(self, lists: Mapping[str, Neighbours], n: int | None = None,
+                models: Mapping[str, SimilarityModel] | None = None) -> Neighbours:
+        """Fuse the components' lists (their first ``depth``; missing components are skipped) into
+        every user's top ``n``; ``models``, the fitted components, give the cosines of candidates a
+        component does not list (``fusion="cosine"``)."""
         used = [h for h in self.components if h in lists]
         if not used:
             raise ValueError(f"none of the ensemble's models ({', '.join(self.components)}) was computed in this run")
         n = n or max(lists[h].similar.shape[1] for h in used)
+        lists = {h: head(lists[h], self.depth) for h in used}
         users = np.unique(np.concatenate([lists[h].users[lists[h].similar[:, 0] >= 0] for h in used]))
-        rows, cols, values, model_ids = [], [], [], []
+        # Every (user row, candidate) any component lists, once, with the list scores / ranks.
+        rows, cols, listed = [], [], []
         for i, handle in enumerate(used):
             answer = lists[handle]
             valid = answer.similar >= 0
-            row_of = np.searchsorted(users, answer.users)
-            rank = np.broadcast_to(np.arange(1, answer.similar.shape[1] + 1), answer.similar.shape)
-            rows.append(np.broadcast_to(row_of[:, None], answer.similar.shape)[valid])
+            rank = np.broadcast_to(np.arange(1, answer.similar.shape[1] + 1), answer.similar.shape)[valid]
+            rows.append(np.broadcast_to(np.searchsorted(users, answer.users)[:, None], answer.similar.shape)[valid])
             cols.append(answer.similar[valid])
-            values.append(self.weights[handle] / (self.c + rank[valid]))
-            model_ids.append(np.full(int(valid.sum()), i))
+            weight = self.weights[handle]
+            evidence = weight / (self.c + rank) if self.fusion == "rrf" else weight * answer.scores[valid]
+            listed.append((i, evidence))
         row, col = np.concatenate(rows), np.concatenate(cols)
-        value, model_id = np.concatenate(values), np.concatenate(model_ids)
-        best = sum(self.weights[h] for h in used) / (self.c + 1.0)
-        # One entry per (user, candidate): fused score; a bit mask of the models that list it.
         pair = np.lexsort((col, row))
-        row, col, value, model_id = row[pair], col[pair], value[pair], model_id[pair]
-        first = np.r_[True, (row[1:] != row[:-1]) | (col[1:] != col[:-1])]
-        start = np.flatnonzero(first)
-        fused = np.round(np.add.reduceat(value, start) / best, SCORE_DECIMALS)
-        shares = np.zeros((len(start), len(used)))  # each model's part of the fused score, per pair
-        shares[np.cumsum(first) - 1, model_id] = value / best
-        row, col = row[start], col[start]
+        first = np.r_[True, (row[pair][1:] != row[pair][:-1]) | (col[pair][1:] != col[pair][:-1])]
+        pair_of = np.empty(len(row), dtype=np.int64)
+        pair_of[pair] = np.cumsum(first) - 1
+        row, col = row[pair][first], col[pair][first]
+        parts = np.zeros((len(row), len(used)))  # [pair, model]: that model's weighted evidence
+        offset = 0
+        for i, evidence in listed:
+            parts[pair_of[offset:offset + len(evidence)], i] = evidence
+            offset += len(evidence)
+        if self.fusion == "cosine" and models:
+            for i, handle in enumerate(used):
+                if handle in models:
+                    parts[:, i] = self.weights[handle] * pair_cosines(models[handle], users[row], col)
+        best = sum(self.weights[h] / (self.c + 1.0) if self.fusion == "rrf" else self.weights[h] for h in used)
+        parts /= best
+        fused = np.round(parts.sum(axis=1), SCORE_DECIMALS)
         order = np.lexsort((col, -fused, row))  # best first, ties by user_handle
-        row, col, fused, shares = row[order], col[order], fused[order], shares[order]
+        order = order[fused[order] > 0]
+        row, col, fused, parts = row[order], col[order], fused[order], parts[order]
         rank = np.arange(len(row)) - np.searchsorted(row, row)
         keep = rank < n
         similar = np.full((len(users), n), -1, dtype=np.int64)
@@ -129,7 +175,7 @@ class EnsembleUserSimilarity(SimilarityModel):
         contributions = np.zeros((len(users), n, len(used)))
         similar[row[keep], rank[keep]] = col[keep]
         scores[row[keep], rank[keep]] = fused[keep]
-        contributions[row[keep], rank[keep]] = shares[keep]
+        contributions[row[keep], rank[keep]] = parts[keep]
         self.used_ = tuple(used)
         self.users_ = users
         self.contributions_ = contributions  # [i, r, m]: model used_[m]'s part of neighbour r's score
@@ -137,8 +183,28 @@ class EnsembleUserSimilarity(SimilarityModel):
         return self.neighbours_
 
     def explain(self, neighbours: Neighbours) -> Explanations:
-        """The models that list the neighbour, by their share of the fused score."""
+        """The models that support the neighbour, by their share of the fused score."""
         return agreeing_models(self.contributions_, self.used_)
 
-    def user_vectors(self):
+    def user_vectors(self) -> Any:
         raise NotImplementedError("the ensemble fuses ranked lists; it has no user vectors")
+
+
+def pair_cosines(model: SimilarityModel, a: np.ndarray, b: np.ndarray, block: int = PAIR_BLOCK) -> np.ndarray:
+    """Cosine (clipped at 0) of users ``a[i]`` and ``b[i]`` under ``model``'s fitted vectors; 0 for a
+    user the model has no vector for.  One row-wise product per pair, ``block`` pairs at a time."""
+    vectors, users = model.user_vectors()
+    if len(users) == 0:
+        return np.zeros(len(a))
+    unit = normalize(sparse.csr_matrix(vectors, dtype=np.float64) if sparse.issparse(vectors)
+                     else np.asarray(vectors, dtype=np.float64))
+    ia, ib = (np.minimum(np.searchsorted(users, x), len(users) - 1) for x in (a, b))
+    known = (users[ia] == a) & (users[ib] == b)
+    out = np.zeros(len(a))
+    for start in range(0, len(a), block):
+        s = slice(start, start + block)
+        if sparse.issparse(unit):
+            out[s] = np.asarray(unit[ia[s]].multiply(unit[ib[s]]).sum(axis=1)).ravel()
+        else:
+            out[s] = np.einsum("ij,ij->i", unit[ia[s]], unit[ib[s]])
+    return np.where(known, np.clip(out, 0.0, 1.0), 0.0)

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from typing import Self
+
 import numpy as np
 import pytest
 
-from recommender.models.ensemble import EnsembleUserSimilarity
+from recommender.data.loader import Tables
+from recommender.models.base import SimilarityModel
+from recommender.models.ensemble import EnsembleUserSimilarity, head, pair_cosines
 from recommender.models.registry import create_model
 from recommender.topk import Neighbours
 
@@ -13,10 +17,21 @@ def lists(users, similar) -> Neighbours:
     return Neighbours(np.asarray(users, dtype=np.int64), similar, np.where(similar >= 0, 0.5, np.nan).astype(np.float32))
 
 
+class FixedVectors(SimilarityModel):
+    """A real model whose user vectors are given (no tables): the cosines are known by hand."""
+
+    def __init__(self, users, vectors) -> None:
+        super().__init__()
+        self.users_, self.vectors_ = np.asarray(users, dtype=np.int64), np.asarray(vectors, dtype=np.float64)
+
+    def fit(self, tables: Tables) -> Self:
+        return self
+
+
 def test_reciprocal_rank_fusion_by_hand():
     a = lists([1, 2], [[10, 11, 12], [-1, -1, -1]])
     b = lists([1, 3], [[12, 13, -1], [1, -1, -1]])
-    model = EnsembleUserSimilarity({"a": 2.0, "b": 1.0}, c=1.0)
+    model = EnsembleUserSimilarity({"a": 2.0, "b": 1.0}, fusion="rrf", c=1.0)
     answer = model.combine({"a": a, "b": b}, 3)
     np.testing.assert_array_equal(answer.users, [1, 3])  # user 2 has no neighbour in any list
     best = 3.0 / 2.0
@@ -30,6 +45,54 @@ def test_reciprocal_rank_fusion_by_hand():
     assert reasons[0] == [("model", "a", round(1.0 / best, 3))]
 
 
+def _deep_lists() -> dict[str, Neighbours]:
+    """User 1: model a ranks 109 9th (and nothing else above 11); a and b both rank 200 between 11 and 50."""
+    a = np.arange(1000, 1050)  # 50 distinct fillers
+    a[8], a[19] = 109, 200  # a: 109 9th, 200 20th
+    b = np.arange(2000, 2050)
+    b[14] = 200  # b: 200 15th
+    return {"a": lists([1], [a]), "b": lists([1], [b])}
+
+
+def test_deeper_rrf_lifts_a_candidate_two_models_rank_11_to_50_above_one_only_one_ranks_9th():
+    deep = EnsembleUserSimilarity({"a": 1.0, "b": 1.0}, depth=50, fusion="rrf").combine(_deep_lists(), 10)
+    # 200: 1/(60+20) + 1/(60+15) = 0.0258 > 109: 1/(60+9) = 0.0145 (and every rank-1..8 candidate: <= 1/61)
+    assert 200 in deep.similar[0] and 109 not in deep.similar[0]
+    assert list(deep.similar[0]).index(200) == 0
+    shallow = EnsembleUserSimilarity({"a": 1.0, "b": 1.0}, depth=10, fusion="rrf").combine(_deep_lists(), 10)
+    assert 200 not in shallow.similar[0]  # at depth 10 neither model lists it
+
+
+def test_cosine_fusion_rescoring_every_candidate_under_every_model_by_hand():
+    users = [1, 2, 3, 4]
+    # a: 2 is closest to 1 (cos 0.96), then 3 (0.6), 4 orthogonal; b: 3 identical to 1, 2 orthogonal, 4 half
+    a = FixedVectors(users, [[1.0, 0.0], [0.96, 0.28], [0.6, 0.8], [0.0, 1.0]])
+    b = FixedVectors(users, [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.5, np.sqrt(0.75)]])
+    models = {"a": a, "b": b}
+    found = {h: m.similar_users(1) for h, m in models.items()}  # depth 1: a lists 2, b lists 3 for user 1
+    np.testing.assert_array_equal([found["a"].similar[0, 0], found["b"].similar[0, 0]], [2, 3])
+    ensemble = EnsembleUserSimilarity({"a": 1.0, "b": 3.0}, depth=1)
+    answer = ensemble.combine(found, 2, models=models)
+    # 3: (1·0.6 + 3·1.0)/4 = 0.9 beats 2: (1·0.96 + 3·0)/4 = 0.24, though a ranks 2 first
+    np.testing.assert_array_equal(answer.similar[0], [3, 2])
+    np.testing.assert_allclose(answer.scores[0], [0.9, 0.24], atol=1e-6)
+    assert ensemble.explain(answer).for_row(0, 1)[0] == [("model", "b", 0.75), ("model", "a", 0.15)]
+    # without the fitted models, a cosine is only known where the model lists the candidate
+    alone = EnsembleUserSimilarity({"a": 1.0, "b": 3.0}, depth=1).combine(found, 2)
+    np.testing.assert_allclose(alone.scores[0], [0.75, 0.24], atol=1e-6)
+
+
+def test_pair_cosines_are_zero_for_users_a_model_has_no_vector_for():
+    model = FixedVectors([1, 2], [[3.0, 4.0], [4.0, 3.0]])
+    np.testing.assert_allclose(pair_cosines(model, np.array([1, 1, 5]), np.array([2, 1, 1])), [0.96, 1.0, 0.0])
+
+
+def test_head_keeps_the_first_n_only():
+    deep = lists([1], [[5, 6, 7]])
+    np.testing.assert_array_equal(head(deep, 2).similar, [[5, 6]])
+    assert head(deep, 3) is deep
+
+
 def test_zero_weight_models_are_left_out_and_missing_lists_skipped():
     a = lists([1], [[10, 11]])
     model = EnsembleUserSimilarity({"a": 1.0, "b": 0.0, "c": 1.0})
@@ -39,17 +102,20 @@ def test_zero_weight_models_are_left_out_and_missing_lists_skipped():
         model.combine({"b": a}, 2)
 
 
-def test_covers_every_user_any_component_covers_and_equals_standalone_fit(small_tables):
-    weights = {"tfidf_user_interest": 1.0, "knn_collab_filtering_user_course_view": 1.0}
-    components = {h: create_model(h).fit(small_tables).similar_users(10) for h in weights}
-    fused = EnsembleUserSimilarity(weights).combine(components, 10)
+@pytest.mark.parametrize("fusion", ["cosine", "rrf"])
+def test_covers_every_user_any_component_covers_and_equals_standalone_fit(small_tables, fusion):
+    weights = {"tfidf_user_interest": 1.0, "als_collab_filtering_user_course_view": 1.0}
+    models = {h: create_model(h).fit(small_tables) for h in weights}
+    components = {h: m.similar_users(50) for h, m in models.items()}
+    fused = EnsembleUserSimilarity(weights, fusion=fusion).combine(components, 10, models=models)
     covered = set().union(*({int(u) for u, _, _ in c.rows()} for c in components.values()))
     assert {int(u) for u, _, _ in fused.rows()} == covered
-    standalone = create_model("ensemble_user_similarity", weights=weights).fit(small_tables).similar_users(10)
-    np.testing.assert_array_equal(standalone.similar, fused.similar)
+    standalone = create_model("ensemble_user_similarity", weights=weights, fusion=fusion).fit(small_tables)
+    np.testing.assert_array_equal(standalone.similar_users(10).similar, fused.similar)
 
 
-@pytest.mark.parametrize("params", [{"weights": {"a": -1.0}}, {"weights": {"a": 0.0}}, {"c": -1.0}])
+@pytest.mark.parametrize("params", [{"weights": {"a": -1.0}}, {"weights": {"a": 0.0}}, {"c": -1.0},
+                                    {"depth": 0}, {"fusion": "borda"}])
 def test_bad_parameters_are_refused(params):
     with pytest.raises(ValueError):
         EnsembleUserSimilarity(**params)

@@ -42,7 +42,8 @@ def test_repeated_attempts_are_averaged():
     assert len(pairs) == 3
 
 
-@pytest.mark.parametrize("params", [{}, {"normalisation": "zscore"}, {"idf": True}])
+@pytest.mark.parametrize("params", [{}, {"normalisation": "zscore"}, {"idf": False}, {"smoothing": 0.0},
+                                    {"representation": "per_tag"}, {"representation": "per_tag", "idf": False}])
 def test_search_matches_brute_force(small_tables, params):
     model = KnnUserAssessmentScore(**params).fit(small_tables)
     vectors, users = model.user_vectors()
@@ -58,6 +59,49 @@ def test_search_matches_brute_force(small_tables, params):
         assert set(ids[row][above[row]]) <= set(answer.similar[row])
 
 
-def test_unknown_normalisation_is_refused():
-    with pytest.raises(ValueError, match="normalisation"):
-        KnnUserAssessmentScore(normalisation="minmax")
+@pytest.mark.parametrize("params, match", [({"normalisation": "minmax"}, "normalisation"),
+                                           ({"representation": "scores"}, "representation"),
+                                           ({"smoothing": -1.0}, "smoothing")])
+def test_bad_parameters_are_refused(params, match):
+    with pytest.raises(ValueError, match=match):
+        KnnUserAssessmentScore(**params)
+
+
+def _neighbours(model: KnnUserAssessmentScore, n: int = 5) -> dict[int, dict[int, float]]:
+    answer = model.similar_users(n)
+    return {int(u): {int(v): float(s) for v, s in zip(ids, sc) if v >= 0} for u, ids, sc in
+            zip(answer.users, answer.similar, answer.scores)}
+
+
+RELATED = [(1, "python", 200), (2, "python", 200), (2, "django", 200), (3, "django", 200), (4, "java", 200),
+           (5, "python", 60), (6, "python", 10), (6, "django", 250)]
+
+
+def test_topic_level_links_users_who_took_assessments_taken_together_and_per_tag_does_not():
+    # 1 took python, 3 took django: they share no assessment, but python and django are taken together (2, 6).
+    topic = _neighbours(KnnUserAssessmentScore().fit(scores(RELATED)))
+    assert 3 in topic[1] and topic[1][3] > 0
+    assert 4 not in topic[1] and topic.get(4, {}) == {}  # java is never taken with anything
+    per_tag = _neighbours(KnnUserAssessmentScore(representation="per_tag").fit(scores(RELATED)))
+    assert 3 not in per_tag[1]
+
+
+def test_topic_level_is_topic_times_level():
+    # 1 and 5 took only python, 1 at the top half, 5 lower: cosine = 1 (same topic) x cos(θ_1 - θ_5) < 1.
+    model = KnnUserAssessmentScore().fit(scores(RELATED))
+    positions = tag_percentiles(scores(RELATED).user_assessment_scores).set_index(["user_handle", "assessment_tag"])
+    theta = positions["position"] * np.pi / 2
+    expected = np.cos(theta[(1, "python")] - theta[(5, "python")])
+    assert _neighbours(model)[1][5] == pytest.approx(expected, abs=1e-5)
+
+
+def test_reasons_name_only_assessments_both_users_took():
+    model = KnnUserAssessmentScore().fit(scores(RELATED))
+    answer = model.similar_users(5)
+    reasons = model.explain(answer)
+    row = int(np.flatnonzero(answer.users == 1)[0])
+    listed = [int(v) for v in answer.similar[row] if v >= 0]
+    by_neighbour = dict(zip(listed, reasons.for_row(row, len(listed))))
+    assert by_neighbour[3] == []  # related (python ~ django) but no assessment in common: no false reason
+    assert [value for _, value, _ in by_neighbour[2]] == ["python"]
+    assert 0 < by_neighbour[2][0][2] <= float(answer.scores[row][listed.index(2)]) + 1e-3
