@@ -9,7 +9,7 @@ element-wise): no loop over users, no users × users matrix.
 
 Models without interpretable features say what they can: the ALS model the shared courses of its
 (BM25) confidence matrix, the DNN the overlap of the two users' course-level mixes, the ensemble
-the models that list the neighbour (their share of the fused score).
+the models that find the neighbour similar (their share of the fused score).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ TEXT = {
     "tag": "both follow {value}",
     "course": "both watched {value}",
     "assessment": "both took the {value} assessment with similar results",
-    "model": "{value} also lists this user",
+    "model": "{value} also finds this user similar",
     "level": "both watch {value} courses",
 }
 

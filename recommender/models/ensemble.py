@@ -52,6 +52,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "dnn_collab_filtering_user_course_level": 0.0,
 }
 DEFAULT_DEPTH = 50
+USER_BLOCK = 8192  # users fused at a time: bounds the (user, candidate) pairs held at once
 #: The weights of the top-10 rank fusion this model replaced (ALS leads, the others re-rank and fill in).
 RRF_WEIGHTS = {**DEFAULT_WEIGHTS, "knn_collab_filtering_user_course_view": 1.0, "als_collab_filtering_user_course_view": 2.0}
 
@@ -129,24 +130,51 @@ class EnsembleUserSimilarity(SimilarityModel):
                 models: Mapping[str, SimilarityModel] | None = None) -> Neighbours:
         """Fuse the components' lists (their first ``depth``; missing components are skipped) into
         every user's top ``n``; ``models``, the fitted components, give the cosines of candidates a
-        component does not list (``fusion="cosine"``)."""
+        component does not list (``fusion="cosine"``).  Users are fused ``USER_BLOCK`` at a time, so
+        memory is a block's users × depth × models, whatever the number of users."""
         used = [h for h in self.components if h in lists]
         if not used:
             raise ValueError(f"none of the ensemble's models ({', '.join(self.components)}) was computed in this run")
         n = n or max(lists[h].similar.shape[1] for h in used)
         lists = {h: head(lists[h], self.depth) for h in used}
         users = np.unique(np.concatenate([lists[h].users[lists[h].similar[:, 0] >= 0] for h in used]))
-        # Every (user row, candidate) any component lists, once, with the list scores / ranks.
+        units = {h: unit_vectors(models[h]) for h in used if self.fusion == "cosine" and models and h in models}
+        similar = np.full((len(users), n), -1, dtype=np.int64)
+        scores = np.full((len(users), n), np.nan, dtype=np.float32)
+        contributions = np.zeros((len(users), n, len(used)))
+        for lo in range(0, len(users), USER_BLOCK):
+            block = users[lo:lo + USER_BLOCK]
+            row, col, parts = self._evidence(lists, used, block, units)
+            fused = np.round(parts.sum(axis=1), SCORE_DECIMALS)
+            order = np.lexsort((col, -fused, row))  # best first, ties by user_handle
+            order = order[fused[order] > 0]
+            row, col, fused, parts = row[order], col[order], fused[order], parts[order]
+            rank = np.arange(len(row)) - np.searchsorted(row, row)
+            keep = rank < n
+            row, rank = row[keep] + lo, rank[keep]
+            similar[row, rank], scores[row, rank], contributions[row, rank] = col[keep], fused[keep], parts[keep]
+        self.used_ = tuple(used)
+        self.users_ = users
+        self.contributions_ = contributions  # [i, r, m]: model used_[m]'s part of neighbour r's score
+        self.neighbours_ = Neighbours(users, similar, scores)
+        return self.neighbours_
+
+    def _evidence(self, lists: Mapping[str, Neighbours], used: list[str], block: np.ndarray,
+                  units: Mapping[str, tuple[Any, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every (row in ``block``, candidate) any component lists, once, and each model's part of its
+        fused score (divided by the best possible total, so that the fused score is at most 1)."""
         rows, cols, listed = [], [], []
-        for i, handle in enumerate(used):
+        for handle in used:
             answer = lists[handle]
-            valid = answer.similar >= 0
-            rank = np.broadcast_to(np.arange(1, answer.similar.shape[1] + 1), answer.similar.shape)[valid]
-            rows.append(np.broadcast_to(np.searchsorted(users, answer.users)[:, None], answer.similar.shape)[valid])
-            cols.append(answer.similar[valid])
+            first = np.searchsorted(answer.users, block[0], side="left")
+            last = np.searchsorted(answer.users, block[-1], side="right")
+            similar = answer.similar[first:last]
+            valid = similar >= 0
+            rank = np.broadcast_to(np.arange(1, similar.shape[1] + 1), similar.shape)[valid]
+            rows.append(np.broadcast_to(np.searchsorted(block, answer.users[first:last])[:, None], similar.shape)[valid])
+            cols.append(similar[valid])
             weight = self.weights[handle]
-            evidence = weight / (self.c + rank) if self.fusion == "rrf" else weight * answer.scores[valid]
-            listed.append((i, evidence))
+            listed.append(weight / (self.c + rank) if self.fusion == "rrf" else weight * answer.scores[first:last][valid])
         row, col = np.concatenate(rows), np.concatenate(cols)
         pair = np.lexsort((col, row))
         first = np.r_[True, (row[pair][1:] != row[pair][:-1]) | (col[pair][1:] != col[pair][:-1])]
@@ -155,32 +183,13 @@ class EnsembleUserSimilarity(SimilarityModel):
         row, col = row[pair][first], col[pair][first]
         parts = np.zeros((len(row), len(used)))  # [pair, model]: that model's weighted evidence
         offset = 0
-        for i, evidence in listed:
+        for i, (handle, evidence) in enumerate(zip(used, listed)):
             parts[pair_of[offset:offset + len(evidence)], i] = evidence
             offset += len(evidence)
-        if self.fusion == "cosine" and models:
-            for i, handle in enumerate(used):
-                if handle in models:
-                    parts[:, i] = self.weights[handle] * pair_cosines(models[handle], users[row], col)
+            if handle in units:  # every candidate re-scored, not only those the model lists
+                parts[:, i] = self.weights[handle] * pair_cosines(*units[handle], block[row], col)
         best = sum(self.weights[h] / (self.c + 1.0) if self.fusion == "rrf" else self.weights[h] for h in used)
-        parts /= best
-        fused = np.round(parts.sum(axis=1), SCORE_DECIMALS)
-        order = np.lexsort((col, -fused, row))  # best first, ties by user_handle
-        order = order[fused[order] > 0]
-        row, col, fused, parts = row[order], col[order], fused[order], parts[order]
-        rank = np.arange(len(row)) - np.searchsorted(row, row)
-        keep = rank < n
-        similar = np.full((len(users), n), -1, dtype=np.int64)
-        scores = np.full((len(users), n), np.nan, dtype=np.float32)
-        contributions = np.zeros((len(users), n, len(used)))
-        similar[row[keep], rank[keep]] = col[keep]
-        scores[row[keep], rank[keep]] = fused[keep]
-        contributions[row[keep], rank[keep]] = parts[keep]
-        self.used_ = tuple(used)
-        self.users_ = users
-        self.contributions_ = contributions  # [i, r, m]: model used_[m]'s part of neighbour r's score
-        self.neighbours_ = Neighbours(users, similar, scores)
-        return self.neighbours_
+        return row, col, parts / best
 
     def explain(self, neighbours: Neighbours) -> Explanations:
         """The models that support the neighbour, by their share of the fused score."""
@@ -190,14 +199,20 @@ class EnsembleUserSimilarity(SimilarityModel):
         raise NotImplementedError("the ensemble fuses ranked lists; it has no user vectors")
 
 
-def pair_cosines(model: SimilarityModel, a: np.ndarray, b: np.ndarray, block: int = PAIR_BLOCK) -> np.ndarray:
-    """Cosine (clipped at 0) of users ``a[i]`` and ``b[i]`` under ``model``'s fitted vectors; 0 for a
-    user the model has no vector for.  One row-wise product per pair, ``block`` pairs at a time."""
+def unit_vectors(model: SimilarityModel) -> tuple[np.ndarray | sparse.csr_matrix, np.ndarray]:
+    """(row-normalised vectors, users) of a fitted model: normalised once, used for every block."""
     vectors, users = model.user_vectors()
-    if len(users) == 0:
-        return np.zeros(len(a))
     unit = normalize(sparse.csr_matrix(vectors, dtype=np.float64) if sparse.issparse(vectors)
                      else np.asarray(vectors, dtype=np.float64))
+    return unit, users
+
+
+def pair_cosines(unit: np.ndarray | sparse.csr_matrix, users: np.ndarray, a: np.ndarray, b: np.ndarray,
+                 block: int = PAIR_BLOCK) -> np.ndarray:
+    """Cosine (clipped at 0) of users ``a[i]`` and ``b[i]`` from row-normalised ``unit`` (one row per
+    handle in ``users``); 0 for a user without a row.  One row-wise product per pair, in blocks."""
+    if len(users) == 0:
+        return np.zeros(len(a))
     ia, ib = (np.minimum(np.searchsorted(users, x), len(users) - 1) for x in (a, b))
     known = (users[ia] == a) & (users[ib] == b)
     out = np.zeros(len(a))

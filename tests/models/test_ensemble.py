@@ -7,7 +7,8 @@ import pytest
 
 from recommender.data.loader import Tables
 from recommender.models.base import SimilarityModel
-from recommender.models.ensemble import EnsembleUserSimilarity, head, pair_cosines
+from recommender.models import ensemble
+from recommender.models.ensemble import EnsembleUserSimilarity, head, pair_cosines, unit_vectors
 from recommender.models.registry import create_model
 from recommender.topk import Neighbours
 
@@ -84,7 +85,7 @@ def test_cosine_fusion_rescoring_every_candidate_under_every_model_by_hand():
 
 def test_pair_cosines_are_zero_for_users_a_model_has_no_vector_for():
     model = FixedVectors([1, 2], [[3.0, 4.0], [4.0, 3.0]])
-    np.testing.assert_allclose(pair_cosines(model, np.array([1, 1, 5]), np.array([2, 1, 1])), [0.96, 1.0, 0.0])
+    np.testing.assert_allclose(pair_cosines(*unit_vectors(model), np.array([1, 1, 5]), np.array([2, 1, 1])), [0.96, 1.0, 0.0])
 
 
 def test_head_keeps_the_first_n_only():
@@ -112,6 +113,17 @@ def test_covers_every_user_any_component_covers_and_equals_standalone_fit(small_
     assert {int(u) for u, _, _ in fused.rows()} == covered
     standalone = create_model("ensemble_user_similarity", weights=weights, fusion=fusion).fit(small_tables)
     np.testing.assert_array_equal(standalone.similar_users(10).similar, fused.similar)
+
+
+def test_fusing_in_user_blocks_gives_the_same_answer(small_tables, monkeypatch):
+    weights = {"tfidf_user_interest": 1.0, "als_collab_filtering_user_course_view": 1.0}
+    models = {h: create_model(h).fit(small_tables) for h in weights}
+    components = {h: m.similar_users(50) for h, m in models.items()}
+    whole = EnsembleUserSimilarity(weights).combine(components, 10, models=models)
+    monkeypatch.setattr(ensemble, "USER_BLOCK", 7)  # many blocks, a user's lists split over none
+    blocks = EnsembleUserSimilarity(weights).combine(components, 10, models=models)
+    np.testing.assert_array_equal(whole.similar, blocks.similar)
+    np.testing.assert_array_equal(whole.scores, blocks.scores)
 
 
 @pytest.mark.parametrize("params", [{"weights": {"a": -1.0}}, {"weights": {"a": 0.0}}, {"c": -1.0},

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -105,3 +107,21 @@ def test_reasons_name_only_assessments_both_users_took():
     assert by_neighbour[3] == []  # related (python ~ django) but no assessment in common: no false reason
     assert [value for _, value, _ in by_neighbour[2]] == ["python"]
     assert 0 < by_neighbour[2][0][2] <= float(answer.scores[row][listed.index(2)]) + 1e-3
+
+
+def test_search_memory_is_far_below_an_n_by_n_matrix_on_6000_users():
+    # The smoothed topic makes the vectors dense enough for the dense kernel: blocks of scores, never N×N.
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(6000), 2)
+    tags = np.where(np.arange(users.size) % 2 == 0, rng.integers(0, 10, users.size), rng.integers(0, 54, users.size))
+    rows = list(zip(users.tolist(), [f"t{t}" for t in tags], rng.integers(50, 300, users.size).tolist()))
+    model = KnnUserAssessmentScore().fit(scores(rows))
+    model.similar_users(10)
+    tracemalloc.start()
+    try:
+        model.similar_users(10, block_mb=1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    full = 6000 * 6000 * 4
+    assert peak < full / 4, f"peak {peak / 2**20:.1f} MB (N×N would be {full / 2**20:.1f} MB)"
