@@ -52,7 +52,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "dnn_collab_filtering_user_course_level": 0.0,
 }
 DEFAULT_DEPTH = 50
-USER_BLOCK = 8192  # users fused at a time: bounds the (user, candidate) pairs held at once
+USER_BLOCK = 4096  # users fused at a time: bounds the (user, candidate) pairs held at once
 #: The weights of the top-10 rank fusion this model replaced (ALS leads, the others re-rank and fill in).
 RRF_WEIGHTS = {**DEFAULT_WEIGHTS, "knn_collab_filtering_user_course_view": 1.0, "als_collab_filtering_user_course_view": 2.0}
 

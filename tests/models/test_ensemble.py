@@ -131,3 +131,30 @@ def test_fusing_in_user_blocks_gives_the_same_answer(small_tables, monkeypatch):
 def test_bad_parameters_are_refused(params):
     with pytest.raises(ValueError):
         EnsembleUserSimilarity(**params)
+
+
+def _fusion_peak(users: int, depth: int = 50) -> int:
+    """Traced peak bytes of fusing two random depth-50 lists of ``users`` users (the lists made before)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    handles = np.arange(users, dtype=np.int64)
+    lists = {}
+    for name in ("a", "b"):
+        scores = np.ascontiguousarray(np.sort(rng.random((users, depth)).astype(np.float32), axis=1)[:, ::-1])
+        lists[name] = Neighbours(handles, rng.integers(0, users, (users, depth)), scores)
+    tracemalloc.start()
+    try:
+        EnsembleUserSimilarity({"a": 1.0, "b": 1.0}, depth=depth).combine(lists, 10)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_fusion_memory_grows_with_the_answers_not_with_users_squared_nor_the_pool():
+    # Users are fused a block at a time: 4x the users adds only the answers (users x N x models),
+    # not the (user, candidate) pool of users x depth x models, and nothing near users x users.
+    small, large = _fusion_peak(10_000), _fusion_peak(40_000)
+    answers = 30_000 * 10 * (8 + 4 + 2 * 8)  # the extra users' similar, scores, contributions
+    assert large < small + 2 * answers, f"{small / 2**20:.0f} MB at 10,000 users, {large / 2**20:.0f} MB at 40,000"
+    assert large < 40_000**2 * 4 / 16
