@@ -1,10 +1,41 @@
-"""Write-path helpers of the benchmark: synthetic neighbour lists shaped like the generator's."""
+"""Write path benchmark: stored encodings, threads against processes, and who burns the CPU.
+
+``python -m bench.bench_write --data-dir DIR --port 8300 --rounds 3`` fits the TF-IDF and k-NN
+models on ``DIR`` (their real items, with reasons, N=10) and writes them into DynamoDB Local on
+``--port`` (a throw-away table per variant and round, dropped after) in alternating rounds, so
+that other load on the machine slows every variant alike:
+
+- ``lists, objects, threads``: the writer before issue 8 (item objects, ``L`` lists of ``N``,
+  ``WRITE_THREADS`` threads of one process);
+- ``strings, objects, threads``: the same with the lists stored as JSON strings (encoding only);
+- ``strings, arrays, threads``: attribute values built straight from the search's arrays;
+- ``strings, arrays, P processes``: :class:`~recommender.store.process_writer.ProcessWriter`.
+
+Per variant: items/s, the client's CPU per item (this process plus its writer processes), the
+JVM's CPU per item, and the CPU of DynamoDB Local's one SQLite thread ("SQLiteQueue"; every
+item goes through it) per item and as a share of the wall time: near 100%, the database is the
+bound.  The load average is recorded with every figure.  ``--out`` writes everything as JSON.
+
+Also the helpers of ``run_bench.py``'s warm-up (:func:`fake_neighbours`).
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
+import psutil
 
 from recommender.topk import Neighbours
+
+MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view")
 
 
 def fake_neighbours(count: int, n: int = 10, seed: int = 0) -> Neighbours:
@@ -14,3 +45,135 @@ def fake_neighbours(count: int, n: int = 10, seed: int = 0) -> Neighbours:
     similar = rng.integers(1, count + 1, size=(count, n), dtype=np.int64)
     scores = np.sort(rng.random((count, n), dtype=np.float32), axis=1)[:, ::-1].round(6)
     return Neighbours(users, similar, np.ascontiguousarray(scores))
+
+
+class CpuMeter:
+    """CPU seconds of this process and its children, of the JVM, and of the JVM's SQLite thread."""
+
+    def __init__(self, jvm_pid: int):
+        self.jvm = psutil.Process(jvm_pid)
+        self.me = psutil.Process()
+
+    def _sqlite_thread(self) -> float:
+        for thread in self.jvm.threads():
+            try:
+                name = Path(f"/proc/{self.jvm.pid}/task/{thread.id}/comm").read_text().strip()
+            except OSError:
+                continue
+            if name.startswith("SQLiteQueue"):
+                return thread.user_time + thread.system_time
+        return float("nan")
+
+    def read(self) -> dict[str, float]:
+        client = sum(self.me.cpu_times()[:2])
+        for child in self.me.children(recursive=True):
+            try:
+                client += sum(child.cpu_times()[:2])
+            except psutil.Error:
+                pass
+        return {"client": client, "jvm": sum(self.jvm.cpu_times()[:2]), "sqlite_thread": self._sqlite_thread(),
+                "wall": time.perf_counter()}
+
+
+def measure(meter: CpuMeter, items: int, write: Callable[[], int]) -> dict:
+    load = os.getloadavg()[0]
+    before = meter.read()
+    written = write()
+    after = meter.read()
+    wall = after["wall"] - before["wall"]
+    per_item = {k: round(1e6 * (after[k] - before[k]) / written, 1) for k in ("client", "jvm", "sqlite_thread")}
+    assert written == items, f"wrote {written} of {items} items"
+    return {"items": written, "seconds": round(wall, 2), "items_per_second": round(written / wall),
+            "client_us_per_item": per_item["client"], "jvm_us_per_item": per_item["jvm"],
+            "sqlite_thread_us_per_item": per_item["sqlite_thread"],
+            "sqlite_thread_busy": round((after["sqlite_thread"] - before["sqlite_thread"]) / wall, 3),
+            "loadavg_1m_start": round(load, 2), "loadavg_1m_end": round(os.getloadavg()[0], 2)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--port", type=int, default=8300, help="DynamoDB Local's port (not the shared 8000)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--processes", type=int, nargs="+", default=[2])
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+
+    from bench.bench_procmon import java_pid
+    from recommender.config import GeneratorSettings
+    from recommender.data.loader import load_tables
+    from recommender.models.registry import create_model
+    from recommender.store.dynamo import DynamoStore
+    from recommender.store.items import ItemBlock, build_items, list_attributes
+    from recommender.store.process_writer import ProcessWriter
+    from recommender.store.writer import BatchWriter
+
+    tables = load_tables(args.data_dir, ("user_interests", "user_course_views"))
+    blocks: list[ItemBlock] = []
+    for handle in MODELS:
+        model = create_model(handle).fit(tables)
+        answer = model.similar_users(10, progress=False)
+        blocks.append(build_items(handle, answer, "bench", "2026-01-01T00:00:00Z", model.explain(answer)))
+    count = sum(len(b) for b in blocks)
+    settings = GeneratorSettings(dynamodb_endpoint_url=f"http://127.0.0.1:{args.port}", dynamodb_table="bench_write",
+                                 write_threads=args.threads)
+    store = DynamoStore.for_generator(settings)
+    assert store.client_spec is not None
+    threads = BatchWriter(store.client_spec.batch_client(), args.threads)
+    botocore_threads = BatchWriter(store.client, args.threads)
+    pools = {p: ProcessWriter(store.client_spec, p) for p in args.processes}
+    for pool in pools.values():
+        pool.start()
+    jvm = java_pid(args.port)
+    if jvm is None:
+        raise SystemExit(f"nothing listens on port {args.port}: start DynamoDB Local there first")
+    meter = CpuMeter(jvm)
+
+    def variants(table: str) -> dict[str, Callable[[], int]]:
+        out = {
+            "lists, objects, threads": lambda: sum(botocore_threads.write_attributes(table, (list_attributes(i) for i in b)) for b in blocks),
+            "strings, objects, threads": lambda: sum(botocore_threads.write(table, iter(b)) for b in blocks),
+            "strings, arrays, threads": lambda: sum(botocore_threads.write(table, b) for b in blocks),
+            "strings, arrays, threads, HTTP": lambda: sum(threads.write(table, b) for b in blocks),
+        }
+        for p, pool in pools.items():
+            out[f"strings, arrays, {p} processes, HTTP"] = lambda pool=pool: sum(pool.write(table, b) for b in blocks)
+        return out
+
+    results: dict[str, list[dict]] = {}
+    try:
+        for round_ in range(args.rounds + 1):  # round 0 warms the JVM up and is not kept
+            for name in variants("-"):
+                table = store.create_run_table(f"{round_}-{len(results.get(name, []))}-{time.time_ns()}")
+                try:
+                    figures = measure(meter, count, variants(table)[name])
+                finally:
+                    store.drop_table(table)
+                if round_:
+                    results.setdefault(name, []).append(figures)
+                print(f"round {round_}{' (warm-up)' if not round_ else ''}: {name}: " + ", ".join(
+                    f"{k} {v}" for k, v in figures.items() if k != "items"), flush=True)
+    finally:
+        for pool in pools.values():
+            pool.close()
+
+    summary = {name: {key: statistics.median(r[key] for r in rounds) for key in rounds[0] if key != "items"}
+               for name, rounds in results.items()}
+    print(f"\n{count:,} items (TF-IDF and k-NN at N=10, with reasons), median of {args.rounds} rounds")
+    print("| variant | items/s | client µs/item | JVM µs/item | SQLite thread µs/item | SQLite thread busy | load (1 min) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, s in summary.items():
+        print(f"| {name} | {s['items_per_second']:,.0f} | {s['client_us_per_item']:.0f} | {s['jvm_us_per_item']:.0f} | "
+              f"{s['sqlite_thread_us_per_item']:.0f} | {s['sqlite_thread_busy']:.0%} | {s['loadavg_1m_start']:.1f} |")
+    if args.out:
+        args.out.write_text(json.dumps({
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cores": os.cpu_count(),
+            "python": platform.python_version(), "data_dir": str(args.data_dir), "items": count,
+            "threads": args.threads, "rounds": results, "median": summary}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 lease_seconds=settings.generator_lock_lease_seconds,
                 keep_runs=settings.keep_runs,
                 write_threads=settings.write_threads,
+                write_processes=settings.write_processes,
             )
         report = pipeline.run(
             args.data_dir,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -89,29 +90,67 @@ def _config(attempts: tuple[str, int], connect_timeout: float, read_timeout: flo
                   read_timeout=read_timeout, **extra)
 
 
+def _client(endpoint_url: str | None, region: str, config: Config) -> Any:
+    kwargs: dict[str, Any] = {"region_name": region, "config": config}
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    return boto3.client("dynamodb", **kwargs)
+
+
+@dataclass(frozen=True)
+class GeneratorClientSpec:
+    """How to open the generator's client: plain values, so that a writer process can open its own."""
+
+    endpoint_url: str | None
+    region: str
+    max_attempts: int
+    threads: int
+
+    def config(self) -> Config:
+        # botocore "standard" retries: exponential backoff with jitter on throttling and transient
+        # errors, capped; after that the error reaches the run.  Our requests are built by code,
+        # not users: botocore's parameter validation costs ~25% of the writer's CPU (bench/README.md).
+        return _config(("max_attempts", self.max_attempts), 5, 30, max_pool_connections=max(10, self.threads * 2),
+                       parameter_validation=False)
+
+    def client(self) -> Any:
+        return _client(self.endpoint_url, self.region, self.config())
+
+    def batch_client(self) -> Any:
+        """What the batch writer sends ``batch_write_item`` through.
+
+        With an explicit endpoint (DynamoDB Local) the client's CPU is half the write path, so it
+        is plain HTTP signed by botocore (:mod:`recommender.store.batch_http`); against AWS the
+        round trip dominates and botocore's own client (endpoint rules, credential chain) stays.
+        """
+        if not self.endpoint_url:
+            return self.client()
+        from recommender.store.batch_http import HttpBatchWriteClient
+
+        return HttpBatchWriteClient(self.endpoint_url, self.region, max_attempts=self.max_attempts,
+                                    connections=max(10, self.threads * 2))
+
+
 class DynamoStore:
     """Table naming, clients and the read path (pointer → run table → item)."""
 
     def __init__(self, settings: StoreSettings, config: Config, *, pointer_cache_seconds: float = 0.0,
-                 pointer_cache_dir: str | os.PathLike[str] | None = None):
+                 pointer_cache_dir: str | os.PathLike[str] | None = None,
+                 client_spec: GeneratorClientSpec | None = None):
         self.settings = settings
         self.pointer_cache_seconds = pointer_cache_seconds
         self.prefix = settings.dynamodb_table
         self.control_table = f"{self.prefix}-{control.CONTROL_SUFFIX}"
-        kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": config}
-        if settings.dynamodb_endpoint_url:
-            kwargs["endpoint_url"] = settings.dynamodb_endpoint_url
-        self.client = boto3.client("dynamodb", **kwargs)
+        self.client = _client(settings.dynamodb_endpoint_url, settings.aws_region, config)
+        #: The generator's: lets writer processes open the same kind of client (None for the API).
+        self.client_spec = client_spec
         self._pointers = PointerCache(self.prefix, pointer_cache_dir)
 
     @classmethod
     def for_generator(cls, settings: GeneratorSettings) -> DynamoStore:
-        # botocore "standard" retries: exponential backoff with jitter on throttling and transient
-        # errors, capped; after that the error reaches the run.  Our requests are built by code,
-        # not users: botocore's parameter validation costs ~25% of the writer's CPU (bench/README.md).
-        config = _config(("max_attempts", settings.generator_db_max_attempts), 5, 30,
-                         max_pool_connections=max(10, settings.write_threads * 2), parameter_validation=False)
-        return cls(settings, config)
+        spec = GeneratorClientSpec(settings.dynamodb_endpoint_url, settings.aws_region,
+                                   settings.generator_db_max_attempts, settings.write_threads)
+        return cls(settings, spec.config(), client_spec=spec)
 
     @classmethod
     def for_api(cls, settings: ApiSettings) -> DynamoStore:

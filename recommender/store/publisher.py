@@ -18,8 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from recommender.store.control import Pointer
 from recommender.store.dynamo import DynamoStore, StoreUnavailable, error_code
-from recommender.store.items import StoredItem
+from recommender.store.items import ItemBlock, StoredItem
 from recommender.store.lock import GeneratorLock, LockHeld, LockLost
+from recommender.store.process_writer import ProcessWriter
 from recommender.store.retry import Backoff
 from recommender.store.runs import RunRecords
 from recommender.store.writer import BatchWriter
@@ -33,11 +34,17 @@ class RunPublisher:
     """The sink the pipeline writes through: ``begin`` → ``write`` per model → ``commit`` (or ``abort``)."""
 
     def __init__(self, store: DynamoStore, *, lease_seconds: float = 120.0, keep_runs: int = 2,
-                 write_threads: int = 4, backoff: Backoff | None = None):
+                 write_threads: int = 4, write_processes: int = 1, backoff: Backoff | None = None):
         self.store = store
         self.keep_runs = max(1, keep_runs)
         self.lock = GeneratorLock(store.client, store.control_table, lease_seconds)
-        self.writer = BatchWriter(store.client, write_threads, backoff)
+        batch_client = store.client_spec.batch_client() if store.client_spec is not None else store.client
+        self.writer = BatchWriter(batch_client, write_threads, backoff)
+        # Writer processes (WRITE_PROCESSES > 1) take the model's items as arrays (ItemBlock);
+        # anything else (a list of items) is written by the threads of this process.
+        self.processes: ProcessWriter | None = None
+        if write_processes > 1 and store.client_spec is not None:
+            self.processes = ProcessWriter(store.client_spec, write_processes, backoff)
         self.runs = RunRecords(store)
         self.run_id: str | None = None
         self.table: str | None = None
@@ -50,6 +57,8 @@ class RunPublisher:
         self.run_id = run_id
         self.runs.started(run_id, models)
         self.table = self.store.create_run_table(run_id)
+        if self.processes is not None:
+            self.processes.start()  # they start while the first model fits
 
     def previous_coverage(self) -> dict[str, int]:
         """Users covered by each model's currently published run (the coverage check's baseline)."""
@@ -60,7 +69,8 @@ class RunPublisher:
             raise RuntimeError("begin() first")
         if self.lock.lost:
             raise LockLost("the generator lock was lost; not writing")
-        count = self.writer.write(self.table, items, total=total, progress=progress, desc=f"write {model_handle}")
+        writer = self.processes if self.processes is not None and isinstance(items, ItemBlock) else self.writer
+        count = writer.write(self.table, items, total=total, progress=progress, desc=f"write {model_handle}")
         self.counts[model_handle] = self.counts.get(model_handle, 0) + count
         return count
 
@@ -85,6 +95,8 @@ class RunPublisher:
 
     def abort(self) -> None:
         """Best effort: mark the run failed and drop its table (the next run would do it anyway)."""
+        if self.processes is not None:
+            self.processes.terminate()  # before the table goes: no worker may still be writing
         if self.run_id is None:
             return
         try:
@@ -98,4 +110,7 @@ class RunPublisher:
         return self.runs.clean_up(self.keep_runs, self.run_id)
 
     def release_lock(self) -> None:
+        """The run is over (published or not): stop the writer processes and free the lock."""
+        if self.processes is not None:
+            self.processes.close()
         self.lock.release()

@@ -2,7 +2,9 @@
 
 ``BatchWriteItem`` takes 25 items; several threads keep several requests in flight because one
 writer is bound by round trips, not by the database.  A bounded number of batches is queued at
-once so that memory stays flat however many items the generator streams in.
+once so that memory stays flat however many items the generator streams in.  Against DynamoDB
+Local on a few cores a process's client CPU (botocore) is the bound instead: see
+:mod:`recommender.store.process_writer`, which runs several of these writers in processes.
 """
 
 from __future__ import annotations
@@ -16,16 +18,23 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tqdm.auto import tqdm
 
 from recommender.store.dynamo import StoreUnavailable
-from recommender.store.items import StoredItem
+from recommender.store.items import ItemBlock, StoredItem
 from recommender.store.retry import Backoff, RetriesExhausted
 
 BATCH = 25  # DynamoDB's limit per BatchWriteItem
 
 
-def batches(items: Iterable[StoredItem], size: int = BATCH) -> Iterator[list[StoredItem]]:
+def batches(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
+
+
+def attribute_values(items: Iterable[StoredItem] | ItemBlock) -> Iterator[dict[str, dict]]:
+    """Each item's DynamoDB attributes; straight from the arrays for an :class:`ItemBlock`."""
+    if isinstance(items, ItemBlock):
+        return items.dynamo_items()
+    return (item.to_dynamo() for item in items)
 
 
 class BatchWriter:
@@ -34,15 +43,20 @@ class BatchWriter:
         self.threads = max(1, threads)
         self.backoff = backoff or Backoff()
 
-    def write(self, table: str, items: Iterable[StoredItem], *, total: int | None = None,
+    def write(self, table: str, items: Iterable[StoredItem] | ItemBlock, *, total: int | None = None,
               progress: bool = False, desc: str = "write") -> int:
         """Write every item to ``table``; the count written.  Fails loudly, never silently short."""
+        return self.write_attributes(table, attribute_values(items), total=total, progress=progress, desc=desc)
+
+    def write_attributes(self, table: str, attributes: Iterable[dict[str, dict]], *, total: int | None = None,
+                         progress: bool = False, desc: str = "write") -> int:
+        """:meth:`write` for items already turned into DynamoDB attribute values."""
         count = 0
         bar = tqdm(total=total, desc=desc, unit="item", disable=not progress, leave=False)
         pending: set[Future] = set()
         try:
             with ThreadPoolExecutor(self.threads, thread_name_prefix="writer") as pool:
-                for batch in batches(items):
+                for batch in batches(attributes):
                     if len(pending) >= self.threads * 4:
                         done, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for future in done:
@@ -57,8 +71,9 @@ class BatchWriter:
             bar.close()
         return count
 
-    def _write_batch(self, table: str, batch: list[StoredItem]) -> int:
-        requests = [{"PutRequest": {"Item": item.to_dynamo()}} for item in batch]
+    def _write_batch(self, table: str, batch: list[dict[str, dict]]) -> int:
+        """One ``BatchWriteItem`` of attribute values; what comes back unprocessed is re-sent with backoff."""
+        requests = [{"PutRequest": {"Item": item}} for item in batch]
         attempt = 0
         while requests:
             response = self.client.batch_write_item(RequestItems={table: requests})

@@ -15,8 +15,8 @@ from tests.conftest import local_settings_class, publish
 def test_item_round_trips_through_dynamodb_attributes_and_records():
     item = StoredItem(7, "m", (Neighbour(1, 0.5, (Reason("tag", "python", 0.31),)), Neighbour(2, 1.0)), "r", "2026-01-01T00:00:00Z")
     attributes = item.to_dynamo()
-    assert attributes["scores"] == {"L": [{"N": "0.5"}, {"N": "1.0"}]}
-    assert attributes["similar_users"] == {"L": [{"N": "1"}, {"N": "2"}]}
+    assert attributes["scores"] == {"S": "[0.5,1.0]"}  # lists as compact JSON strings (store/items.py)
+    assert attributes["similar_users"] == {"S": "[1,2]"}
     assert StoredItem.from_dynamo(attributes) == item
     assert StoredItem.from_record(item.to_record()) == item
     assert item.to_record()["reasons"] == [[{"kind": "tag", "value": "python", "weight": 0.31}], []]

@@ -1,0 +1,113 @@
+"""The stored shape: lists as compact JSON strings, items of earlier runs (``L`` lists) still read,
+and the array path (ItemBlock) gives exactly the items and attribute values of the object path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from recommender.api import create_app
+from recommender.store.dynamo import DynamoStore
+from recommender.store.items import ItemBlock, Neighbour, Reason, StoredItem, build_items, list_attributes
+from recommender.store.publisher import RunPublisher
+from recommender.topk import Neighbours
+
+TFIDF = "tfidf_user_interest"
+BIG = 2**63 - 1  # the largest handle (data/schema.py): must stay exact, never through a float
+
+
+def reasoned_item(user: int = 7, run_id: str = "20260101T000000Z-items000") -> StoredItem:
+    return StoredItem(user, TFIDF, (
+        Neighbour(BIG, 0.1 + 0.2, (Reason("tag", "python", 0.31), Reason("tag", "c#", 0.05))),
+        Neighbour(2, 1e-06, (Reason("tag", "python", 0.002),)),
+        Neighbour(3, 0.5),
+    ), run_id, "2026-01-01T00:00:00Z")
+
+
+def test_lists_are_stored_as_compact_json_strings_and_read_back_exactly():
+    item = reasoned_item()
+    attributes = item.to_dynamo()
+    assert attributes["similar_users"] == {"S": f"[{BIG},2,3]"}
+    assert attributes["scores"] == {"S": "[0.30000000000000004,1e-06,0.5]"}  # repr: the same float back
+    assert json.loads(attributes["reasons"]["S"]) == {"v": [["tag", "python"], ["tag", "c#"]],
+                                                     "r": [[[0, 0.31], [1, 0.05]], [[0, 0.002]], []]}
+    assert StoredItem.from_dynamo(attributes) == item
+    assert "reasons" not in StoredItem.of(1, TFIDF, [(2, 0.5)]).to_dynamo()
+
+
+def test_an_item_written_before_the_change_reads_back_the_same():
+    item = reasoned_item()
+    old = list_attributes(item)
+    assert old["similar_users"] == {"L": [{"N": str(BIG)}, {"N": "2"}, {"N": "3"}]}
+    assert old["scores"]["L"][0] == {"N": "0.30000000000000004"}
+    assert StoredItem.from_dynamo(old) == item
+
+
+def test_a_run_published_in_the_old_shape_keeps_serving_after_the_upgrade(local_settings):
+    """A run table written by the earlier writer (``L`` lists), read through the pointer by the API."""
+    settings = local_settings.model_copy(update={"pointer_cache_seconds": 0})
+    items = [reasoned_item(user) for user in (7, 8)]
+    publisher = RunPublisher(DynamoStore.for_generator(settings))
+    try:
+        publisher.begin(items[0].run_id, (TFIDF,))
+        assert publisher.writer.write_attributes(publisher.table, [list_attributes(i) for i in items]) == 2
+        publisher.counts[TFIDF] = 2
+        publisher.commit()
+    finally:
+        publisher.release_lock()
+    stored = DynamoStore.for_generator(settings).client.get_item(
+        TableName=publisher.table, Key={"user_handle": {"N": "7"}, "model_handle": {"S": TFIDF}})["Item"]
+    assert "L" in stored["similar_users"]  # really the old shape in the database
+
+    response = create_app(settings).test_client().post("/similar-users/", json={"user_handle": 7, "explain": True})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (answer,) = response.get_json()
+    assert answer["similar_users"] == [BIG, 2, 3] and answer["scores"] == [0.30000000000000004, 1e-06, 0.5]
+    assert [r["value"] for r in answer["neighbours"][0]["reasons"]] == ["python", "c#"]
+
+
+@pytest.fixture(scope="module")
+def tfidf_block(small_tables) -> ItemBlock:
+    from recommender.models.tfidf_interest import TfidfUserInterest
+
+    model = TfidfUserInterest().fit(small_tables)
+    answer = model.similar_users(10)
+    return build_items(TFIDF, answer, "20260101T000000Z-items001", "2026-01-01T00:00:00Z", model.explain(answer))
+
+
+def test_the_array_path_gives_the_items_of_the_object_path(tfidf_block):
+    answer, why = tfidf_block.neighbours, tfidf_block.explanations
+    rows = np.flatnonzero((answer.similar >= 0).any(axis=1))
+    expected = [  # built the way the generator built items before ItemBlock: rows() + for_row()
+        StoredItem(user, TFIDF, tuple(Neighbour(u, s, tuple(Reason(*r) for r in w))
+                                      for u, s, w in zip(similar, scores, why.for_row(int(row), len(similar)))),
+                   tfidf_block.run_id, tfidf_block.generated_at)
+        for row, (user, similar, scores) in zip(rows, answer.rows())
+    ]
+    items = list(tfidf_block)
+    assert items == expected and len(tfidf_block) == len(items) > 500
+    assert any(n.reasons for i in items for n in i.neighbours)
+    assert list(tfidf_block.dynamo_items()) == [i.to_dynamo() for i in items]
+
+
+def test_slices_cover_every_item_once_and_carry_only_the_names_they_use(tfidf_block):
+    parts = list(tfidf_block.split(97))
+    assert len(parts) == -(-len(tfidf_block.neighbours.users) // 97)
+    assert [i for part in parts for i in part] == list(tfidf_block)
+    assert [a for part in parts for a in part.dynamo_items()] == list(tfidf_block.dynamo_items())
+    assert all(len(p.explanations.names) < len(tfidf_block.explanations.names) for p in parts)
+
+
+def test_items_with_reasons_stay_under_4_kb_at_n_10(tfidf_block):
+    # DynamoDB's size: attribute names plus values (strings: their UTF-8 bytes)
+    sizes = [sum(len(name) + len(next(iter(value.values())).encode()) for name, value in a.items())
+             for a in tfidf_block.dynamo_items()]
+    assert 0 < max(sizes) < 4096, max(sizes)
+
+
+def test_lists_padded_anywhere_but_the_end_are_refused():
+    holes = Neighbours(np.array([1]), np.array([[2, -1, 3]]), np.array([[0.5, np.nan, 0.4]], dtype=np.float32))
+    with pytest.raises(ValueError, match="padded with -1 at the end only"):
+        list(build_items(TFIDF, holes, "r", "g").dynamo_items())
