@@ -6,10 +6,12 @@ models on ``DIR`` (their real items, with reasons, N=10) and writes them into Dy
 that other load on the machine slows every variant alike:
 
 - ``lists, objects, threads``: the writer before issue 8 (item objects, ``L`` lists of ``N``,
-  ``WRITE_THREADS`` threads of one process);
+  ``--threads`` threads of one process, botocore's ``batch_write_item``);
 - ``strings, objects, threads``: the same with the lists stored as JSON strings (encoding only);
 - ``strings, arrays, threads``: attribute values built straight from the search's arrays;
-- ``strings, arrays, P processes``: :class:`~recommender.store.process_writer.ProcessWriter`.
+- ``strings, arrays, threads, HTTP``: and sent as signed HTTP (:mod:`recommender.store.batch_http`);
+- ``strings, arrays, P processes, HTTP``: :class:`~recommender.store.process_writer.ProcessWriter`,
+  what the generator runs (``WRITE_PROCESSES``).
 
 Per variant: items/s, the client's CPU per item (this process plus its writer processes), the
 JVM's CPU per item, and the CPU of DynamoDB Local's one SQLite thread ("SQLiteQueue"; every

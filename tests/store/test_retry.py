@@ -45,14 +45,14 @@ ITEMS = [StoredItem.of(u, "m", [(1, 0.5)]) for u in range(1, 11)]
 
 def test_unprocessed_items_are_resent_until_written():
     client = FlakyClient(failures=2)
-    assert writer_with(client)._write_batch("t-run", ITEMS) == 10
+    assert writer_with(client)._write_batch("t-run", [i.to_dynamo() for i in ITEMS]) == 10
     assert client.calls == [10, 1, 1]
 
 
 def test_the_cap_fails_loudly():
     client = FlakyClient(failures=100)
     with pytest.raises(RetriesExhausted, match="1 items still unprocessed by DynamoDB after 3 retries"):
-        writer_with(client, max_retries=3)._write_batch("t-run", ITEMS)
+        writer_with(client, max_retries=3)._write_batch("t-run", [i.to_dynamo() for i in ITEMS])
     assert len(client.calls) == 4
 
 
