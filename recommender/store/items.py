@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recommender.topk import SCORE_DECIMALS, Neighbours
+from recommender.search.neighbours import SCORE_DECIMALS, Neighbours  # not recommender.topk: writer processes and the API need no search
 
 if TYPE_CHECKING:
     from recommender.reasons import Explanations
