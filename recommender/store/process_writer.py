@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 #: Users per task: large enough that a task is many requests, small enough to spread evenly.
 SLICE_USERS = 1000
+#: Fewer items are written by the generator's own threads: starting the workers (~1 s of CPU
+#: each: Python, boto3, numpy) costs more than they save, e.g. in every test run.
+MIN_ITEMS = 2000
 
 _writer: BatchWriter | None = None  # one per worker process
 
@@ -78,7 +81,7 @@ class ProcessWriter:
         self._pool: ProcessPoolExecutor | None = None
 
     def start(self) -> None:
-        """Start the workers now (each imports boto3 and opens a client: ~1 s), e.g. while a model fits."""
+        """Start the workers (each imports boto3 and opens a client: ~1 s); :meth:`write` does it when needed."""
         if self._pool is None:
             # spawn, not fork: the generator has threads (BLAS, TensorFlow, the lock's heartbeat)
             # and a forked child of a threaded process can inherit a held lock.

@@ -20,7 +20,7 @@ from recommender.store.control import Pointer
 from recommender.store.dynamo import DynamoStore, StoreUnavailable, error_code
 from recommender.store.items import ItemBlock, StoredItem
 from recommender.store.lock import GeneratorLock, LockHeld, LockLost
-from recommender.store.process_writer import ProcessWriter
+from recommender.store.process_writer import MIN_ITEMS, ProcessWriter
 from recommender.store.retry import Backoff
 from recommender.store.runs import RunRecords
 from recommender.store.writer import BatchWriter
@@ -40,8 +40,9 @@ class RunPublisher:
         self.lock = GeneratorLock(store.client, store.control_table, lease_seconds)
         batch_client = store.client_spec.batch_client() if store.client_spec is not None else store.client
         self.writer = BatchWriter(batch_client, write_threads, backoff)
-        # Writer processes (WRITE_PROCESSES > 1) take the model's items as arrays (ItemBlock);
-        # anything else (a list of items) is written by the threads of this process.
+        # Writer processes (WRITE_PROCESSES > 1) take a model's items as arrays (ItemBlock), from
+        # MIN_ITEMS items on (they start then, once per run: ~1 s); anything else (fewer items, a
+        # list of items) is written by the threads of this process.
         self.processes: ProcessWriter | None = None
         if write_processes > 1 and store.client_spec is not None:
             self.processes = ProcessWriter(store.client_spec, write_processes, backoff)
@@ -57,8 +58,6 @@ class RunPublisher:
         self.run_id = run_id
         self.runs.started(run_id, models)
         self.table = self.store.create_run_table(run_id)
-        if self.processes is not None:
-            self.processes.start()  # they start while the first model fits
 
     def previous_coverage(self) -> dict[str, int]:
         """Users covered by each model's currently published run (the coverage check's baseline)."""
@@ -69,7 +68,8 @@ class RunPublisher:
             raise RuntimeError("begin() first")
         if self.lock.lost:
             raise LockLost("the generator lock was lost; not writing")
-        writer = self.processes if self.processes is not None and isinstance(items, ItemBlock) else self.writer
+        many = isinstance(items, ItemBlock) and len(items) >= MIN_ITEMS
+        writer = self.processes if self.processes is not None and many else self.writer
         count = writer.write(self.table, items, total=total, progress=progress, desc=f"write {model_handle}")
         self.counts[model_handle] = self.counts.get(model_handle, 0) + count
         return count

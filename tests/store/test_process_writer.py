@@ -15,7 +15,7 @@ import pytest
 from recommender.reasons import Explanations
 from recommender.store.dynamo import DynamoStore, StoreUnavailable
 from recommender.store.items import StoredItem, build_items
-from recommender.store.process_writer import ProcessWriter
+from recommender.store.process_writer import MIN_ITEMS, ProcessWriter
 from recommender.topk import Neighbours
 from tests.conftest import ROOT
 
@@ -81,15 +81,25 @@ def test_a_failing_worker_fails_the_write_loudly_and_leaves_no_worker(local_sett
     assert len(workers) == 2 and not alive(workers)
 
 
-def test_a_killed_writer_process_fails_the_run_with_exit_1_and_the_previous_run_serves(local_settings, small_dataset, tmp_path):
+@pytest.fixture(scope="module")
+def dataset_2500(tmp_path_factory):
+    """Enough users for the generator to hand a model's items to writer processes (MIN_ITEMS)."""
+    from recommender.datagen import generate
+
+    out = tmp_path_factory.mktemp("data_2500")
+    generate(out, users=2500, seed=3, communities=6)
+    return out
+
+
+def test_a_killed_writer_process_fails_the_run_with_exit_1_and_the_previous_run_serves(local_settings, dataset_2500, tmp_path):
     env = {**os.environ, "DYNAMODB_ENDPOINT_URL": local_settings.dynamodb_endpoint_url,
            "DYNAMODB_TABLE": local_settings.dynamodb_table, "RUN_REPORT_DIR": str(tmp_path), "WRITE_PROCESSES": "2",
            "LOG_LEVEL": "INFO"}
-    command = [sys.executable, "run_generator.py", "--no-progress", "--data-dir", str(small_dataset),
-               "--models", f"{TFIDF},knn_collab_filtering_user_course_view"]
+    command = [sys.executable, "run_generator.py", "--no-progress", "--data-dir", str(dataset_2500), "--models", TFIDF]
     assert subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=300).returncode == 0
     store = DynamoStore.for_generator(local_settings)
-    (before,) = store.pointers()[:1]
+    (before,) = store.pointers()
+    assert before.items >= MIN_ITEMS  # so the items went through writer processes
 
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -97,7 +107,7 @@ def test_a_killed_writer_process_fails_the_run_with_exit_1_and_the_previous_run_
         victims: list[psutil.Process] = []
         while not victims and time.monotonic() < deadline and proc.poll() is None:
             victims = writer_processes(psutil.Process(proc.pid))
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert victims, "no writer process appeared"
         workers = writer_processes(psutil.Process(proc.pid))
         victims[0].send_signal(signal.SIGKILL)
@@ -108,7 +118,7 @@ def test_a_killed_writer_process_fails_the_run_with_exit_1_and_the_previous_run_
     assert stderr.strip().splitlines()[-1].startswith("error: a writer process died while writing to ")
     runs = {r["sk"]: r["status"] for r in store.query_control("run")}
     assert sorted(runs.values()) == ["complete", "failed"]
-    assert [p.run_id for p in store.pointers()] == [before.run_id] * 2  # nothing of the failed run is visible
+    assert store.pointers() == [before]  # nothing of the failed run is visible
     failed = next(run for run, status in runs.items() if status == "failed")
     assert store.run_table(failed) not in store.client.list_tables()["TableNames"]
     assert not alive(workers)
