@@ -16,7 +16,9 @@ that other load on the machine slows every variant alike:
 Per variant: items/s, the client's CPU per item (this process plus its writer processes), the
 JVM's CPU per item, and the CPU of DynamoDB Local's one SQLite thread ("SQLiteQueue"; every
 item goes through it) per item and as a share of the wall time: near 100%, the database is the
-bound.  The load average is recorded with every figure.  ``--out`` writes everything as JSON.
+bound.  Two ceilings follow from them: all cores busy with client and JVM (cores × 10⁶ / (client
++ JVM µs per item)), and the SQLite thread alone (10⁶ / its µs per item), whatever the cores.
+The load average is recorded with every figure.  ``--out`` writes everything as JSON.
 
 Also the helpers of ``run_bench.py``'s warm-up (:func:`fake_neighbours`).
 """
@@ -27,8 +29,11 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
+import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,6 +82,27 @@ class CpuMeter:
                 "wall": time.perf_counter()}
 
 
+def jfr_shares(recording: Path) -> dict[str, float]:
+    """Where the JVM spent its CPU: share of JFR execution samples per thread kind and hot method."""
+    text = subprocess.run(["jfr", "print", "--events", "jdk.ExecutionSample", "--stack-depth", "64", str(recording)],
+                          capture_output=True, text=True, check=True).stdout
+    events = text.split("jdk.ExecutionSample")[1:]
+    counts: Counter[str] = Counter()
+    for event in events:
+        thread = re.search(r'sampledThread = "([^"]*)', event)
+        counts["thread: SQLiteQueue" if thread and thread.group(1).startswith("SQLiteQueue") else "thread: other"] += 1
+        frames = set(re.findall(r"^\s+([\w.$<>]+)\(", event, re.M))
+        for method in JFR_METHODS:
+            counts[method] += any(f.endswith(method) for f in frames)
+    return {k: round(v / max(1, len(events)), 3) for k, v in counts.items()} | {"samples": len(events)}
+
+
+#: DynamoDB Local's hot spots (inclusive): re-reading the table's schema for every item, parsing
+#: requests, storing the item as JSON in SQLite.
+JFR_METHODS = ("SQLiteDBAccessJob.getTableSchemaInfo2", "LocalDynamoDBServerHandler.handle",
+               "ObjectMapper.writeValueAsBytes", "SQLiteDBAccessJob.getRecordInternal")
+
+
 def measure(meter: CpuMeter, items: int, write: Callable[[], int]) -> dict:
     load = os.getloadavg()[0]
     before = meter.read()
@@ -100,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--processes", type=int, nargs="+", default=[2])
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--jfr", type=Path, help="record the JVM with Java Flight Recorder (jcmd) during the measured rounds")
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
@@ -146,8 +173,12 @@ def main(argv: list[str] | None = None) -> None:
         return out
 
     results: dict[str, list[dict]] = {}
+    profile: dict[str, float] = {}
     try:
         for round_ in range(args.rounds + 1):  # round 0 warms the JVM up and is not kept
+            if round_ == 1 and args.jfr:
+                subprocess.run(["jcmd", str(jvm), "JFR.start", "name=bench_write", "settings=profile",
+                                f"filename={args.jfr.resolve()}"], check=True, capture_output=True)
             for name in variants("-"):
                 table = store.create_run_table(f"{round_}-{len(results.get(name, []))}-{time.time_ns()}")
                 try:
@@ -158,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
                     results.setdefault(name, []).append(figures)
                 print(f"round {round_}{' (warm-up)' if not round_ else ''}: {name}: " + ", ".join(
                     f"{k} {v}" for k, v in figures.items() if k != "items"), flush=True)
+        if args.jfr:
+            subprocess.run(["jcmd", str(jvm), "JFR.stop", "name=bench_write"], check=True, capture_output=True)
+            profile = jfr_shares(args.jfr)
     finally:
         for pool in pools.values():
             pool.close()
@@ -165,16 +199,24 @@ def main(argv: list[str] | None = None) -> None:
     summary = {name: {key: statistics.median(r[key] for r in rounds) for key in rounds[0] if key != "items"}
                for name, rounds in results.items()}
     print(f"\n{count:,} items (TF-IDF and k-NN at N=10, with reasons), median of {args.rounds} rounds")
-    print("| variant | items/s | client µs/item | JVM µs/item | SQLite thread µs/item | SQLite thread busy | load (1 min) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    cores = os.cpu_count() or 1
+    for s in summary.values():  # the two bounds: all cores on client + JVM, and the JVM's one SQLite thread
+        s["cores_bound_items_per_second"] = round(cores * 1e6 / (s["client_us_per_item"] + s["jvm_us_per_item"]))
+        s["sqlite_thread_bound_items_per_second"] = round(1e6 / s["sqlite_thread_us_per_item"])
+    print("| variant | items/s | client µs/item | JVM µs/item | SQLite thread µs/item (busy) | bound: cores / SQLite thread | load (1 min) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, s in summary.items():
         print(f"| {name} | {s['items_per_second']:,.0f} | {s['client_us_per_item']:.0f} | {s['jvm_us_per_item']:.0f} | "
-              f"{s['sqlite_thread_us_per_item']:.0f} | {s['sqlite_thread_busy']:.0%} | {s['loadavg_1m_start']:.1f} |")
+              f"{s['sqlite_thread_us_per_item']:.0f} ({s['sqlite_thread_busy']:.0%}) | "
+              f"{s['cores_bound_items_per_second']:,} / {s['sqlite_thread_bound_items_per_second']:,} | {s['loadavg_1m_start']:.1f} |")
+    if profile:
+        print(f"\nJVM CPU samples ({profile['samples']:,}, all variants): " + ", ".join(
+            f"{k} {v:.0%}" for k, v in profile.items() if k != "samples"))
     if args.out:
         args.out.write_text(json.dumps({
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cores": os.cpu_count(),
             "python": platform.python_version(), "data_dir": str(args.data_dir), "items": count,
-            "threads": args.threads, "rounds": results, "median": summary}, indent=2) + "\n")
+            "threads": args.threads, "rounds": results, "median": summary, "jvm_profile": profile}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
