@@ -1,9 +1,11 @@
 """Writes a model's items from several processes, each with its own client and writer threads.
 
-Why processes: against DynamoDB Local on a couple of cores, one Python process is bound by its
-own CPU (botocore builds, signs and parses every request under one GIL), not by the database;
-a second process doubles the client side (bench/README.md, "Writes").  Against AWS the threads
-alone already hide the round trips, and processes cost nothing but their start.
+Why processes: one Python process writes at most ~4,500 items/s (its client spends ~220 µs of
+CPU per item with reasons, under one GIL), so a database that takes more needs more processes.
+DynamoDB Local on this 2-core machine does not: it burns ~340 µs per item itself, and 2 writer
+processes wrote ~10% *slower* than the generator's own threads (their start and the slices'
+pickling cost more than a second client core could win when there is none to spare), hence
+``WRITE_PROCESSES=1`` by default (bench/README.md, "Write path").
 
 What crosses to a worker is a slice of an :class:`~recommender.store.items.ItemBlock` (a few
 arrays, ~600 KB per 1,000 users with reasons), never item objects: the worker builds and encodes
