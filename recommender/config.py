@@ -76,7 +76,7 @@ class GeneratorSettings(StoreSettings):
         120.0, ge=1, le=86400, description="generator lock lease, renewed every third of it; a killed run blocks the next one this long at most")
     write_threads: int = Field(4, ge=1, le=64, description="parallel batch writers (threads per writer process)")
     write_processes: int = Field(
-        1, ge=1, le=64, description="processes writing a model's items (2,000 or more), each with its own client and `WRITE_THREADS` threads; 1: the generator's own threads (on 2 cores more did not pay: README \"Writes\")")
+        1, ge=1, le=64, description="processes writing a model's items (2,000 or more), each with its own client and `WRITE_THREADS` threads; 1: the generator's own threads (on 2 cores more did not pay: README *Writes*)")
     generator_db_max_attempts: int = Field(
         8, ge=1, le=20, description="generator's DynamoDB attempts per call (exponential backoff with jitter) before the run fails")
     run_report_dir: Path = Field(Path(".run/reports"), description="where each run's JSON summary is written")
