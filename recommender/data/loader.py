@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recommender.data import fast_columns
+from recommender.data.arrow_csv import read_strings
 from recommender.data.csv_lines import data_row_line, tokenizer_error, undecodable_line
 from recommender.data.preflight import os_reason
 from recommender.data.schema import (
@@ -76,14 +78,23 @@ def _read_csv(path: Path, name: str) -> pd.DataFrame:
     missing = [c for c in required if c not in header]
     if missing:
         raise DataValidationError(path, "required column missing", column=missing[0])
+    with _readable(path):
+        frame = read_strings(path, header, required)  # pyarrow; None when pandas must decide
+    if frame is None:
+        frame = _read_with_pandas(path, required)
+    if frame.empty:
+        raise DataValidationError(path, "no data rows")
+    return frame
+
+
+def _read_with_pandas(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    """The careful reader: slower, but it names a row with extra fields or undecodable bytes."""
     with _readable(path):  # every column: a row with more fields than the header is an error
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
     if not isinstance(frame.index, pd.RangeIndex):  # pandas took the first row's extra field for an index
         fields = len(frame.columns)
         message = f"not a readable CSV file: expected {fields} fields, saw {fields + frame.index.nlevels}"
         raise DataValidationError(path, message, row=data_row_line(path, 0))
-    if frame.empty:
-        raise DataValidationError(path, "no data rows")
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame[list(required)]
 
@@ -147,6 +158,9 @@ def _handles(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     ``12.0`` (a fraction of zeros only, as exports through a float column write it) is exactly
     12, anything else that is not digits is refused, and so is a handle over int64.
     """
+    fast = fast_columns.positive_handles(frame[column])
+    if fast is not None:
+        return pd.Series(fast, index=frame.index, name=column)
     text = frame[column].str.strip()
     values = pd.to_numeric(text, errors="coerce")
     if values.dtype != np.int64:
@@ -165,6 +179,9 @@ def _handles(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
 
 def _numbers(frame: pd.DataFrame, column: str, path: Path, bounds: tuple[float, float] | None = None) -> pd.Series:
     """Finite float64 numbers (``inf``, ``nan``, ``1e400`` refused), within ``bounds`` if given."""
+    fast = fast_columns.plain_numbers(frame[column], bounds)
+    if fast is not None:
+        return pd.Series(fast, index=frame.index, name=column)
     values = pd.to_numeric(frame[column].str.strip(), errors="coerce").astype(np.float64).to_numpy()
     missing = np.isnan(values)
     problems: list[Problem] = [
@@ -186,9 +203,12 @@ def _dates(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     One rule for every row, so that ``2019-07-31T10:00:00Z`` among plain dates loads instead
     of failing on mixed time zones, and all dates compare on one clock.
     """
-    values = pd.to_datetime(frame[column].str.strip(), errors="coerce", format="ISO8601", utc=True)
     earliest = pd.Timestamp(EARLIEST_DATE, tz="UTC")
     latest = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=FUTURE_DATE_SLACK_DAYS)
+    fast = fast_columns.utc_dates(frame[column], earliest, latest)
+    if fast is not None:
+        return pd.Series(fast, index=frame.index, name=column)
+    values = pd.to_datetime(frame[column].str.strip(), errors="coerce", format="ISO8601", utc=True)
     missing = values.isna().to_numpy()
     outside = ~missing & ((values < earliest) | (values > latest)).to_numpy()
     _stop_at_first(frame, column, path, [
