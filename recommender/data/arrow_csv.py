@@ -44,7 +44,7 @@ def read_strings(path: Path, header: list[str], columns: tuple[str, ...]) -> pd.
             read_options=pa_csv.ReadOptions(autogenerate_column_names=True),
             parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=_skip_blank),
             convert_options=pa_csv.ConvertOptions(
-                column_types={f"f{i}": pa.string() for i in range(fields)},
+                column_types={f"f{i}": pa.large_string() for i in range(fields)},  # pandas' own layout: no copy
                 strings_can_be_null=False, quoted_strings_can_be_null=False, null_values=[],
             ),
         )

@@ -82,26 +82,33 @@ def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np
 
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 #: Byte layout of the two accepted shapes: (start, end) of each number, and the fixed separators.
-_FIELDS = ((0, 4), (5, 7), (8, 10), (11, 13), (14, 16), (17, 19))
+_FIELDS = ((0, 4), (5, 7), (8, 10), (11, 13), (14, 16), (17, 19))  # year, month, day, h, m, s
 _SEPARATORS = {4: b"-", 7: b"-", 13: b":", 16: b":"}
+
+
+def _buffers(strings: pa.ChunkedArray, rows: int = _DATE_SLICE) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(offsets, bytes) of each slice of at most ``rows`` strings, as views of the Arrow buffers:
+    string ``i`` of a slice is ``bytes[offsets[i] - offsets[0]:offsets[i + 1] - offsets[0]]``."""
+    for chunk in strings.chunks:
+        for start in range(0, len(chunk), rows):
+            part = chunk.slice(start, rows)
+            if len(part) == 0:
+                continue
+            offset_type = np.int64 if pa.types.is_large_string(part.type) else np.int32
+            _, offsets_buffer, data_buffer = part.buffers()
+            offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[part.offset:part.offset + len(part) + 1]
+            data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+            yield offsets, data[offsets[0]:offsets[-1]]
 
 
 def _fixed_width_slices(strings: pa.ChunkedArray) -> Iterator[np.ndarray | None]:
     """Each slice of the column as an (rows, width) uint8 matrix; ``None`` for a slice of mixed widths."""
-    for chunk in strings.chunks:
-        for start in range(0, len(chunk), _DATE_SLICE):
-            part = chunk.slice(start, _DATE_SLICE)
-            offset_type = np.int64 if pa.types.is_large_string(part.type) else np.int32
-            _, offsets_buffer, data_buffer = part.buffers()
-            offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[part.offset:part.offset + len(part) + 1]
-            widths = np.diff(offsets)
-            if len(widths) == 0:
-                continue
-            if widths.min() != widths.max():
-                yield None
-                return
-            data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0]:offsets[-1]]
-            yield data.reshape(len(part), int(widths[0]))
+    for offsets, data in _buffers(strings):
+        widths = np.diff(offsets)
+        if widths.min() != widths.max():
+            yield None
+            return
+        yield data.reshape(len(widths), int(widths[0]))
 
 
 def _seconds(matrix: np.ndarray) -> np.ndarray | None:
@@ -110,18 +117,22 @@ def _seconds(matrix: np.ndarray) -> np.ndarray | None:
     width = matrix.shape[1]
     if width not in (10, 19):
         return None
-    fields = [(a, b) for a, b in _FIELDS if b <= width]
     for position, separator in _SEPARATORS.items():
         if position < width and not (matrix[:, position] == separator[0]).all():
             return None
-    if width == 19 and not np.isin(matrix[:, 10], np.frombuffer(b" T", dtype=np.uint8)).all():
+    if width == 19 and not ((matrix[:, 10] == ord(" ")) | (matrix[:, 10] == ord("T"))).all():
         return None
+    digits = matrix - np.uint8(ord("0"))  # uint8: any byte that is not a digit wraps above 9
     numbers = []
-    for a, b in fields:
-        digits = matrix[:, a:b].astype(np.int64) - ord("0")
-        if ((digits < 0) | (digits > 9)).any():
+    for a, b in _FIELDS:
+        if b > width:
+            break
+        if (digits[:, a:b] > 9).any():
             return None
-        numbers.append(digits @ (10 ** np.arange(b - a - 1, -1, -1, dtype=np.int64)))
+        number = digits[:, a].astype(np.int64)
+        for i in range(a + 1, b):
+            number = number * 10 + digits[:, i]
+        numbers.append(number)
     year, month, day = numbers[:3]
     hour, minute, second = numbers[3:] if width == 19 else (0, 0, 0)
     if ((month < 1) | (month > 12)).any():
@@ -151,3 +162,63 @@ def utc_dates(values: pd.Series, earliest: pd.Timestamp, latest: pd.Timestamp) -
             return None
         parts.append(micros)
     return np.concatenate(parts).view("datetime64[us]") if parts else None
+
+
+# --- Text: skip a transformation that would return every string unchanged ------------------------
+# Stripping, lower-casing and capitalising copy the whole column (GBs at 1M users) even when the
+# export is already clean, as it nearly always is.  The checks below look at bytes only and are
+# conservative: any non-ASCII byte, or any ASCII byte the transformation could change, means the
+# transformation runs as before (pandas' own ``.str`` methods, pyarrow.compute underneath).
+
+_PRINTABLE = np.zeros(256, dtype=bool)
+_PRINTABLE[0x21:0x7F] = True  # visible ASCII: never whitespace in any definition, never changed by strip
+
+
+def _every_slice(values: pd.Series, test) -> bool:
+    """Whether ``test(offsets, bytes)`` holds for every slice of an Arrow-backed column."""
+    strings = _arrow(values)
+    return strings is not None and all(test(offsets, data) for offsets, data in _buffers(strings))
+
+
+def _ends_printable(offsets: np.ndarray, data: np.ndarray) -> bool:
+    starts, ends = offsets[:-1] - offsets[0], offsets[1:] - offsets[0]
+    filled = ends > starts  # an empty string strips to itself
+    return bool(_PRINTABLE[data[starts[filled]]].all() and _PRINTABLE[data[ends[filled] - 1]].all())
+
+
+def _no_upper(offsets: np.ndarray, data: np.ndarray) -> bool:
+    return len(data) == 0 or bool(data.max() < 0x80 and not ((data - np.uint8(ord("A"))) < 26).any())
+
+
+def _capitalised(offsets: np.ndarray, data: np.ndarray) -> bool:
+    if len(data) and data.max() >= 0x80:
+        return False
+    starts, ends = offsets[:-1] - offsets[0], offsets[1:] - offsets[0]
+    first = np.zeros(len(data), dtype=bool)
+    first[starts[ends > starts]] = True
+    upper = (data - np.uint8(ord("A"))) < 26
+    lower = (data - np.uint8(ord("a"))) < 26
+    return not (lower & first).any() and not (upper & ~first).any()
+
+
+def strip(values: pd.Series) -> pd.Series:
+    """``values.str.strip()``; the column itself when no value starts or ends with a space."""
+    return values if _every_slice(values, _ends_printable) else values.str.strip()
+
+
+def lower(values: pd.Series) -> pd.Series:
+    """``values.str.lower()``; the column itself when it is ASCII without a capital."""
+    return values if _every_slice(values, _no_upper) else values.str.lower()
+
+
+def capitalize(values: pd.Series) -> pd.Series:
+    """``values.str.capitalize()``; the column itself when every value already is (``Beginner``)."""
+    return values if _every_slice(values, _capitalised) else values.str.capitalize()
+
+
+def longest_bytes(values: pd.Series) -> int:
+    """Bytes of the longest value (an upper bound on its characters); large when unknown."""
+    strings = _arrow(values)
+    if strings is None or len(strings) == 0:
+        return 0 if strings is not None else np.iinfo(np.int64).max
+    return int(pc.max(pc.binary_length(strings)).as_py())

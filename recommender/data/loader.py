@@ -20,6 +20,7 @@ import pandas as pd
 
 from recommender.data import fast_columns
 from recommender.data.arrow_csv import read_strings
+from recommender.data.duplicate_rows import duplicated
 from recommender.data.csv_lines import data_row_line, tokenizer_error, undecodable_line
 from recommender.data.preflight import os_reason
 from recommender.data.schema import (
@@ -221,16 +222,17 @@ def _dates(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
 
 def _texts(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     """Stripped text of at most ``MAX_TEXT_LENGTH`` characters (tags, course ids, authors)."""
-    values = frame[column].str.strip()
-    too_long = (values.str.len() > MAX_TEXT_LENGTH).to_numpy()
-    _stop_at_first(frame, column, path, [
-        (too_long, lambda shown: f"value {shown} is longer than {MAX_TEXT_LENGTH} characters"),
-    ])
+    values = fast_columns.strip(frame[column])
+    if fast_columns.longest_bytes(values) > MAX_TEXT_LENGTH:  # characters <= bytes: else none is too long
+        too_long = (values.str.len() > MAX_TEXT_LENGTH).to_numpy()
+        _stop_at_first(frame, column, path, [
+            (too_long, lambda shown: f"value {shown} is longer than {MAX_TEXT_LENGTH} characters"),
+        ])
     return values
 
 
 def _tags(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    return _texts(frame, column, path).str.lower()
+    return fast_columns.lower(_texts(frame, column, path))
 
 
 class _Dropper:
@@ -239,20 +241,35 @@ class _Dropper:
     def __init__(self, name: str):
         self.name = name
         self.counts: dict[str, int] = {}
+        self.marked: np.ndarray | None = None
 
-    def drop(self, frame: pd.DataFrame, mask: pd.Series | np.ndarray, reason: str) -> pd.DataFrame:
-        count = int(np.asarray(mask).sum())
+    def mark(self, mask: pd.Series | np.ndarray, reason: str) -> None:
+        """Mark rows to drop for ``reason``; a row is counted under the first reason that marks it.
+
+        Marked rows leave in one copy of the table (:meth:`drop_marked`), not one per reason:
+        each copy of 25M view rows costs seconds and a table's worth of memory.
+        """
+        mask = np.asarray(mask, dtype=bool)
+        fresh = mask if self.marked is None else mask & ~self.marked
+        count = int(fresh.sum())
         if count:
             self.counts[reason] = self.counts.get(reason, 0) + count
-            frame = frame.loc[~np.asarray(mask)]
-        return frame
+            self.marked = fresh if self.marked is None else self.marked | fresh
+
+    def drop_marked(self, frame: pd.DataFrame) -> pd.DataFrame:
+        marked, self.marked = self.marked, None
+        return frame if marked is None else frame.loc[~marked]
+
+    def drop(self, frame: pd.DataFrame, mask: pd.Series | np.ndarray, reason: str) -> pd.DataFrame:
+        self.mark(mask, reason)
+        return self.drop_marked(frame)
 
     def drop_duplicates(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return self.drop(frame, frame.duplicated().to_numpy(), "exact duplicate row")
+        return self.drop(frame, duplicated(frame), "exact duplicate row")
 
 
 def _levels(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    return frame[column].str.strip().str.capitalize()
+    return fast_columns.capitalize(fast_columns.strip(frame[column]))
 
 
 def _scores(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
@@ -280,12 +297,11 @@ _REQUIRED_TEXT: dict[str, tuple[str, ...]] = {
 }
 
 
-def _drop_unusable_views(frame: pd.DataFrame, dropper: _Dropper) -> pd.DataFrame:
+def _mark_unusable_views(frame: pd.DataFrame, dropper: _Dropper) -> None:
     seconds = frame["view_time_seconds"]
-    frame = dropper.drop(frame, ~seconds.gt(0).to_numpy(), "non-positive view_time_seconds")
-    frame = dropper.drop(frame, frame["view_time_seconds"].gt(MAX_VIEW_TIME_SECONDS).to_numpy(),
-                         f"view_time_seconds over {MAX_VIEW_TIME_SECONDS:,.0f} (one day)")
-    return dropper.drop(frame, ~frame["level"].isin(LEVELS).to_numpy(), "unknown level")
+    dropper.mark(~seconds.gt(0).to_numpy(), "non-positive view_time_seconds")
+    dropper.mark(seconds.gt(MAX_VIEW_TIME_SECONDS).to_numpy(), f"view_time_seconds over {MAX_VIEW_TIME_SECONDS:,.0f} (one day)")
+    dropper.mark(~frame["level"].isin(LEVELS).to_numpy(), "unknown level")
 
 
 def _load(path: Path, name: str, dropper: _Dropper) -> pd.DataFrame:
@@ -294,10 +310,10 @@ def _load(path: Path, name: str, dropper: _Dropper) -> pd.DataFrame:
     for column, parse in _PARSERS[name].items():
         frame[column] = parse(frame, column, path)
     for column in _REQUIRED_TEXT[name]:
-        frame = dropper.drop(frame, frame[column].eq("").to_numpy(), f"empty {column}")
+        dropper.mark(frame[column].eq("").to_numpy(), f"empty {column}")
     if name == "user_course_views":
-        frame = _drop_unusable_views(frame, dropper)
-    return dropper.drop_duplicates(frame)
+        _mark_unusable_views(frame, dropper)
+    return dropper.drop_duplicates(dropper.drop_marked(frame))
 
 
 def load_table(data_dir: Path | str, name: str) -> tuple[pd.DataFrame, dict[str, int], int]:
