@@ -20,7 +20,7 @@ import pandas as pd
 
 from recommender.data import fast_columns
 from recommender.data.arrow_csv import read_strings
-from recommender.data.duplicate_rows import duplicated
+from recommender.data.duplicate_rows import duplicated, keep_rows
 from recommender.data.csv_lines import data_row_line, tokenizer_error, undecodable_line
 from recommender.data.preflight import os_reason
 from recommender.data.schema import (
@@ -258,7 +258,7 @@ class _Dropper:
 
     def drop_marked(self, frame: pd.DataFrame) -> pd.DataFrame:
         marked, self.marked = self.marked, None
-        return frame if marked is None else frame.loc[~marked]
+        return frame if marked is None else keep_rows(frame, ~marked)
 
     def drop(self, frame: pd.DataFrame, mask: pd.Series | np.ndarray, reason: str) -> pd.DataFrame:
         self.mark(mask, reason)
