@@ -16,8 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
-#: Bits of the bitmap that pre-filters rows before the binary search (2**24 bytes = 16 MB).
-_BITMAP_BITS = 24
+#: Bits of each membership bitmap (2**26 bytes = 64 MB): with 2M repeated hashes, ~3% of a
+#: bitmap is set, so ~0.1% of the other rows pass both by chance.
+_BITMAP_BITS = 26
 #: Rows below which pandas alone is as fast.
 _SMALL = 100_000
 
@@ -62,21 +63,22 @@ def _row_hashes(frame: pd.DataFrame) -> np.ndarray | None:
 
 
 def _shared(hashes: np.ndarray) -> np.ndarray:
-    """Positions of the rows whose hash occurs more than once.
+    """Positions of the rows whose hash (probably) occurs more than once.
 
-    A bitmap of the repeated hashes' top bits first (one cache-friendly lookup a row), so the
-    binary search runs only on the few rows that pass it.
+    Every such row is returned, plus a few others: membership is tested in two bitmaps of the
+    repeated hashes (top and bottom bits), not exactly; a row that passes both by chance is only
+    one more row for the exact pass, while a binary search per row would cost seconds.
     """
     ordered = np.sort(hashes)
-    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     del ordered
     if len(repeated) == 0:
         return np.zeros(0, dtype=np.int64)
-    bitmap = np.zeros(1 << _BITMAP_BITS, dtype=bool)
-    bitmap[repeated >> np.uint64(64 - _BITMAP_BITS)] = True
-    maybe = np.flatnonzero(bitmap[hashes >> np.uint64(64 - _BITMAP_BITS)])
-    at = np.minimum(np.searchsorted(repeated, hashes[maybe]), len(repeated) - 1)
-    return maybe[repeated[at] == hashes[maybe]]
+    high, low = np.uint64(64 - _BITMAP_BITS), np.uint64((1 << _BITMAP_BITS) - 1)
+    top, bottom = np.zeros(1 << _BITMAP_BITS, dtype=bool), np.zeros(1 << _BITMAP_BITS, dtype=bool)
+    top[repeated >> high] = True
+    bottom[repeated & low] = True
+    return np.flatnonzero(top[hashes >> high] & bottom[hashes & low])
 
 
 def duplicated(frame: pd.DataFrame) -> np.ndarray:

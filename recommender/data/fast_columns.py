@@ -70,19 +70,16 @@ def plain_numbers(values: pd.Series, bounds: tuple[float, float] | None = None) 
     return result
 
 
-def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
-    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's algorithm, vectorised)."""
-    year = year - (month <= 2)
-    era = np.floor_divide(year, 400)
-    year_of_era = year - era * 400
-    day_of_year = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146_097 + day_of_era - 719_468
-
-
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
-#: Byte layout of the two accepted shapes: (start, end) of each number, and the fixed separators.
-_FIELDS = ((0, 4), (5, 7), (8, 10), (11, 13), (14, 16), (17, 19))  # year, month, day, h, m, s
+#: Calendar of the years a valid date can have (1970 up to the run's next day): the day number
+#: of the first of each month (index 12: of the next January), from numpy's own calendar.  A year
+#: outside it is left to pandas, which refuses it.
+_FIRST_YEAR, _LAST_YEAR = 1970, 2199
+_MONTHS = np.arange(f"{_FIRST_YEAR}-01", f"{_LAST_YEAR + 1}-02", dtype="datetime64[M]")
+_MONTH_START = _MONTHS.astype("datetime64[D]").astype(np.int64)
+_FIRST_DAY = np.stack([_MONTH_START[i::12][: _LAST_YEAR - _FIRST_YEAR + 1] for i in range(13)], axis=1)
+_MONTH_LENGTH = np.diff(_FIRST_DAY, axis=1)  # [year - 1970, month - 1]
+#: Byte layout of the two accepted shapes: the digits and the fixed separators.
+_DIGITS = {10: [0, 1, 2, 3, 5, 6, 8, 9], 19: [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]}
 _SEPARATORS = {4: b"-", 7: b"-", 13: b":", 16: b":"}
 
 
@@ -123,27 +120,25 @@ def _seconds(matrix: np.ndarray) -> np.ndarray | None:
     if width == 19 and not ((matrix[:, 10] == ord(" ")) | (matrix[:, 10] == ord("T"))).all():
         return None
     digits = matrix - np.uint8(ord("0"))  # uint8: any byte that is not a digit wraps above 9
-    numbers = []
-    for a, b in _FIELDS:
-        if b > width:
-            break
-        if (digits[:, a:b] > 9).any():
+    if (digits[:, _DIGITS[width]] > 9).any():
+        return None
+
+    def two(at: int) -> np.ndarray:  # a two-digit number, in uint8 (at most 99)
+        return digits[:, at] * np.uint8(10) + digits[:, at + 1]
+
+    year = two(0).astype(np.int16) * 100 + two(2) - _FIRST_YEAR
+    month, day = two(5).astype(np.int16) - 1, two(8)
+    if ((year < 0) | (year > _LAST_YEAR - _FIRST_YEAR) | (month < 0) | (month > 11)).any():
+        return None
+    if ((day < 1) | (day > _MONTH_LENGTH[year, month])).any():
+        return None
+    seconds = (_FIRST_DAY[year, month] + (day - 1)) * 86_400
+    if width == 19:
+        hour, minute, second = two(11), two(14), two(17)
+        if ((hour > 23) | (minute > 59) | (second > 59)).any():
             return None
-        number = digits[:, a].astype(np.int64)
-        for i in range(a + 1, b):
-            number = number * 10 + digits[:, i]
-        numbers.append(number)
-    year, month, day = numbers[:3]
-    hour, minute, second = numbers[3:] if width == 19 else (0, 0, 0)
-    if ((month < 1) | (month > 12)).any():
-        return None
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    month_days = _DAYS_IN_MONTH[month] + ((month == 2) & leap)
-    if ((day < 1) | (day > month_days)).any():
-        return None
-    if width == 19 and ((hour > 23) | (minute > 59) | (second > 59)).any():
-        return None
-    return _days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second
+        seconds += hour.astype(np.int64) * 3_600 + minute.astype(np.int32) * 60 + second
+    return seconds
 
 
 def utc_dates(values: pd.Series, earliest: pd.Timestamp, latest: pd.Timestamp) -> np.ndarray | None:
