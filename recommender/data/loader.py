@@ -161,7 +161,7 @@ def _handles(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     """
     fast = fast_columns.positive_handles(frame[column])
     if fast is not None:
-        return pd.Series(fast, index=frame.index, name=column)
+        return pd.Series(fast, index=frame.index, name=column, copy=False)  # ours alone: no copy
     text = frame[column].str.strip()
     values = pd.to_numeric(text, errors="coerce")
     if values.dtype != np.int64:
@@ -182,7 +182,7 @@ def _numbers(frame: pd.DataFrame, column: str, path: Path, bounds: tuple[float, 
     """Finite float64 numbers (``inf``, ``nan``, ``1e400`` refused), within ``bounds`` if given."""
     fast = fast_columns.plain_numbers(frame[column], bounds)
     if fast is not None:
-        return pd.Series(fast, index=frame.index, name=column)
+        return pd.Series(fast, index=frame.index, name=column, copy=False)  # ours alone: no copy
     values = pd.to_numeric(frame[column].str.strip(), errors="coerce").astype(np.float64).to_numpy()
     missing = np.isnan(values)
     problems: list[Problem] = [
@@ -208,7 +208,7 @@ def _dates(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     latest = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=FUTURE_DATE_SLACK_DAYS)
     fast = fast_columns.utc_dates(frame[column], earliest, latest)
     if fast is not None:
-        return pd.Series(fast, index=frame.index, name=column)
+        return pd.Series(fast, index=frame.index, name=column, copy=False)  # ours alone: no copy
     values = pd.to_datetime(frame[column].str.strip(), errors="coerce", format="ISO8601", utc=True)
     missing = values.isna().to_numpy()
     outside = ~missing & ((values < earliest) | (values > latest)).to_numpy()
