@@ -55,7 +55,8 @@ def measure(code: Path, folder: Path) -> dict:
     if child.returncode:
         raise SystemExit(f"{code}: the loader exited with {child.returncode}")
     figures = json.loads(output.decode().strip().splitlines()[-1])
-    figures.update(code=str(code), peak_rss_mb=round(usage.ru_maxrss / 1024), cpu_seconds=round(usage.ru_utime + usage.ru_stime, 1),
+    figures.update(code=str(code), peak_rss_mb=round(usage.ru_maxrss / 1024),
+                   cpu_seconds=round(usage.ru_utime + usage.ru_stime, 1),
                    load_before=round(load_before, 2), load_after=round(os.getloadavg()[0], 2))
     return figures
 
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data-dir", type=Path, help="default: bench/out/data-N (generated when missing)")
-    parser.add_argument("--code", type=Path, action="append", help="checkout whose loader to time (repeatable); default: this one")
+    parser.add_argument("--code", type=Path, action="append",
+                        help="checkout whose loader to time (repeatable); default: this one")
     parser.add_argument("--out", type=Path, help="append the figures to this JSON file")
     args = parser.parse_args(argv)
     folder = args.data_dir or REPO / "bench" / "out" / f"data-{args.users}"

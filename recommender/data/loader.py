@@ -300,7 +300,8 @@ _REQUIRED_TEXT: dict[str, tuple[str, ...]] = {
 def _mark_unusable_views(frame: pd.DataFrame, dropper: _Dropper) -> None:
     seconds = frame["view_time_seconds"]
     dropper.mark(~seconds.gt(0).to_numpy(), "non-positive view_time_seconds")
-    dropper.mark(seconds.gt(MAX_VIEW_TIME_SECONDS).to_numpy(), f"view_time_seconds over {MAX_VIEW_TIME_SECONDS:,.0f} (one day)")
+    dropper.mark(seconds.gt(MAX_VIEW_TIME_SECONDS).to_numpy(),
+                 f"view_time_seconds over {MAX_VIEW_TIME_SECONDS:,.0f} (one day)")
     dropper.mark(~frame["level"].isin(LEVELS).to_numpy(), "unknown level")
 
 
