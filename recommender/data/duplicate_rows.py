@@ -47,7 +47,7 @@ def _row_hashes(frame: pd.DataFrame) -> np.ndarray | None:
     for column in frame.columns:
         strings = _arrow_strings(frame[column])
         if strings is not None:
-            values = pc.binary_length(strings).to_numpy().astype(np.int64)
+            values = pc.binary_length(strings).to_numpy()
         elif frame[column].dtype.kind in "iMf":
             values = frame[column].to_numpy()
         else:
@@ -58,8 +58,8 @@ def _row_hashes(frame: pd.DataFrame) -> np.ndarray | None:
             bits = (values + 0.0).view(np.uint64)  # -0.0 == 0.0 for pandas: one hash for both
         else:
             continue
-        hashes = _splitmix(bits) if hashes is None else _splitmix(hashes * _MIX ^ bits)
-    return hashes
+        hashes = bits if hashes is None else hashes * _MIX ^ bits  # multiply-xor: a column costs 2 passes
+    return None if hashes is None else _splitmix(hashes)  # then spread every bit once, for the bitmaps
 
 
 def _shared(hashes: np.ndarray) -> np.ndarray:
@@ -89,8 +89,26 @@ def duplicated(frame: pd.DataFrame) -> np.ndarray:
     candidates = _shared(hashes)
     result = np.zeros(len(frame), dtype=bool)
     if len(candidates):
-        result[candidates[frame.iloc[candidates].duplicated().to_numpy()]] = True
+        result[candidates[_take(frame, candidates).duplicated().to_numpy()]] = True
     return result
+
+
+def _take(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """``frame.iloc[positions]`` (sorted positions), taking Arrow text chunk by chunk: Arrow's
+    take on a column of 1,700 chunks first concatenates them all, a copy of the whole column."""
+    columns = {}
+    for column in frame.columns:
+        strings = _arrow_strings(frame[column])
+        if strings is None:
+            columns[column] = frame[column].to_numpy()[positions]
+            continue
+        bounds = np.cumsum([0] + [len(chunk) for chunk in strings.chunks])
+        which = np.searchsorted(bounds, positions, side="right") - 1
+        cuts = np.flatnonzero(np.diff(which)) + 1
+        taken = [strings.chunk(int(w[0])).take(pa.array(p - bounds[w[0]]))
+                 for w, p in zip(np.split(which, cuts), np.split(positions, cuts))]
+        columns[column] = pd.Series(frame[column].dtype.__from_arrow__(pa.chunked_array(taken, type=strings.type)))
+    return pd.DataFrame(columns)
 
 
 #: Most runs of kept rows for which a text column is sliced (no copy) rather than filtered.
