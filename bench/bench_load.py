@@ -55,7 +55,8 @@ def measure(code: Path, folder: Path) -> dict:
     if child.returncode:
         raise SystemExit(f"{code}: the loader exited with {child.returncode}")
     figures = json.loads(output.decode().strip().splitlines()[-1])
-    figures.update(code=str(code), peak_rss_mb=round(usage.ru_maxrss / 1024),
+    commit = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    figures.update(code=str(code), commit=commit.stdout.strip() or None, peak_rss_mb=round(usage.ru_maxrss / 1024),
                    cpu_seconds=round(usage.ru_utime + usage.ru_stime, 1),
                    load_before=round(load_before, 2), load_after=round(os.getloadavg()[0], 2))
     return figures
