@@ -9,6 +9,7 @@ next run need not wait for the lease to expire.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
     engine = None
+    stopped: tuple[int, str] | None = None
     try:
         if args.engine == "dask":
             from recommender.search.dask_engine import DaskEngine
@@ -123,9 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     except (StoreUnavailable, LockLost, RetriesExhausted, DataSourceError, RecallTooLow) as exc:
         return _fail(FAILED, str(exc))
     except KeyboardInterrupt:
-        return _fail(INTERRUPTED, "interrupted (SIGINT); the run was not published")
+        stopped = (INTERRUPTED, "interrupted (SIGINT); the run was not published")
     except Terminated:
-        return _fail(TERMINATED, "terminated (SIGTERM); the run was not published")
+        stopped = (TERMINATED, "terminated (SIGTERM); the run was not published")
     except Exception as exc:  # noqa: BLE001 - the operator gets one line; the log has the trace
         log.debug("generator failed", exc_info=True)
         return _fail(FAILED, f"generator failed: {exc.__class__.__name__}: {exc}")
@@ -133,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous_handler)
         if engine is not None:
             engine.close()
+    if stopped is not None:
+        # The signal lands anywhere, e.g. half-way through building a native object (numba's
+        # compiler): collect such objects now, so that their finalizers' complaints reach stderr
+        # before the operator's one line, not after it at interpreter exit.
+        gc.collect()
+        return _fail(*stopped)
     log.info(
         "run %s done in %.1fs (load %.1fs; rows read %s; dropped %s; removed old runs: %s): %s",
         report.run_id,
