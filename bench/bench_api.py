@@ -44,6 +44,7 @@ function request()
   return wrk.format("POST", "/similar-users/", headers,
     string.format('{"user_handle": %%d, "model_handle": "%%s"}', p[1], p[2]))
 end
+%(pacing)s
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -104,9 +105,13 @@ def wrk_version(wrk: str | None) -> str | None:
     return text.splitlines()[0].split(" Copyright")[0].strip() if text else None
 
 
-def run_wrk(wrk: str, port: int, pairs: list[tuple[int, str]], seconds: float, connections: int, script_path: Path) -> dict:
+def run_wrk(wrk: str, port: int, pairs: list[tuple[int, str]], seconds: float, connections: int, script_path: Path,
+            delay_ms: int = 0) -> dict:
+    """``delay_ms`` > 0 paces each connection (wrk waits that long after each answer): latency at a
+    given request rate, rather than at whatever rate saturates the machine."""
     lua_pairs = ",\n".join(f'  {{{u}, "{m}"}}' for u, m in pairs)
-    script_path.write_text(LUA_TEMPLATE % {"pairs": lua_pairs, "mark": WRK_MARK})
+    pacing = f"function delay()\n  return {int(delay_ms)}\nend" if delay_ms > 0 else ""
+    script_path.write_text(LUA_TEMPLATE % {"pairs": lua_pairs, "mark": WRK_MARK, "pacing": pacing})
     threads = max(1, min(connections, 2))
     cmd = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{int(seconds)}s", "--timeout", "2s",
            "-s", str(script_path), f"http://127.0.0.1:{port}/"]
@@ -121,6 +126,7 @@ def run_wrk(wrk: str, port: int, pairs: list[tuple[int, str]], seconds: float, c
         "tool": "wrk",
         "threads": threads,
         "connections": connections,
+        "delay_ms": delay_ms,
         "seconds": round(duration, 2),
         "requests": raw["requests"],
         "requests_per_second": round(raw["requests"] / duration, 1),

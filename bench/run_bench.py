@@ -43,6 +43,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 ALL_MODELS = MODEL_HANDLES
 DNN = "dnn_collab_filtering_user_course_level"  # refitting it for the reference is slow (see --ref-dnn-max-users)
+ENSEMBLE = "ensemble_user_similarity"
 SEED = 7
 PACKAGES = ("numpy", "scipy", "scikit-learn", "pandas", "tensorflow-cpu", "keras", "boto3", "botocore", "flask",
             "gunicorn", "psutil")
@@ -339,8 +340,13 @@ def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out:
                              "top_1pct_share": round(_top_share(mix, 0.01), 3)}}
     # Two servers: the item cache off (every request reads DynamoDB: the overhead against a raw
     # read), then on, under the skewed mix over all models (what production traffic looks like).
-    phases = [("misses: ITEM_CACHE_SIZE=0, pairs cycled uniformly", {"ITEM_CACHE_SIZE": "0"}, pairs, [1]),
-              ("Zipf mix, all models, item cache on", {}, mix, args.api_connections)]
+    # The last load of the second server is paced (wrk waits PACED_DELAY_MS after each answer, on
+    # TARGET_CONNECTIONS connections): the latency at about the target's request rate, where the
+    # unpaced loads measure it at whatever rate saturates the 2 cores (server, wrk and DynamoDB Local).
+    phases = [("misses: ITEM_CACHE_SIZE=0, pairs cycled uniformly", {"ITEM_CACHE_SIZE": "0"}, pairs,
+               [(1, 0)]),
+              ("Zipf mix, all models, item cache on", {}, mix,
+               [(c, 0) for c in args.api_connections] + [(TARGET_CONNECTIONS, PACED_DELAY_MS)])]
     for name, overrides, sequence, connection_counts in phases:
         prometheus = out / "prometheus"
         shutil.rmtree(prometheus, ignore_errors=True)
@@ -351,14 +357,18 @@ def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out:
             if status != 200 or body[0]["user_handle"] != pairs[0][0]:
                 raise RuntimeError(f"API sanity check failed: {status} {body}")
             run_python_load(server.port, sequence, seconds=3, connections=2, max_requests=2000)  # warm-up
-            for connections in connection_counts:
-                log(f"{users:,} users: API load ({name}), {connections} connection(s), {args.api_seconds:.0f} s "
+            for connections, delay_ms in connection_counts:
+                if delay_ms and not wrk:
+                    continue  # pacing needs wrk
+                log(f"{users:,} users: API load ({name}), {connections} connection(s)"
+                    f"{f', paced: {delay_ms} ms after each answer' if delay_ms else ''}, {args.api_seconds:.0f} s "
                     f"({'wrk' if wrk else 'python'})")
                 psutil.cpu_percent(None)
                 load_start = os.getloadavg()
                 before = item_cache_lookups(server.port)
                 if wrk:
-                    run = run_wrk(wrk, server.port, sequence, args.api_seconds, connections, out / "similar_users.lua")
+                    run = run_wrk(wrk, server.port, sequence, args.api_seconds, connections, out / "similar_users.lua",
+                                  delay_ms=delay_ms)
                 else:
                     run = run_python_load(server.port, sequence, args.api_seconds, connections)
                 after = item_cache_lookups(server.port)
@@ -368,6 +378,9 @@ def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out:
                            loadavg_end=[round(x, 2) for x in os.getloadavg()])
                 result["load"].append(run)
     one = next((r for r in result["load"] if r["connections"] == 1 and r["phase"].startswith("misses")), None)
+    for run in result["load"]:
+        if run.get("delay_ms"):
+            run["phase"] += f", paced ({run['delay_ms']} ms between answer and next request per connection)"
     if one:
         result["overhead"] = {
             "p50_vs_store_get": round(one["p50_ms"] / raw["store_get"]["p50_ms"], 2),
@@ -415,17 +428,18 @@ def notes(results: dict) -> list[str]:
 # Issue 10's latency targets: p99 <= 10 ms at >= 500 requests/s with 4 connections on the skewed
 # mix (item cache on), and on cache misses an API p50 within 1.5x of a raw get_item.
 TARGET_P99_MS, TARGET_RPS, TARGET_CONNECTIONS, TARGET_MISS_RATIO = 10.0, 500.0, 4, 1.5
+PACED_DELAY_MS = 5  # per connection: 4 / (5 ms + ~2 ms answer) = ~500-570 requests/s (6 ms gave 473)
 
 
 def api_targets(size: dict) -> list[str]:
     """One line per target, met or not, from the figures of this run."""
     api = size.get("api") or {}
     lines = []
-    mix = next((r for r in api.get("load", []) if r["connections"] == TARGET_CONNECTIONS and r["phase"].startswith("Zipf")), None)
-    if mix:
+    for mix in (r for r in api.get("load", []) if r["connections"] == TARGET_CONNECTIONS and r["phase"].startswith("Zipf")):
         met = mix["p99_ms"] <= TARGET_P99_MS and mix["requests_per_second"] >= TARGET_RPS
+        how = f"paced, {mix['delay_ms']} ms between answer and request" if mix.get("delay_ms") else "unpaced: saturating"
         lines.append(f"{size['users']:,} users, target p99 <= {TARGET_P99_MS:g} ms at >= {TARGET_RPS:g} requests/s with "
-                     f"{TARGET_CONNECTIONS} connections (Zipf mix, item cache on): {'MET' if met else 'NOT MET'} "
+                     f"{TARGET_CONNECTIONS} connections (Zipf mix, item cache on, {how}): {'MET' if met else 'NOT MET'} "
                      f"({mix['requests_per_second']:,.0f} requests/s, p99 {mix['p99_ms']:.2f} ms, "
                      f"hit ratio {mix.get('item_cache_hit_ratio')}).")
     ov = api.get("overhead")
@@ -539,7 +553,9 @@ def main(argv: list[str] | None = None) -> int:
                     if args.ref_models:
                         ref_models = [m for m in args.ref_models.split(",") if m]
                     else:
-                        ref_models = [m for m in args.models if m != DNN or users <= args.ref_dnn_max_users]
+                        # The ensemble fuses the others' lists: it has no vectors for scikit-learn to search.
+                        ref_models = [m for m in args.models if (m != DNN or users <= args.ref_dnn_max_users)
+                                      and m != ENSEMBLE]
                     size["reference"] = run_reference(users, data_dir, env, ref_models, out, args, size["generator"])
                 write_results(results, args.out_json, args.out_md)
                 if args.no_api:

@@ -130,6 +130,16 @@ def check_experiments_file() -> None:
     check_at_start(path)
 
 
+def post_worker_init(worker) -> None:
+    """Move everything the app loaded (botocore's service models, Flask, pydantic: ~130,000 objects)
+    out of the garbage collector's sight: a full collection walked them all, ~70 ms with the
+    worker's other requests waiting (the ``gc.freeze`` advice for pre-fork servers)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def child_exit(server, worker) -> None:
     """A dead worker's live gauges must stop counting (its counters stay in the totals)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

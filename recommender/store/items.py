@@ -27,7 +27,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -39,8 +39,11 @@ if TYPE_CHECKING:
 _CHUNK = 4096  # rows converted to Python lists at once
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
+# Reason and Neighbour are named tuples, not dataclasses, for the API's item cache: a tuple of
+# numbers and strings is untracked by Python's garbage collector after its first collection, so
+# 100,000 cached items do not make every full collection walk millions of objects (a worker
+# stalled for ~0.1-1 s at a time under load before; bench/README.md).
+class Reason(NamedTuple):
     """Why two users are similar: ``{"kind": "tag", "value": "python", "weight": 0.31}``."""
 
     kind: str
@@ -51,8 +54,7 @@ class Reason:
         return {"kind": self.kind, "value": self.value, "weight": self.weight}
 
 
-@dataclass(frozen=True, slots=True)
-class Neighbour:
+class Neighbour(NamedTuple):
     user_handle: int
     score: float
     reasons: tuple[Reason, ...] = ()
