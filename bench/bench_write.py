@@ -9,7 +9,7 @@ that other load on the machine slows every variant alike:
   ``--threads`` threads of one process, botocore's ``batch_write_item``);
 - ``strings, objects, threads``: the same with the lists stored as JSON strings (encoding only);
 - ``strings, arrays, threads``: attribute values built straight from the search's arrays;
-- ``strings, arrays, threads, HTTP``: and sent as signed HTTP (:mod:`recommender.store.batch_http`);
+- ``strings, arrays, threads, HTTP``: and sent as signed HTTP (:mod:`recommender.store.signed_http`);
 - ``strings, arrays, P processes, HTTP``: :class:`~recommender.store.process_writer.ProcessWriter`,
   what the generator runs (``WRITE_PROCESSES``).
 

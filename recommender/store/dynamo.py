@@ -34,6 +34,7 @@ from recommender.store import control
 from recommender.store.control import Pointer
 from recommender.store.items import StoredItem
 from recommender.store.pointer_cache import PointerCache
+from recommender.store.signed_http import SignedHttpClient
 
 if TYPE_CHECKING:
     from recommender.config import ApiSettings, GeneratorSettings, StoreSettings
@@ -120,15 +121,13 @@ class GeneratorClientSpec:
         """What the batch writer sends ``batch_write_item`` through.
 
         With an explicit endpoint (DynamoDB Local) the client's CPU is half the write path, so it
-        is plain HTTP signed by botocore (:mod:`recommender.store.batch_http`); against AWS the
+        is plain HTTP signed by botocore (:mod:`recommender.store.signed_http`); against AWS the
         round trip dominates and botocore's own client (endpoint rules, credential chain) stays.
         """
         if not self.endpoint_url:
             return self.client()
-        from recommender.store.batch_http import HttpBatchWriteClient
-
-        return HttpBatchWriteClient(self.endpoint_url, self.region, max_attempts=self.max_attempts,
-                                    connections=max(10, self.threads * 2))
+        return SignedHttpClient(self.endpoint_url, self.region, max_attempts=self.max_attempts,
+                                connections=max(10, self.threads * 2))
 
 
 class DynamoStore:
@@ -136,12 +135,15 @@ class DynamoStore:
 
     def __init__(self, settings: StoreSettings, config: Config, *, pointer_cache_seconds: float = 0.0,
                  pointer_cache_dir: str | os.PathLike[str] | None = None,
-                 client_spec: GeneratorClientSpec | None = None):
+                 client_spec: GeneratorClientSpec | None = None, item_reader: Any = None):
         self.settings = settings
         self.pointer_cache_seconds = pointer_cache_seconds
         self.prefix = settings.dynamodb_table
         self.control_table = f"{self.prefix}-{control.CONTROL_SUFFIX}"
         self.client = _client(settings.dynamodb_endpoint_url, settings.aws_region, config)
+        #: What the read path's two ``get_item`` calls (pointer, item) go through: the boto3 client,
+        #: or for the API on an explicit endpoint the signed-HTTP one (half the cost of a miss).
+        self.item_reader = item_reader or self.client
         #: The generator's: lets writer processes open the same kind of client (None for the API).
         self.client_spec = client_spec
         self._pointers = PointerCache(self.prefix, pointer_cache_dir)
@@ -158,8 +160,17 @@ class DynamoStore:
         # costs at most connect + read timeout per call (the client would retry 503s).
         config = _config(("total_max_attempts", settings.api_db_max_attempts),
                          settings.api_db_connect_timeout, settings.api_db_read_timeout)
+        # With an explicit endpoint (DynamoDB Local) botocore's own CPU is half a cache miss, so the
+        # reads go over signed HTTP (same timeouts and attempts); against AWS, as for the writes
+        # (GeneratorClientSpec.batch_client), botocore's client with its endpoint rules stays.
+        reader = None
+        if settings.dynamodb_endpoint_url:
+            reader = SignedHttpClient(settings.dynamodb_endpoint_url, settings.aws_region,
+                                      max_attempts=settings.api_db_max_attempts,
+                                      connect_timeout=settings.api_db_connect_timeout,
+                                      read_timeout=settings.api_db_read_timeout)
         return cls(settings, config, pointer_cache_seconds=settings.pointer_cache_seconds,
-                   pointer_cache_dir=settings.pointer_cache_dir)
+                   pointer_cache_dir=settings.pointer_cache_dir, item_reader=reader)
 
     def run_table(self, run_id: str) -> str:
         return f"{self.prefix}-{run_id}"
@@ -191,7 +202,7 @@ class DynamoStore:
         try:
             response = self._call(
                 "reading the run pointer",
-                self.client.get_item,
+                self.item_reader.get_item,
                 TableName=self.control_table,
                 Key=control.pointer_key(model_handle),
                 ConsistentRead=True,
@@ -222,7 +233,7 @@ class DynamoStore:
             try:
                 response = self._call(
                     "reading similar users",
-                    self.client.get_item,
+                    self.item_reader.get_item,
                     TableName=pointer.table,
                     Key={"user_handle": {"N": str(int(user_handle))}, "model_handle": {"S": model_handle}},
                 )

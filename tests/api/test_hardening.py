@@ -224,7 +224,8 @@ def requests_by_worker(prometheus_dir: Path) -> dict[str, float]:
 def sessions_on_two_workers(base: str, prometheus_dir: Path) -> list[requests.Session]:
     """Two kept-alive connections served by two different workers (found by their metrics)."""
     by_worker: dict[str, requests.Session] = {}
-    for _ in range(60):
+    # Whichever worker wakes first accepts: on a busy machine one of them can win dozens in a row.
+    for _ in range(300):
         session = requests.Session()
         before = requests_by_worker(prometheus_dir)
         assert session.get(f"{base}/metrics", timeout=10).status_code == 200
@@ -236,7 +237,7 @@ def sessions_on_two_workers(base: str, prometheus_dir: Path) -> list[requests.Se
             by_worker[worker] = session
         if len(by_worker) == 2:
             return list(by_worker.values())
-    raise AssertionError("60 connections all went to one worker")
+    raise AssertionError("300 connections all went to one worker")
 
 
 def generated_at(session: requests.Session, base: str) -> str:

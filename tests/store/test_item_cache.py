@@ -16,7 +16,7 @@ TFIDF = "tfidf_user_interest"
 
 
 class CountingClient:
-    """The real boto3 client, counting the item reads that reach DynamoDB (not a mock: it forwards)."""
+    """The read path's real client, counting the item reads that reach DynamoDB (not a mock: it forwards)."""
 
     def __init__(self, client):
         self.client, self.item_reads = client, 0
@@ -43,7 +43,7 @@ def test_hits_skip_the_database_and_a_new_run_replaces_every_answer(local_settin
     writer = DynamoStore.for_generator(local_settings)
     publish(writer, "20260101T000001Z-aaaaaaaa", run("20260101T000001Z-aaaaaaaa", 100))
     reader = DynamoStore.for_api(settings)
-    reader.client = counting = CountingClient(reader.client)
+    reader.item_reader = counting = CountingClient(reader.item_reader)
     cache = with_item_cache(reader, 3)
     assert isinstance(cache, CachedItems)
     hits, misses = lookups("hit"), lookups("miss")

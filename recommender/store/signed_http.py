@@ -1,12 +1,15 @@
-"""``BatchWriteItem`` straight over keep-alive HTTP: the generator's hot path without botocore's per-request layers.
+"""DynamoDB's two hot calls straight over keep-alive HTTP: the generator's ``BatchWriteItem`` and the
+API's ``GetItem``, without botocore's per-request layers.
 
 Why: against DynamoDB Local the client's CPU is half the write path, and for one 25-item request
 botocore spends ~3 ms of it outside the network: serialising every attribute value through the
 service model, resolving the endpoint rules, emitting a dozen events, re-parsing headers.  Our
 attribute values are already DynamoDB's wire format, so the request body is one C-encoded JSON
 document; sending it this way costs ~65 instead of ~130 µs of client CPU per item
-(bench/README.md, "Writes").  Only this one call takes the short cut: every other call (tables,
-the lock, the run records, the pointer flip) goes through the boto3 client.
+(bench/README.md, "Writes").  A ``GetItem`` is the API's whole cache-miss cost: botocore takes
+~2.9 ms for one against DynamoDB Local, this path ~1.4 ms (bench/README.md, "API").  Only these
+two calls take the short cut: every other call (tables, the lock, the run records, the pointer
+flip, the health check) goes through the boto3 client.
 
 Still the library where it matters: botocore signs each request (``SigV4Auth``) with the
 credentials of boto3's own chain (environment, profile, role; refreshed when they expire), and
@@ -30,15 +33,15 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 
 from recommender.store.retry import Backoff
 
-TARGET = "DynamoDB_20120810.BatchWriteItem"
+TARGET_PREFIX = "DynamoDB_20120810."
 #: DynamoDB's throttling codes (botocore's standard retry mode retries these, and every 5xx).
 THROTTLING = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"})
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
-class HttpBatchWriteClient:
-    """Quacks like ``boto3.client("dynamodb").batch_write_item`` for the batch writer; thread-safe."""
+class SignedHttpClient:
+    """Quacks like ``boto3.client("dynamodb")`` for ``batch_write_item`` and ``get_item``; thread- and gevent-safe."""
 
     def __init__(self, endpoint_url: str, region: str, *, max_attempts: int = 8, connections: int = 10,
                  connect_timeout: float = 5.0, read_timeout: float = 30.0, backoff: Backoff | None = None):
@@ -48,22 +51,32 @@ class HttpBatchWriteClient:
         self.backoff = backoff or Backoff()
         self._credentials = boto3.session.Session().get_credentials()
         self._path = urllib3.util.parse_url(endpoint_url).path or "/"
+        # Not blocking: a burst beyond ``connections`` opens extra sockets rather than queueing (as botocore).
         self._pool = urllib3.connection_from_url(
-            endpoint_url, maxsize=connections, block=True, retries=False,
+            endpoint_url, maxsize=connections, block=False, retries=False,
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout))
 
     def batch_write_item(self, RequestItems: dict[str, list[dict]]) -> dict[str, Any]:  # noqa: N803 - boto3's name
-        body = _encode({"RequestItems": RequestItems}).encode()
+        return self._post("BatchWriteItem", {"RequestItems": RequestItems})
+
+    def get_item(self, TableName: str, Key: dict[str, dict], ConsistentRead: bool = False) -> dict[str, Any]:  # noqa: N803
+        request: dict[str, Any] = {"TableName": TableName, "Key": Key}
+        if ConsistentRead:
+            request["ConsistentRead"] = True
+        return self._post("GetItem", request)
+
+    def _post(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        body = _encode(request).encode()
         for attempt in range(1, self.max_attempts + 1):
             try:
-                response = self._pool.urlopen("POST", self._path, body=body, headers=self._signed_headers(body),
+                response = self._pool.urlopen("POST", self._path, body=body, headers=self._signed_headers(operation, body),
                                               retries=False, preload_content=True)
             except urllib3.exceptions.HTTPError as exc:
                 error: Exception = EndpointConnectionError(endpoint_url=self.endpoint_url, error=exc)
             else:
                 if response.status == 200:
                     return json.loads(response.data)
-                error = _client_error(response.status, response.data)
+                error = _client_error(response.status, response.data, operation)
                 if response.status < 500 and error.response["Error"]["Code"] not in THROTTLING:
                     raise error
             if attempt == self.max_attempts:
@@ -71,11 +84,11 @@ class HttpBatchWriteClient:
             time.sleep(self.backoff.delay(attempt))
         raise AssertionError("unreachable")
 
-    def _signed_headers(self, body: bytes) -> dict[str, str]:
+    def _signed_headers(self, operation: str, body: bytes) -> dict[str, str]:
         if self._credentials is None:
             raise NoCredentialsError()
         request = AWSRequest("POST", self.endpoint_url, data=body,
-                             headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": TARGET})
+                             headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": TARGET_PREFIX + operation})
         SigV4Auth(self._credentials.get_frozen_credentials(), "dynamodb", self.region).add_auth(request)
         return dict(request.headers.items())
 
@@ -83,7 +96,7 @@ class HttpBatchWriteClient:
         self._pool.close()
 
 
-def _client_error(status: int, data: bytes) -> ClientError:
+def _client_error(status: int, data: bytes, operation: str) -> ClientError:
     """DynamoDB's JSON error (``{"__type": "…#Code", "message": "…"}``) as botocore reports it."""
     try:
         payload = json.loads(data or b"{}")
@@ -92,4 +105,4 @@ def _client_error(status: int, data: bytes) -> ClientError:
     code = str(payload.get("__type", f"HTTP{status}")).rsplit("#", 1)[-1]
     message = str(payload.get("message") or payload.get("Message") or data[:200].decode("utf-8", "replace"))
     return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                       "BatchWriteItem")
+                       operation)

@@ -1,5 +1,5 @@
-"""BatchWriteItem over signed HTTP: accepted by the real DynamoDB Local, failures as botocore reports them,
-throttling and connection errors retried with backoff up to the attempt cap."""
+"""BatchWriteItem and GetItem over signed HTTP: accepted by the real DynamoDB Local, answers and failures
+as botocore reports them, throttling and connection errors retried with backoff up to the attempt cap."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from recommender.store.batch_http import TARGET, HttpBatchWriteClient
+from recommender.store.signed_http import TARGET_PREFIX, SignedHttpClient
 from recommender.store.dynamo import DynamoStore
 from recommender.store.items import StoredItem
 from recommender.store.retry import Backoff
@@ -28,22 +28,41 @@ def test_items_sent_over_http_are_stored_and_read_back(local_settings):
     store = DynamoStore.for_generator(local_settings)
     table = store.create_run_table("20260101T000000Z-http0000")
     items = [StoredItem.of(u, "m", [(u + 1, 0.25), (u + 2, 0.125)], run_id="x") for u in range(1, 26)]
-    client = HttpBatchWriteClient(local_settings.dynamodb_endpoint_url, local_settings.aws_region)
+    client = SignedHttpClient(local_settings.dynamodb_endpoint_url, local_settings.aws_region)
     assert client.batch_write_item(RequestItems={table: puts(items)}) == {"UnprocessedItems": {}}
     stored = store.client.get_item(TableName=table, Key={"user_handle": {"N": "7"}, "model_handle": {"S": "m"}})["Item"]
     assert StoredItem.from_dynamo(stored) == items[6]
 
 
 @pytest.mark.dynamodb
+def test_get_item_answers_as_the_boto3_client_does(local_settings):
+    store = DynamoStore.for_generator(local_settings)
+    table = store.create_run_table("20260101T000000Z-http0001")
+    item = StoredItem.of(7, "m", [(8, 0.25), (9, 0.125)], run_id="x")
+    store.client.put_item(TableName=table, Item=item.to_dynamo())
+    client = SignedHttpClient(local_settings.dynamodb_endpoint_url, local_settings.aws_region)
+    for key, consistent in (({"user_handle": {"N": "7"}, "model_handle": {"S": "m"}}, True),
+                            ({"user_handle": {"N": "6"}, "model_handle": {"S": "m"}}, False)):
+        ours = client.get_item(TableName=table, Key=key, ConsistentRead=consistent)
+        theirs = store.client.get_item(TableName=table, Key=key, ConsistentRead=consistent)
+        assert ours.get("Item") == theirs.get("Item")
+    assert StoredItem.from_dynamo(client.get_item(TableName=table, Key=key | {"user_handle": {"N": "7"}})["Item"]) == item
+    with pytest.raises(ClientError) as failure:
+        client.get_item(TableName="no_such_table_here", Key=key)
+    assert failure.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert failure.value.operation_name == "GetItem"
+
+
+@pytest.mark.dynamodb
 def test_an_unknown_table_is_a_client_error_at_once(local_settings):
-    client = HttpBatchWriteClient(local_settings.dynamodb_endpoint_url, local_settings.aws_region, backoff=FAST)
+    client = SignedHttpClient(local_settings.dynamodb_endpoint_url, local_settings.aws_region, backoff=FAST)
     with pytest.raises(ClientError) as failure:
         client.batch_write_item(RequestItems={"no_such_table_here": puts([StoredItem.of(1, "m", [(2, 0.5)])])})
     assert failure.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
 def test_a_closed_port_is_a_connection_error_after_the_attempts():
-    client = HttpBatchWriteClient(f"http://127.0.0.1:{free_port()}", "us-east-1", max_attempts=3, backoff=FAST)
+    client = SignedHttpClient(f"http://127.0.0.1:{free_port()}", "us-east-1", max_attempts=3, backoff=FAST)
     with pytest.raises(EndpointConnectionError):
         client.batch_write_item(RequestItems={"t": puts([StoredItem.of(1, "m", [(2, 0.5)])])})
 
@@ -77,7 +96,7 @@ def test_throttling_is_retried_up_to_the_attempt_cap(attempts, succeeds):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        client = HttpBatchWriteClient(f"http://127.0.0.1:{server.server_port}", "us-east-1", max_attempts=attempts,
+        client = SignedHttpClient(f"http://127.0.0.1:{server.server_port}", "us-east-1", max_attempts=attempts,
                                       backoff=FAST)
         request = {"t": puts([StoredItem.of(u, "m", [(2, 0.5)]) for u in range(1, 4)])}
         if succeeds:
@@ -87,4 +106,4 @@ def test_throttling_is_retried_up_to_the_attempt_cap(attempts, succeeds):
                 client.batch_write_item(RequestItems=request)
     finally:
         server.shutdown()
-    assert Throttling.seen == [{"target": TARGET, "signed": True, "items": 3}] * attempts
+    assert Throttling.seen == [{"target": TARGET_PREFIX + "BatchWriteItem", "signed": True, "items": 3}] * attempts
