@@ -294,8 +294,9 @@ def item_cache_lookups(port: int) -> dict[str, float]:
 # -- raw DynamoDB reads -------------------------------------------------------------------------
 
 def raw_latency(settings, pairs: list[tuple[int, str]], calls: int, max_seconds: float) -> dict:
-    """p50/p99 of ``DynamoStore.for_api(settings).get`` (pointer cache + get_item, what a request does)
-    and of a plain ``client.get_item`` on the run table, sequential, same rows."""
+    """p50/p99 of ``DynamoStore.for_api(settings).get`` (pointer cache + get_item, what a request does:
+    signed HTTP on an explicit endpoint, :mod:`recommender.store.signed_http`) and of a plain boto3
+    ``client.get_item`` on the run table (what a caller's own code would do), sequential, same rows."""
     from recommender.store.dynamo import DynamoStore
 
     store = DynamoStore.for_api(settings)
