@@ -11,7 +11,10 @@ In DynamoDB each list is **one string attribute holding compact JSON** (``"[4254
 ``"[0.978627,0.977795]"``; the reasons as :func:`pack_reasons` writes them), not a ``L`` list of
 ``N`` numbers: every attribute value is walked by botocore's serializer and parsed again by the
 database, and twenty ``N`` values per item made the write path ~1.5× more expensive on both
-sides (bench/README.md, "Writes").  Items written before that change (``L`` lists) still read
+sides (bench/README.md, "Writes").  The reasons are one more string, integers but for the
+names (:func:`pack_reasons`): with floats and nested lists they cost ~4× the client CPU of the
+rest of the item and cut the write rate by 28% (bench/reasons_write.txt).  Items written in any
+earlier shape (``L`` lists; reasons as lists of maps, or packed with float weights) still read
 back the same, so runs published before an upgrade keep serving until they are replaced.
 
 The generator does not build an object per item on its hot path: :class:`ItemBlock` holds a
@@ -22,8 +25,9 @@ writer process, and still iterates as :class:`StoredItem` for every other consum
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import repeat
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from recommender.reasons import MAX_REASONS
 from recommender.search.neighbours import SCORE_DECIMALS, Neighbours  # not recommender.topk: writer processes and the API need no search
 
 if TYPE_CHECKING:
@@ -103,13 +108,16 @@ class StoredItem:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> StoredItem:
+        reasons: Sequence[Any] = record.get("reasons") or ()
+        return cls._from(record, [tuple(Reason(str(r["kind"]), str(r["value"]), float(r["weight"])) for r in why)
+                                  for why in reasons])
+
+    @classmethod
+    def _from(cls, record: dict[str, Any], reasons: Sequence[tuple[Reason, ...]]) -> StoredItem:
         users: Sequence[Any] = record.get("similar_users") or []
         scores: Sequence[Any] = record.get("scores") or []
-        reasons: Sequence[Any] = record.get("reasons") or [()] * len(users)
-        neighbours = tuple(
-            Neighbour(int(u), float(s), tuple(Reason(str(r["kind"]), str(r["value"]), float(r["weight"])) for r in why))
-            for u, s, why in zip(users, scores, reasons)
-        )
+        neighbours = tuple(Neighbour(int(u), float(s), why)
+                           for u, s, why in zip(users, scores, reasons or repeat((), len(users))))
         return cls(
             user_handle=int(record["user_handle"]),
             model_handle=str(record["model_handle"]),
@@ -120,19 +128,20 @@ class StoredItem:
 
     def to_dynamo(self) -> dict[str, dict]:
         """DynamoDB attribute values, built directly (no TypeSerializer); lists as compact JSON strings."""
-        reasons = pack_reasons([[((r.kind, r.value), r.weight) for r in n.reasons] for n in self.neighbours])
+        reasons = pack_reasons([n.reasons for n in self.neighbours])
         return _attributes(self.user_handle, self.model_handle, self.similar_users, self.scores, reasons,
                            self.run_id, self.generated_at)
 
     @classmethod
     def from_dynamo(cls, attributes: dict[str, dict]) -> StoredItem:
-        """Either stored shape: lists as JSON strings (``S``), or as before, ``L`` lists of ``N``."""
+        """Every stored shape: lists as JSON strings (``S``) or, as before, ``L`` lists of ``N``; reasons
+        packed (:func:`pack_reasons`, or its earlier ``v``/``r`` shape) or, earlier still, ``L`` lists of maps."""
         record = {key: _plain(value) for key, value in attributes.items()}
         for key in ("similar_users", "scores"):
             if isinstance(record.get(key), str):
                 record[key] = json.loads(record[key])
         if isinstance(record.get("reasons"), str):
-            record["reasons"] = unpack_reasons(record["reasons"])
+            return cls._from(record, unpack_reasons(record["reasons"]))
         return cls.from_record(record)
 
 
@@ -155,28 +164,120 @@ def _attributes(user_handle: int, model_handle: str, similar: list[int], scores:
 #: Compact JSON (the C encoder; one instance: ``json.dumps`` with options builds an encoder per call).
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
+#: Stored reason weights are integers in this unit (thousandths): reasons are computed at
+#: ``recommender.reasons.WEIGHT_DECIMALS`` = 3 decimals, and an integer is read back as exactly
+#: that rounded float (``k / 1000``) while costing a fraction of a float's text to write (a
+#: weight with more decimals is stored rounded to 3).  Items already stored are read with it:
+#: never change it (a finer precision needs a new key).
+WEIGHT_UNIT = 1000
 
-def pack_reasons(reasons: Sequence[Sequence[tuple[Hashable, float]]],
-                 label: Callable[[Any], list[str]] = list) -> str | None:
-    """Each neighbour's ``(key, weight)`` reasons as one compact JSON string; None when there are none.
 
-    Each distinct key (a ``(kind, value)`` pair, or what ``label`` turns into one) is written once
-    and referenced by index.  Why not DynamoDB lists of maps: 30 maps per item cut DynamoDB
-    Local's write rate from ~1,300 to ~370 items/s (botocore and the server both walk every map);
-    and the same tag or course often explains several neighbours, so a table of distinct values
-    keeps the item small.  ``{"v": [["tag", "python"], ...], "r": [[[0, 0.31], ...], ...]}``.
+def pack_reasons(reasons: Sequence[Sequence[tuple[str, str, float]]]) -> str | None:
+    """Each neighbour's ``(kind, value, weight)`` reasons as one compact JSON string; None when there are none.
+
+    ``{"k": "tag", "n": 3, "v": ["python", "c#"], "i": [0, 1, -1, 0, -1, -1], "w": [310, 50, 0, 2, 0, 0]}``:
+    the kind once (a model's reasons share it; mixed kinds write ``v`` as ``[kind, value]`` pairs
+    and no ``k``), each distinct value once (the same tag or course often explains several
+    neighbours), then ``n`` slots per neighbour: the index into ``v`` (-1: none) and the weight in
+    :data:`WEIGHT_UNIT`.  Why not DynamoDB lists of maps: 30 maps per item cut DynamoDB Local's
+    write rate from ~1,300 to ~370 items/s (botocore and the server both walk every map).  Why
+    flat rows of integers: the earlier ``{"v": [[kind, value], ...], "r": [[[index, 0.31], ...],
+    ...]}`` spent most of a reasoned item's cost on float texts and nested lists (~70 µs of
+    client CPU per item, ~10 µs now), and fixed-width rows come straight from the arrays
+    (:class:`ItemBlock`) without a Python loop per neighbour.  Why not compressed (zlib into a
+    ``B`` attribute): it saves ~125 of ~340 bytes but costs ~20 µs of client CPU per item, and
+    DynamoDB Local's CPU per item did not measurably depend on the bytes (bench/reasons_write.txt).
     """
     if not any(reasons):
         return None
-    values: dict[Hashable, int] = {}
-    rows = [[[values.setdefault(key, len(values)), weight] for key, weight in why] for why in reasons]
-    return _dumps({"v": [label(key) for key in values], "r": rows})
+    width = max(MAX_REASONS, *(len(why) for why in reasons))
+    values: dict[tuple[str, str], int] = {}
+    ids: list[int] = []
+    weights: list[int] = []
+    for why in reasons:
+        ids += [values.setdefault((kind, value), len(values)) for kind, value, _ in why] + [-1] * (width - len(why))
+        weights += [round(weight * WEIGHT_UNIT) for _, _, weight in why] + [0] * (width - len(why))
+    kinds = {kind for kind, _ in values}
+    kind = _dumps(kinds.pop()) if len(kinds) == 1 else None
+    texts = [_dumps(value) for _, value in values] if kind else [_dumps(list(key)) for key in values]
+    return _packed(kind, width, texts, ",".join(map(str, ids)), ",".join(map(str, weights)))
 
 
-def unpack_reasons(text: str) -> list[list[dict[str, Any]]]:
+def _packed(kind: str | None, width: int, values: Iterable[str], ids: str, weights: str) -> str:
+    """The packed text from its parts, each already JSON (both encoders end here)."""
+    head = '{"n":' if kind is None else '{"k":' + kind + ',"n":'
+    return head + str(width) + ',"v":[' + ",".join(values) + '],"i":[' + ids + '],"w":[' + weights + "]}"
+
+
+def unpack_reasons(text: str) -> list[tuple[Reason, ...]]:
+    """Each neighbour's reasons from :func:`pack_reasons`'s text, or from the shape stored before it
+    (``{"v": [[kind, value], ...], "r": [[[index, weight], ...], ...]}``, float weights)."""
     packed = json.loads(text)
-    values = packed["v"]
-    return [[{"kind": values[i][0], "value": values[i][1], "weight": w} for i, w in why] for why in packed["r"]]
+    kind = packed.get("k")
+    values = packed["v"] if kind is None else [(kind, value) for value in packed["v"]]
+    if "r" in packed:
+        return [tuple(Reason(*values[i], float(w)) for i, w in why) for why in packed["r"]]
+    reasons = [Reason(*values[i], w / WEIGHT_UNIT) if i >= 0 else None for i, w in zip(packed["i"], packed["w"])]
+    width = packed["n"]
+    return [tuple(r for r in reasons[start:start + width] if r is not None) for start in range(0, len(reasons), width)]
+
+
+def _pack_arrays(index: np.ndarray, weight: np.ndarray) -> tuple[list[list[int]], list[list[str]], list[list[str]]]:
+    """:func:`pack_reasons`'s parts for a chunk of users at once, from (users, N, R) reason arrays.
+
+    Per user: the distinct value indices in order of first use (the ``v`` table: empty for a
+    user without any reason), and the texts of the N·R slots' indices into that table and
+    weights in :data:`WEIGHT_UNIT`, ready to join.  Vectorised: a stable sort of each user's
+    indices finds every value's first use; numbers become text by table look-up, not ``str``.
+    """
+    users, n, r = index.shape
+    flat = index.reshape(users, n * r)
+    columns = np.arange(n * r)
+    order = np.argsort(flat, axis=1, kind="stable")
+    ranked = np.take_along_axis(flat, order, axis=1)
+    starts = np.ones(ranked.shape, dtype=bool)
+    starts[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+    group_start = np.maximum.accumulate(np.where(starts, columns, 0), axis=1)
+    first = np.empty_like(order)  # the column of each value's first use in the user's row
+    np.put_along_axis(first, order, np.take_along_axis(order, group_start, axis=1), axis=1)
+    is_first = (first == columns) & (flat >= 0)
+    table = np.cumsum(is_first, axis=1) - 1  # position in the v table, at each first use
+    local = np.where(flat >= 0, np.take_along_axis(table, first, axis=1), -1)
+    units = np.where(flat >= 0, np.rint(weight.reshape(users, n * r) * WEIGHT_UNIT), 0).astype(np.int64)
+    bounds = np.concatenate(([0], np.cumsum(is_first.sum(axis=1)))).tolist()
+    values = flat[is_first].tolist()
+    return [values[a:b] for a, b in zip(bounds, bounds[1:])], _texts(local), _texts(units)
+
+
+def _texts(numbers: np.ndarray) -> list[list[str]]:
+    """Each row's integers as their decimal texts (a look-up table: ~4× cheaper than ``str`` each)."""
+    top = int(numbers.max(initial=0))
+    if numbers.size and int(numbers.min()) < -1:
+        return [list(map(str, row)) for row in numbers.tolist()]
+    texts = _decimal_texts(max(1024, 1 << top.bit_length()))
+    return [list(map(texts.__getitem__, row)) for row in numbers.tolist()]
+
+
+@functools.cache
+def _decimal_texts(size: int) -> list[str]:
+    """``str(i)`` for 0 ≤ i < ``size``, then "-1" last (so that index -1 reads it)."""
+    return [str(i) for i in range(size)] + ["-1"]
+
+
+def stored_size(attributes: dict[str, dict]) -> int:
+    """The item's size as DynamoDB counts it (its 400 KB limit, its 1 KB write units): each attribute's
+    name plus value, strings as UTF-8 bytes, numbers at most their text, lists and maps 3 bytes plus
+    1 per element."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in attributes.items())
+
+
+def _value_size(value: dict) -> int:
+    (kind, inner), = value.items()
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in inner)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_size(v) for k, v in inner.items())
+    return len(inner.encode()) if isinstance(inner, str) else len(inner)
 
 
 def list_attributes(item: StoredItem) -> dict[str, dict]:
@@ -219,49 +320,60 @@ class ItemBlock:
     def __len__(self) -> int:
         return self.neighbours.covered
 
-    def _rows(self) -> Iterator[tuple[int, list[int], list[float], list[list[tuple[int, float]]]]]:
-        """(user, neighbours, scores, reasons as (name index, weight)) per user with a neighbour.
+    def _rows(self, reasons: Callable[[slice], Iterable[Any]]) -> Iterator[tuple[int, list[int], list[float], Any]]:
+        """(user, neighbours, scores, what ``reasons`` gives for the user's row) per user with a neighbour.
 
         Arrays become Python lists a chunk of rows at a time: one ``tolist`` per chunk instead of
-        numpy scalars per value (most of the cost of building items), memory bounded by the chunk.
+        numpy scalars per value (most of the cost of building items), memory bounded by the chunk;
+        ``reasons`` converts the same chunk of rows of the explanations (one item per row).
         """
         users, similar, scores = self.neighbours.users, self.neighbours.similar, self.neighbours.scores
         counts = (similar >= 0).sum(axis=1)
         if not np.array_equal(similar >= 0, np.arange(similar.shape[1]) < counts[:, None]):
             raise ValueError(f"{self.model_handle}: neighbour lists must be padded with -1 at the end only")
-        why = self.explanations
         for start in range(0, len(users), _CHUNK):
             rows = slice(start, start + _CHUNK)
             chunk = zip(users[rows].tolist(), counts[rows].tolist(), similar[rows].tolist(), scores[rows].tolist(),
-                        why.index[rows].tolist() if why is not None else repeat(()),
-                        why.weight[rows].tolist() if why is not None else repeat(()))
-            for user, k, ids, values, index, weight in chunk:
+                        reasons(rows))
+            for user, k, ids, values, why in chunk:
                 if k:
-                    reasons = [[(j, w) for j, w in zip(i, wt) if j >= 0] for i, wt in zip(index[:k], weight[:k])]
-                    yield user, ids[:k], [round(v, SCORE_DECIMALS) for v in values[:k]], reasons
+                    yield user, ids[:k], [round(v, SCORE_DECIMALS) for v in values[:k]], why
 
-    def _names(self) -> tuple[str, list[str]]:
-        why = self.explanations
-        return (why.kind, [str(name) for name in why.names.tolist()]) if why is not None else ("", [])
+    def _index(self, rows: slice) -> np.ndarray:
+        """The reason indices of a chunk of rows, -1 past each user's last neighbour."""
+        assert self.explanations is not None
+        listed = self.neighbours.similar[rows] >= 0
+        return np.where(listed[:, :, None], self.explanations.index[rows], -1)
 
     def __iter__(self) -> Iterator[StoredItem]:
-        kind, names = self._names()
-        for user, similar, scores, reasons in self._rows():
-            why = reasons or [()] * len(similar)
-            neighbours = tuple(Neighbour(u, s, tuple(Reason(kind, names[j], w) for j, w in r))
-                               for u, s, r in zip(similar, scores, why))
+        why = self.explanations
+        if why is None:
+            for user, similar, scores, _ in self._rows(lambda rows: repeat(None)):
+                neighbours = tuple(Neighbour(u, s) for u, s in zip(similar, scores))
+                yield StoredItem(user, self.model_handle, neighbours, self.run_id, self.generated_at)
+            return
+        kind, names = why.kind, [str(name) for name in why.names.tolist()]
+        for user, similar, scores, (index, weight) in self._rows(
+                lambda rows: zip(self._index(rows).tolist(), why.weight[rows].tolist())):
+            neighbours = tuple(Neighbour(u, s, tuple(Reason(kind, names[j], w) for j, w in zip(i, wt) if j >= 0))
+                               for u, s, i, wt in zip(similar, scores, index, weight))
             yield StoredItem(user, self.model_handle, neighbours, self.run_id, self.generated_at)
 
     def dynamo_items(self) -> Iterator[dict[str, dict]]:
-        """``item.to_dynamo()`` for every item, without building the items."""
-        kind, names = self._names()
-
-        def label(j: int) -> list[str]:
-            return [kind, names[j]]
-
-        for user, similar, scores, reasons in self._rows():
-            yield _attributes(user, self.model_handle, similar, scores, pack_reasons(reasons, label), self.run_id,
-                              self.generated_at)
+        """``item.to_dynamo()`` for every item, without building the items (reasons packed a chunk at a time)."""
+        why = self.explanations
+        if why is None:
+            for user, similar, scores, _ in self._rows(lambda rows: repeat(None)):
+                yield _attributes(user, self.model_handle, similar, scores, None, self.run_id, self.generated_at)
+            return
+        kind, width = _dumps(why.kind), why.index.shape[2]
+        names = [_dumps(str(name)) for name in why.names.tolist()]
+        for user, similar, scores, (values, ids, weights) in self._rows(
+                lambda rows: zip(*_pack_arrays(self._index(rows), why.weight[rows]))):
+            slots = len(similar) * width
+            reasons = _packed(kind, width, map(names.__getitem__, values), ",".join(ids[:slots]),
+                              ",".join(weights[:slots])) if values else None
+            yield _attributes(user, self.model_handle, similar, scores, reasons, self.run_id, self.generated_at)
 
     def split(self, users: int) -> Iterator[ItemBlock]:
         """Consecutive slices of at most ``users`` users; each keeps only the reason names it uses."""
@@ -285,4 +397,4 @@ def build_items(
     return ItemBlock(model_handle, neighbours, run_id, generated_at, explanations)
 
 
-__all__ = ["SCORE_DECIMALS", "ItemBlock", "Neighbour", "Reason", "StoredItem", "build_items"]
+__all__ = ["SCORE_DECIMALS", "ItemBlock", "Neighbour", "Reason", "StoredItem", "build_items", "stored_size"]

@@ -1,5 +1,6 @@
-"""The stored shape: lists as compact JSON strings, items of earlier runs (``L`` lists) still read,
-and the array path (ItemBlock) gives exactly the items and attribute values of the object path."""
+"""The stored shape: lists as compact JSON strings, reasons packed as integers, items of earlier runs
+(``L`` lists, reasons as lists of maps or packed with float weights) still read, and the array path
+(ItemBlock) gives exactly the items and attribute values of the object path."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 
 from recommender.api import create_app
 from recommender.store.dynamo import DynamoStore
-from recommender.store.items import ItemBlock, Neighbour, Reason, StoredItem, build_items, list_attributes
+from recommender.store.items import (ItemBlock, Neighbour, Reason, StoredItem, build_items, list_attributes,
+                                     stored_size)
 from recommender.store.publisher import RunPublisher
 from recommender.topk import Neighbours
 
@@ -31,10 +33,37 @@ def test_lists_are_stored_as_compact_json_strings_and_read_back_exactly():
     attributes = item.to_dynamo()
     assert attributes["similar_users"] == {"S": f"[{BIG},2,3]"}
     assert attributes["scores"] == {"S": "[0.30000000000000004,1e-06,0.5]"}  # repr: the same float back
-    assert json.loads(attributes["reasons"]["S"]) == {"v": [["tag", "python"], ["tag", "c#"]],
-                                                     "r": [[[0, 0.31], [1, 0.05]], [[0, 0.002]], []]}
+    # the kind once, each value once, then 3 slots per neighbour: index into v (-1: none), weight in thousandths
+    assert json.loads(attributes["reasons"]["S"]) == {"k": "tag", "n": 3, "v": ["python", "c#"],
+                                                     "i": [0, 1, -1, 0, -1, -1, -1, -1, -1],
+                                                     "w": [310, 50, 0, 2, 0, 0, 0, 0, 0]}
     assert StoredItem.from_dynamo(attributes) == item
     assert "reasons" not in StoredItem.of(1, TFIDF, [(2, 0.5)]).to_dynamo()
+
+
+def test_reasons_of_mixed_kinds_and_more_than_three_per_neighbour_read_back():
+    many = tuple(Reason("course", f"c{i}", round(0.1 * i, 3)) for i in range(1, 6))
+    item = StoredItem(7, "m", (Neighbour(1, 0.5, (Reason("tag", "python", 0.31), Reason("model", "knn", 0.5))),
+                               Neighbour(2, 0.4, many)), "r", "g")
+    packed = json.loads(item.to_dynamo()["reasons"]["S"])
+    assert "k" not in packed and packed["v"][:2] == [["tag", "python"], ["model", "knn"]] and packed["n"] == 5
+    assert StoredItem.from_dynamo(item.to_dynamo()) == item
+
+
+def test_reasons_packed_with_float_weights_before_still_read_back():
+    """The packed shape of earlier runs: ``v`` as [kind, value] pairs, ``r`` as [index, weight] per reason."""
+    attributes = reasoned_item().to_dynamo()
+    attributes["reasons"] = {"S": '{"v":[["tag","python"],["tag","c#"]],"r":[[[0,0.31],[1,0.05]],[[0,0.002]],[]]}'}
+    assert StoredItem.from_dynamo(attributes) == reasoned_item()
+
+
+def test_reasons_stored_as_lists_of_maps_before_still_read_back():
+    """The first stored shape: a ``L`` per neighbour of ``M`` maps with ``kind``, ``value``, ``weight``."""
+    attributes = reasoned_item().to_dynamo()
+    attributes["reasons"] = {"L": [
+        {"L": [{"M": {"kind": {"S": r.kind}, "value": {"S": r.value}, "weight": {"N": repr(r.weight)}}} for r in n.reasons]}
+        for n in reasoned_item().neighbours]}
+    assert StoredItem.from_dynamo(attributes) == reasoned_item()
 
 
 def test_an_item_written_before_the_change_reads_back_the_same():
@@ -90,6 +119,8 @@ def test_the_array_path_gives_the_items_of_the_object_path(tfidf_block):
     assert items == expected and len(tfidf_block) == len(items) > 500
     assert any(n.reasons for i in items for n in i.neighbours)
     assert list(tfidf_block.dynamo_items()) == [i.to_dynamo() for i in items]
+    # every weight (3 decimals, stored in thousandths) and name reads back exactly
+    assert [StoredItem.from_dynamo(a) for a in tfidf_block.dynamo_items()] == items
 
 
 def test_slices_cover_every_item_once_and_carry_only_the_names_they_use(tfidf_block):
@@ -102,9 +133,9 @@ def test_slices_cover_every_item_once_and_carry_only_the_names_they_use(tfidf_bl
 
 def test_items_with_reasons_stay_under_4_kb_at_n_10(tfidf_block):
     # DynamoDB's size: attribute names plus values (strings: their UTF-8 bytes)
-    sizes = [sum(len(name) + len(next(iter(value.values())).encode()) for name, value in a.items())
-             for a in tfidf_block.dynamo_items()]
+    sizes = [stored_size(a) for a in tfidf_block.dynamo_items()]
     assert 0 < max(sizes) < 4096, max(sizes)
+    assert stored_size({"ab": {"S": "é"}, "c": {"N": "12"}, "d": {"L": [{"S": "x"}]}}) == 2 + 2 + 1 + 2 + 1 + 3 + 2
 
 
 def test_lists_padded_anywhere_but_the_end_are_refused():
