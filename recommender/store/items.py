@@ -200,13 +200,13 @@ def pack_reasons(reasons: Sequence[Sequence[tuple[str, str, float]]]) -> str | N
     kinds = {kind for kind, _ in values}
     kind = _dumps(kinds.pop()) if len(kinds) == 1 else None
     texts = [_dumps(value) for _, value in values] if kind else [_dumps(list(key)) for key in values]
-    return _packed(kind, width, texts, ",".join(map(str, ids)), ",".join(map(str, weights)))
+    return _packed(kind, width, ",".join(texts), ",".join(map(str, ids)), ",".join(map(str, weights)))
 
 
-def _packed(kind: str | None, width: int, values: Iterable[str], ids: str, weights: str) -> str:
-    """The packed text from its parts, each already JSON (both encoders end here)."""
+def _packed(kind: str | None, width: int, values: str, ids: str, weights: str) -> str:
+    """The packed text from its parts, each already JSON, lists without brackets (both encoders end here)."""
     head = '{"n":' if kind is None else '{"k":' + kind + ',"n":'
-    return head + str(width) + ',"v":[' + ",".join(values) + '],"i":[' + ids + '],"w":[' + weights + "]}"
+    return head + str(width) + ',"v":[' + values + '],"i":[' + ids + '],"w":[' + weights + "]}"
 
 
 def unpack_reasons(text: str) -> list[tuple[Reason, ...]]:
@@ -222,13 +222,14 @@ def unpack_reasons(text: str) -> list[tuple[Reason, ...]]:
     return [tuple(r for r in reasons[start:start + width] if r is not None) for start in range(0, len(reasons), width)]
 
 
-def _pack_arrays(index: np.ndarray, weight: np.ndarray) -> tuple[list[list[int]], list[list[str]], list[list[str]]]:
-    """:func:`pack_reasons`'s parts for a chunk of users at once, from (users, N, R) reason arrays.
+def _pack_arrays(index: np.ndarray, weight: np.ndarray, neighbours: np.ndarray, names: list[str],
+                 name_lengths: np.ndarray) -> tuple[list[str], list[str], list[str]]:
+    """:func:`pack_reasons`'s ``v``, ``i`` and ``w`` texts for a chunk of users at once, from (users, N, R)
+    reason arrays (-1 past each user's ``neighbours``) and the names already as JSON.
 
-    Per user: the distinct value indices in order of first use (the ``v`` table: empty for a
-    user without any reason), and the texts of the N·R slots' indices into that table and
-    weights in :data:`WEIGHT_UNIT`, ready to join.  Vectorised: a stable sort of each user's
-    indices finds every value's first use; numbers become text by table look-up, not ``str``.
+    Vectorised: a stable sort of each user's indices finds every value's first use (the ``v``
+    table, in that order; empty for a user without reasons); every number and name of the chunk
+    becomes text in one join, and each user's part is a slice of it (:func:`_join_rows`).
     """
     users, n, r = index.shape
     flat = index.reshape(users, n * r)
@@ -244,24 +245,43 @@ def _pack_arrays(index: np.ndarray, weight: np.ndarray) -> tuple[list[list[int]]
     table = np.cumsum(is_first, axis=1) - 1  # position in the v table, at each first use
     local = np.where(flat >= 0, np.take_along_axis(table, first, axis=1), -1)
     units = np.where(flat >= 0, np.rint(weight.reshape(users, n * r) * WEIGHT_UNIT), 0).astype(np.int64)
-    bounds = np.concatenate(([0], np.cumsum(is_first.sum(axis=1)))).tolist()
-    values = flat[is_first].tolist()
-    return [values[a:b] for a, b in zip(bounds, bounds[1:])], _texts(local), _texts(units)
+    bounds = np.concatenate(([0], np.cumsum(is_first.sum(axis=1))))
+    slots = np.arange(users) * n * r
+    values = _join_rows(names, name_lengths, flat[is_first], bounds[:-1], bounds[1:])
+    return (values, _join_numbers(local.ravel(), slots, slots + neighbours * r),
+            _join_numbers(units.ravel(), slots, slots + neighbours * r))
 
 
-def _texts(numbers: np.ndarray) -> list[list[str]]:
-    """Each row's integers as their decimal texts (a look-up table: ~4× cheaper than ``str`` each)."""
-    top = int(numbers.max(initial=0))
-    if numbers.size and int(numbers.min()) < -1:
-        return [list(map(str, row)) for row in numbers.tolist()]
-    texts = _decimal_texts(max(1024, 1 << top.bit_length()))
-    return [list(map(texts.__getitem__, row)) for row in numbers.tolist()]
+def _join_rows(texts: list[str], lengths: np.ndarray, codes: np.ndarray, starts: np.ndarray,
+               ends: np.ndarray) -> list[str]:
+    """``",".join(texts[c] for c in codes[s:e])`` for every ``(s, e)`` of ``starts``, ``ends``, in one join
+    and slices of it (each user's own join cost more than the rest of the item)."""
+    joined = ",".join(map(texts.__getitem__, codes.tolist()))
+    offsets = np.concatenate(([0], np.cumsum(lengths[codes] + 1)))  # where each code's text starts
+    first, last = offsets[starts], np.maximum(offsets[ends] - 1, offsets[starts])
+    return [joined[a:b] for a, b in zip(first.tolist(), last.tolist())]
+
+
+def _join_numbers(numbers: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list[str]:
+    """:func:`_join_rows` for integers (indices ≥ -1, thousandths ≤ 1,000: their texts from a table, ~4×
+    cheaper than ``str`` each; any others, e.g. a model's negative weights, through their distinct values)."""
+    low, high = (int(numbers.min()), int(numbers.max())) if numbers.size else (0, 0)
+    if low >= -1 and high < _TABLE_LIMIT:
+        texts, lengths = _decimal_texts(max(1024, 1 << high.bit_length()))
+        return _join_rows(texts, lengths, numbers, starts, ends)
+    distinct, codes = np.unique(numbers, return_inverse=True)
+    texts = [str(number) for number in distinct.tolist()]
+    return _join_rows(texts, np.array([len(t) for t in texts], dtype=np.int64), codes.ravel(), starts, ends)
+
+
+_TABLE_LIMIT = 1 << 16
 
 
 @functools.cache
-def _decimal_texts(size: int) -> list[str]:
-    """``str(i)`` for 0 ≤ i < ``size``, then "-1" last (so that index -1 reads it)."""
-    return [str(i) for i in range(size)] + ["-1"]
+def _decimal_texts(size: int) -> tuple[list[str], np.ndarray]:
+    """``str(i)`` for 0 ≤ i < ``size``, then "-1" last (so that index -1 reads it), and their lengths."""
+    texts = [str(i) for i in range(size)] + ["-1"]
+    return texts, np.array([len(t) for t in texts], dtype=np.int64)
 
 
 def stored_size(attributes: dict[str, dict]) -> int:
@@ -368,11 +388,14 @@ class ItemBlock:
             return
         kind, width = _dumps(why.kind), why.index.shape[2]
         names = [_dumps(str(name)) for name in why.names.tolist()]
-        for user, similar, scores, (values, ids, weights) in self._rows(
-                lambda rows: zip(*_pack_arrays(self._index(rows), why.weight[rows]))):
-            slots = len(similar) * width
-            reasons = _packed(kind, width, map(names.__getitem__, values), ",".join(ids[:slots]),
-                              ",".join(weights[:slots])) if values else None
+        lengths = np.array([len(name) for name in names], dtype=np.int64)
+
+        def packed_rows(rows: slice) -> Iterator[tuple[str, str, str]]:
+            counts = (self.neighbours.similar[rows] >= 0).sum(axis=1)
+            return zip(*_pack_arrays(self._index(rows), why.weight[rows], counts, names, lengths))
+
+        for user, similar, scores, (values, ids, weights) in self._rows(packed_rows):
+            reasons = _packed(kind, width, values, ids, weights) if values else None
             yield _attributes(user, self.model_handle, similar, scores, reasons, self.run_id, self.generated_at)
 
     def split(self, users: int) -> Iterator[ItemBlock]:

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from recommender.api import create_app
+from recommender.reasons import Explanations
+from recommender.store import items as items_module
 from recommender.store.dynamo import DynamoStore
 from recommender.store.items import (ItemBlock, Neighbour, Reason, StoredItem, build_items, list_attributes,
                                      stored_size)
@@ -121,6 +123,26 @@ def test_the_array_path_gives_the_items_of_the_object_path(tfidf_block):
     assert list(tfidf_block.dynamo_items()) == [i.to_dynamo() for i in items]
     # every weight (3 decimals, stored in thousandths) and name reads back exactly
     assert [StoredItem.from_dynamo(a) for a in tfidf_block.dynamo_items()] == items
+
+
+def test_chunks_of_rows_give_the_same_attribute_values(tfidf_block, monkeypatch):
+    whole = list(tfidf_block.dynamo_items())
+    monkeypatch.setattr(items_module, "_CHUNK", 7)  # many chunks: each packs its own texts
+    assert list(tfidf_block.dynamo_items()) == whole
+
+
+def test_the_array_path_packs_any_weight_and_leaves_out_users_without_reasons():
+    answer = Neighbours(np.array([1, 2, 3]), np.array([[2, 3], [1, -1], [1, 2]]),
+                        np.array([[0.9, 0.5], [0.9, np.nan], [0.5, 0.4]], dtype=np.float32))
+    index = np.array([[[0, 1, -1], [1, -1, -1]], [[-1] * 3, [-1] * 3], [[2, -1, -1], [0, 2, -1]]])
+    weight = np.array([[[0.5, -2.25, 0], [7.125, 0, 0]], [[0] * 3] * 2, [[0.001, 0, 0], [0.3, 0.2, 0]]])
+    block = build_items(TFIDF, answer, "r", "g", Explanations("tag", np.array(["a", "b", 'c "q"']), index, weight))
+    items = list(block)
+    attributes = list(block.dynamo_items())
+    assert attributes == [i.to_dynamo() for i in items] and "reasons" not in attributes[1]
+    assert [StoredItem.from_dynamo(a) for a in attributes] == items
+    assert [r.weight for r in items[0].neighbours[0].reasons] == [0.5, -2.25]
+    assert items[2].neighbours[0].reasons == (Reason("tag", 'c "q"', 0.001),)
 
 
 def test_slices_cover_every_item_once_and_carry_only_the_names_they_use(tfidf_block):
