@@ -12,10 +12,11 @@ In DynamoDB each list is **one string attribute holding compact JSON** (``"[4254
 ``N`` numbers: every attribute value is walked by botocore's serializer and parsed again by the
 database, and twenty ``N`` values per item made the write path ~1.5× more expensive on both
 sides (bench/README.md, "Writes").  The reasons are one more string, integers but for the
-names (:func:`pack_reasons`): with floats and nested lists they cost ~4× the client CPU of the
-rest of the item and cut the write rate by 28% (bench/reasons_write.txt).  Items written in any
-earlier shape (``L`` lists; reasons as lists of maps, or packed with float weights) still read
-back the same, so runs published before an upgrade keep serving until they are replaced.
+names (:func:`pack_reasons`): with float weights and nested lists they doubled the client's CPU
+per item (+100–121 µs) and cut the write rate by up to 31%; now +13–31 µs
+(bench/reasons_write.txt).  Items written in any earlier shape (``L`` lists; reasons as lists of
+maps, or packed with float weights) still read back the same, so runs published before an
+upgrade keep serving until they are replaced.
 
 The generator does not build an object per item on its hot path: :class:`ItemBlock` holds a
 model's answer as arrays, yields the DynamoDB attribute values straight from them (the same
@@ -170,6 +171,8 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode
 #: weight with more decimals is stored rounded to 3).  Items already stored are read with it:
 #: never change it (a finer precision needs a new key).
 WEIGHT_UNIT = 1000
+#: Integers below this become text by table look-up (:func:`_join_numbers`).
+_TABLE_LIMIT = 1 << 16
 
 
 def pack_reasons(reasons: Sequence[Sequence[tuple[str, str, float]]]) -> str | None:
@@ -182,11 +185,12 @@ def pack_reasons(reasons: Sequence[Sequence[tuple[str, str, float]]]) -> str | N
     :data:`WEIGHT_UNIT`.  Why not DynamoDB lists of maps: 30 maps per item cut DynamoDB Local's
     write rate from ~1,300 to ~370 items/s (botocore and the server both walk every map).  Why
     flat rows of integers: the earlier ``{"v": [[kind, value], ...], "r": [[[index, 0.31], ...],
-    ...]}`` spent most of a reasoned item's cost on float texts and nested lists (~70 µs of
-    client CPU per item, ~10 µs now), and fixed-width rows come straight from the arrays
-    (:class:`ItemBlock`) without a Python loop per neighbour.  Why not compressed (zlib into a
-    ``B`` attribute): it saves ~125 of ~340 bytes but costs ~20 µs of client CPU per item, and
-    DynamoDB Local's CPU per item did not measurably depend on the bytes (bench/reasons_write.txt).
+    ...]}`` spent most of a reasoned item's cost on float texts and nested lists (building it
+    took ~80 µs of client CPU per item more than the lists alone, this 5–11 µs), and fixed-width
+    rows come straight from the arrays (:class:`ItemBlock`) without a Python loop per neighbour.
+    Why not compressed (zlib into a ``B`` attribute): it saves 127 of the median 340 bytes but
+    costs 20–29 µs of client CPU per item, and DynamoDB Local's CPU per item did not measurably
+    depend on the reasons (bench/reasons_write.txt).
     """
     if not any(reasons):
         return None
@@ -272,9 +276,6 @@ def _join_numbers(numbers: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> 
     distinct, codes = np.unique(numbers, return_inverse=True)
     texts = [str(number) for number in distinct.tolist()]
     return _join_rows(texts, np.array([len(t) for t in texts], dtype=np.int64), codes.ravel(), starts, ends)
-
-
-_TABLE_LIMIT = 1 << 16
 
 
 @functools.cache
