@@ -13,7 +13,7 @@ In DynamoDB each list is **one string attribute holding compact JSON** (``"[4254
 database, and twenty ``N`` values per item made the write path ~1.5× more expensive on both
 sides (bench/README.md, "Writes").  The reasons are one more string, integers but for the
 names (:func:`pack_reasons`): with float weights and nested lists they doubled the client's CPU
-per item (+100–121 µs) and cut the write rate by up to 31%; now +13–31 µs
+per item (+95–121 µs) and cut the write rate by up to 31%; now +9–22 µs
 (bench/reasons_write.txt).  Items written in any earlier shape (``L`` lists; reasons as lists of
 maps, or packed with float weights) still read back the same, so runs published before an
 upgrade keep serving until they are replaced.
