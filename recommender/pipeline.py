@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from recommender.dask_partitions import ModelJob, search_explain_write, write_items
 from recommender.data.loader import load_tables
 from recommender.models.ensemble import head
 from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, tables_for
@@ -34,6 +35,8 @@ class Sink(Protocol):
     def begin(self, run_id: str, models: tuple[str, ...]) -> None: ...
     def previous_coverage(self) -> dict[str, int]: ...
     def write(self, model_handle: str, items: Iterable[StoredItem], total: int | None = None, progress: bool = False) -> int: ...
+    def partition_target(self) -> object | None: ...
+    def written(self, model_handle: str, count: int) -> None: ...
     def commit(self, summary: str = "") -> None: ...
     def abort(self) -> None: ...
     def cleanup(self) -> list[str]: ...
@@ -56,6 +59,10 @@ class ModelReport:
     search: str = "exact"
     #: Approximate search: measured on a sample against exact search; exact search: 1.0.
     recall_at_10: float | None = None
+    #: ``--engine dask``: Dask tasks that searched, explained and wrote this model (0: the driver
+    #: did), and their wall time; search / explain / write seconds are then summed over the tasks.
+    partitions: int = 0
+    partitions_seconds: float = 0.0
 
 
 @dataclass
@@ -86,6 +93,49 @@ def check_coverage(handle: str, covered: int, before: int | None, min_ratio: flo
         raise CoverageError(
             f"model {handle} covers {covered:,} users, fewer than {min_ratio:g} of the {before:,} of the published run "
             f"(before: {before:,}, after: {covered:,}); not publishing (--force or MIN_COVERAGE_RATIO=0 to publish anyway)")
+
+
+def _log_search(entry: ModelReport, top_n: int) -> None:
+    log.info(
+        "%s: %s users covered, fit %.1fs, top-%d %s search %.1fs, recall@10 %s",
+        entry.handle, f"{entry.users_covered:,}", entry.fit_seconds, top_n, entry.search, entry.search_seconds,
+        "1 (exact)" if entry.search == "exact" else f"{entry.recall_at_10:.4f}",
+    )
+
+
+def _partitioned(model: object, search: SearchOptions | None) -> bool:
+    """``--engine dask`` and an exact search of the model's own vectors: search, reasons and writes in
+    Dask partitions.  The ensemble (it fuses the others' lists) and the approximate search (one graph
+    of all users) are computed on the driver; their writes are still partitioned."""
+    if search is None or search.engine is None or hasattr(model, "combine"):
+        return False
+    vectors, users = model.user_vectors()
+    return search.resolve(len(users), vectors.shape[1]) == "exact"
+
+
+def _run_partitions(engine: object, model: object, job: ModelJob, sink: Sink, entry: ModelReport,
+                    previous: dict[str, int], min_coverage_ratio: float) -> Neighbours | None:
+    """One model on the Dask engine (:mod:`recommender.dask_partitions`); its lists when the ensemble
+    needs them.  The coverage check comes after the writes here (the partitions write as they go):
+    a refused model fails the run before publishing, and its table is dropped as for any failure."""
+    t0 = time.perf_counter()
+    target = sink.partition_target()
+    outcome = search_explain_write(engine, model, job, target)
+    if target is None:  # a dry run: the partitions sent their items back, the driver writes them in order
+        outcome.items_written = sum(sink.write(job.handle, part.items) for part in outcome.results)
+    else:
+        sink.written(job.handle, outcome.items_written)
+    entry.partitions_seconds = time.perf_counter() - t0
+    entry.partitions = outcome.partitions
+    entry.search_seconds, entry.explain_seconds, entry.write_seconds = (
+        outcome.seconds["search"], outcome.seconds["explain"], outcome.seconds["write"])
+    entry.users_covered, entry.items_written = outcome.users_covered, outcome.items_written
+    entry.search, entry.recall_at_10 = "exact", 1.0
+    _log_search(entry, job.top_n)
+    log.info("%s: %d partitions searched, explained and wrote %s items in %.1fs", job.handle, outcome.partitions,
+             f"{entry.items_written:,}", entry.partitions_seconds)
+    check_coverage(job.handle, entry.users_covered, previous.get(job.handle), min_coverage_ratio)
+    return outcome.lists
 
 
 def run(
@@ -147,21 +197,25 @@ def run(
             if not fuses:
                 model.fit(tables)
             entry.fit_seconds = time.perf_counter() - t0
+            depth = deeper.get(handle, top_n)
+            if _partitioned(model, search):
+                job = ModelJob(handle, depth, top_n, report.run_id, report.generated_at, explain, keep=handle in deeper,
+                               block_mb=block_mb, dense_mb=search.dense_mb)
+                neighbours = _run_partitions(search.engine, model, job, sink, entry, previous, min_coverage_ratio)
+                if neighbours is not None:
+                    kept[handle] = neighbours
+                report.models.append(entry)
+                continue
             t0 = time.perf_counter()
             if fuses:
                 kept[handle] = neighbours = model.combine(kept, top_n, models=instances)
             else:
-                kept[handle] = model.similar_users(
-                    deeper.get(handle, top_n), block_mb=block_mb, progress=progress, search=search)
+                kept[handle] = model.similar_users(depth, block_mb=block_mb, progress=progress, search=search)
                 neighbours = head(kept[handle], top_n)
             entry.search_seconds = time.perf_counter() - t0
             entry.users_covered = neighbours.covered
             entry.search, entry.recall_at_10 = neighbours.method, neighbours.recall_at_10
-            log.info(
-                "%s: %s users covered, fit %.1fs, top-%d %s search %.1fs, recall@10 %s",
-                handle, f"{entry.users_covered:,}", entry.fit_seconds, top_n, entry.search, entry.search_seconds,
-                "1 (exact)" if entry.search == "exact" else f"{entry.recall_at_10:.4f}",
-            )
+            _log_search(entry, top_n)
             check_recall(handle, entry.recall_at_10, min_recall)
             check_coverage(handle, entry.users_covered, previous.get(handle), min_coverage_ratio)
             t0 = time.perf_counter()
@@ -169,7 +223,12 @@ def run(
             entry.explain_seconds = time.perf_counter() - t0
             t0 = time.perf_counter()
             items = build_items(handle, neighbours, report.run_id, report.generated_at, explanations)
-            entry.items_written = sink.write(handle, items, total=entry.users_covered, progress=progress)
+            target = sink.partition_target() if search and search.engine is not None else None
+            if target is not None:  # the engine's workers write what the driver computed
+                entry.items_written = write_items(search.engine, items, target)
+                sink.written(handle, entry.items_written)
+            else:
+                entry.items_written = sink.write(handle, items, total=entry.users_covered, progress=progress)
             entry.write_seconds = time.perf_counter() - t0
             log.info("%s: wrote %s items in %.1fs", handle, f"{entry.items_written:,}", entry.write_seconds)
             report.models.append(entry)

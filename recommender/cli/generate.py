@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.
                         help="all-users search: exact, ann (HNSW + exact re-ranking; fails below MIN_RECALL), "
                              "auto: exact up to AUTO_EXACT_MAX_USERS users of a model (default: %(default)s, env SEARCH)")
     parser.add_argument("--engine", choices=("local", "dask"), default=settings.engine,
-                        help="where the exact search runs (default: %(default)s, env ENGINE)")
+                        help="where the exact search, the reasons and the writes run (default: %(default)s, env ENGINE)")
     parser.add_argument("--scheduler", metavar="ADDRESS", default=settings.dask_scheduler_address,
                         help="with --engine dask: scheduler address; default: a LocalCluster of DASK_WORKERS processes")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (they go to stderr)")

@@ -11,11 +11,19 @@ output).  A task is a pure function of its inputs, so Dask can retry a failed or
 Without a scheduler address a ``LocalCluster`` of worker processes is started (and stopped by
 :meth:`DaskEngine.close`); with one, the engine joins that cluster (dask-kubernetes, dask-yarn, or
 any ``tcp://host:8786``).  The approximate search still runs on the driver.
+
+The generator does more in the partitions than this search (:mod:`recommender.dask_partitions`:
+each also computes its users' reasons and writes their items); it uses the same three pieces:
+:meth:`DaskEngine.share` (scatter once), :meth:`DaskEngine.blocks` (where the parts are cut) and
+:meth:`DaskEngine.run` (one task per part, retried, all or nothing).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -27,9 +35,14 @@ log = logging.getLogger(__name__)
 
 #: Tasks per worker: enough that a slow or retried task does not hold up the whole search.
 _TASKS_PER_WORKER = 4
+#: Attempts after the first for a task that *raised* (a write whose retries ran out, a lost
+#: connection): the task is a pure function of its inputs and its writes are idempotent (same keys),
+#: so running it again is harmless.  A task whose worker *died* is rescheduled by the scheduler
+#: itself (up to distributed's ``scheduler.allowed-failures``, 3 by default) and does not count here.
+RETRIES = 2
 
 
-def _search_block(vectors, users: np.ndarray, n: int, rows: np.ndarray, block_mb: int, dense_mb: int) -> tuple[np.ndarray, np.ndarray]:
+def _search_block(rows: np.ndarray, vectors, users: np.ndarray, n: int, block_mb: int, dense_mb: int) -> tuple[np.ndarray, np.ndarray]:
     """One task: the exact top ``n`` of the users ``rows`` against all users (one thread per worker process)."""
     answer = exact_top_k(vectors, users, n, rows=rows, block_mb=block_mb, dense_mb=dense_mb, workers=1)
     return answer.similar, answer.scores
@@ -53,21 +66,45 @@ class DaskEngine:
     def workers(self) -> int:
         return max(1, len(self.client.scheduler_info()["workers"]))
 
+    def share(self, value: Any) -> Any:
+        """``value`` on every worker, sent once (not with each task); the future stands for it in tasks."""
+        [future] = self.client.scatter([value], broadcast=True, hash=False)
+        return future
+
+    def blocks(self, count: int, features: int, n: int, block_mb: int = 256, dense_mb: int = 1024) -> list[np.ndarray]:
+        """Row numbers of each part of a search of ``count`` users: ~``_TASKS_PER_WORKER`` per worker.
+
+        Parts are cut on multiples of the dense kernel's block, so that every GEMM is the local engine's.
+        """
+        block = dense_block_rows(count, features, n, block_mb, dense_mb)
+        per_task = block * max(1, -(-count // (block * self.workers * _TASKS_PER_WORKER)))
+        return [np.arange(start, min(start + per_task, count)) for start in range(0, count, per_task)]
+
+    def run(self, function: Callable[..., Any], parts: Sequence[Any], *args: Any, name: str = "part") -> list[Any]:
+        """``function(part, *args)`` for every part, as tasks; the results in the parts' order.
+
+        All or nothing: the first part that fails for good (after :data:`RETRIES`) raises here, and
+        every other task of the call is cancelled.  Task keys start with ``name`` (a test waits for them).
+        """
+        token = uuid.uuid4().hex[:8]
+        futures = [
+            self.client.submit(function, part, *args, key=f"{name}-{token}-{i}", pure=False, retries=RETRIES)
+            for i, part in enumerate(parts)
+        ]
+        try:
+            return self.client.gather(futures)
+        except BaseException:
+            self.client.cancel(futures, force=True)
+            raise
+
     def top_k(
         self, vectors: np.ndarray | sparse.spmatrix, users: np.ndarray, n: int, *, block_mb: int = 256, dense_mb: int = 1024
     ) -> Neighbours:
         """The exact search of :func:`~recommender.search.exact.exact_top_k`, partitioned by blocks of users."""
         users = np.asarray(users, dtype=np.int64)
-        shared_vectors, shared_users = self.client.scatter([vectors, users], broadcast=True)
-        # Parts on multiples of the dense kernel's block, so that every GEMM is the local engine's.
-        block = dense_block_rows(len(users), vectors.shape[1], n, block_mb, dense_mb)
-        per_task = block * max(1, -(-len(users) // (block * self.workers * _TASKS_PER_WORKER)))
-        blocks = [np.arange(start, min(start + per_task, len(users))) for start in range(0, len(users), per_task)]
-        futures = [
-            self.client.submit(_search_block, shared_vectors, shared_users, n, rows, block_mb, dense_mb, pure=False)
-            for rows in blocks
-        ]
-        parts = self.client.gather(futures)
+        shared_vectors, shared_users = self.share(vectors), self.share(users)
+        blocks = self.blocks(len(users), vectors.shape[1], n, block_mb, dense_mb)
+        parts = self.run(_search_block, blocks, shared_vectors, shared_users, n, block_mb, dense_mb, name="search")
         similar = np.concatenate([p[0] for p in parts]) if parts else np.full((0, n), -1, dtype=np.int64)
         scores = np.concatenate([p[1] for p in parts]) if parts else np.full((0, n), np.nan, dtype=np.float32)
         return Neighbours(users, similar, scores)

@@ -36,6 +36,13 @@ class JsonLinesSink:
             count += 1
         return count
 
+    def partition_target(self) -> None:
+        """A file on the driver: Dask partitions send their items back and the driver writes them, in order."""
+        return None
+
+    def written(self, model_handle: str, count: int) -> None:
+        pass
+
     def commit(self, summary: str = "") -> None:
         assert self._out is not None
         self._out.close()

@@ -23,6 +23,7 @@ from recommender.store.lock import GeneratorLock, LockHeld, LockLost
 from recommender.store.process_writer import MIN_ITEMS, ProcessWriter
 from recommender.store.retry import Backoff
 from recommender.store.runs import RunRecords
+from recommender.store.table_target import TableTarget
 from recommender.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,23 @@ class RunPublisher:
         many = isinstance(items, ItemBlock) and len(items) >= MIN_ITEMS
         writer = self.processes if self.processes is not None and many else self.writer
         count = writer.write(self.table, items, total=total, progress=progress, desc=f"write {model_handle}")
-        self.counts[model_handle] = self.counts.get(model_handle, 0) + count
+        self.written(model_handle, count)
         return count
+
+    def partition_target(self) -> TableTarget | None:
+        """What a Dask partition needs to write into this run's table itself (``--engine dask``);
+        None without a client spec (a store built by hand): the driver then writes."""
+        if self.table is None:
+            raise RuntimeError("begin() first")
+        if self.lock.lost:
+            raise LockLost("the generator lock was lost; not writing")
+        if self.store.client_spec is None:
+            return None
+        return TableTarget(self.store.client_spec, self.table, self.writer.backoff)
+
+    def written(self, model_handle: str, count: int) -> None:
+        """Count items the partitions wrote (``partition_target``): the pointer records how many a model has."""
+        self.counts[model_handle] = self.counts.get(model_handle, 0) + count
 
     def commit(self, summary: str = "") -> None:
         """Flip every written model's pointer to this run, atomically, if we still hold the lock."""
