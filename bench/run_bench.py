@@ -454,7 +454,10 @@ def api_targets(size: dict) -> list[str]:
 def write_results(results: dict, json_path: Path, md_path: Path) -> None:
     results["summary"] = {"notes": notes(results)}
     json_path.write_text(json.dumps(results, indent=2) + "\n")
-    md_path.write_text(render(results))
+    from bench.bench_scale import scale_section_for_results, splice  # it imports this module
+
+    scale = scale_section_for_results()  # bench/scale.json's table survives a new make bench
+    md_path.write_text(splice(render(results), scale) if scale else render(results))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
