@@ -4,6 +4,7 @@ SIGKILLed while the partitions write still ends in a whole run (or none: the pre
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -123,10 +124,7 @@ def test_a_worker_killed_while_the_partitions_write_ends_in_a_whole_run_or_none(
     # The new run stores 7 neighbours (not 5): its items differ from the serving run's, whole or not.
     expected_path = tmp_path / "expected.jsonl"
     expected_report = _run(small_dataset, JsonLinesSink(expected_path), models=models, top_n=7)
-    expected = {}
-    for line in expected_path.read_text().splitlines():
-        item = StoredItem.from_record(json.loads(line))
-        expected[(item.user_handle, item.model_handle)] = _unstamped(item.to_record())
+    expected = _records(expected_path)
     assert expected_report and expected != before
 
     # One writer thread per worker: the writes take long enough to be killed in the middle.
@@ -159,3 +157,21 @@ def test_a_worker_killed_while_the_partitions_write_ends_in_a_whole_run_or_none(
         assert {p.table for p in store.pointers()} == {table}
     assert victim not in engine.client.run(os.getpid).values(), "the killed worker was replaced"
     print(f"\nkilled worker {victim} mid-write: {'failed, previous run serves' if 'error' in outcome else 'run complete'}")
+
+
+
+def _records(path: Path) -> dict[tuple[int, str], dict]:
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return {(r["user_handle"], r["model_handle"]): _unstamped(r) for r in records}
+
+
+def test_an_approximate_search_runs_on_the_driver_and_is_written_by_partitions(engine, local_settings, small_dataset,
+                                                                               tmp_path):
+    models = ("tfidf_user_interest",)
+    ann = SearchOptions(method="ann", engine=engine, recall_sample=200)
+    report = pipeline.run(small_dataset, _publisher(local_settings), models, 10, progress=False, search=ann)
+    pipeline.run(small_dataset, JsonLinesSink(tmp_path / "local.jsonl"), models, 10, progress=False,
+                 search=dataclasses.replace(ann, engine=None))
+    assert report.models[0].search == "ann" and report.models[0].partitions == 0
+    expected = _records(tmp_path / "local.jsonl")
+    assert len(expected) > 500 and published(local_settings) == expected
