@@ -9,7 +9,8 @@ Per engine: the real ``run_generator.py --report`` (all models, ``--search`` as 
 ``auto``) as a subprocess measured by :func:`bench.bench_procmon.run_measured` (wall time, peak
 RSS of the whole process tree: the generator and its Dask workers), against its own DynamoDB Local
 (``scripts/dynamodb_local.sh``, as ``make run`` starts it, on its own port, in memory; started and
-stopped here), the machine's load average sampled every 5 s meanwhile.  Stages, recall@10 and items
+stopped here; warmed up before each run with 2 × 3,000 throw-away items as ``make bench`` does), the
+machine's load average sampled every 5 s meanwhile.  Stages, recall@10 and items
 come from the generator's own run report.  The synthetic data (``recommender.datagen``, seed 7) is
 cached in ``bench/out/data-<users>`` as ``make bench`` does.  When two engines run in one call,
 the second run's published neighbour lists are compared with the first's, item by item (both
@@ -30,11 +31,12 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.bench_procmon import cpu, java_pid, run_measured
-from bench.run_bench import BENCH, REPO, child_env, drop_tables, dynamodb, log, make_data
+from bench.run_bench import BENCH, REPO, child_env, drop_tables, dynamodb, log, make_data, warm_up_dynamodb
 
 SCALE_JSON = BENCH / "scale.json"
 RESULTS_MD = BENCH / "RESULTS.md"
@@ -129,22 +131,40 @@ def run_one(users: int, engine: str, search: str, workers: int, data_dir: Path, 
     }
 
 
-def _digests(client, table: str) -> dict[tuple[int, str], bytes]:
-    """(user, model) → digest of the stored neighbour list and scores, for every item of a run table."""
-    out = {}
-    for page in client.get_paginator("scan").paginate(TableName=table):
-        for item in page["Items"]:
-            lists = (item["similar_users"]["S"] + "|" + item["scores"]["S"]).encode()
-            out[(int(item["user_handle"]["N"]), item["model_handle"]["S"])] = hashlib.blake2b(lists, digest_size=16).digest()
-    return out
+def _digests(client, table: str, segments: int = 2) -> dict[tuple[int, str], bytes]:
+    """(user, model) → digest of the stored neighbour list and scores, for every item of a run table.
+
+    Only the four attributes compared are read (the reasons are most of an item's bytes), in
+    ``segments`` parallel scans, through the generator's signed-HTTP client: botocore's parsing of
+    the pages would take minutes at 100,000 users (~5,000 items/s here)."""
+    def scan(segment: int) -> dict[tuple[int, str], bytes]:
+        out, start = {}, None
+        while True:
+            request = {"TableName": table, "Segment": segment, "TotalSegments": segments,
+                       "ProjectionExpression": "user_handle, model_handle, similar_users, scores"}
+            if start:
+                request["ExclusiveStartKey"] = start
+            page = client._post("Scan", request)  # the one call the client has no public method for
+            for item in page["Items"]:
+                lists = (item["similar_users"]["S"] + "|" + item["scores"]["S"]).encode()
+                key = (int(item["user_handle"]["N"]), item["model_handle"]["S"])
+                out[key] = hashlib.blake2b(lists, digest_size=16).digest()
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return out
+
+    with ThreadPoolExecutor(segments) as pool:
+        parts = list(pool.map(scan, range(segments)))
+    return {key: value for part in parts for key, value in part.items()}
 
 
 def compare_lists(port: int, first: dict, second: dict) -> dict:
     """Are the two runs' published neighbour lists (ids and stored scores) the same, item by item?"""
-    import boto3
+    from recommender.store.signed_http import SignedHttpClient
 
-    client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                          aws_access_key_id="local", aws_secret_access_key="local")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")  # DynamoDB Local takes any key
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    client = SignedHttpClient(f"http://127.0.0.1:{port}", "us-east-1", read_timeout=120.0)
     t0 = time.perf_counter()
     a = _digests(client, f"{TABLE_PREFIX}-{first['run_id']}")
     b = _digests(client, f"{TABLE_PREFIX}-{second['run_id']}")
@@ -248,6 +268,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="own DynamoDB Local port (default: %(default)s, env SCALE_DYNAMODB_PORT)")
     p.add_argument("--timeout", type=float, default=4 * 3600.0, help="per generator run, seconds (default: %(default)s)")
     p.add_argument("--fresh-data", action="store_true", help="regenerate the synthetic data even when cached")
+    p.add_argument("--no-warmup", dest="warmup", action="store_false",
+                   help="no throw-away writes to warm DynamoDB Local's JVM before each run (as make bench does)")
     p.add_argument("--render-only", action="store_true", help="only rewrite the tables from bench/scale.json")
     args = p.parse_args(argv)
     args.engines = [e for e in args.engines.split(",") if e]
@@ -269,8 +291,10 @@ def main(argv: list[str] | None = None) -> int:
         drop_tables(child_env(args.dynamodb_port, TABLE_PREFIX, Path(data["dir"])), TABLE_PREFIX)
         done: list[dict] = []
         for engine in args.engines:
+            warmup = warm_up_dynamodb(args.dynamodb_port, 2, 3000) if args.warmup else []
             run = run_one(args.users, engine, args.search, args.workers, Path(data["dir"]), args.dynamodb_port, args.timeout)
             run["data"] = {k: v for k, v in data.items() if k != "dir"}
+            run["dynamodb_warmup"] = warmup
             if done:
                 run["compared_with"] = compare_lists(args.dynamodb_port, done[0], run)
             done.append(run)
