@@ -86,6 +86,7 @@ def run_one(users: int, engine: str, search: str, workers: int, data_dir: Path, 
     cmd = [sys.executable, str(REPO / "run_generator.py"), "--report", str(report_path), "--no-progress",
            "--data-dir", str(data_dir), "--top-n", "10", "--search", search, "--engine", engine]
     log(f"{users:,} users, engine {engine}: {' '.join(cmd[1:])}")
+    code = commit()  # the code that runs (the tree may be committed to while it does)
     jpid = java_pid(port)
     db_cpu = cpu(jpid)
     with LoadSampler() as load:
@@ -127,7 +128,7 @@ def run_one(users: int, engine: str, search: str, workers: int, data_dir: Path, 
         "loadavg_1min": load.summary(),
         "dynamodb_local_cpu_seconds": round(db_cpu, 1),
         "measured_at": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        "commit": commit(),
+        "commit": code,
     }
 
 
