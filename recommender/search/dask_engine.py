@@ -63,7 +63,7 @@ def _preload(modules: tuple[str, ...]) -> None:
 
 
 class DaskEngine:
-    """A Dask client (and, without a scheduler address, its own ``LocalCluster``) for the exact search."""
+    """A Dask client (and, without a scheduler address, its own ``LocalCluster``) that runs partitions of users."""
 
     def __init__(self, scheduler: str | None = None, workers: int = 2):
         from distributed import Client, LocalCluster
