@@ -13,8 +13,9 @@ stopped here; warmed up before each run with 2 × 3,000 throw-away items as ``ma
 machine's load average sampled every 5 s meanwhile.  Stages, recall@10 and items
 come from the generator's own run report.  The synthetic data (``recommender.datagen``, seed 7) is
 cached in ``bench/out/data-<users>`` as ``make bench`` does.  When two engines run in one call,
-the second run's published neighbour lists are compared with the first's, item by item (both
-runs stay in the table while ``KEEP_RUNS`` is 2).
+the second run's published neighbour lists are compared with the first's by the lists checksum of
+each model in the run reports (:mod:`recommender.search.checksum`), and with ``--compare-items``
+also item by item, read back from both tables (both runs stay while ``KEEP_RUNS`` is 2).
 
 Writes ``bench/scale.json`` (runs keyed ``<users>-<engine>-<search>``, a new run replaces the
 same key) and the generated table in ``bench/RESULTS.md`` and the README (*Measured*).
@@ -102,6 +103,7 @@ def run_one(users: int, engine: str, search: str, workers: int, data_dir: Path, 
     for m in models:
         stages["models"][m["handle"]] = {
             "search_method": m["search"], "users_covered": m["users_covered"], "items": m["items_written"],
+            "lists_checksum": m.get("lists_checksum"),
             **{k: round(m[f"{k}_seconds"], 2) for k in ("fit", "search", "explain", "write")},
             **({"partitions": m["partitions"], "partitions_seconds": round(m["partitions_seconds"], 2)}
                if m.get("partitions") else {}),
@@ -159,6 +161,17 @@ def _digests(client, table: str, segments: int = 2) -> dict[tuple[int, str], byt
     return {key: value for part in parts for key, value in part.items()}
 
 
+def compare_checksums(first: dict, second: dict) -> dict:
+    """Did the two runs publish the same lists?  By the checksums in their run reports (instant; the
+    tests check that equal checksums go with equal items read back)."""
+    a, b = ({h: m["lists_checksum"] for h, m in run["stages"]["models"].items()} for run in (first, second))
+    models = {h: a.get(h) == b.get(h) and bool(a.get(h)) for h in sorted(a.keys() | b.keys())}
+    result = {"engine": first["engine"], "run_id": first["run_id"], "by": "run report lists_checksum",
+              "models": models, "same_lists": all(models.values())}
+    log(f"compared with the {first['engine']} run: {result}")
+    return result
+
+
 def compare_lists(port: int, first: dict, second: dict) -> dict:
     """Are the two runs' published neighbour lists (ids and stored scores) the same, item by item?"""
     from recommender.store.signed_http import SignedHttpClient
@@ -195,8 +208,11 @@ def table(runs: dict) -> str:
         r = runs[key]
         recall = min(v for v in r["recall_at_10"].values() if v is not None)
         same = r.get("compared_with")
-        same_text = "–" if not same else ("**yes**" if same["same_lists"] else f"no ({same['different']:,} differ)") + \
-            f" ({same['identical']:,} items)"
+        same_text = "–" if not same else "**yes** (all models)" if same["same_lists"] else \
+            "no: " + ", ".join(h for h, ok in same["models"].items() if not ok)
+        if r.get("compared_items_with"):
+            items = r["compared_items_with"]
+            same_text += f"; items read back: {items['identical']:,} identical, {items['different']:,} differ"
         lines.append(
             f"| {r['users']:,} | {r['engine']}{' ×' + str(r['workers']) if r.get('workers') else ''} | {r['search']} "
             f"| {r['total_seconds']:,.0f} s ({r['total_seconds'] / 60:.1f} min) | {r['peak_rss_mb']:,} MB "
@@ -271,6 +287,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fresh-data", action="store_true", help="regenerate the synthetic data even when cached")
     p.add_argument("--no-warmup", dest="warmup", action="store_false",
                    help="no throw-away writes to warm DynamoDB Local's JVM before each run (as make bench does)")
+    p.add_argument("--compare-items", action="store_true",
+                   help="also read both runs' tables back and compare every item's lists (~3 min per 1M items)")
     p.add_argument("--render-only", action="store_true", help="only rewrite the tables from bench/scale.json")
     args = p.parse_args(argv)
     args.engines = [e for e in args.engines.split(",") if e]
@@ -297,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
             run["data"] = {k: v for k, v in data.items() if k != "dir"}
             run["dynamodb_warmup"] = warmup
             if done:
-                run["compared_with"] = compare_lists(args.dynamodb_port, done[0], run)
+                run["compared_with"] = compare_checksums(done[0], run)
+                if args.compare_items:
+                    run["compared_items_with"] = compare_lists(args.dynamodb_port, done[0], run)
             done.append(run)
             runs[f"{args.users}-{engine}-{args.search}"] = run
             write_outputs(runs)

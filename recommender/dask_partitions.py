@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from recommender.models.ensemble import head
+from recommender.search import checksum
 from recommender.search.exact import exact_top_k
 from recommender.search.neighbours import Neighbours
 from recommender.store.items import ItemBlock, build_items
@@ -67,6 +68,7 @@ class PartResult:
     covered: int
     written: int
     seconds: dict[str, float]
+    checksum: tuple[int, int]  # of the block's stored lists (:mod:`recommender.search.checksum`)
     items: ItemBlock | None = None
     lists: Neighbours | None = None
 
@@ -83,7 +85,7 @@ def model_partition(rows: np.ndarray, model: Any, job: ModelJob, target: Any) ->
     t2 = time.perf_counter()
     written = target.write(items) if target is not None else 0
     seconds = {"search": t1 - t0, "explain": t2 - t1, "write": time.perf_counter() - t2}
-    return PartResult(answer.covered, written, seconds, None if target is not None else items,
+    return PartResult(answer.covered, written, seconds, checksum.parts(answer), None if target is not None else items,
                       deep if job.keep else None)
 
 
@@ -95,6 +97,7 @@ class ModelOutcome:
     items_written: int
     partitions: int
     seconds: dict[str, float]  # search / explain / write summed over the partitions (worker-seconds)
+    lists_checksum: str  # the local engine's checksum of the same lists
     lists: Neighbours | None
     results: list[PartResult]  # items of a run without a target, to be written by the driver in order
 
@@ -113,7 +116,7 @@ def search_explain_write(engine: Any, model: Any, job: ModelJob, target: Any) ->
         lists = Neighbours(np.asarray(users, dtype=np.int64), *_concatenate(results, job.depth))
     seconds = {key: sum(r.seconds[key] for r in results) for key in ("search", "explain", "write")}
     return ModelOutcome(sum(r.covered for r in results), sum(r.written for r in results), len(results), seconds,
-                        lists, results)
+                        checksum.combine([r.checksum for r in results]), lists, results)
 
 
 def _concatenate(results: list[PartResult], depth: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ from recommender.dask_partitions import ModelJob, search_explain_write, write_it
 from recommender.data.loader import load_tables
 from recommender.models.ensemble import head
 from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, tables_for
+from recommender.search.checksum import checksum
 from recommender.search.options import SearchOptions
 from recommender.search.recall import check_recall
 from recommender.store.items import StoredItem, build_items
@@ -63,6 +64,9 @@ class ModelReport:
     #: did), and their wall time; search / explain / write seconds are then summed over the tasks.
     partitions: int = 0
     partitions_seconds: float = 0.0
+    #: Of the stored lists (users, neighbours, scores), whatever the engine or partitioning: two runs
+    #: that published the same lists have the same checksum (:mod:`recommender.search.checksum`).
+    lists_checksum: str = ""
 
 
 @dataclass
@@ -131,6 +135,7 @@ def _run_partitions(engine: object, model: object, job: ModelJob, sink: Sink, en
         outcome.seconds["search"], outcome.seconds["explain"], outcome.seconds["write"])
     entry.users_covered, entry.items_written = outcome.users_covered, outcome.items_written
     entry.search, entry.recall_at_10 = "exact", 1.0
+    entry.lists_checksum = outcome.lists_checksum
     _log_search(entry, job.top_n)
     log.info("%s: %d partitions searched, explained and wrote %s items in %.1fs", job.handle, outcome.partitions,
              f"{entry.items_written:,}", entry.partitions_seconds)
@@ -215,6 +220,7 @@ def run(
             entry.search_seconds = time.perf_counter() - t0
             entry.users_covered = neighbours.covered
             entry.search, entry.recall_at_10 = neighbours.method, neighbours.recall_at_10
+            entry.lists_checksum = checksum(neighbours)
             _log_search(entry, top_n)
             check_recall(handle, entry.recall_at_10, min_recall)
             check_coverage(handle, entry.users_covered, previous.get(handle), min_coverage_ratio)
