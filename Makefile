@@ -99,8 +99,8 @@ bench-search: install
 # The whole generator at scale (bench/bench_scale.py): SCALE_USERS synthetic users (default 1,000,000; data
 # cached in bench/out/), all models, into its own DynamoDB Local (port 8200, in memory), one run per engine in
 # SCALE_ENGINE (local, dask, or local,dask: the second run's neighbour lists are compared with the first's).
-# Writes bench/scale.json and the tables in bench/RESULTS.md and the README. Running time: ~10 min per engine at
-# 100,000 users on 2 cores (measured); 1,000,000 users is not measured yet (README "Measured": extrapolated, hours).
+# Writes bench/scale.json and the tables in bench/RESULTS.md and the README. Running time: 6-8 min per engine at
+# 100,000 users on 2 cores (measured); 1,000,000 users is not measured yet (README "Measured": ~1.7 h extrapolated).
 .PHONY: bench-scale
 SCALE_USERS ?= 1000000
 SCALE_ENGINE ?= local
