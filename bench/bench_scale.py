@@ -147,7 +147,7 @@ def _digests(client, table: str, segments: int = 2) -> dict[tuple[int, str], byt
                        "ProjectionExpression": "user_handle, model_handle, similar_users, scores"}
             if start:
                 request["ExclusiveStartKey"] = start
-            page = client._post("Scan", request)  # the one call the client has no public method for
+            page = client.scan(**request)
             for item in page["Items"]:
                 lists = (item["similar_users"]["S"] + "|" + item["scores"]["S"]).encode()
                 key = (int(item["user_handle"]["N"]), item["model_handle"]["S"])

@@ -9,7 +9,7 @@ document; sending it this way costs ~65 instead of ~130 µs of client CPU per it
 (bench/README.md, "Writes").  A ``GetItem`` is most of the API's cache-miss cost, and botocore's
 layers are about half of one against DynamoDB Local (``make bench`` times both on the same rows:
 raw ``client.get_item`` against ``DynamoStore.get``, README *Measured*).  Only these
-two calls take the short cut: every other call (tables, the lock, the run records, the pointer
+two calls take the short cut in the service (and ``Scan``, for a benchmark's read-back): every other call (tables, the lock, the run records, the pointer
 flip, the health check) goes through the boto3 client.
 
 Still the library where it matters: botocore signs each request (``SigV4Auth``) with the
@@ -65,6 +65,11 @@ class SignedHttpClient:
         if ConsistentRead:
             request["ConsistentRead"] = True
         return self._post("GetItem", request)
+
+    def scan(self, **request: Any) -> dict[str, Any]:
+        """One ``Scan`` page (``TableName``, ``ProjectionExpression``, ``ExclusiveStartKey``…): for tools
+        that read a whole run table back, e.g. ``bench/bench_scale.py`` comparing two engines."""
+        return self._post("Scan", request)
 
     def _post(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         body = _encode(request).encode()

@@ -47,6 +47,8 @@ def test_get_item_answers_as_the_boto3_client_does(local_settings):
         theirs = store.client.get_item(TableName=table, Key=key, ConsistentRead=consistent)
         assert ours.get("Item") == theirs.get("Item")
     assert StoredItem.from_dynamo(client.get_item(TableName=table, Key=key | {"user_handle": {"N": "7"}})["Item"]) == item
+    page = client.scan(TableName=table, ProjectionExpression="user_handle, similar_users")
+    assert page["Items"] == [{"user_handle": {"N": "7"}, "similar_users": {"S": "[8,9]"}}]
     with pytest.raises(ClientError) as failure:
         client.get_item(TableName="no_such_table_here", Key=key)
     assert failure.value.response["Error"]["Code"] == "ResourceNotFoundException"
