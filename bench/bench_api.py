@@ -293,44 +293,55 @@ def item_cache_lookups(port: int) -> dict[str, float]:
 
 # -- raw DynamoDB reads -------------------------------------------------------------------------
 
-def raw_latency(settings, pairs: list[tuple[int, str]], calls: int, max_seconds: float) -> dict:
-    """p50/p99 of ``DynamoStore.for_api(settings).get`` (pointer cache + get_item, what a request does:
-    signed HTTP on an explicit endpoint, :mod:`recommender.store.signed_http`) and of a plain boto3
-    ``client.get_item`` on the run table (what a caller's own code would do), sequential, same rows."""
-    from recommender.store.dynamo import DynamoStore
+class RawReads:
+    """Sequential reads of the same (user, model) pairs by the two raw paths, for the API's baseline.
 
-    store = DynamoStore.for_api(settings)
-    tables = {m: store.pointer(m).table for m in {m for _, m in pairs}}
-    client = store.client
-    result = {}
+    ``store_get``: ``DynamoStore.for_api(settings).get`` (pointer cache + ``GetItem``, what a request
+    does: signed HTTP on an explicit endpoint, :mod:`recommender.store.signed_http`);
+    ``client_get_item``: a plain boto3 ``client.get_item`` on the run table (what a caller's own code
+    would do).  One object so a benchmark can take samples in rounds, alternating with the API's
+    load, and both see the machine in the same state (``run_bench.run_api``).
+    """
 
-    def timed(fn) -> list[float]:
-        out = []
-        deadline = time.perf_counter() + max_seconds
-        for k in range(calls):
-            if time.perf_counter() >= deadline:
-                break
+    KINDS = ("client_get_item", "store_get")
+
+    def __init__(self, settings, pairs: list[tuple[int, str]]):
+        from recommender.store.dynamo import DynamoStore
+
+        self.pairs = pairs
+        self.store = DynamoStore.for_api(settings)
+        self.tables = {m: self.store.pointer(m).table for m in {m for _, m in pairs}}
+        self.client = self.store.client
+        self.next = 0
+        for k in range(50):  # warm the connection pools and the pointer cache
             user, model = pairs[k % len(pairs)]
-            t0 = time.perf_counter()
-            fn(user, model)
-            out.append(time.perf_counter() - t0)
-        return out
+            self._plain(user, model)
+            self._through_store(user, model)
 
-    def plain(user: int, model: str) -> None:
-        response = client.get_item(TableName=tables[model],
-                                   Key={"user_handle": {"N": str(user)}, "model_handle": {"S": model}})
+    def _plain(self, user: int, model: str) -> None:
+        response = self.client.get_item(TableName=self.tables[model],
+                                        Key={"user_handle": {"N": str(user)}, "model_handle": {"S": model}})
         assert "Item" in response
 
-    def through_store(user: int, model: str) -> None:
-        assert store.get(user, model) is not None
+    def _through_store(self, user: int, model: str) -> None:
+        assert self.store.get(user, model) is not None
 
-    for _ in range(50):  # warm the connection pool and the pointer cache
-        user, model = pairs[_ % len(pairs)]
-        plain(user, model)
-        through_store(user, model)
-    result["client_get_item"] = percentiles_ms(timed(plain))
-    result["store_get"] = percentiles_ms(timed(through_store))
-    return result
+    def sample(self, calls: int, max_seconds: float) -> dict[str, list[float]]:
+        """Seconds per call of each kind, ``calls`` each (fewer if ``max_seconds`` runs out), the
+        pairs continuing where the previous sample stopped."""
+        out: dict[str, list[float]] = {}
+        for kind, fn in (("client_get_item", self._plain), ("store_get", self._through_store)):
+            times = out[kind] = []
+            deadline = time.perf_counter() + max_seconds
+            for k in range(self.next, self.next + calls):
+                if time.perf_counter() >= deadline:
+                    break
+                user, model = self.pairs[k % len(self.pairs)]
+                t0 = time.perf_counter()
+                fn(user, model)
+                times.append(time.perf_counter() - t0)
+        self.next += calls
+        return out
 
 
 def pick_pairs(settings, users: list[int], models: list[str], count: int, seed: int = 1) -> tuple[list[tuple[int, str]], int]:

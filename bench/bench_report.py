@@ -112,7 +112,8 @@ def render(results: dict) -> str:
               "DynamoDB), and with it on under a skewed mix (user popularity ~ 1/rank^1.1, each request for one of "
               "the models covering the user). Raw reads: the same pairs, sequential, from one Python process: `DynamoStore.for_api(settings).get` "
               "(what a request does: cached run pointer + `get_item`) and a plain `client.get_item` on the run table. "
-              "Overhead = API p50 at 1 connection / raw p50.", "",
+              "The cache-miss phase alternates rounds of raw reads and API load (1 connection) on the same server; its "
+              "percentiles are the median round's, and overhead = API p50 / raw p50 of the same round, median over the rounds.", "",
               "| users | what | connections | requests/s | p50 ms | p90 ms | p99 ms | requests | errors |",
               "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for s in sizes:

@@ -41,15 +41,28 @@ class PointerCache:
         self.directory = Path(directory) if directory else None
         self._memory: dict[str, Entry] = {}
         self._lock = threading.Lock()
+        # The last file read per model and its identity: a request whose stat matches reuses the
+        # decoded entry (one stat instead of open, read and JSON decode: ~50 µs of a cache miss).
+        self._read: dict[str, tuple[tuple[int, int, int], Entry]] = {}
 
     def load(self, model_handle: str) -> Entry | None:
         """The newest read of ``model_handle``'s pointer, by any process of this server."""
         if self.directory is None:
             return self._memory.get(model_handle)
+        path = self._path(model_handle)
         try:
-            return _decode(self._path(model_handle).read_bytes())
+            # Every write is a new file renamed over the old one (``offer``), so a changed entry has
+            # a new inode, modification time or size.
+            info = os.stat(path)
+            identity = (info.st_ino, info.st_mtime_ns, info.st_size)
+            known = self._read.get(model_handle)
+            if known is not None and known[0] == identity:
+                return known[1]
+            entry = _decode(path.read_bytes())
         except (OSError, ValueError, KeyError, TypeError):
             return None  # none yet, or unreadable: read the database instead
+        self._read[model_handle] = (identity, entry)
+        return entry
 
     def offer(self, model_handle: str, read_at: float, pointer: Pointer | None) -> Entry:
         """Keep this read unless one that started later is already there; return the entry kept."""

@@ -53,3 +53,14 @@ def test_no_published_run_is_cached_too_and_models_are_apart(caches):
 def test_prefixes_do_not_share_entries(tmp_path):
     PointerCache("a", tmp_path).offer("tfidf_user_interest", 1.0, OLD)
     assert PointerCache("b", tmp_path).load("tfidf_user_interest") is None
+
+
+def test_a_process_that_read_the_file_sees_a_rewrite_of_the_same_size(tmp_path):
+    """Each process keeps the entry it decoded while the file is unchanged: a new file of the same
+    length (another process's later read of the same run) must still be noticed."""
+    first, second = PointerCache("p", tmp_path), PointerCache("p", tmp_path)
+    first.offer("tfidf_user_interest", 10.0, OLD)
+    assert first.load("tfidf_user_interest") == (10.0, OLD)
+    second.offer("tfidf_user_interest", 20.0, OLD)  # same text length as 10.0
+    assert first.load("tfidf_user_interest") == (20.0, OLD)
+    assert first.load("tfidf_user_interest") == second.load("tfidf_user_interest") == (20.0, OLD)
