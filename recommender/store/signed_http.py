@@ -8,8 +8,9 @@ attribute values are already DynamoDB's wire format, so the request body is one 
 document; sending it this way costs ~65 instead of ~130 µs of client CPU per item
 (bench/README.md, "Writes").  A ``GetItem`` is most of the API's cache-miss cost, and botocore's
 layers are about half of one against DynamoDB Local (``make bench`` times both on the same rows:
-raw ``client.get_item`` against ``DynamoStore.get``, README *Measured*).  Only these
-two calls take the short cut in the service (and ``Scan``, for a benchmark's read-back): every other call (tables, the lock, the run records, the pointer
+raw ``client.get_item`` against ``DynamoStore.get``, README *Measured*).  The connections are
+the standard library's (:mod:`recommender.store.http_connections`: urllib3's pool cost a
+``GetItem`` ~0.25 ms more CPU).  Only these two calls take the short cut in the service (and ``Scan``, for a benchmark's read-back): every other call (tables, the lock, the run records, the pointer
 flip, the health check) goes through the boto3 client.
 
 Still the library where it matters: botocore signs each request (``SigV4Auth``) with the
@@ -22,16 +23,18 @@ exponential backoff, ``max_attempts`` attempts in all; any other error fails at 
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
-import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
+from recommender.store.http_connections import HttpConnections
 from recommender.store.retry import Backoff
 
 TARGET_PREFIX = "DynamoDB_20120810."
@@ -51,11 +54,10 @@ class SignedHttpClient:
         self.max_attempts = max(1, max_attempts)
         self.backoff = backoff or Backoff()
         self._credentials = boto3.session.Session().get_credentials()
-        self._path = urllib3.util.parse_url(endpoint_url).path or "/"
-        # Not blocking: a burst beyond ``connections`` opens extra sockets rather than queueing (as botocore).
-        self._pool = urllib3.connection_from_url(
-            endpoint_url, maxsize=connections, block=False, retries=False,
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout))
+        self._path = urlsplit(endpoint_url).path or "/"
+        # A burst beyond ``connections`` opens extra sockets rather than queueing (as botocore).
+        self._connections = HttpConnections(endpoint_url, keep=connections, connect_timeout=connect_timeout,
+                                            read_timeout=read_timeout)
 
     def batch_write_item(self, RequestItems: dict[str, list[dict]]) -> dict[str, Any]:  # noqa: N803 - boto3's name
         return self._post("BatchWriteItem", {"RequestItems": RequestItems})
@@ -75,15 +77,14 @@ class SignedHttpClient:
         body = _encode(request).encode()
         for attempt in range(1, self.max_attempts + 1):
             try:
-                response = self._pool.urlopen("POST", self._path, body=body, headers=self._signed_headers(operation, body),
-                                              retries=False, preload_content=True)
-            except urllib3.exceptions.HTTPError as exc:
+                status, data = self._connections.post(self._path, body, self._signed_headers(operation, body))
+            except (OSError, http.client.HTTPException) as exc:  # refused, timed out, reset, not HTTP
                 error: Exception = EndpointConnectionError(endpoint_url=self.endpoint_url, error=exc)
             else:
-                if response.status == 200:
-                    return json.loads(response.data)
-                error = _client_error(response.status, response.data, operation)
-                if response.status < 500 and error.response["Error"]["Code"] not in THROTTLING:
+                if status == 200:
+                    return json.loads(data)
+                error = _client_error(status, data, operation)
+                if status < 500 and error.response["Error"]["Code"] not in THROTTLING:
                     raise error
             if attempt == self.max_attempts:
                 raise error
@@ -99,7 +100,7 @@ class SignedHttpClient:
         return dict(request.headers.items())
 
     def close(self) -> None:
-        self._pool.close()
+        self._connections.close()
 
 
 def _client_error(status: int, data: bytes, operation: str) -> ClientError:
