@@ -54,6 +54,7 @@ def _answer(req: SimilarUsersRequest):
     }
     answer.update(ab.expose(served, req.user_handle, answer["similar_users"]))
     if req.explain:
+        neighbours = item.explained().neighbours[: req.k]
         answer["neighbours"] = [
             {"user_handle": n.user_handle, "score": n.score,
              "reasons": [{**r.to_dict(), "text": describe(r.kind, r.value)} for r in n.reasons]}

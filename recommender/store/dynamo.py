@@ -135,7 +135,7 @@ class DynamoStore:
 
     def __init__(self, settings: StoreSettings, config: Config, *, pointer_cache_seconds: float = 0.0,
                  pointer_cache_dir: str | os.PathLike[str] | None = None,
-                 client_spec: GeneratorClientSpec | None = None, item_reader: Any = None):
+                 client_spec: GeneratorClientSpec | None = None, item_reader: Any = None, decode_reasons: bool = True):
         self.settings = settings
         self.pointer_cache_seconds = pointer_cache_seconds
         self.prefix = settings.dynamodb_table
@@ -146,6 +146,9 @@ class DynamoStore:
         self.item_reader = item_reader or self.client
         #: The generator's: lets writer processes open the same kind of client (None for the API).
         self.client_spec = client_spec
+        #: False for the API: items keep their reasons undecoded until an ``explain`` asks
+        #: (:meth:`StoredItem.explained`).
+        self.decode_reasons = decode_reasons
         self._pointers = PointerCache(self.prefix, pointer_cache_dir)
 
     @classmethod
@@ -170,7 +173,7 @@ class DynamoStore:
                                       connect_timeout=settings.api_db_connect_timeout,
                                       read_timeout=settings.api_db_read_timeout)
         return cls(settings, config, pointer_cache_seconds=settings.pointer_cache_seconds,
-                   pointer_cache_dir=settings.pointer_cache_dir, item_reader=reader)
+                   pointer_cache_dir=settings.pointer_cache_dir, item_reader=reader, decode_reasons=False)
 
     def run_table(self, run_id: str) -> str:
         return f"{self.prefix}-{run_id}"
@@ -239,7 +242,7 @@ class DynamoStore:
                 )
             except ClientError:
                 continue  # the cached run was cleaned up meanwhile: re-read the pointer once
-            return StoredItem.from_dynamo(response["Item"]) if "Item" in response else None
+            return StoredItem.from_dynamo(response["Item"], reasons=self.decode_reasons) if "Item" in response else None
         return None
 
     def pointers(self) -> list[Pointer]:

@@ -75,6 +75,18 @@ class StoredItem:
     neighbours: tuple[Neighbour, ...]
     run_id: str
     generated_at: str
+    #: Reasons read but not decoded yet (``from_dynamo(..., reasons=False)``); :meth:`explained`
+    #: decodes them.  Why: decoding is two thirds of reading an item (~55 µs) and only an
+    #: ``explain`` request shows reasons, so the API keeps the text until one asks.
+    pending_reasons: str | None = None
+
+    def explained(self) -> StoredItem:
+        """This item with its reasons decoded (itself when there is nothing pending)."""
+        if self.pending_reasons is None:
+            return self
+        reasons = unpack_reasons(self.pending_reasons)
+        neighbours = tuple(Neighbour(n.user_handle, n.score, why) for n, why in zip(self.neighbours, reasons))
+        return replace(self, neighbours=neighbours, pending_reasons=None)
 
     @property
     def similar_users(self) -> list[int]:
@@ -95,6 +107,8 @@ class StoredItem:
 
     def to_record(self) -> dict[str, Any]:
         """Plain ints, floats and strings; ``reasons`` only when some neighbour has one."""
+        if self.pending_reasons is not None:
+            return self.explained().to_record()
         record: dict[str, Any] = {
             "user_handle": self.user_handle,
             "model_handle": self.model_handle,
@@ -114,7 +128,7 @@ class StoredItem:
                                   for why in reasons])
 
     @classmethod
-    def _from(cls, record: dict[str, Any], reasons: Sequence[tuple[Reason, ...]]) -> StoredItem:
+    def _from(cls, record: dict[str, Any], reasons: Sequence[tuple[Reason, ...]], pending_reasons: str | None = None) -> StoredItem:
         users: Sequence[Any] = record.get("similar_users") or []
         scores: Sequence[Any] = record.get("scores") or []
         neighbours = tuple(Neighbour(int(u), float(s), why)
@@ -125,23 +139,30 @@ class StoredItem:
             neighbours=neighbours,
             run_id=str(record.get("run_id", "")),
             generated_at=str(record.get("generated_at", "")),
+            pending_reasons=pending_reasons,
         )
 
     def to_dynamo(self) -> dict[str, dict]:
         """DynamoDB attribute values, built directly (no TypeSerializer); lists as compact JSON strings."""
+        if self.pending_reasons is not None:
+            return self.explained().to_dynamo()
         reasons = pack_reasons([n.reasons for n in self.neighbours])
         return _attributes(self.user_handle, self.model_handle, self.similar_users, self.scores, reasons,
                            self.run_id, self.generated_at)
 
     @classmethod
-    def from_dynamo(cls, attributes: dict[str, dict]) -> StoredItem:
+    def from_dynamo(cls, attributes: dict[str, dict], *, reasons: bool = True) -> StoredItem:
         """Every stored shape: lists as JSON strings (``S``) or, as before, ``L`` lists of ``N``; reasons
-        packed (:func:`pack_reasons`, or its earlier ``v``/``r`` shape) or, earlier still, ``L`` lists of maps."""
+        packed (:func:`pack_reasons`, or its earlier ``v``/``r`` shape) or, earlier still, ``L`` lists of maps.
+
+        ``reasons=False`` leaves packed reasons undecoded in ``pending_reasons`` (:meth:`explained`)."""
         record = {key: _plain(value) for key, value in attributes.items()}
         for key in ("similar_users", "scores"):
             if isinstance(record.get(key), str):
                 record[key] = json.loads(record[key])
         if isinstance(record.get("reasons"), str):
+            if not reasons:
+                return cls._from(record, (), pending_reasons=record["reasons"])
             return cls._from(record, unpack_reasons(record["reasons"]))
         return cls.from_record(record)
 

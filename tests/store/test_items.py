@@ -43,6 +43,18 @@ def test_lists_are_stored_as_compact_json_strings_and_read_back_exactly():
     assert "reasons" not in StoredItem.of(1, TFIDF, [(2, 0.5)]).to_dynamo()
 
 
+def test_reasons_left_packed_until_asked_read_back_the_same():
+    """The API reads items with ``reasons=False``: the neighbours at once, the reasons when an explain asks."""
+    item = reasoned_item()
+    lazy = StoredItem.from_dynamo(item.to_dynamo(), reasons=False)
+    assert lazy.pending_reasons is not None and all(n.reasons == () for n in lazy.neighbours)
+    assert lazy.similar_users == item.similar_users and lazy.scores == item.scores
+    assert lazy.explained() == item
+    assert lazy.to_dynamo() == item.to_dynamo() and lazy.to_record() == item.to_record()
+    plain = StoredItem.of(1, TFIDF, [(2, 0.5)])
+    assert StoredItem.from_dynamo(plain.to_dynamo(), reasons=False) == plain == plain.explained()
+
+
 def test_reasons_of_mixed_kinds_and_more_than_three_per_neighbour_read_back():
     many = tuple(Reason("course", f"c{i}", round(0.1 * i, 3)) for i in range(1, 6))
     item = StoredItem(7, "m", (Neighbour(1, 0.5, (Reason("tag", "python", 0.31), Reason("model", "knn", 0.5))),
