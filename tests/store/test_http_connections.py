@@ -53,30 +53,26 @@ def server():
     httpd.server_close()
 
 
-def test_an_idle_connection_is_reused(server):
+@pytest.mark.parametrize("server_closes, answers, idle_after", [
+    # keep-alive: one connection for all three
+    (None, [b"1:a", b"1:b", b"1:c"], 1),
+    # the server drops each connection after answering without saying so (its keep-alive timeout):
+    # the client still keeps it, finds it closed on reuse, and sends the request once more on a new one
+    ("drop_when_idle", [b"1:a", b"2:b", b"3:c"], 1),
+    # "Connection: close": never put back
+    ("close_after_answer", [b"1:a", b"2:b", b"3:c"], 0),
+])
+def test_connections_are_reused_until_the_server_closes_them(server, server_closes, answers, idle_after):
+    if server_closes:
+        setattr(Echo, server_closes, True)
     pool = HttpConnections(f"http://127.0.0.1:{server.server_port}")
-    assert pool.post("/", b"a", {}) == (200, b"1:a")
-    assert pool.post("/", b"b", {}) == (200, b"1:b")
-    assert Echo.connections == 1
-
-
-def test_a_connection_the_server_closed_while_idle_is_replaced_and_the_request_sent_once_more(server):
-    Echo.drop_when_idle = True
-    pool = HttpConnections(f"http://127.0.0.1:{server.server_port}")
-    assert pool.post("/", b"a", {}) == (200, b"1:a")
-    assert len(pool._idle) == 1  # the client still believes in it
-    time.sleep(0.1)  # the server has closed its end by now
-    assert pool.post("/", b"b", {}) == (200, b"2:b")
-    assert pool.post("/", b"c", {}) == (200, b"3:c")
-    assert Echo.connections == 3
-
-
-def test_connection_close_is_honoured(server):
-    Echo.close_after_answer = True
-    pool = HttpConnections(f"http://127.0.0.1:{server.server_port}")
-    assert pool.post("/", b"a", {}) == (200, b"1:a")
-    assert pool.post("/", b"b", {}) == (200, b"2:b")
-    assert len(pool._idle) == 0
+    got = []
+    for body in (b"a", b"b", b"c"):
+        got.append(pool.post("/", body, {}))
+        assert len(pool._idle) == idle_after
+        time.sleep(0.05)  # a dropping server has closed its end by now
+    assert got == [(200, answer) for answer in answers]
+    assert Echo.connections == len(set(answer[:1] for answer in answers))
 
 
 def test_at_most_keep_connections_stay_open(server):
