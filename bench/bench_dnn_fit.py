@@ -99,6 +99,7 @@ def measure(data_dir: Path, params: dict, sample: int) -> dict:
     load_seconds = time.perf_counter() - started
     rows = len(tables.user_course_views)
     model = DnnUserCourseLevel(**params)
+    rss_before_fit = psutil.Process().memory_info().rss
     load_before = os.getloadavg()
     cpu_before = time.process_time()
     started = time.perf_counter()
@@ -122,6 +123,7 @@ def measure(data_dir: Path, params: dict, sample: int) -> dict:
         "val_loss_by_epoch": [round(float(x), 5) for x in model.history_["val_loss"]],
         "best_val_loss": round(float(min(model.history_["val_loss"])), 5),
         "final_val_accuracy": round(float(model.history_["val_accuracy"][-1]), 5),
+        "rss_before_fit_mb": round(rss_before_fit / 2**20),  # the loaded table and the libraries
         "fit_peak_rss_mb": round(poller.peak / 2**20),
         "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "embeddings_sha256": hashlib.sha256(np.ascontiguousarray(model.vectors_).tobytes()).hexdigest()[:16],

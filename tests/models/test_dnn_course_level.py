@@ -28,13 +28,17 @@ def test_same_seed_same_embeddings(fitted, small_tables):
     np.testing.assert_allclose(again.vectors_, fitted.vectors_, rtol=0, atol=1e-6)
 
 
-def test_neighbours_share_skill_level_more_than_chance(fitted, small_dataset):
-    truth = pd.read_csv(small_dataset / "ground_truth.csv").set_index("user_handle")["skill"]
-    result = fitted.similar_users(10)
+def _assert_neighbours_share_skill_level_more_than_chance(model: DnnUserCourseLevel, dataset) -> None:
+    truth = pd.read_csv(dataset / "ground_truth.csv").set_index("user_handle")["skill"]
+    result = model.similar_users(10)
     valid = result.similar >= 0
     same = truth.reindex(result.similar[valid]).to_numpy() == np.repeat(truth.reindex(result.users).to_numpy(), valid.sum(axis=1))
     chance = float((truth.value_counts(normalize=True) ** 2).sum())
     assert same.mean() > chance + 0.15, (same.mean(), chance)
+
+
+def test_neighbours_share_skill_level_more_than_chance(fitted, small_dataset):
+    _assert_neighbours_share_skill_level_more_than_chance(fitted, small_dataset)
 
 
 def test_batch_size_is_the_configured_one_up_to_the_step_cap_then_grows():
@@ -67,9 +71,4 @@ def test_large_data_path_grows_the_batch_and_is_deterministic(fitted_grown, smal
 
 
 def test_large_data_path_neighbours_share_skill_level_more_than_chance(fitted_grown, small_dataset):
-    truth = pd.read_csv(small_dataset / "ground_truth.csv").set_index("user_handle")["skill"]
-    result = fitted_grown.similar_users(10)
-    valid = result.similar >= 0
-    same = truth.reindex(result.similar[valid]).to_numpy() == np.repeat(truth.reindex(result.users).to_numpy(), valid.sum(axis=1))
-    chance = float((truth.value_counts(normalize=True) ** 2).sum())
-    assert same.mean() > chance + 0.15, (same.mean(), chance)
+    _assert_neighbours_share_skill_level_more_than_chance(fitted_grown, small_dataset)

@@ -1,4 +1,4 @@
-"""RowSparseAdam: Adam's update on the rows a sparse gradient touches, nothing on the others."""
+"""RowSparseAdam: Adam's update on the rows a sparse gradient touches, nothing on the others; RowGatherEmbedding."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from recommender.models.row_sparse_adam import RowSparseAdam  # noqa: E402
+from recommender.models.row_sparse import RowGatherEmbedding, RowSparseAdam  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -60,3 +60,15 @@ def test_dense_gradients_take_adams_own_path():
     a, b = keras.Variable(START.copy()), keras.Variable(START.copy())
     grad = tf.constant(np.ones((6, 2), np.float32))
     np.testing.assert_array_equal(_step(RowSparseAdam(0.1), a, grad), _step(keras.optimizers.Adam(0.1), b, grad))
+
+
+def test_row_gather_embedding_looks_up_like_keras_and_yields_a_row_sparse_gradient():
+    ids = tf.constant([[3], [0], [3]], tf.int32)
+    ours = RowGatherEmbedding(6, 2, embeddings_initializer=keras.initializers.Constant(START))
+    theirs = keras.layers.Embedding(6, 2, embeddings_initializer=keras.initializers.Constant(START))
+    np.testing.assert_array_equal(np.asarray(ours(ids)), np.asarray(theirs(ids)))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(ours(ids))
+    gradient = tape.gradient(loss, ours.embeddings.value)
+    assert isinstance(gradient, tf.IndexedSlices)
+    np.testing.assert_array_equal(np.sort(gradient.indices.numpy()), [0, 3, 3])
