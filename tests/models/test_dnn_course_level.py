@@ -44,7 +44,7 @@ def test_neighbours_share_skill_level_more_than_chance(fitted, small_dataset):
 def test_batch_size_is_the_configured_one_up_to_the_step_cap_then_grows():
     model = DnnUserCourseLevel()  # batch 1,024, at most 256 steps an epoch
     assert model.batch_size_for(1) == 1024
-    assert model.batch_size_for(256 * 1024) == 1024  # the default 10,000-user data has ~82,000 training pairs
+    assert model.batch_size_for(256 * 1024) == 1024  # the default 10,000-user data has 81,770 training pairs
     assert model.batch_size_for(256 * 1024 + 1) == 1025
     for rows in (300_000, 822_656, 8_194_232):
         batch = model.batch_size_for(rows)
