@@ -174,7 +174,8 @@ class DnnUserCourseLevel(SimilarityModel):
         self.batch_size_ = self.batch_size_for(math.floor(len(labels) * (1.0 - validation_split)))
         log.info("dnn: %s users, %s courses, %s training pairs, batch size %s", f"{len(users):,}", f"{len(courses):,}",
                  f"{len(labels):,}", f"{self.batch_size_:,}")
-        self.row_sparse_ = self.batch_size_ > self.batch_size if self.row_sparse_updates is None else self.row_sparse_updates
+        grown = self.batch_size_ > self.batch_size
+        self.row_sparse_ = grown if self.row_sparse_updates is None else self.row_sparse_updates
         model = self._build(len(users), len(courses), self.row_sparse_)
         self.history_ = model.fit(
             [user_codes, course_codes],

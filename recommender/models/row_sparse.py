@@ -32,7 +32,8 @@ class RowSparseAdam(keras.optimizers.Adam):
         grad = tf.cast(tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(rows)[0]), dtype)
         step = tf.cast(self.iterations + 1, dtype)
         lr = tf.cast(learning_rate, dtype)
-        alpha = lr * tf.sqrt(1 - tf.pow(tf.cast(self.beta_2, dtype), step)) / (1 - tf.pow(tf.cast(self.beta_1, dtype), step))
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
         m_rows = tf.gather(m.value, rows)

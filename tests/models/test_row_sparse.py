@@ -24,7 +24,8 @@ def _step(optimizer: keras.optimizers.Optimizer, variable: keras.Variable, gradi
 
 
 def _sparse(indices: list[int], values: list[list[float]]) -> tf.IndexedSlices:
-    return tf.IndexedSlices(tf.constant(values, tf.float32), tf.constant(indices, tf.int64), tf.constant([6, 2], tf.int64))
+    shape = tf.constant([6, 2], tf.int64)
+    return tf.IndexedSlices(tf.constant(values, tf.float32), tf.constant(indices, tf.int64), shape)
 
 
 def test_first_step_equals_dense_adam_with_duplicate_rows_summed():
