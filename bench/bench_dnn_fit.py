@@ -22,7 +22,6 @@ import logging
 import os
 import resource
 import subprocess
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
+from bench.bench_procmon import Sampler
 from recommender.data.loader import load_tables
 from recommender.models.dnn_course_level import DnnUserCourseLevel
 
@@ -38,26 +38,16 @@ BENCH = Path(__file__).resolve().parent
 OUT_JSON = BENCH / "dnn_fit.json"
 
 
-class RssPoller:
+class RssPoller(Sampler):
     """Highest RSS of this process seen every ``interval`` seconds while the block runs."""
 
     def __init__(self, interval: float = 0.2) -> None:
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        super().__init__(interval)
+        self.peak = 0
         self._proc = psutil.Process()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
 
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssPoller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
 def commit() -> str | None:
