@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import resource
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ import pandas as pd
 import psutil
 
 from bench.bench_procmon import Sampler
+from bench.run_bench import commit
 from recommender.data.loader import load_tables
 from recommender.models.dnn_course_level import DnnUserCourseLevel
 
@@ -48,15 +48,6 @@ class RssPoller(Sampler):
 
     def sample(self) -> None:
         self.peak = max(self.peak, self._proc.memory_info().rss)
-
-
-def commit() -> str | None:
-    try:
-        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], cwd=BENCH,
-                              capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def planted_truth(model: DnnUserCourseLevel, data_dir: Path, sample: int, seed: int = 7) -> dict:
@@ -122,7 +113,7 @@ def measure(data_dir: Path, params: dict, sample: int) -> dict:
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "planted_truth": planted_truth(model, data_dir, sample),
         "cores": os.cpu_count(),
-        "commit": commit(),
+        "commit": commit(dirty=True),
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 

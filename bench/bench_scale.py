@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.bench_procmon import Sampler, cpu, java_pid, run_measured
-from bench.run_bench import BENCH, REPO, child_env, drop_tables, dynamodb, log, make_data, warm_up_dynamodb
+from bench.run_bench import BENCH, REPO, child_env, commit, drop_tables, dynamodb, log, make_data, warm_up_dynamodb
 
 SCALE_JSON = BENCH / "scale.json"
 RESULTS_MD = BENCH / "RESULTS.md"
@@ -58,11 +57,6 @@ class LoadSampler(Sampler):
     def summary(self) -> dict:
         s = self.samples or [float("nan")]
         return {"mean": round(sum(s) / len(s), 2), "max": round(max(s), 2), "samples": len(self.samples)}
-
-
-def commit() -> str | None:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    return out.stdout.strip() or None
 
 
 def run_one(users: int, engine: str, search: str, workers: int, data_dir: Path, port: int, timeout: float) -> dict:

@@ -56,13 +56,24 @@ def log(message: str) -> None:
 
 # -- machine ------------------------------------------------------------------------------------
 
+def _git(*cmd: str) -> str:
+    try:
+        out = subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True, timeout=30)
+    except OSError:
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def commit(dirty: bool = False) -> str | None:
+    """The commit of the code benchmarked (every bench records it); ``dirty``: with ``-dirty`` when the
+    tree differs from it."""
+    return (_git("describe", "--always", "--dirty", "--abbrev=7") if dirty else _git("rev-parse", "--short", "HEAD")) or None
+
+
 def git_info() -> dict:
     """The commit benchmarked and the files that differ from it (others edit the tree concurrently)."""
-    def git(*cmd: str) -> str:
-        out = subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True, timeout=30)
-        return out.stdout.strip() if out.returncode == 0 else ""
-    changed = [line[3:] for line in git("status", "--porcelain", "--", "recommender", "run_generator.py").splitlines()]
-    return {"commit": git("rev-parse", "--short", "HEAD") or None, "changed_product_files": changed}
+    changed = [line[3:] for line in _git("status", "--porcelain", "--", "recommender", "run_generator.py").splitlines()]
+    return {"commit": commit(), "changed_product_files": changed}
 
 
 def machine_info(wrk: str | None) -> dict:

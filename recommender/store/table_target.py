@@ -23,7 +23,7 @@ from recommender.store.items import ItemBlock
 from recommender.store.retry import Backoff
 from recommender.store.writer import BatchWriter
 
-_writers: dict[GeneratorClientSpec, BatchWriter] = {}  # one per worker process and client spec
+_writers: dict[tuple[GeneratorClientSpec, Backoff | None], BatchWriter] = {}  # one per worker process, spec and backoff
 _lock = threading.Lock()
 
 
@@ -41,7 +41,8 @@ class TableTarget:
 
     def _writer(self) -> BatchWriter:
         with _lock:
-            writer = _writers.get(self.spec)
+            key = (self.spec, self.backoff)
+            writer = _writers.get(key)
             if writer is None:
-                writer = _writers[self.spec] = BatchWriter(self.spec.batch_client(), self.spec.threads, self.backoff)
+                writer = _writers[key] = BatchWriter(self.spec.batch_client(), self.spec.threads, self.backoff)
             return writer
