@@ -1,8 +1,10 @@
 """The batch job: load the tables, fit every model, search all users' neighbours, then publish.
 
 Bad input stops the run before the sink is touched.  Everything the run writes goes to the
-sink's new version (a run table, a temp file) and becomes visible only at ``commit``; any
-failure before that calls ``abort`` and readers keep the previous complete run.
+sink's new version (a run table, a temp file) and becomes visible only at ``commit``, the
+commit point (:mod:`recommender.stopping`): any failure or signal before it calls ``abort`` and
+readers keep the previous complete run; from it on nothing aborts (a clean-up error is logged
+and reported, a signal ends the run as published).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, t
 from recommender.search.checksum import checksum
 from recommender.search.options import SearchOptions
 from recommender.search.recall import check_recall
+from recommender.stopping import HeldSignals, StoppedAfterPublish, checkpoint
 from recommender.store.items import StoredItem, build_items
 from recommender.topk import Neighbours
 
@@ -31,7 +34,11 @@ log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
-    """A versioned destination: RunPublisher (DynamoDB) or JsonLinesSink (dry run)."""
+    """A versioned destination: RunPublisher (DynamoDB) or JsonLinesSink (dry run).
+
+    ``published`` turns true when ``commit`` has made the run visible (and only then)."""
+
+    published: bool
 
     def begin(self, run_id: str, models: tuple[str, ...]) -> None: ...
     def previous_coverage(self) -> dict[str, int]: ...
@@ -79,6 +86,9 @@ class RunReport:
     models: list[ModelReport] = field(default_factory=list)
     publish_seconds: float = 0.0
     removed_runs: list[str] = field(default_factory=list)
+    #: The run is published, but removing old runs or releasing the lock failed (the next run
+    #: removes them; the lock's lease expires): what failed.
+    cleanup_error: str | None = None
     total_seconds: float = 0.0
 
     def to_json(self) -> str:
@@ -124,6 +134,8 @@ def _run_partitions(engine: object, model: object, job: ModelJob, sink: Sink, en
     a refused model fails the run before publishing, and its table is dropped as for any failure."""
     t0 = time.perf_counter()
     target = sink.partition_target()
+    checkpoint("search")  # the partitions search, explain and write together
+    checkpoint("write")
     outcome = search_explain_write(engine, model, job, target)
     if target is None:  # a dry run: the partitions sent their items back, the driver writes them in order
         outcome.items_written = sum(sink.write(job.handle, part.items) for part in outcome.results)
@@ -166,6 +178,9 @@ def run(
     :class:`CoverageError` and the previous run keeps serving.  An approximate search whose
     sampled recall@10 is under ``min_recall`` raises :class:`~recommender.search.recall.RecallTooLow`,
     also before anything of the run is published.
+
+    A signal after the flip raises :class:`~recommender.stopping.StoppedAfterPublish` (with this
+    report) once the clean-up is done.
     """
     started = time.perf_counter()
     now = datetime.now(UTC).replace(microsecond=0)
@@ -174,6 +189,7 @@ def run(
     needed = tables_for(models)
 
     t0 = time.perf_counter()
+    checkpoint("load")
     tables = load_tables(data_dir, needed, s3_endpoint_url=s3_endpoint_url)
     report.load_seconds = time.perf_counter() - t0
     report.rows_read, report.dropped = tables.rows_read, tables.dropped
@@ -185,6 +201,7 @@ def run(
                     f"model {handle} covers no user: {table} has no usable rows ({tables.rows_read.get(table, 0):,} read, "
                     f"dropped: {tables.dropped.get(table) or 'none'}); not publishing")
 
+    held = HeldSignals()
     try:
         sink.begin(report.run_id, models)
         previous = sink.previous_coverage()
@@ -200,6 +217,7 @@ def run(
             t0 = time.perf_counter()
             fuses = hasattr(model, "combine") and any(h in kept for h in getattr(model, "components", ()))
             if not fuses:
+                checkpoint("fit")
                 model.fit(tables)
             entry.fit_seconds = time.perf_counter() - t0
             depth = deeper.get(handle, top_n)
@@ -212,6 +230,7 @@ def run(
                 report.models.append(entry)
                 continue
             t0 = time.perf_counter()
+            checkpoint("search")
             if fuses:
                 kept[handle] = neighbours = model.combine(kept, top_n, models=instances)
             else:
@@ -230,6 +249,7 @@ def run(
             t0 = time.perf_counter()
             items = build_items(handle, neighbours, report.run_id, report.generated_at, explanations)
             target = sink.partition_target() if search and search.engine is not None else None
+            checkpoint("write")
             if target is not None:  # the engine's workers write what the driver computed
                 entry.items_written = write_items(search.engine, items, target)
                 sink.written(handle, entry.items_written)
@@ -238,15 +258,42 @@ def run(
             entry.write_seconds = time.perf_counter() - t0
             log.info("%s: wrote %s items in %.1fs", handle, f"{entry.items_written:,}", entry.write_seconds)
             report.models.append(entry)
+        checkpoint("commit")
         t0 = time.perf_counter()
         report.total_seconds = time.perf_counter() - started
+        held.start()  # the flip is one request: act on a signal only once its outcome is known
         sink.commit(report.to_json())
-        report.removed_runs = sink.cleanup()
-        report.publish_seconds = time.perf_counter() - t0
     except BaseException:
-        sink.abort()
-        raise
-    finally:
-        sink.release_lock()
+        if not sink.published:  # (once published, e.g. a failure logging the flip: carry on as published)
+            try:
+                sink.abort()
+            finally:
+                sink.release_lock()
+                held.stop(replay=True)  # a signal held during a failed flip: raised now, the run not published
+            raise
+    _after_publish(sink, report)
+    held.stop()
+    report.publish_seconds = time.perf_counter() - t0
     report.total_seconds = time.perf_counter() - started
+    if held.received:
+        raise StoppedAfterPublish(report, held.received[0])
     return report
+
+
+def _after_publish(sink: Sink, report: RunReport) -> None:
+    """Past the commit point (signals held): remove old runs and release the lock; nothing here undoes the run.
+
+    A failure is logged and kept in the report (``cleanup_error``): the next run removes what is
+    left, the lock's lease expires."""
+    try:
+        checkpoint("published")
+        checkpoint("cleanup")
+        report.removed_runs = sink.cleanup()
+    except Exception as exc:  # noqa: BLE001 - the run is live whatever failed here
+        report.cleanup_error = f"removing old runs: {exc.__class__.__name__}: {exc}"
+    try:
+        sink.release_lock()
+    except Exception as exc:  # noqa: BLE001
+        report.cleanup_error = report.cleanup_error or f"releasing the lock: {exc.__class__.__name__}: {exc}"
+    if report.cleanup_error:
+        log.warning("run %s is published; %s (the next run cleans up)", report.run_id, report.cleanup_error)

@@ -19,7 +19,7 @@ class CollectingSink:
 
     def __init__(self) -> None:
         self.items: dict[str, list[StoredItem]] = {}
-        self.committed = False
+        self.published = False
 
     def begin(self, run_id: str, models: tuple[str, ...]) -> None: ...
     def previous_coverage(self) -> dict[str, int]: return {}
@@ -28,7 +28,7 @@ class CollectingSink:
         self.items[model_handle] = list(items)
         return len(self.items[model_handle])
 
-    def commit(self, summary: str = "") -> None: self.committed = True
+    def commit(self, summary: str = "") -> None: self.published = True
     def abort(self) -> None: ...
     def cleanup(self) -> list[str]: return []
     def release_lock(self) -> None: ...
@@ -38,7 +38,7 @@ def test_components_are_searched_deeper_for_the_ensemble_but_store_their_top_n(s
     sink = CollectingSink()
     run(small_dataset, sink, models=(TFIDF, ALS, ENSEMBLE), top_n=10, progress=False,
         model_params={ENSEMBLE: {"weights": WEIGHTS, "depth": 50}})
-    assert sink.committed
+    assert sink.published
     stored = {h: {i.user_handle: i.similar_users for i in items} for h, items in sink.items.items()}
     assert all(len(ids) <= 10 for lists in stored.values() for ids in lists.values())
     # Each component stores exactly its own top 10, as if it had been searched to 10.

@@ -11,15 +11,16 @@ import argparse
 
 from recommender.models.registry import MODEL_HANDLES
 
-OK, FAILED, BAD_INPUT, LOCKED, INTERRUPTED, TERMINATED = 0, 1, 2, 3, 130, 143
+OK, FAILED, BAD_INPUT, LOCKED, STOPPED_AFTER_PUBLISH, INTERRUPTED, TERMINATED = 0, 1, 2, 3, 4, 130, 143
 
 EXIT_CODES: dict[int, str] = {
     OK: "success: the run is published",
     FAILED: "failed: database, S3 or model failure (after retries), or an approximate search under MIN_RECALL; the previous run stays published",
     BAD_INPUT: "bad input or usage: one line names the setting, file, column, row or model; nothing is published",
     LOCKED: "lock held: another generator run holds the lock; nothing was done",
-    INTERRUPTED: "interrupted (SIGINT, Ctrl-C): the run is marked failed, its table dropped, the lock released",
-    TERMINATED: "terminated (SIGTERM: systemd stop, timeout, Kubernetes): same clean-up as SIGINT",
+    STOPPED_AFTER_PUBLISH: "stopped after publishing (SIGINT or SIGTERM after the pointer flip): the new run is published and serves",
+    INTERRUPTED: "interrupted (SIGINT, Ctrl-C) before the pointer flip: the run is marked failed, its table dropped, the lock released",
+    TERMINATED: "terminated (SIGTERM: systemd stop, timeout, Kubernetes) before the pointer flip: same clean-up as SIGINT",
 }
 
 

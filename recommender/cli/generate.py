@@ -2,8 +2,10 @@
 
 Every failure ends with one line on stderr and an exit status a scheduler can act on (see
 :data:`recommender.cli.common.EXIT_CODES`).  SIGTERM (systemd stop, ``timeout``, Kubernetes) is
-handled like Ctrl-C: the run is marked failed, its table dropped and the lock released, so the
-next run need not wait for the lease to expire.
+handled like Ctrl-C: before the pointer flip the run is marked failed, its table dropped and the
+lock released, so the next run need not wait for the lease to expire; after it the run stays
+published, and the generator ends with exit 4 once the clean-up is done
+(:mod:`recommender.stopping`; docs/operations.md, "Stopping a run").
 """
 
 from __future__ import annotations
@@ -15,13 +17,18 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from recommender.cli.common import (
-    BAD_INPUT, FAILED, INTERRUPTED, LOCKED, OK, TERMINATED, add_models_argument, exit_codes_epilog, top_n,
+    BAD_INPUT, FAILED, INTERRUPTED, LOCKED, OK, STOPPED_AFTER_PUBLISH, TERMINATED, add_models_argument,
+    exit_codes_epilog, top_n,
 )
 from recommender.config import GeneratorSettings, SettingsError, load_settings
 from recommender.data.preflight import UsageError, preflight
 from recommender.models.registry import tables_for
+
+if TYPE_CHECKING:
+    from recommender.pipeline import RunReport
 
 log = logging.getLogger("run_generator")
 
@@ -58,6 +65,14 @@ def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.
     return parser.parse_args(argv)
 
 
+def _stopped(signal_name: str, published: bool) -> tuple[int, str]:
+    """The exit code and the last line for a run ended by SIGINT or SIGTERM."""
+    verb = "interrupted" if signal_name == "SIGINT" else "terminated"
+    if published:
+        return STOPPED_AFTER_PUBLISH, f"{verb} ({signal_name}) after the run was published; the new run serves, nothing was undone"
+    return (INTERRUPTED if signal_name == "SIGINT" else TERMINATED), f"{verb} ({signal_name}); the run was not published"
+
+
 def _fail(code: int, message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
@@ -86,61 +101,81 @@ def main(argv: list[str] | None = None) -> int:
     from recommender.search.recall import RecallTooLow
     from recommender.store.retry import RetriesExhausted
 
+    from recommender.stopping import StoppedAfterPublish
+
     previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
     engine = None
+    sink = None
+    report: RunReport | None = None
     stopped: tuple[int, str] | None = None
     try:
-        if args.engine == "dask":
-            from recommender.search.dask_engine import DaskEngine
+        try:
+            if args.engine == "dask":
+                from recommender.search.dask_engine import DaskEngine
 
-            engine = DaskEngine(args.scheduler, settings.dask_workers)
-        if args.dry_run:
-            sink = JsonLinesSink(args.dry_run)
-        else:
-            sink = RunPublisher(
-                DynamoStore.for_generator(settings),
-                lease_seconds=settings.generator_lock_lease_seconds,
-                keep_runs=settings.keep_runs,
-                write_threads=settings.write_threads,
-                write_processes=settings.write_processes,
+                engine = DaskEngine(args.scheduler, settings.dask_workers)
+            if args.dry_run:
+                sink = JsonLinesSink(args.dry_run)
+            else:
+                sink = RunPublisher(
+                    DynamoStore.for_generator(settings),
+                    lease_seconds=settings.generator_lock_lease_seconds,
+                    keep_runs=settings.keep_runs,
+                    write_threads=settings.write_threads,
+                    write_processes=settings.write_processes,
+                )
+            report = pipeline.run(
+                args.data_dir,
+                sink,
+                args.models,
+                args.top_n,
+                block_mb=settings.topk_block_mb,
+                progress=not args.no_progress,
+                model_params=settings.model_params,
+                min_coverage_ratio=0.0 if args.force else settings.min_coverage_ratio,
+                s3_endpoint_url=settings.s3_endpoint_url,
+                search=SearchOptions.from_settings(settings, args.search, engine),
+                min_recall=settings.min_recall,
+                explain=settings.explain,
             )
-        report = pipeline.run(
-            args.data_dir,
-            sink,
-            args.models,
-            args.top_n,
-            block_mb=settings.topk_block_mb,
-            progress=not args.no_progress,
-            model_params=settings.model_params,
-            min_coverage_ratio=0.0 if args.force else settings.min_coverage_ratio,
-            s3_endpoint_url=settings.s3_endpoint_url,
-            search=SearchOptions.from_settings(settings, args.search, engine),
-            min_recall=settings.min_recall,
-            explain=settings.explain,
-        )
+        finally:
+            if engine is not None:
+                engine.close()
     except (DataValidationError, pipeline.CoverageError) as exc:
         return _fail(BAD_INPUT, str(exc))
     except LockHeld as exc:
         return _fail(LOCKED, str(exc))
     except (StoreUnavailable, LockLost, RetriesExhausted, DataSourceError, RecallTooLow) as exc:
         return _fail(FAILED, str(exc))
+    except StoppedAfterPublish as exc:  # the signal was held until the clean-up was done
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as after any SIGTERM: a second one must not interrupt us
+        report = exc.report
+        stopped = _stopped(exc.signal_name, published=True)
     except KeyboardInterrupt:
-        stopped = (INTERRUPTED, "interrupted (SIGINT); the run was not published")
+        stopped = _stopped("SIGINT", published=sink is not None and sink.published)
     except Terminated:
-        stopped = (TERMINATED, "terminated (SIGTERM); the run was not published")
+        stopped = _stopped("SIGTERM", published=sink is not None and sink.published)
     except Exception as exc:  # noqa: BLE001 - the operator gets one line; the log has the trace
         log.debug("generator failed", exc_info=True)
-        return _fail(FAILED, f"generator failed: {exc.__class__.__name__}: {exc}")
+        if sink is not None and sink.published:  # e.g. closing the Dask engine after the run: it stays published
+            log.warning("run published, then: %s: %s", exc.__class__.__name__, exc)
+        else:
+            return _fail(FAILED, f"generator failed: {exc.__class__.__name__}: {exc}")
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
-        if engine is not None:
-            engine.close()
+    if report is not None:  # published: the summary is written even when a signal ends the run
+        _summarise(report, args.report or settings.run_report_dir / f"{report.run_id}.json")
     if stopped is not None:
         # The signal lands anywhere, e.g. half-way through building a native object (numba's
         # compiler): collect such objects now, so that their finalizers' complaints reach stderr
         # before the operator's one line, not after it at interpreter exit.
         gc.collect()
         return _fail(*stopped)
+    return OK
+
+
+def _summarise(report: RunReport, report_path: Path) -> None:
+    """Log what the published run did and write its summary file."""
     log.info(
         "run %s done in %.1fs (load %.1fs; rows read %s; dropped %s; removed old runs: %s): %s",
         report.run_id,
@@ -152,13 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         "; ".join(f"{m.handle} {m.users_covered} users fit {m.fit_seconds:.1f}s search {m.search_seconds:.1f}s "
                   f"write {m.items_written} items {m.write_seconds:.1f}s" for m in report.models),
     )
-    report_path = args.report or settings.run_report_dir / f"{report.run_id}.json"
     try:
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(report.to_json())
     except OSError as exc:  # the run is published; a summary we cannot write is only a warning
         log.warning("could not write the run summary to %s: %s", report_path, exc)
-    return OK
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ class JsonLinesSink:
         self.path = Path(path)
         self.tmp = self.path.with_name(self.path.name + ".tmp")
         self._out: IO[str] | None = None
+        self.published = False
 
     def begin(self, run_id: str, models: tuple[str, ...]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,8 +48,11 @@ class JsonLinesSink:
         assert self._out is not None
         self._out.close()
         os.replace(self.tmp, self.path)
+        self.published = True
 
     def abort(self) -> None:
+        if self.published:
+            raise RuntimeError(f"{self.path} is published; it cannot be aborted")
         if self._out is not None:
             self._out.close()
             self.tmp.unlink(missing_ok=True)

@@ -4,8 +4,9 @@ A run (1) takes the generator lock (:mod:`lock`), (2) records itself as ``writin
 its own table (:mod:`runs`), (3) writes every item there (:mod:`writer`), (4) in one
 transaction, checks it still holds the lock, points every model it computed at its table and
 marks itself ``complete`` (:mod:`control` has the layout), (5) drops the tables of runs no
-longer needed, and (6) releases the lock.  Killed at any point, it leaves the pointers on the
-previous complete run; its leftovers are dropped by the next run.
+longer needed, and (6) releases the lock.  Killed at any point before (4), it leaves the pointers
+on the previous complete run; its leftovers are dropped by the next run.  (4) is the commit
+point: after it the run is never aborted (:mod:`recommender.stopping`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class RunPublisher:
         self.run_id: str | None = None
         self.table: str | None = None
         self.counts: dict[str, int] = {}
+        #: The flip's transaction went through: from here on the run must never be aborted.
+        self.published = False
 
     def begin(self, run_id: str, models: tuple[str, ...]) -> None:
         """Lock, record the run as writing, create its table."""
@@ -107,10 +110,15 @@ class RunPublisher:
             if error_code(exc) == "TransactionCanceledException":
                 raise LockLost("the generator lock was taken over before publishing; this run was not published") from exc
             raise StoreUnavailable(f"publishing the run failed: {error_code(exc)}") from exc
+        self.published = True
         log.info("published run %s: %s", self.run_id, ", ".join(f"{m} ({c:,} items)" for m, c in self.counts.items()))
 
     def abort(self) -> None:
-        """Best effort: mark the run failed and drop its table (the next run would do it anyway)."""
+        """Best effort: mark the run failed and drop its table (the next run would do it anyway).
+
+        Never after the flip: a published run's table is live."""
+        if self.published:
+            raise RuntimeError(f"run {self.run_id} is published; it cannot be aborted")
         if self.processes is not None:
             self.processes.terminate()  # before the table goes: no worker may still be writing
         if self.run_id is None:
