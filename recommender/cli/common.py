@@ -1,8 +1,8 @@
 """What every command line shares: the exit codes and the ``--models`` argument.
 
 The exit codes are a contract with schedulers (systemd's ``SuccessExitStatus``, cron wrappers,
-Kubernetes job policies), so they are written once here; the generator's ``--help``, the README
-table and the scheduling examples are checked against :data:`EXIT_CODES`.
+Kubernetes job policies), so they are written once here; the generator's ``--help``, the table in
+``docs/operations.md`` and the scheduling examples are checked against :data:`EXIT_CODES`.
 """
 
 from __future__ import annotations
