@@ -28,7 +28,8 @@ MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view")
 LEASE = 2.0
 
 
-def generator(settings, data_dir: Path, top_n: int) -> subprocess.Popen:
+def generator(settings, data_dir: Path, top_n: int, stop_at: str | None = None) -> subprocess.Popen:
+    """The real generator; ``stop_at``: GENERATOR_TEST_STOP_AT (recommender/stopping.py)."""
     env = {
         **os.environ,
         "DYNAMODB_ENDPOINT_URL": settings.dynamodb_endpoint_url,
@@ -36,6 +37,7 @@ def generator(settings, data_dir: Path, top_n: int) -> subprocess.Popen:
         "GENERATOR_LOCK_LEASE_SECONDS": str(LEASE),
         "LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
+        **({"GENERATOR_TEST_STOP_AT": stop_at} if stop_at else {}),
     }
     return subprocess.Popen(
         [sys.executable, "run_generator.py", "--no-progress", "--data-dir", str(data_dir),
@@ -70,15 +72,27 @@ def snapshot(client, users) -> dict[tuple[int, str], dict]:
 
 
 # Kill points: while fitting/searching, while creating the run table, mid-write of the first
-# model, between models, mid-write of the second, and after publishing (before clean-up).
+# model, between models, mid-write of the second (a log line, then SIGKILL), and at the phase
+# boundaries either side of the flip, exactly (the generator SIGKILLs itself there: just before
+# the flip, and right after it, before the clean-up and the lock release).
 KILL_POINTS = [
     ("tfidf_user_interest: ", 0.0, "search"),
     ("creating DynamoDB table", 0.0, "table"),
     ("tfidf_user_interest: 600 users covered", 0.05, "write"),
     ("tfidf_user_interest: wrote", 0.0, "write"),
     ("knn_collab_filtering_user_course_view: ", 0.1, "write"),
-    ("published run", 0.0, "published"),
+    (None, 0.0, "commit"),
+    (None, 0.0, "published"),
 ]
+
+
+def killed_at(settings, data_dir: Path, marker: str | None, delay: float, phase: str) -> None:
+    if marker is not None:
+        run_until(generator(settings, data_dir, top_n=7), marker, delay)
+        return
+    proc = generator(settings, data_dir, top_n=7, stop_at=f"{phase}:SIGKILL")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, err[-2000:]
 
 
 def test_sigkilled_generators_never_expose_a_partial_run(local_settings, small_dataset, tmp_path):
@@ -95,7 +109,7 @@ def test_sigkilled_generators_never_expose_a_partial_run(local_settings, small_d
     checked = 0
     for marker, delay, phase in KILL_POINTS:
         time.sleep(LEASE + 0.5)  # the previous victim's lease runs out
-        run_until(generator(settings, small_dataset, top_n=7), marker, delay)
+        killed_at(settings, small_dataset, marker, delay, phase)
         after = snapshot(client, users)
         runs = {a["generated_at"] for a in after.values()}
         assert len(runs) == 1, f"answers from several runs after a kill at {phase}: {runs}"
