@@ -135,6 +135,11 @@ def stop_case(stop: str) -> tuple[int, str | None]:
     return (130 if action == "SIGINT" else 143), f"error: {verb} ({action}); the run was not published"
 
 
+def table_names(store) -> set[str]:
+    """Every table in DynamoDB Local (all pages: other tests' tables are there too)."""
+    return set(store.client.get_paginator("list_tables").paginate().build_full_result()["TableNames"])
+
+
 def lock_item(store) -> dict | None:
     return store.client.get_item(TableName=store.control_table, Key={"pk": {"S": "lock"}, "sk": {"S": "generator"}}).get("Item")
 
@@ -168,7 +173,7 @@ def test_a_stop_at_each_phase_publishes_all_or_nothing(local_settings, small_dat
         assert last_line(result) == line
     phase = stop.partition(":")[0]
     runs = {r["sk"]: r for r in store.query_control("run")}
-    tables = set(store.client.list_tables()["TableNames"])
+    tables = table_names(store)
     (pointer,) = store.pointers()
     assert lock_item(store) is None  # released in every case: the next run need not wait
     if phase in BEFORE_FLIP:  # nothing published: the baseline serves, the stopped run is gone
@@ -221,7 +226,7 @@ def test_sigterm_right_after_the_published_line_never_drops_the_run(local_settin
     assert proc.returncode in (0, 4, -signal.SIGTERM), "".join(seen[-20:])
     published = next(l for l in seen if "published run " in l).split("published run ")[1].split(":")[0]
     (pointer,) = store.pointers()
-    assert pointer.run_id == published and store.run_table(published) in store.client.list_tables()["TableNames"]
+    assert pointer.run_id == published and store.run_table(published) in table_names(store)
     assert served(local_settings, USER)["generated_at"] is not None
 
 
