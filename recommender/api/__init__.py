@@ -16,6 +16,7 @@ from flask import Flask
 from recommender.api import limits, middleware
 from recommender.api.ab import init_ab
 from recommender.api.errors import register_error_handlers
+from recommender.api.health import init_health
 from recommender.api.logs import configure_logging
 from recommender.api.openapi import docs_bp
 from recommender.api.routes import bp
@@ -52,9 +53,10 @@ def create_app(settings: ApiSettings | None = None, store: ReadStore | None = No
         from recommender.experiments.exposures import ExposureLog, writer_store
         from recommender.store.dynamo import DynamoStore
 
-        store = with_item_cache(DynamoStore.for_api(settings), settings.item_cache_size)
+        store = with_item_cache(DynamoStore.for_api(settings), settings.item_cache_size, settings.run_check_seconds)
         exposure_log = ExposureLog(writer_store(settings), settings.ab_queue_size)
     init_store(app, store)
+    init_health(app, store, settings.run_check_seconds)
     init_ab(app, experiments, exposure_log)
     middleware.install(app)
     limits.install(app)

@@ -217,10 +217,18 @@ class ErrorBody(BaseModel):
     message: str = Field(examples=["user_handle: must be a positive integer"])
 
 
+class UnavailableRun(BaseModel):
+    model_handle: str
+    run_id: str
+    table: str
+
+
 class HealthBody(BaseModel):
     status: Literal["ok", "unavailable"]
     error: str | None = None
     message: str | None = None
+    unavailable_runs: list[UnavailableRun] | None = Field(
+        None, description="with `run_unavailable`: the published runs whose table is missing")
 
 
 # The request ids the service hands out or keeps (``middleware.request_id_from``).
