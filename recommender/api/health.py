@@ -4,10 +4,12 @@ A pointer to a run whose table was dropped (by hand, or a restore without it) ma
 a 503 while the old probe, which only asked whether the control table answered, said 200: a load
 balancer and a monitor saw nothing.  So the probe also describes the tables the pointers name.
 
-Each process keeps its last probe for ``RUN_CHECK_SECONDS`` (a load balancer polling every
-second costs no more than a few DynamoDB calls per interval), behind a lock so that concurrent
-probes share one round.  A probe is a few calls with the API's short timeouts, so ``/health``
-answers within a bounded time even when the database is gone.  The result also sets the gauge
+Whether the database answers is asked on every call (one ``DescribeTable`` of the control
+table, as before); the run tables' answer is kept for ``RUN_CHECK_SECONDS`` per process (a load
+balancer polling every second then costs one ``Query`` of the pointers and one ``DescribeTable``
+per pointed table per interval), behind a lock so that concurrent probes share one round.  Every
+call has the API's short timeouts, so ``/health`` answers within a bounded time even when the
+database is gone.  The result also sets the gauge
 ``similar_users_run_unavailable`` per model.
 """
 
@@ -41,31 +43,31 @@ class Health:
 
 
 class HealthCheck:
-    """The last probe of one process, refreshed when older than ``refresh_seconds`` (0: every call)."""
+    """One process's view: the database asked on every call, the run tables every ``refresh_seconds`` (0: every call)."""
 
     def __init__(self, store: Any, refresh_seconds: float, clock: Callable[[], float] = time.monotonic):
         self.store = store
         self.refresh_seconds = refresh_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._last: Health | None = None
+        self._missing: tuple[Pointer, ...] = ()
         self._at = float("-inf")
         self._flagged: set[str] = set()
 
     def current(self) -> Health:
-        with self._lock:
-            if self._last is None or self._clock() - self._at >= self.refresh_seconds:
-                self._last = self._probe()
-                self._at = self._clock()
-            return self._last
-
-    def _probe(self) -> Health:
         if not self.store.ping():
             return Health(reachable=False)
-        try:
-            missing = tuple(self.store.unavailable_runs())
-        except StoreUnavailable:
-            return Health(reachable=False)
+        with self._lock:
+            if self._clock() - self._at >= self.refresh_seconds:
+                try:
+                    self._missing = tuple(self.store.unavailable_runs())
+                except StoreUnavailable:
+                    return Health(reachable=False)
+                self._at = self._clock()
+                self._report(self._missing)
+            return Health(reachable=True, unavailable_runs=self._missing)
+
+    def _report(self, missing: tuple[Pointer, ...]) -> None:
         flagged = {p.model_handle for p in missing}
         for model in flagged | self._flagged:
             metrics.RUN_UNAVAILABLE.labels(model).set(1 if model in flagged else 0)
@@ -74,7 +76,6 @@ class HealthCheck:
                       "previous run (docs/runbook.md)",
                       ", ".join(f"{p.table} (model {p.model_handle})" for p in missing))
         self._flagged = flagged
-        return Health(reachable=True, unavailable_runs=missing)
 
 
 def init_health(app: Flask, store: Any, refresh_seconds: float) -> None:
