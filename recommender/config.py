@@ -145,7 +145,9 @@ class ApiSettings(StoreSettings):
                                       "this long at most (0: check on every request)")
     item_cache_size: int = Field(
         100_000, ge=0, le=10_000_000, description="stored items each API process keeps in memory (LRU; 0: off); a published run never changes, so they are never stale")
-    experiments_file: str | None = Field(None, description="A/B experiments (TOML, see `docs/experiments.example.toml`); empty: none")
+    experiments_file: str | None = Field(
+        "experiments.toml", description="A/B experiments (TOML, see `docs/experiments.example.toml`; `docs/experiments.md`); "
+                                        "the default file runs none while it does not exist, a file named here must exist")
     experiments_reload_seconds: float = Field(
         5.0, ge=0.1, le=3600, description="how often each API process checks the experiments file for changes")
     ab_queue_size: int = Field(

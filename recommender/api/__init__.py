@@ -22,7 +22,7 @@ from recommender.api.openapi import docs_bp
 from recommender.api.routes import bp
 from recommender.api.store import ReadStore, init_store
 from recommender.config import ApiSettings, load_settings
-from recommender.experiments.live import CHECKED_ENV, LiveExperiments
+from recommender.experiments.live import CHECKED_ENV, LiveExperiments, experiments_file
 from recommender.store.item_cache import with_item_cache
 
 
@@ -46,7 +46,7 @@ def create_app(settings: ApiSettings | None = None, store: ReadStore | None = No
     )
     app.debug = False
     app.json.sort_keys = False
-    experiments = LiveExperiments(settings.experiments_file, settings.experiments_reload_seconds,
+    experiments = LiveExperiments(experiments_file(settings), settings.experiments_reload_seconds,
                                   strict=not os.environ.get(CHECKED_ENV))
     exposure_log = None
     if store is None:

@@ -127,10 +127,10 @@ def on_exit(server) -> None:
 def check_experiments_file() -> None:
     """Refuse to start (one line, exit 2) on a broken EXPERIMENTS_FILE, before any worker boots."""
     from recommender.config import ApiSettings, SettingsError, load_settings
-    from recommender.experiments.live import check_at_start
+    from recommender.experiments.live import check_at_start, experiments_file
 
     try:
-        path = load_settings(ApiSettings).experiments_file
+        path = experiments_file(load_settings(ApiSettings))
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
