@@ -1,5 +1,10 @@
 """Settings from the environment (and a ``.env`` file): one declaration per setting, with its range.
 
+Every entry point (the service's app factory and gunicorn's master, the generator, the CLIs)
+reads ``.env`` of the working directory through :func:`load_env_file`, into the process
+environment: not only these settings read it, boto3 takes its credentials (``AWS_ACCESS_KEY_ID``,
+``AWS_PROFILE``, ...) from there too.  A variable already set in the environment wins over the file.
+
 Each setting is declared once, here: its name (the field, upper-cased, is the environment
 variable), default, allowed range and meaning.  The README's configuration table is generated
 from these declarations (``python -m recommender.config``) and a test checks that it, and
@@ -19,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
+from dotenv import load_dotenv
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -133,9 +139,15 @@ class ApiSettings(StoreSettings):
     pointer_cache_dir: Path | None = Field(
         None, description="folder where the worker processes of one server share that cache (`gunicorn_conf.py` makes one per "
                           "server); empty: each process its own")
+    run_check_seconds: float = Field(
+        5.0, ge=0, le=60, description="how long each API process trusts that the pointed run tables exist: `/health` reuses its "
+                                      "`DescribeTable` of them, and cached items are served without reading their run's table, "
+                                      "this long at most (0: check on every request)")
     item_cache_size: int = Field(
         100_000, ge=0, le=10_000_000, description="stored items each API process keeps in memory (LRU; 0: off); a published run never changes, so they are never stale")
-    experiments_file: str | None = Field(None, description="A/B experiments (TOML, see `docs/experiments.example.toml`); empty: none")
+    experiments_file: str | None = Field(
+        "experiments.toml", description="A/B experiments (TOML, see `docs/experiments.example.toml`; `docs/experiments.md`); "
+                                        "the default file runs none while it does not exist, a file named here must exist")
     experiments_reload_seconds: float = Field(
         5.0, ge=0.1, le=3600, description="how often each API process checks the experiments file for changes")
     ab_queue_size: int = Field(
@@ -171,13 +183,28 @@ def env_name(cls: type[StoreSettings], field: str) -> str:
     return (alias.choices[0] if isinstance(alias, AliasChoices) else field).upper()
 
 
-def load_settings(cls: type[S], env_file: str | os.PathLike[str] | None = ".env") -> S:
-    """Read ``cls`` from the environment; ``env_file`` (when it exists) fills in what it does not set.
+ENV_FILE = ".env"
+
+
+def load_env_file(env_file: str | os.PathLike[str] | None = ENV_FILE) -> None:
+    """Add ``env_file``'s variables (when it exists) to the process environment, under those already set.
+
+    Into ``os.environ`` rather than only into a settings object: boto3 reads its credentials and
+    region from the environment, so a ``.env`` known to the settings alone left every DynamoDB call
+    without credentials.  Real environment variables win (``override=False``).
+    """
+    if env_file and Path(env_file).is_file():
+        load_dotenv(env_file, override=False)
+
+
+def load_settings(cls: type[S], env_file: str | os.PathLike[str] | None = ENV_FILE) -> S:
+    """Read ``cls`` from the environment, after ``env_file`` (when it exists) has filled in what it does not set.
 
     Raises :class:`SettingsError` with one line naming the first bad variable.
     """
+    load_env_file(env_file)
     try:
-        return cls(_env_file=env_file if env_file and Path(env_file).is_file() else None)  # type: ignore[call-arg]
+        return cls()
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first.get("loc") else "?"

@@ -34,8 +34,12 @@ class BaseUrl(str):
 
 
 @contextmanager
-def gunicorn_server(settings, log_path: Path, *, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[BaseUrl]:
-    """Serve ``recommender.api:create_app()`` for ``settings``' DynamoDB table; yields the base URL."""
+def gunicorn_server(settings, log_path: Path, *, workers: int = 2, env: dict[str, str | None] | None = None,
+                    cwd: Path = ROOT) -> Iterator[BaseUrl]:
+    """Serve ``recommender.api:create_app()`` for ``settings``' DynamoDB table; yields the base URL.
+
+    ``env``: variables to set, or with None to unset; ``cwd``: the server's working directory.
+    """
     port = free_port()
     server_env = {k: v for k, v in os.environ.items() if k.upper() != "PROMETHEUS_MULTIPROC_DIR"}
     server_env = {
@@ -46,13 +50,15 @@ def gunicorn_server(settings, log_path: Path, *, workers: int = 2, env: dict[str
         "API_KEYS": "",
         "LOG_FORMAT": "text",
         "LOG_LEVEL": "INFO",
+        "PYTHONPATH": str(ROOT),
         **(env or {}),
     }
+    server_env = {k: v for k, v in server_env.items() if v is not None}
     log = open(log_path, "w")  # noqa: SIM115 - closed below; a file never blocks the server like a full pipe
     server = subprocess.Popen(
-        [str(GUNICORN), "-c", "recommender/api/gunicorn_conf.py", "--workers", str(workers),
+        [str(GUNICORN), "-c", str(ROOT / "recommender/api/gunicorn_conf.py"), "--workers", str(workers),
          "--bind", f"127.0.0.1:{port}", "recommender.api:create_app()"],
-        cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=cwd, env=server_env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = BaseUrl(f"http://127.0.0.1:{port}")
     base.pid = server.pid

@@ -16,12 +16,13 @@ from flask import Flask
 from recommender.api import limits, middleware
 from recommender.api.ab import init_ab
 from recommender.api.errors import register_error_handlers
+from recommender.api.health import init_health
 from recommender.api.logs import configure_logging
 from recommender.api.openapi import docs_bp
 from recommender.api.routes import bp
 from recommender.api.store import ReadStore, init_store
 from recommender.config import ApiSettings, load_settings
-from recommender.experiments.live import CHECKED_ENV, LiveExperiments
+from recommender.experiments.live import CHECKED_ENV, LiveExperiments, experiments_file
 from recommender.store.item_cache import with_item_cache
 
 
@@ -45,16 +46,17 @@ def create_app(settings: ApiSettings | None = None, store: ReadStore | None = No
     )
     app.debug = False
     app.json.sort_keys = False
-    experiments = LiveExperiments(settings.experiments_file, settings.experiments_reload_seconds,
+    experiments = LiveExperiments(experiments_file(settings), settings.experiments_reload_seconds,
                                   strict=not os.environ.get(CHECKED_ENV))
     exposure_log = None
     if store is None:
         from recommender.experiments.exposures import ExposureLog, writer_store
         from recommender.store.dynamo import DynamoStore
 
-        store = with_item_cache(DynamoStore.for_api(settings), settings.item_cache_size)
+        store = with_item_cache(DynamoStore.for_api(settings), settings.item_cache_size, settings.run_check_seconds)
         exposure_log = ExposureLog(writer_store(settings), settings.ab_queue_size)
     init_store(app, store)
+    init_health(app, store, settings.run_check_seconds)
     init_ab(app, experiments, exposure_log)
     middleware.install(app)
     limits.install(app)

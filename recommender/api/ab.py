@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, g, jsonify
 from spectree import Response
 
 from recommender.api.errors import ApiError
+from recommender.api.middleware import new_request_id
 from recommender.api.openapi import api_spec, error_responses
 from recommender.api.schemas import ErrorBody, FeedbackAccepted, FeedbackRequest
 from recommender.api.store import get_store
@@ -79,7 +80,11 @@ def expose(served: Served, user_handle: int, shown: list[int]) -> dict[str, Any]
     """Record the exposure (queued) and return the answer's extra fields; nothing outside experiments."""
     if served.experiment is None:
         return {}
-    request_id = g.request_id
+    # The exposure's key, which feedback names, is always made here: a client's X-Request-ID
+    # (kept in the header and the log line) chosen twice, by a retry or on purpose, would
+    # otherwise name two answers.  Without one, the answer's X-Request-ID is this same id.
+    request_id = g.request_id if g.get("request_id_is_ours") else new_request_id()
+    g.exposure_request_id = request_id
     log = exposure_log()
     if log is not None:
         log.record(Exposure(request_id, user_handle, served.experiment.name, served.arm or "", served.variant or "",
@@ -98,8 +103,9 @@ def feedback(json: FeedbackRequest):
     """What a user did with a neighbour shown inside an experiment
 
     Body: `{"request_id": "…", "user_handle": 999, "similar_user_handle": 4254, "event": "click"}`,
-    `event` one of `click`, `follow`, `dismiss`. The request id is the `X-Request-ID` (and the
-    `request_id` field) of the answer that showed the neighbour; 400 when that answer did not
+    `event` one of `click`, `follow`, `dismiss`. The request id is the `request_id` field of the
+    answer that showed the neighbour (made by the server; a client's `X-Request-ID` is only
+    echoed for log correlation and never names an answer); 400 when that answer did not
     show it to that user, 404 when no answer inside an experiment had that request id.
     Idempotent: the same event twice counts once.
     """

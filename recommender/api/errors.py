@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from recommender.api import metrics
-from recommender.store.dynamo import NoPublishedRun, StoreUnavailable
+from recommender.store.dynamo import NoPublishedRun, RunUnavailable, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,15 @@ def register_error_handlers(app: Flask) -> None:
         log.warning("no published run for model %s", exc.model_handle)
         return error_response(503, "no_published_run",
                               f"no run of model_handle {exc.model_handle} is published; try again after the generator has run")
+
+    @app.errorhandler(RunUnavailable)
+    def _run_unavailable(exc: RunUnavailable):
+        pointer = exc.pointer
+        metrics.RUN_UNAVAILABLE_ANSWERS.labels(pointer.model_handle).inc()
+        log.error("%s", exc)
+        return error_response(503, "run_unavailable",
+                              f"the published run of model_handle {pointer.model_handle} cannot be read; "
+                              "try again after the operators have restored it")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

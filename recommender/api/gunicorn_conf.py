@@ -14,7 +14,9 @@ only cost memory, and a client silent for ``CLIENT_SILENCE_SECONDS`` is dropped.
 Every answer gunicorn writes itself (request line too long, header too large, malformed
 request) is JSON with the service's security headers, like the app's own errors.
 
-Command-line options (``--workers``, ``--bind``) still win.  The hooks keep Prometheus'
+Command-line options (``--workers``, ``--bind``) still win.  The master reads ``.env`` of the
+working directory into its environment at start (``recommender.config.load_env_file``), so the
+workers, boto3's credentials included, see it without ``make`` exporting it.  The hooks keep Prometheus'
 multiprocess mode right (``PROMETHEUS_MULTIPROC_DIR``, see ``recommender/api/metrics.py``) and
 give the workers one shared pointer cache (``POINTER_CACHE_DIR``, see
 ``recommender/store/pointer_cache.py``).
@@ -101,6 +103,11 @@ worker_class = ApiWorker
 
 
 def on_starting(server) -> None:
+    # ``.env`` of the working directory, before anything reads the environment; the workers
+    # inherit it (the variables already set win over the file).
+    from recommender.config import load_env_file
+
+    load_env_file()
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         os.makedirs(directory, exist_ok=True)
@@ -120,10 +127,10 @@ def on_exit(server) -> None:
 def check_experiments_file() -> None:
     """Refuse to start (one line, exit 2) on a broken EXPERIMENTS_FILE, before any worker boots."""
     from recommender.config import ApiSettings, SettingsError, load_settings
-    from recommender.experiments.live import check_at_start
+    from recommender.experiments.live import check_at_start, experiments_file
 
     try:
-        path = load_settings(ApiSettings).experiments_file
+        path = experiments_file(load_settings(ApiSettings))
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None

@@ -29,6 +29,7 @@ from prometheus_client import (  # noqa: E402  (after the folder exists)
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     values,
@@ -49,6 +50,18 @@ STORE_ERRORS = Counter(
     "similar_users_store_errors",
     "DynamoDB unreachable (StoreUnavailable on a lookup, failed ping on /health)",
     ["operation"],
+)
+
+RUN_UNAVAILABLE = Gauge(
+    "similar_users_run_unavailable",
+    "1 while the run a model's pointer names has no table (this server's last /health probe), else 0",
+    ["model_handle"],
+    multiprocess_mode="livemax",
+)
+RUN_UNAVAILABLE_ANSWERS = Counter(
+    "similar_users_run_unavailable_answers",
+    "Requests answered 503 run_unavailable (the run's table is missing), by model",
+    ["model_handle"],
 )
 
 

@@ -24,8 +24,8 @@ from recommender.api.openapi import API_KEY_HEADER, DOCS_ENDPOINTS
 access_log = logging.getLogger("recommender.api.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-# A client's id is kept when it is short and plain; anything else is replaced by a fresh one
-# (it goes into logs and headers, so no spaces, quotes or control characters).
+# A client's id is kept, for log correlation only, when it is short and plain; anything else is
+# replaced by a fresh one (it goes into logs and headers, so no spaces, quotes or control characters).
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 _OPEN_ENDPOINTS = {"similar_users.health"}
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -56,10 +56,14 @@ def security_headers(csp: str = CSP_API) -> dict[str, str]:
 _API_HEADERS = tuple(security_headers().items())
 
 
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
 def request_id_from(header: str | None) -> str:
     if header and _REQUEST_ID_RE.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 def key_is_valid(candidate: str, keys: tuple[str, ...]) -> bool:
@@ -84,7 +88,11 @@ def install(app: Flask) -> None:
     def _start():
         req, ctx = request._get_current_object(), g._get_current_object()
         ctx.started = time.perf_counter()
-        ctx.request_id = request_id_from(req.headers.get(REQUEST_ID_HEADER))
+        header = req.headers.get(REQUEST_ID_HEADER)
+        ctx.request_id = request_id_from(header)
+        # A client's id correlates log lines and nothing else: it never keys stored records
+        # (``ab.expose`` makes its own for an exposure unless this one is ours).
+        ctx.request_id_is_ours = ctx.request_id != header
         keys = app.config["API_KEYS"]
         open_endpoints = _OPEN_ENDPOINTS if app.config["DOCS_REQUIRE_KEY"] else _OPEN_ENDPOINTS | DOCS_ENDPOINTS
         # A request that matched no route (404) or no method (405) gets that answer, key or not:
@@ -117,9 +125,14 @@ def install(app: Flask) -> None:
         # Method, path (never the query string or headers: no key ends up in a log), status, time.
         duration_ms = round(seconds * 1000, 2)
         path = _printable(req.path)
-        access_log.info(
-            "%s %s %s %.2fms model_handle=%s", method, path, status, duration_ms, model_handle,
-            extra={"method": method, "path": path, "status": status, "duration_ms": duration_ms,
-                   "model_handle": model_handle, "request_id": request_id},
-        )
+        extra = {"method": method, "path": path, "status": status, "duration_ms": duration_ms,
+                 "model_handle": model_handle, "request_id": request_id}
+        exposure = ctx.get("exposure_request_id")
+        if exposure is None:
+            access_log.info("%s %s %s %.2fms model_handle=%s", method, path, status, duration_ms, model_handle,
+                            extra=extra)
+        else:  # the id feedback will name, when it is not the X-Request-ID (a client's)
+            extra["exposure_request_id"] = exposure
+            access_log.info("%s %s %s %.2fms model_handle=%s exposure_request_id=%s", method, path, status,
+                            duration_ms, model_handle, exposure, extra=extra)
         return response

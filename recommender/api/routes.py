@@ -12,6 +12,7 @@ from spectree import Response
 
 from recommender.api import ab, metrics
 from recommender.api.errors import ApiError, validation_message
+from recommender.api.health import get_health
 from recommender.api.openapi import NO_INPUT, api_spec, error_responses
 from recommender.api.store import get_store
 from recommender.reasons import describe
@@ -107,7 +108,9 @@ def models():
 
 @bp.get("/health")
 @api_spec.validate(
-    resp=Response(HTTP_200=(HealthBody, "the database answers"), HTTP_503=(HealthBody, "the database cannot be reached")),
+    resp=Response(HTTP_200=(HealthBody, "the database answers and every published run's table is there"),
+                  HTTP_503=(HealthBody, "the database cannot be reached (`service_unavailable`), or a published run's "
+                                        "table is missing (`run_unavailable`, naming the runs)")),
     tags=["operations"],
     security={},
     validation_error_status=503,  # no request model: see openapi.NO_INPUT
@@ -115,12 +118,25 @@ def models():
 def health():
     """Health probe (never needs an API key)
 
-    200 when the table answers, 503 otherwise: what a load balancer needs to route around us.
+    200 when the database answers and the table of every published run is there, 503 otherwise:
+    what a load balancer and a monitor need. Each server process re-checks at most every
+    RUN_CHECK_SECONDS.
     """
-    if get_store().ping():
+    health = get_health()
+    if health.ok:
         return jsonify(status="ok")
-    metrics.STORE_ERRORS.labels("ping").inc()
-    response = jsonify(status="unavailable", error="service_unavailable", message="the similar-users database cannot be reached")
+    if not health.reachable:
+        metrics.STORE_ERRORS.labels("ping").inc()
+        response = jsonify(status="unavailable", error="service_unavailable",
+                           message="the similar-users database cannot be reached")
+    else:
+        runs = health.unavailable_runs
+        response = jsonify(
+            status="unavailable", error="run_unavailable",
+            message="published run tables are missing: " + ", ".join(
+                f"{p.table} (run {p.run_id}, model {p.model_handle})" for p in runs)
+                    + "; re-run the generator or point the models back at their previous run",
+            unavailable_runs=[{"model_handle": p.model_handle, "run_id": p.run_id, "table": p.table} for p in runs])
     response.status_code = 503
     return response
 

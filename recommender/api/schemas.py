@@ -19,14 +19,35 @@ from recommender.data.schema import MAX_USER_HANDLE  # the loader's bound: the A
 from recommender.models.registry import MODEL_HANDLES
 
 MAX_K = 100
-# A string user_handle: digits (ASCII), optionally padded with whitespace or leading zeros, at
-# most 18 significant digits so that every string the pattern allows fits in int64.
-USER_HANDLE_PATTERN = r"^\s*0*[1-9][0-9]{0,17}\s*$"
+
+
+def digits_at_most(limit: int) -> str:
+    """A regular expression for the canonical decimal numerals from 1 to ``limit``.
+
+    Canonical: ASCII digits only, no sign, no spaces, no leading zeros.  Exact at the top, so the
+    published pattern accepts exactly the strings the validator accepts (``9223372036854775807``
+    yes, ``9223372036854775808`` no): numerals shorter than ``limit``'s, or as long and, at the first
+    digit where they differ, smaller.
+    """
+    top = str(limit)
+    alternatives = [f"[1-9][0-9]{{0,{len(top) - 2}}}"] if len(top) > 1 else []
+    for i, digit in enumerate(top):
+        low = 1 if i == 0 else 0
+        if int(digit) > low:
+            alternatives.append(f"{top[:i]}[{low}-{int(digit) - 1}][0-9]{{{len(top) - i - 1}}}")
+    alternatives.append(top)
+    return "^(?:" + "|".join(alternatives) + ")$"
+
+
+# A user handle written as a string is the same number a JSON integer may be, written the one
+# canonical way: "42" (not " 42", "042", "+42" or "٤٢"), from 1 to MAX_USER_HANDLE.
+USER_HANDLE_PATTERN = digits_at_most(MAX_USER_HANDLE)
 _USER_HANDLE_RE = re.compile(USER_HANDLE_PATTERN)
 _K_QUERY_RE = re.compile(r"^[0-9]{1,3}$")
 
 USER_HANDLE_SCHEMA: dict[str, Any] = {
-    "description": "the user's id: a positive JSON integer, or a string of digits such as \"999\"",
+    "description": f"the user's id: a JSON integer from 1 to {MAX_USER_HANDLE}, or the same number as a string "
+                   "of digits (\"999\"; no sign, spaces or leading zeros)",
     "anyOf": [
         {"type": "integer", "minimum": 1, "maximum": MAX_USER_HANDLE},
         {"type": "string", "pattern": USER_HANDLE_PATTERN},
@@ -35,24 +56,20 @@ USER_HANDLE_SCHEMA: dict[str, Any] = {
 }
 MODEL_HANDLE_DESCRIPTION = "similarity model (case-insensitive); the service's DEFAULT_MODEL when omitted"
 K_DESCRIPTION = f"return only the first k neighbours (1..{MAX_K}); all stored neighbours when omitted"
+_HANDLE_RULE = f"must be a positive integer no greater than {MAX_USER_HANDLE}, or the same number as a string of digits"
 
 
 def parse_user_handle(value: Any) -> int:
-    """A positive int64 from a JSON integer or a string of digits; booleans and floats refused."""
+    """One rule for JSON integers and strings: 1..MAX_USER_HANDLE, a string written canonically."""
     # (True would otherwise pass as 1, 3.0 as 3.)
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError("must be a positive integer or a string of digits")
+        raise ValueError(_HANDLE_RULE)
     if isinstance(value, str):
         if not _USER_HANDLE_RE.fullmatch(value):
-            text = value.strip()
-            if text.isascii() and text.isdigit() and int(text) == 0:
-                raise ValueError("must be a positive integer")
-            raise ValueError("must be a positive integer or a string of at most 18 digits")
-        return int(value.strip())
-    if value < 1:
-        raise ValueError("must be a positive integer")
-    if value > MAX_USER_HANDLE:
-        raise ValueError(f"must be a positive integer no greater than {MAX_USER_HANDLE}")
+            raise ValueError(f"{_HANDLE_RULE} (no sign, spaces or leading zeros)")
+        return int(value)
+    if not 1 <= value <= MAX_USER_HANDLE:
+        raise ValueError(_HANDLE_RULE)
     return value
 
 
@@ -217,10 +234,18 @@ class ErrorBody(BaseModel):
     message: str = Field(examples=["user_handle: must be a positive integer"])
 
 
+class UnavailableRun(BaseModel):
+    model_handle: str
+    run_id: str
+    table: str
+
+
 class HealthBody(BaseModel):
     status: Literal["ok", "unavailable"]
     error: str | None = None
     message: str | None = None
+    unavailable_runs: list[UnavailableRun] | None = Field(
+        None, description="with `run_unavailable`: the published runs whose table is missing")
 
 
 # The request ids the service hands out or keeps (``middleware.request_id_from``).

@@ -21,7 +21,8 @@ class ReadStore(Protocol):
         """The item published for (user, model), or None when the model's run has no row for the user.
 
         Raises ``recommender.store.dynamo.NoPublishedRun`` when the model has no published run
-        (the API's 503 ``no_published_run``, not a 404).
+        (the API's 503 ``no_published_run``, not a 404), ``RunUnavailable`` when that run's table
+        is missing (503 ``run_unavailable``).
         """
 
     def pointers(self) -> list[Pointer]:
@@ -29,6 +30,9 @@ class ReadStore(Protocol):
 
     def ping(self) -> bool:
         """True when the database answers (the health check)."""
+
+    def unavailable_runs(self) -> list[Pointer]:
+        """The published runs whose table is missing (the health check); ``StoreUnavailable`` when unreachable."""
 
 
 def init_store(app: Flask, store: ReadStore) -> None:

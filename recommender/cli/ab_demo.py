@@ -231,10 +231,11 @@ class Traffic:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from recommender.cli.ab_report import write
-    from recommender.config import ApiSettings
+    from recommender.config import ApiSettings, load_env_file
     from recommender.experiments import definitions, reading, report
     from recommender.experiments.exposures import writer_store
 
+    load_env_file()  # .env of the working directory; the environment wins
     started = time.monotonic()
     endpoint = os.environ.get("DYNAMODB_ENDPOINT_URL") or "http://127.0.0.1:8000"
     run_dir = ROOT / ".run" / "ab-demo"

@@ -1,6 +1,7 @@
 """The report of an A/B experiment (``similar-users-ab-report NAME``, ``make ab-report EXPERIMENT=NAME``).
 
-Reads the experiment's arms and weights from ``EXPERIMENTS_FILE`` (or ``--experiments``), its
+Reads the experiment's arms and weights from the file the service uses (``EXPERIMENTS_FILE``, else
+``experiments.toml`` of the working directory; ``--experiments`` overrides), its
 exposures and events from DynamoDB, and writes ``report.json``, ``report.md`` and ``ctr.png``
 under ``--out-dir/NAME/``; prints the markdown.  A sample-ratio mismatch is printed on stderr
 as well and makes the exit status 4, so a pipeline cannot miss it.
@@ -27,7 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="similar-users-ab-report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", help="the experiment's name in the experiments file")
-    parser.add_argument("--experiments", help="experiments file (default: the EXPERIMENTS_FILE setting)")
+    parser.add_argument("--experiments", help="experiments file (default: the service's: EXPERIMENTS_FILE, else ./experiments.toml)")
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT, help="reports go to OUT_DIR/NAME/ (default: %(default)s)")
     parser.add_argument("--alpha", type=float, default=0.01, help="significance level of the decision (default: %(default)s)")
     return parser.parse_args(argv)
@@ -62,12 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     from recommender.config import ApiSettings, SettingsError, load_settings
     from recommender.experiments import definitions, reading, report
     from recommender.experiments.exposures import writer_store
+    from recommender.experiments.live import experiments_file
 
     try:
         settings = load_settings(ApiSettings)
-        path = args.experiments or settings.experiments_file
+        path = args.experiments or experiments_file(settings)
         if not path:
-            raise ValueError("no experiments file: set EXPERIMENTS_FILE or pass --experiments")
+            raise ValueError(f"no experiments file: {settings.experiments_file} does not exist here; "
+                             "set EXPERIMENTS_FILE or pass --experiments")
         experiment = definitions.load(path).get(args.experiment)
         if experiment is None:
             raise ValueError(f"experiments file {path}: no experiment named {args.experiment!r}")

@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from recommender.config import load_env_file
+
+    load_env_file()  # .env of the working directory (S3 credentials of DATA_DIR); the environment wins
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from recommender.data.loader import load_tables

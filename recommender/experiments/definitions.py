@@ -18,6 +18,12 @@ Every experiment takes the same traffic (requests that name no ``model_handle``)
 experiments marked running may not overlap in time.  Every problem is reported as one line
 that names the file: :class:`ExperimentsFileError`.
 
+A file that declares nothing (empty, comments only) or is missing is :class:`NothingDeclared`:
+more likely a truncated write or a wrong path than an order to end every experiment, so the
+running service keeps what it had (``live.py``).  To run no experiments, say so::
+
+    experiment = []
+
 This module imports no AWS library: gunicorn's master checks the file with it before forking.
 """
 
@@ -40,6 +46,10 @@ Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63
 
 class ExperimentsFileError(ValueError):
     """The experiments file cannot be used; the message is one line naming the file."""
+
+
+class NothingDeclared(ExperimentsFileError):
+    """The file is missing or declares nothing at all (not even ``experiment = []``)."""
 
 
 class Arm(BaseModel):
@@ -137,6 +147,8 @@ def parse(text: str, source: str) -> ExperimentsFile:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ExperimentsFileError(f"experiments file {source}: not valid TOML: {exc}") from None
+    if not raw:
+        raise NothingDeclared(f"experiments file {source}: declares nothing; write `experiment = []` to run no experiments")
     try:
         return ExperimentsFile.model_validate(raw)
     except ValidationError as exc:
@@ -152,5 +164,6 @@ def load(path: str | Path) -> ExperimentsFile:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc.__class__.__name__
-        raise ExperimentsFileError(f"experiments file {path}: cannot be read: {reason.lower()}") from None
+        error = NothingDeclared if isinstance(exc, FileNotFoundError) else ExperimentsFileError
+        raise error(f"experiments file {path}: cannot be read: {reason.lower()}") from None
     return parse(text, str(path))

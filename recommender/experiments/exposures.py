@@ -5,17 +5,22 @@ Two tables, created on demand next to the run tables (same endpoint, names from 
 
 * ``<prefix>-ab-exposures``: partition key ``request_id``: one item per answer given inside an
   experiment (user, experiment, assigned arm, served variant, model, neighbours shown, time).
-  Keyed by request so that feedback can be checked against what that request showed.
+  Keyed by request so that feedback can be checked against what that request showed.  The
+  request id is the server's own (``recommender.api.ab.expose``), never a client's
+  ``X-Request-ID``, and the put is conditional (``attribute_not_exists``): nothing can replace
+  an exposure once written, so feedback is always checked against what was really shown.
 * ``<prefix>-ab-events``: partition key ``request_id``, sort key ``event_key`` =
-  ``<similar_user_handle>#<event>``; written with ``attribute_not_exists``, so the same event
-  sent twice is stored and counted once.
+  ``<similar_user_handle>#<event>``; written with ``attribute_not_exists`` too, so the same
+  event sent twice is stored and counted once.
 
 The request thread only puts a record on a bounded in-memory queue (one for exposures, one for
-events); a writer thread per queue drains it (exposures in batches of 25, events one
-conditional put each, four at a time).  What a crash can lose is what sits in the queues (at
-most ``AB_QUEUE_SIZE`` records each, normally a few milliseconds' worth); a graceful stop drains
-them first (up to 20 s, within gunicorn's graceful timeout).  When the queue is full (DynamoDB down
-for long), records are dropped and counted rather than slowing answers down.
+events); a writer thread per queue drains it, one conditional put per record, ``PUT_THREADS`` at
+a time (a conditional write cannot be batched).  Retries are the client's (botocore "standard"
+mode: exponential backoff with jitter, :func:`writer_store`), the one retry policy; a record
+still failing after them is counted as failed.  What a crash can lose is what sits in the queues
+(at most ``AB_QUEUE_SIZE`` records each, normally a few milliseconds' worth); a graceful stop
+drains them first (up to 20 s, within gunicorn's graceful timeout).  When the queue is full
+(DynamoDB down for long), records are dropped and counted rather than slowing answers down.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ log = logging.getLogger(__name__)
 EXPOSURES_SUFFIX = "ab-exposures"
 EVENTS_SUFFIX = "ab-events"
 EVENTS = ("click", "follow", "dismiss")
-BATCH = 25  # DynamoDB's batch_write_item limit
+BATCH = 25  # records a writer thread takes off its queue per round
 RECENT = 20_000  # exposures each process remembers for checking feedback without a read
 
 
@@ -116,8 +121,13 @@ def table_names(prefix: str) -> tuple[str, str]:
 
 
 def writer_store(settings: Any) -> DynamoStore:
-    """A client for the writer: off the request path, so it may wait and retry longer than reads."""
-    config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+    """A client for the writer: off the request path, so it may wait and retry longer than reads.
+
+    Its retries (botocore "standard": throttling and transient errors, backoff with jitter) are
+    the writer's only ones.
+    """
+    config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=2, read_timeout=5,
+                    max_pool_connections=2 * ExposureLog.PUT_THREADS)
     return DynamoStore(settings, config)
 
 
@@ -130,13 +140,12 @@ def create_tables(store: DynamoStore) -> None:
 class ExposureLog:
     """The per-process queues, writer threads and memory of recent exposures.
 
-    Exposures and events have a queue and a writer thread each, so that a burst of feedback
-    (one conditional put per event) never delays the exposures (25 per batch call), which
-    feedback validation and the report depend on.  The event writer runs its puts on
-    ``EVENT_THREADS`` connections at once.
+    Exposures and events have a queue, a writer thread and ``PUT_THREADS`` put threads each, so
+    that a burst of feedback never delays the exposures, which feedback validation and the
+    report depend on.
     """
 
-    EVENT_THREADS = 4
+    PUT_THREADS = 4
 
     def __init__(self, store: DynamoStore, queue_size: int = 10_000):
         self.store = store
@@ -149,7 +158,7 @@ class ExposureLog:
         self._start_lock = threading.Lock()
         self._tables_lock = threading.Lock()
         self._tables_ready = False
-        self._pool: ThreadPoolExecutor | None = None
+        self._pools: dict[str, ThreadPoolExecutor] = {}
 
     # -- request side ------------------------------------------------------------------------
 
@@ -159,7 +168,8 @@ class ExposureLog:
         if isinstance(item, Exposure):
             metrics.EXPOSURES.labels(item.experiment, item.variant).inc()
             with self._recent_lock:
-                self._recent[item.request_id] = item
+                # The first exposure of a request id stands, here as in DynamoDB.
+                self._recent.setdefault(item.request_id, item)
                 if len(self._recent) > RECENT:
                     self._recent.popitem(last=False)
         self._ensure_threads()
@@ -200,8 +210,9 @@ class ExposureLog:
                     self._threads[kind] = threading.Thread(target=self._run, args=(kind,), daemon=True,
                                                            name=f"ab-{kind}-writer")
                     self._threads[kind].start()
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.EVENT_THREADS, thread_name_prefix="ab-event-put")
+            if not self._pools:
+                self._pools = {kind: ThreadPoolExecutor(self.PUT_THREADS, thread_name_prefix=f"ab-{kind}-put")
+                               for kind in self._queues}
                 atexit.register(self.close)
 
     def close(self, timeout: float = 20.0) -> None:
@@ -238,10 +249,7 @@ class ExposureLog:
             try:
                 if items:
                     self._ensure_tables()
-                    if kind == "exposure":
-                        self._write_exposures(items)
-                    else:
-                        self._write_events(items)
+                    self._write(kind, items)
             except Exception:  # noqa: BLE001 - the writer must outlive any one failure
                 log.exception("writing %d experiment %s records failed", len(items), kind)
                 metrics.LOG_WRITES.labels(kind, "failed").inc(len(items))
@@ -257,32 +265,38 @@ class ExposureLog:
                 create_tables(self.store)
                 self._tables_ready = True
 
-    def _write_exposures(self, exposures: list[Exposure]) -> None:
-        requests = [{"PutRequest": {"Item": e.to_dynamo()}} for e in exposures]
-        for attempt in range(6):
-            response = self.store.client.batch_write_item(RequestItems={self.exposures_table: requests})
-            requests = response.get("UnprocessedItems", {}).get(self.exposures_table, [])
-            if not requests:
-                break
-            time.sleep(min(1.0, 0.05 * 2**attempt))
-        metrics.LOG_WRITES.labels("exposure", "written").inc(len(exposures) - len(requests))
-        if requests:
-            metrics.LOG_WRITES.labels("exposure", "failed").inc(len(requests))
+    def _write(self, kind: str, items: list[Exposure | Event]) -> None:
+        """One conditional put per record on the kind's put threads; a failure is counted per record."""
+        put = self._put_exposure if kind == "exposure" else self._put_event
+        futures = [self._pools[kind].submit(put, item) for item in items]
+        for future in futures:
+            try:
+                future.result()
+            except (BotoCoreError, ClientError) as exc:  # after the client's retries
+                log.warning("writing an experiment %s record failed: %s", kind, exc)
+                metrics.LOG_WRITES.labels(kind, "failed").inc()
 
-    def _write_events(self, events: list[Event]) -> None:
-        assert self._pool is not None
-        for future in [self._pool.submit(self._write_event, event) for event in events]:
-            future.result()
-
-    def _write_event(self, event: Event) -> None:
-        labels = (event.exposure.experiment, event.exposure.variant, event.event)
+    def _put(self, table: str, item: dict[str, dict]) -> bool:
+        """Put ``item`` unless its key is taken; False when it was."""
         try:
-            self.store.client.put_item(
-                TableName=self.events_table, Item=event.to_dynamo(),
-                ConditionExpression="attribute_not_exists(request_id)")
+            self.store.client.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(request_id)")
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
+            return False
+        return True
+
+    def _put_exposure(self, exposure: Exposure) -> None:
+        if self._put(self.exposures_table, exposure.to_dynamo()):
+            metrics.LOG_WRITES.labels("exposure", "written").inc()
+            return
+        # Server-made request ids never repeat: someone else's record, which stays as it was.
+        log.warning("exposure %s already stored; the stored one stands", exposure.request_id)
+        metrics.LOG_WRITES.labels("exposure", "conflict").inc()
+
+    def _put_event(self, event: Event) -> None:
+        labels = (event.exposure.experiment, event.exposure.variant, event.event)
+        if not self._put(self.events_table, event.to_dynamo()):
             metrics.DUPLICATE_EVENTS.labels(*labels).inc()
             return
         metrics.LOG_WRITES.labels("event", "written").inc()

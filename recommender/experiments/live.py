@@ -3,9 +3,14 @@
 Each process checks the file's modification time at most every ``EXPERIMENTS_RELOAD_SECONDS``
 (one ``stat`` on the request path, no thread), so editing the file (pausing or stopping an
 experiment, changing weights) reaches every worker within that time without a restart.  A file
-broken *while the service runs* is logged and counted, and the last good definitions stay in
-force: a typo must not take the service down.  At start a broken file is refused (see
-:func:`recommender.experiments.definitions.load`).
+broken *while the service runs* is logged (ERROR) and counted, and the last good definitions stay
+in force: a typo must not take the service down.  A file that went missing or empty meanwhile is
+logged at WARNING and likewise changes nothing: ending every experiment takes a file that says
+``experiment = []`` (or statuses set to ``stopped``).  At start a broken, empty or missing file
+is refused (see :func:`recommender.experiments.definitions.load`).
+
+Which file: ``EXPERIMENTS_FILE``; when that is not set, ``experiments.toml`` of the working
+directory if it exists (:func:`experiments_file`, which ``similar-users-ab-report`` uses too).
 
 Sending SIGHUP to gunicorn's master restarts the workers gracefully, which reads the file again
 at once (the workers then start from the file as it is; a broken one leaves them without
@@ -22,13 +27,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from recommender.experiments import definitions
-from recommender.experiments.definitions import Experiment, ExperimentsFile, ExperimentsFileError
+from recommender.experiments.definitions import Experiment, ExperimentsFile, ExperimentsFileError, NothingDeclared
 
 log = logging.getLogger(__name__)
 
 # Set by gunicorn's master once it has checked the file (gunicorn_conf.on_starting): workers
 # booted later (SIGHUP) must not fail to boot on a broken file, or gunicorn would halt.
 CHECKED_ENV = "SIMILAR_USERS_EXPERIMENTS_CHECKED"
+
+
+def experiments_file(settings) -> str | None:
+    """The experiments file of the service (and the report): ``EXPERIMENTS_FILE`` when set, else its
+    default, ``experiments.toml`` of the working directory, when that exists; None: no experiments."""
+    path = settings.experiments_file
+    if not path or ("experiments_file" not in settings.model_fields_set and not Path(path).is_file()):
+        return None
+    return path
 
 
 class LiveExperiments:
@@ -66,6 +80,10 @@ class LiveExperiments:
             self._mtime = self._stat()
             try:
                 self.current = definitions.load(self.path)
+            except NothingDeclared as exc:
+                self.reload_errors += 1
+                log.warning("%s; keeping the experiments loaded before (to end them all, write `experiment = []`)", exc)
+                return False
             except ExperimentsFileError as exc:
                 self.reload_errors += 1
                 log.error("%s; keeping the experiments loaded before", exc)

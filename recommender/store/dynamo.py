@@ -57,6 +57,19 @@ class NoPublishedRun(LookupError):
         self.model_handle = model_handle
 
 
+class RunUnavailable(RuntimeError):
+    """A published run's table is missing or unreadable: the API answers 503 ``run_unavailable``, not 404.
+
+    Someone dropped the table (or restored the database without it) while the pointer still names
+    it; recovery is re-running the generator or pointing the model back at a previous run
+    (``docs/runbook.md``).
+    """
+
+    def __init__(self, pointer: Pointer):
+        super().__init__(f"run {pointer.run_id} of model {pointer.model_handle}: table {pointer.table} is missing")
+        self.pointer = pointer
+
+
 def error_code(exc: BaseException) -> str:
     return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
 
@@ -225,14 +238,18 @@ class DynamoStore:
 
         ``pointer``: one the caller has just read (the item cache keys on it), so that a request
         reads the pointer cache once, not twice.  Raises :class:`NoPublishedRun` when the model
-        has no pointer (never published, or the database was wiped): that is the service's
-        fault, not the user's, so not a 404.
+        has no pointer (never published, or the database was wiped), and :class:`RunUnavailable`
+        when the run the pointer names has no table: both are the service's fault, not the
+        user's, so not a 404.
         """
+        failed: Pointer | None = None
         for attempt in range(2):
             if pointer is None or attempt > 0:
                 pointer = self.pointer(model_handle, fresh=attempt > 0)
             if pointer is None:
                 raise NoPublishedRun(model_handle)
+            if pointer == failed:
+                break  # the fresh pointer names the run whose table is gone
             try:
                 response = self._call(
                     "reading similar users",
@@ -241,9 +258,11 @@ class DynamoStore:
                     Key={"user_handle": {"N": str(int(user_handle))}, "model_handle": {"S": model_handle}},
                 )
             except ClientError:
-                continue  # the cached run was cleaned up meanwhile: re-read the pointer once
+                # A cached pointer to a run cleaned up meanwhile: re-read the pointer once.
+                failed = pointer
+                continue
             return StoredItem.from_dynamo(response["Item"], reasons=self.decode_reasons) if "Item" in response else None
-        return None
+        raise RunUnavailable(failed or pointer)
 
     def pointers(self) -> list[Pointer]:
         """Every published model's pointer (consistent read; the control table is tiny)."""
@@ -260,6 +279,25 @@ class DynamoStore:
             return True
         except (BotoCoreError, ClientError):
             return False
+
+    def unavailable_runs(self) -> list[Pointer]:
+        """The published runs whose table is missing (or being deleted): what ``/health`` reports.
+
+        One ``DescribeTable`` per pointed table (models published together share one).  Raises
+        :class:`StoreUnavailable` when the database does not answer.
+        """
+        by_table: dict[str, list[Pointer]] = {}
+        for pointer in self.pointers():
+            by_table.setdefault(pointer.table, []).append(pointer)
+        missing: list[Pointer] = []
+        for table, pointers in by_table.items():
+            try:
+                status = self._call("describing a run table", self.client.describe_table, TableName=table)["Table"]["TableStatus"]
+            except ClientError:  # ResourceNotFoundException (_call turns the other errors into StoreUnavailable)
+                status = "MISSING"
+            if status not in ("ACTIVE", "UPDATING"):
+                missing.extend(pointers)
+        return missing
 
     # -- tables --------------------------------------------------------------------------------
 

@@ -7,13 +7,17 @@ asked for again and age out of the LRU.  "No row for this user" is cached too (i
 immutable), so unknown users and experiment fallbacks cost no read either.
 
 The pointer itself still comes from :meth:`DynamoStore.pointer` (its own short cache and
-rules), which this wrapper does not change.  Size: ``ITEM_CACHE_SIZE`` entries per process
+rules), which this wrapper does not change.  A run's table can still vanish under its pointer
+(dropped by hand, a restore without it): so a run's items are served from memory only while a
+read of that run's table has succeeded within ``RUN_CHECK_SECONDS``; the next request after that
+reads through, and a missing table then answers 503 ``run_unavailable`` like a miss would.  Size: ``ITEM_CACHE_SIZE`` entries per process
 (0 turns the cache off); an item of 10 neighbours is about 1 KB in memory.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -37,9 +41,13 @@ def lookups():
 class CachedItems:
     """Wraps a store that has ``pointer(model)`` and ``get(user, model, pointer=)``; delegates everything else."""
 
-    def __init__(self, inner: Any, size: int):
+    def __init__(self, inner: Any, size: int, run_check_seconds: float = 5.0, clock=time.monotonic):
         self.inner = inner
         self.size = size
+        self.run_check_seconds = run_check_seconds
+        self._clock = clock
+        #: run id -> when a read of its table last succeeded
+        self._run_read_at: dict[str, float] = {}
         self._items: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
         self._lock = threading.Lock()
         self._hits, self._misses = lookups().labels("hit"), lookups().labels("miss")
@@ -49,15 +57,16 @@ class CachedItems:
         if pointer is None:  # nothing published: whatever the store does about it
             return self.inner.get(user_handle, model_handle)
         key = (pointer.run_id, model_handle, int(user_handle))
+        checked = self._clock() - self._run_read_at.get(pointer.run_id, float("-inf")) <= self.run_check_seconds
         with self._lock:
-            found = self._items.get(key)
+            found = self._items.get(key) if checked else None
             if found is not None:
                 self._items.move_to_end(key)
         if found is not None:
             self._hits.inc()
             return None if found is _NO_ROW else found
         self._misses.inc()
-        item = self.inner.get(user_handle, model_handle, pointer=pointer)
+        item = self.inner.get(user_handle, model_handle, pointer=pointer)  # RunUnavailable: nothing cached
         # Keep it only when it is that run's answer: the store re-reads the pointer if the run's
         # table vanished meanwhile.  An item names its run; "no row" needs the pointer again.
         if item is not None and item.run_id:
@@ -66,6 +75,7 @@ class CachedItems:
             after = self.inner.pointer(model_handle)
             same_run = after is not None and after.run_id == pointer.run_id
         if same_run:
+            self._run_read_at[pointer.run_id] = self._clock()  # its table answered just now
             with self._lock:
                 self._items[key] = _NO_ROW if item is None else item
                 if len(self._items) > self.size:
@@ -81,10 +91,13 @@ class CachedItems:
     def ping(self) -> bool:
         return self.inner.ping()
 
+    def unavailable_runs(self):
+        return self.inner.unavailable_runs()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
 
-def with_item_cache(store: Any, size: int) -> Any:
+def with_item_cache(store: Any, size: int, run_check_seconds: float = 5.0) -> Any:
     """``store`` behind a cache of ``size`` items, or as it is when the size is 0."""
-    return CachedItems(store, size) if size > 0 else store
+    return CachedItems(store, size, run_check_seconds) if size > 0 else store

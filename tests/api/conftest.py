@@ -42,6 +42,9 @@ class MemoryStore:
     def ping(self) -> bool:
         return self.healthy
 
+    def unavailable_runs(self) -> list[Pointer]:
+        return []
+
 
 @pytest.fixture
 def seeded_settings(local_settings, seed_items):

@@ -237,3 +237,36 @@ def test_sighup_makes_every_gunicorn_worker_read_the_edited_file(local_settings,
         assert not any("experiment" in a for a in latest)
         assert {a["model_handle"] for a in latest} == {MODELS[0]}
         assert "Handling signal: hup" in (tmp_path / "gunicorn.log").read_text()
+
+
+def test_a_client_request_id_cannot_overwrite_another_users_exposure(ab_app, seed_items):
+    """A client (a retry, or on purpose) sends the same X-Request-ID for user 42, then for 43:
+    the exposures are keyed by ids the server makes, so 42's stays and its feedback is accepted."""
+    seed_items(seed_for((42, 43)), run_id="20260102T000000Z-seed0001")
+    client = ab_app.test_client()
+    chosen = "R-chosen-by-a-client"
+    answers = {}
+    for user in (42, 43):
+        response = client.post("/similar-users/", json={"user_handle": user}, headers={"X-Request-ID": chosen})
+        assert response.status_code == 200 and response.headers["X-Request-ID"] == chosen  # still the log's id
+        answers[user] = response.get_json()[0]
+    ids = {answers[42]["request_id"], answers[43]["request_id"], chosen}
+    assert len(ids) == 3  # two server-made ids, neither the client's
+    log = ab_app.extensions["similar_users_exposure_log"]
+    assert log.flush()
+
+    for user, answer in answers.items():  # each stored as shown, under its own id
+        stored = log.store.client.get_item(TableName=log.exposures_table, Key={"request_id": {"S": answer["request_id"]}},
+                                           ConsistentRead=True)["Item"]
+        assert int(stored["user_handle"]["N"]) == user
+    assert "Item" not in log.store.client.get_item(TableName=log.exposures_table, Key={"request_id": {"S": chosen}},
+                                                   ConsistentRead=True)
+    shown = answers[42]["similar_users"][0]
+    status, body = feedback(client, request_id=answers[42]["request_id"], user_handle=42, similar_user_handle=shown,
+                            event="click")
+    assert status == 202, body
+    status, body = feedback(client, request_id=chosen, user_handle=42, similar_user_handle=shown, event="click")
+    assert status == 404 and body["error"] == "unknown_request"
+    # Another process (no memory of these requests) reads the same from DynamoDB.
+    other = create_app(ab_app.settings).extensions["similar_users_exposure_log"]
+    assert other.find(answers[42]["request_id"]).user_handle == 42
