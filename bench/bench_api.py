@@ -296,8 +296,8 @@ def item_cache_lookups(port: int) -> dict[str, float]:
 class RawReads:
     """Sequential reads of the same (user, model) pairs by the two raw paths, for the API's baseline.
 
-    ``store_get``: ``DynamoStore.for_api(settings).get`` (pointer cache + ``GetItem``, what a request
-    does: signed HTTP on an explicit endpoint, :mod:`recommender.store.signed_http`);
+    ``store_get``: ``DynamoStore.for_api(settings).get`` (pointer cache + ``GetItem`` through the API's
+    botocore client, what a request does on a cache miss);
     ``client_get_item``: a plain boto3 ``client.get_item`` on the run table (what a caller's own code
     would do).  One object so a benchmark can take samples in rounds, alternating with the API's
     load, and both see the machine in the same state (``run_bench.run_api``).
