@@ -206,7 +206,8 @@ class Gunicorn:
 
     def __init__(self, venv_bin: Path, repo: Path, env: dict[str, str], log_path: Path, workers: int = 2,
                  extra_args: list[str] | None = None):
-        self.port = free_port()
+        # BENCH_API_PORT: a fixed port (a shared machine's allotted range); else any free one.
+        self.port = int(os.environ.get("BENCH_API_PORT") or 0) or free_port()
         self.cmd = [str(venv_bin / "gunicorn"), "-c", "recommender/api/gunicorn_conf.py",
                     "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
                     *(extra_args or []), "recommender.api:create_app()"]

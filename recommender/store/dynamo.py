@@ -70,7 +70,7 @@ def client_config(*, attempts: int, mode: str = "standard", connect_timeout: flo
     ``total_max_attempts``: ``max_attempts`` would mean retries *after* the first in the legacy
     spelling and one more attempt than asked).  ``validate=False`` skips botocore's parameter
     validation: the generator's requests are built by code, not users, and validating every
-    attribute of every item costs a quarter of the writer's client CPU.
+    attribute of every item is a large share of the writer's client CPU (docs/storage.md).
     """
     return Config(retries={"total_max_attempts": attempts, "mode": mode}, connect_timeout=connect_timeout,
                   read_timeout=read_timeout, max_pool_connections=pool, tcp_keepalive=keepalive,
