@@ -202,9 +202,11 @@ class DynamoStore:
         has no pointer (never published, or the database was wiped): that is the service's
         fault, not the user's, so not a 404.
         """
-        for attempt in range(2):
-            if pointer is None or attempt > 0:
-                pointer = self.pointer(model_handle, fresh=attempt > 0)
+        # Not a retry: a cached pointer may name a run dropped since, so a missing table means
+        # "read the pointer afresh" (once), and the new run answers.
+        for fresh in (False, True):
+            if pointer is None or fresh:
+                pointer = self.pointer(model_handle, fresh=fresh)
             if pointer is None:
                 raise NoPublishedRun(model_handle)
             try:
@@ -215,7 +217,7 @@ class DynamoStore:
                     Key=to_attributes({"user_handle": int(user_handle), "model_handle": model_handle}),
                 )
             except ClientError:
-                continue  # the cached run was cleaned up meanwhile: re-read the pointer once
+                continue  # the cached run was cleaned up meanwhile
             return StoredItem.from_dynamo(response["Item"], reasons=self.decode_reasons) if "Item" in response else None
         return None
 
