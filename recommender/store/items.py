@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from recommender.reasons import MAX_REASONS
-from recommender.store.marshal import from_attributes, to_attributes
 from recommender.search.neighbours import SCORE_DECIMALS, Neighbours  # not recommender.topk: writer processes and the API need no search
+from recommender.store.marshal import from_attributes, to_attributes
 
 if TYPE_CHECKING:
     from recommender.reasons import Explanations
