@@ -206,7 +206,8 @@ class Gunicorn:
 
     def __init__(self, venv_bin: Path, repo: Path, env: dict[str, str], log_path: Path, workers: int = 2,
                  extra_args: list[str] | None = None):
-        self.port = free_port()
+        # BENCH_API_PORT: a fixed port (a shared machine's allotted range); else any free one.
+        self.port = int(os.environ.get("BENCH_API_PORT") or 0) or free_port()
         self.cmd = [str(venv_bin / "gunicorn"), "-c", "recommender/api/gunicorn_conf.py",
                     "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
                     *(extra_args or []), "recommender.api:create_app()"]
@@ -296,8 +297,8 @@ def item_cache_lookups(port: int) -> dict[str, float]:
 class RawReads:
     """Sequential reads of the same (user, model) pairs by the two raw paths, for the API's baseline.
 
-    ``store_get``: ``DynamoStore.for_api(settings).get`` (pointer cache + ``GetItem``, what a request
-    does: signed HTTP on an explicit endpoint, :mod:`recommender.store.signed_http`);
+    ``store_get``: ``DynamoStore.for_api(settings).get`` (pointer cache + ``GetItem`` through the API's
+    botocore client, what a request does on a cache miss);
     ``client_get_item``: a plain boto3 ``client.get_item`` on the run table (what a caller's own code
     would do).  One object so a benchmark can take samples in rounds, alternating with the API's
     load, and both see the machine in the same state (``run_bench.run_api``).

@@ -66,8 +66,10 @@ def render(results: dict) -> str:
         row(f"{_short(h)}: DynamoDB write", [
             (f"{_f(mm.get('write_seconds'), 2)} ({_f(mm.get('items_written'))} items, {_f(mm.get('items_per_second'), 0)} items/s)"
              if mm else "–") for mm in (g.get("models", {}).get(h) for g in gens)])
-    row("DynamoDB Local warm-up writes before the run (items/s per pass)", [
+    row("DynamoDB Local warm-up writes through boto3 before the run (items/s per pass)", [
         " → ".join(_f(w["items_per_second"], 0) for w in s.get("dynamodb_warmup", [])) or "none (cold JVM)" for s in sizes])
+    row("warm-up: client CPU per item written through boto3 (µs, per pass)", [
+        " → ".join(_f(w.get("client_cpu_us_per_item"), 0) for w in s.get("dynamodb_warmup", [])) or "–" for s in sizes])
     row("publish (pointer flip + clean-up)", [_f(g.get("publish_seconds"), 2) for g in gens])
     row("**total** (report, in-process)", [f"**{_f(g.get('total_seconds'), 1)}**" for g in gens])
     row("wall clock incl. imports", [_f(g.get("wall_seconds"), 1) for g in gens])

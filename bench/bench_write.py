@@ -1,17 +1,17 @@
-"""Write path benchmark: stored encodings, threads against processes, and who burns the CPU.
+"""Write path benchmark through boto3: threads against processes, and who burns the CPU.
 
 ``python -m bench.bench_write --data-dir DIR --port 8300 --rounds 3`` fits the TF-IDF and k-NN
 models on ``DIR`` (their real items, with reasons, N=10) and writes them into DynamoDB Local on
 ``--port`` (a throw-away table per variant and round, dropped after) in alternating rounds, so
-that other load on the machine slows every variant alike:
+that other load on the machine slows every variant alike.  Every variant is the generator's
+:class:`~recommender.store.writer.BatchWriter` on its botocore client (``DynamoStore.for_generator``):
 
-- ``lists, objects, threads``: the writer before issue 8 (item objects, ``L`` lists of ``N``,
-  ``--threads`` threads of one process, botocore's ``batch_write_item``);
-- ``strings, objects, threads``: the same with the lists stored as JSON strings (encoding only);
-- ``strings, arrays, threads``: attribute values built straight from the search's arrays;
-- ``strings, arrays, threads, HTTP``: and sent as signed HTTP (:mod:`recommender.store.signed_http`);
-- ``strings, arrays, P processes, HTTP``: :class:`~recommender.store.process_writer.ProcessWriter`,
-  what the generator runs (``WRITE_PROCESSES``).
+- ``objects, threads``: item objects (:class:`~recommender.store.items.StoredItem`) encoded one by
+  one, ``--threads`` threads of one process;
+- ``arrays, threads``: attribute values built straight from the search's arrays (what the
+  generator does with ``WRITE_PROCESSES=1``);
+- ``arrays, P processes``: :class:`~recommender.store.process_writer.ProcessWriter`
+  (``WRITE_PROCESSES=P``).
 
 Per variant: items/s, the client's CPU per item (this process plus its writer processes), the
 JVM's CPU per item, and the CPU of DynamoDB Local's one SQLite thread ("SQLiteQueue"; every
@@ -103,6 +103,12 @@ JFR_METHODS = ("SQLiteDBAccessJob.getTableSchemaInfo2", "LocalDynamoDBServerHand
                "ObjectMapper.writeValueAsBytes", "SQLiteDBAccessJob.getRecordInternal")
 
 
+def botocore_version() -> str:
+    import botocore
+
+    return botocore.__version__
+
+
 def measure(meter: CpuMeter, items: int, write: Callable[[], int]) -> dict:
     load = os.getloadavg()[0]
     before = meter.read()
@@ -136,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     from recommender.data.loader import load_tables
     from recommender.models.registry import create_model
     from recommender.store.dynamo import DynamoStore
-    from recommender.store.items import ItemBlock, build_items, list_attributes
+    from recommender.store.items import ItemBlock, build_items
     from recommender.store.process_writer import ProcessWriter
     from recommender.store.writer import BatchWriter
 
@@ -151,8 +157,7 @@ def main(argv: list[str] | None = None) -> None:
                                  write_threads=args.threads)
     store = DynamoStore.for_generator(settings)
     assert store.client_spec is not None
-    threads = BatchWriter(store.client_spec.batch_client(), args.threads)
-    botocore_threads = BatchWriter(store.client, args.threads)
+    threads = BatchWriter(store.client, args.threads)
     pools = {p: ProcessWriter(store.client_spec, p) for p in args.processes}
     for pool in pools.values():
         pool.start()
@@ -163,13 +168,11 @@ def main(argv: list[str] | None = None) -> None:
 
     def variants(table: str) -> dict[str, Callable[[], int]]:
         out = {
-            "lists, objects, threads": lambda: sum(botocore_threads.write_attributes(table, (list_attributes(i) for i in b)) for b in blocks),
-            "strings, objects, threads": lambda: sum(botocore_threads.write(table, iter(b)) for b in blocks),
-            "strings, arrays, threads": lambda: sum(botocore_threads.write(table, b) for b in blocks),
-            "strings, arrays, threads, HTTP": lambda: sum(threads.write(table, b) for b in blocks),
+            "objects, threads": lambda: sum(threads.write(table, iter(b)) for b in blocks),
+            "arrays, threads": lambda: sum(threads.write(table, b) for b in blocks),
         }
         for p, pool in pools.items():
-            out[f"strings, arrays, {p} processes, HTTP"] = lambda pool=pool: sum(pool.write(table, b) for b in blocks)
+            out[f"arrays, {p} processes"] = lambda pool=pool: sum(pool.write(table, b) for b in blocks)
         return out
 
     results: dict[str, list[dict]] = {}
@@ -215,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         args.out.write_text(json.dumps({
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cores": os.cpu_count(),
-            "python": platform.python_version(), "data_dir": str(args.data_dir), "items": count,
+            "python": platform.python_version(), "botocore": botocore_version(), "client": "boto3/botocore",
+            "data_dir": str(args.data_dir), "items": count,
             "threads": args.threads, "rounds": results, "median": summary, "jvm_profile": profile}, indent=2) + "\n")
 
 

@@ -94,13 +94,10 @@ def compare(users: np.ndarray, queries: np.ndarray, ours: list[list[int]], ours_
 
 def published_lists(users: list[int], model: str) -> tuple[list[list[int]], list[list[float]]]:
     """The generator's published lists for ``users`` (DynamoDB, through the run pointer)."""
-    from botocore.config import Config
-
     from recommender.config import GeneratorSettings, load_settings
     from recommender.store.dynamo import DynamoStore
 
-    store = DynamoStore(load_settings(GeneratorSettings, env_file=None), Config(retries={"max_attempts": 5, "mode": "standard"},
-                                                             connect_timeout=5, read_timeout=30))
+    store = DynamoStore.for_generator(load_settings(GeneratorSettings, env_file=None))
     ids, scores = [], []
     for user in users:
         item = store.get(user, model)

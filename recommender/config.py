@@ -41,13 +41,17 @@ class StoreSettings(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True, populate_by_name=True)
 
     dynamodb_endpoint_url: str | None = Field(
-        None, description="`http://127.0.0.1:8000` for DynamoDB Local; empty: AWS DynamoDB of the region")
+        None, description="`http://127.0.0.1:8000` for DynamoDB Local; empty: botocore's own (`AWS_ENDPOINT_URL_DYNAMODB`, "
+                          "`AWS_ENDPOINT_URL`), else AWS DynamoDB of the region")
     dynamodb_table: str = Field(
         "similar_users", pattern=r"^[A-Za-z0-9_.-]{3,180}$",
         description="table name prefix: run tables `<prefix>-<run_id>` and `<prefix>-control` (created on demand)")
     aws_region: str = Field(
         "us-east-1", validation_alias=AliasChoices("aws_region", "aws_default_region"),
         description="AWS region (`AWS_DEFAULT_REGION` also read)")
+    db_tcp_keepalive: bool = Field(
+        True, description="TCP keep-alive on DynamoDB connections (botocore `tcp_keepalive`): a pooled connection a NAT or "
+                          "load balancer dropped while idle fails fast instead of waiting out the read timeout")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
 
     @field_validator("log_level", mode="before")
@@ -84,17 +88,25 @@ class GeneratorSettings(StoreSettings):
     write_processes: int = Field(
         1, ge=1, le=64, description="processes writing a model's items (2,000 or more), each with its own client and `WRITE_THREADS` threads; 1: the generator's own threads (on 2 cores more did not pay: README *Writes*)")
     generator_db_max_attempts: int = Field(
-        8, ge=1, le=20, description="generator's DynamoDB attempts per call (exponential backoff with jitter) before the run fails")
+        8, ge=1, le=20, description="generator's DynamoDB attempts per request, the first included (botocore "
+                                    "`total_max_attempts`; exponential backoff with jitter between them) before the run fails")
+    generator_db_retry_mode: Literal["standard", "adaptive"] = Field(
+        "standard", description="botocore retry mode of the generator's client: `adaptive` also slows the client down "
+                                "when DynamoDB throttles (a provisioned table shared with other writers)")
+    generator_db_connect_timeout: float = Field(5.0, gt=0, le=300, description="generator's DynamoDB connect timeout, seconds")
+    generator_db_read_timeout: float = Field(30.0, gt=0, le=900, description="generator's DynamoDB read timeout, seconds")
     run_report_dir: Path = Field(Path(".run/reports"), description="where each run's JSON summary is written")
     min_coverage_ratio: float = Field(
         0.5, ge=0, le=1, description="refuse to publish a model covering fewer users than this share of its published run (`--force`: 0)")
-    s3_endpoint_url: str | None = Field(None, description="S3 endpoint when `DATA_DIR` is `s3://…` and not AWS (MinIO, LocalStack)")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint when `DATA_DIR` is `s3://…` and not AWS (MinIO, LocalStack); empty: botocore's own "
+                          "(`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`), else AWS")
     explain: bool = Field(True, description="store up to 3 reasons per neighbour (`\"explain\": true` in the API); `false` stores lists only")
     model_params: Annotated[dict[str, dict[str, Any]], NoDecode] = Field(
         default_factory=dict,
         description='per-model parameters as JSON, e.g. `{"knn_collab_filtering_user_course_view": {"weighting": "log"}}`')
 
-    @field_validator("search", "engine", mode="before")
+    @field_validator("search", "engine", "generator_db_retry_mode", mode="before")
     @classmethod
     def _search(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -126,6 +138,9 @@ class ApiSettings(StoreSettings):
     api_db_read_timeout: float = Field(0.7, gt=0, le=30, description="API's DynamoDB read timeout, seconds")
     api_db_max_attempts: int = Field(
         1, ge=1, le=10, description="API's DynamoDB attempts per call, first included (more can exceed the 2 s budget)")
+    api_db_max_pool_connections: int = Field(
+        10, ge=1, le=1000, description="kept-alive DynamoDB connections per API worker process (botocore "
+                                       "`max_pool_connections`); more concurrent misses open and close extra ones")
     max_body_bytes: int = Field(4096, ge=256, le=1_048_576, description="larger request bodies get 413")
     log_format: Literal["text", "json"] = Field("text", description="`json`: one JSON object per log line")
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field(

@@ -31,9 +31,11 @@ def split_s3(url: str) -> tuple[str, str]:
 
 
 def s3_client(endpoint_url: str | None = None):
+    """An S3 client; ``endpoint_url`` (``S3_ENDPOINT_URL``) only when set, so that otherwise botocore's
+    own configuration applies (``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``, else AWS)."""
     import boto3
 
-    return boto3.client("s3", endpoint_url=endpoint_url)
+    return boto3.client("s3", endpoint_url=endpoint_url) if endpoint_url else boto3.client("s3")
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from recommender.experiments.exposures import table_names
 from recommender.experiments.report import EVENT_COLUMNS, EXPOSURE_COLUMNS
 from recommender.store.dynamo import DynamoStore, error_code
+from recommender.store.marshal import from_attributes, to_attributes
 
 
 def _scan(store: DynamoStore, table: str, experiment: str) -> list[dict[str, Any]]:
@@ -22,8 +23,8 @@ def _scan(store: DynamoStore, table: str, experiment: str) -> list[dict[str, Any
     items: list[dict[str, Any]] = []
     try:
         for page in paginator.paginate(TableName=table, FilterExpression="experiment = :e",
-                                       ExpressionAttributeValues={":e": {"S": experiment}}, ConsistentRead=True):
-            items.extend(page.get("Items", []))
+                                       ExpressionAttributeValues=to_attributes({":e": experiment}), ConsistentRead=True):
+            items.extend(from_attributes(i) for i in page.get("Items", []))
     except ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":  # nothing recorded yet
             return []
@@ -34,11 +35,10 @@ def _scan(store: DynamoStore, table: str, experiment: str) -> list[dict[str, Any
 def read(store: DynamoStore, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     exposures_table, events_table = table_names(store.prefix)
     exposures = pd.DataFrame(
-        [(i["request_id"]["S"], int(i["user_handle"]["N"]), i["arm"]["S"], i["variant"]["S"], i["model_handle"]["S"],
-          len(i.get("similar_users", {}).get("L", []))) for i in _scan(store, exposures_table, experiment)],
+        [(i["request_id"], i["user_handle"], i["arm"], i["variant"], i["model_handle"], len(i.get("similar_users") or ()))
+         for i in _scan(store, exposures_table, experiment)],
         columns=EXPOSURE_COLUMNS)
     events = pd.DataFrame(
-        [(i["request_id"]["S"], int(i["similar_user_handle"]["N"]), i["event"]["S"], i["variant"]["S"])
-         for i in _scan(store, events_table, experiment)],
+        [(i["request_id"], i["similar_user_handle"], i["event"], i["variant"]) for i in _scan(store, events_table, experiment)],
         columns=EVENT_COLUMNS)
     return exposures, events

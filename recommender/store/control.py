@@ -13,8 +13,10 @@ of item:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from recommender.store.marshal import to_attributes
 
 CONTROL_SUFFIX = "control"
 POINTER = "pointer"
@@ -24,18 +26,18 @@ LOCK = "lock"
 WRITING, COMPLETE, FAILED = "writing", "complete", "failed"
 
 
-def key(kind: str, name: str) -> dict[str, dict[str, str]]:
-    return {"pk": {"S": kind}, "sk": {"S": name}}
+def key(kind: str, name: str) -> dict[str, dict[str, Any]]:
+    return to_attributes({"pk": kind, "sk": name})
 
 
 LOCK_KEY = key(LOCK, "generator")
 
 
-def pointer_key(model_handle: str) -> dict[str, dict[str, str]]:
+def pointer_key(model_handle: str) -> dict[str, dict[str, Any]]:
     return key(POINTER, model_handle)
 
 
-def run_key(run_id: str) -> dict[str, dict[str, str]]:
+def run_key(run_id: str) -> dict[str, dict[str, Any]]:
     return key(RUN, run_id)
 
 
@@ -49,14 +51,10 @@ class Pointer:
     items: int
     published_at: int
 
-    def to_item(self) -> dict[str, dict[str, str]]:
-        return {
-            **pointer_key(self.model_handle),
-            "run_id": {"S": self.run_id},
-            "table": {"S": self.table},
-            "items": {"N": str(self.items)},
-            "published_at": {"N": str(self.published_at)},
-        }
+    def to_item(self) -> dict[str, dict[str, Any]]:
+        fields = asdict(self)
+        del fields["model_handle"]  # it is the sort key
+        return {**pointer_key(self.model_handle), **to_attributes(fields)}
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Pointer:

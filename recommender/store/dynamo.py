@@ -12,8 +12,14 @@ written every item and flipped the pointers in one transaction.  A run's table i
 call when it is no longer needed, which costs nothing like a scan-and-delete.
 
 The generator and the API need opposite client settings: the generator should ride out
-throttling (many retries, adaptive backoff), the API must answer within 2 s when the database is
-gone (short timeouts, one retry).
+throttling (many attempts, backoff with jitter, optionally adaptive rate limiting), the API must
+answer within 2 s when the database is gone (short timeouts, one attempt).  Both are botocore
+clients and nothing else (docs/storage.md lists every setting and why): the same road on AWS and
+on DynamoDB Local, for reads and writes.
+
+Where the endpoint comes from: ``DYNAMODB_ENDPOINT_URL`` when it is set; otherwise nothing is
+passed, so botocore's own configuration applies (``AWS_ENDPOINT_URL_DYNAMODB``,
+``AWS_ENDPOINT_URL``, the config file), and without any of them the region's AWS endpoint.
 """
 
 from __future__ import annotations
@@ -22,27 +28,22 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from recommender.store import control
 from recommender.store.control import Pointer
 from recommender.store.items import StoredItem
+from recommender.store.marshal import from_attributes, to_attributes
 from recommender.store.pointer_cache import PointerCache
-from recommender.store.signed_http import SignedHttpClient
 
 if TYPE_CHECKING:
     from recommender.config import ApiSettings, GeneratorSettings, StoreSettings
 
 log = logging.getLogger(__name__)
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 class StoreUnavailable(RuntimeError):
@@ -74,37 +75,24 @@ def error_code(exc: BaseException) -> str:
     return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
 
 
-def to_attributes(item: dict) -> dict[str, dict]:
-    """Plain item (ints, floats, strings, lists) → DynamoDB attribute values (floats as Decimal)."""
-    out = {}
-    for key, value in item.items():
-        if isinstance(value, float):
-            value = Decimal(str(value))
-        elif isinstance(value, list):
-            value = [Decimal(str(v)) if isinstance(v, float) else v for v in value]
-        out[key] = _serializer.serialize(value)
-    return out
+def client_config(*, attempts: int, mode: str = "standard", connect_timeout: float, read_timeout: float,
+                  pool: int = 10, keepalive: bool = True, validate: bool = True) -> Config:
+    """The one recipe for a DynamoDB client's botocore settings (docs/storage.md, "botocore settings").
+
+    ``attempts`` is the total per request, the first call included (botocore's
+    ``total_max_attempts``: ``max_attempts`` would mean retries *after* the first in the legacy
+    spelling and one more attempt than asked).  ``validate=False`` skips botocore's parameter
+    validation: the generator's requests are built by code, not users, and validating every
+    attribute of every item is a large share of the writer's client CPU (docs/storage.md).
+    """
+    return Config(retries={"total_max_attempts": attempts, "mode": mode}, connect_timeout=connect_timeout,
+                  read_timeout=read_timeout, max_pool_connections=pool, tcp_keepalive=keepalive,
+                  parameter_validation=validate)
 
 
-def from_attributes(attributes: dict[str, dict]) -> dict[str, Any]:
-    """DynamoDB attribute values → plain control item: integral numbers as int, the rest as float."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return int(value) if value == value.to_integral_value() else float(value)
-        if isinstance(value, list):
-            return [plain(v) for v in value]
-        return value
-
-    return {key: plain(_deserializer.deserialize(value)) for key, value in attributes.items()}
-
-
-def _config(attempts: tuple[str, int], connect_timeout: float, read_timeout: float, **extra: Any) -> Config:
-    return Config(retries={attempts[0]: attempts[1], "mode": "standard"}, connect_timeout=connect_timeout,
-                  read_timeout=read_timeout, **extra)
-
-
-def _client(endpoint_url: str | None, region: str, config: Config) -> Any:
+def dynamodb_client(endpoint_url: str | None, region: str, config: Config) -> Any:
+    """A botocore DynamoDB client; ``endpoint_url`` only when set, so that botocore's own
+    ``AWS_ENDPOINT_URL_DYNAMODB`` is not overridden by an empty project setting."""
     kwargs: dict[str, Any] = {"region_name": region, "config": config}
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
@@ -119,28 +107,26 @@ class GeneratorClientSpec:
     region: str
     max_attempts: int
     threads: int
+    retry_mode: Literal["standard", "adaptive"] = "standard"
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    tcp_keepalive: bool = True
+
+    @classmethod
+    def of(cls, settings: GeneratorSettings) -> GeneratorClientSpec:
+        return cls(settings.dynamodb_endpoint_url, settings.aws_region, settings.generator_db_max_attempts,
+                   settings.write_threads, settings.generator_db_retry_mode, settings.generator_db_connect_timeout,
+                   settings.generator_db_read_timeout, settings.db_tcp_keepalive)
 
     def config(self) -> Config:
-        # botocore "standard" retries: exponential backoff with jitter on throttling and transient
-        # errors, capped; after that the error reaches the run.  Our requests are built by code,
-        # not users: botocore's parameter validation costs ~25% of the writer's CPU (bench/README.md).
-        return _config(("max_attempts", self.max_attempts), 5, 30, max_pool_connections=max(10, self.threads * 2),
-                       parameter_validation=False)
+        # A connection per writer thread and as many spare (the lock's heartbeat, control rows):
+        # fewer would make threads wait for, or churn, connections.
+        return client_config(attempts=self.max_attempts, mode=self.retry_mode, connect_timeout=self.connect_timeout,
+                             read_timeout=self.read_timeout, pool=max(10, self.threads * 2),
+                             keepalive=self.tcp_keepalive, validate=False)
 
     def client(self) -> Any:
-        return _client(self.endpoint_url, self.region, self.config())
-
-    def batch_client(self) -> Any:
-        """What the batch writer sends ``batch_write_item`` through.
-
-        With an explicit endpoint (DynamoDB Local) the client's CPU is half the write path, so it
-        is plain HTTP signed by botocore (:mod:`recommender.store.signed_http`); against AWS the
-        round trip dominates and botocore's own client (endpoint rules, credential chain) stays.
-        """
-        if not self.endpoint_url:
-            return self.client()
-        return SignedHttpClient(self.endpoint_url, self.region, max_attempts=self.max_attempts,
-                                connections=max(10, self.threads * 2))
+        return dynamodb_client(self.endpoint_url, self.region, self.config())
 
 
 class DynamoStore:
@@ -148,15 +134,12 @@ class DynamoStore:
 
     def __init__(self, settings: StoreSettings, config: Config, *, pointer_cache_seconds: float = 0.0,
                  pointer_cache_dir: str | os.PathLike[str] | None = None,
-                 client_spec: GeneratorClientSpec | None = None, item_reader: Any = None, decode_reasons: bool = True):
+                 client_spec: GeneratorClientSpec | None = None, decode_reasons: bool = True):
         self.settings = settings
         self.pointer_cache_seconds = pointer_cache_seconds
         self.prefix = settings.dynamodb_table
         self.control_table = f"{self.prefix}-{control.CONTROL_SUFFIX}"
-        self.client = _client(settings.dynamodb_endpoint_url, settings.aws_region, config)
-        #: What the read path's two ``get_item`` calls (pointer, item) go through: the boto3 client,
-        #: or for the API on an explicit endpoint the signed-HTTP one (half the cost of a miss).
-        self.item_reader = item_reader or self.client
+        self.client = dynamodb_client(settings.dynamodb_endpoint_url, settings.aws_region, config)
         #: The generator's: lets writer processes open the same kind of client (None for the API).
         self.client_spec = client_spec
         #: False for the API: items keep their reasons undecoded until an ``explain`` asks
@@ -166,27 +149,18 @@ class DynamoStore:
 
     @classmethod
     def for_generator(cls, settings: GeneratorSettings) -> DynamoStore:
-        spec = GeneratorClientSpec(settings.dynamodb_endpoint_url, settings.aws_region,
-                                   settings.generator_db_max_attempts, settings.write_threads)
+        spec = GeneratorClientSpec.of(settings)
         return cls(settings, spec.config(), client_spec=spec)
 
     @classmethod
     def for_api(cls, settings: ApiSettings) -> DynamoStore:
-        # Total attempts, first call included: one by default, so that a dead or frozen database
-        # costs at most connect + read timeout per call (the client would retry 503s).
-        config = _config(("total_max_attempts", settings.api_db_max_attempts),
-                         settings.api_db_connect_timeout, settings.api_db_read_timeout)
-        # With an explicit endpoint (DynamoDB Local) botocore's own CPU is half a cache miss, so the
-        # reads go over signed HTTP (same timeouts and attempts); against AWS, as for the writes
-        # (GeneratorClientSpec.batch_client), botocore's client with its endpoint rules stays.
-        reader = None
-        if settings.dynamodb_endpoint_url:
-            reader = SignedHttpClient(settings.dynamodb_endpoint_url, settings.aws_region,
-                                      max_attempts=settings.api_db_max_attempts,
-                                      connect_timeout=settings.api_db_connect_timeout,
-                                      read_timeout=settings.api_db_read_timeout)
+        # One attempt by default, so that a dead or frozen database costs at most connect + read
+        # timeout per call (the 2 s budget); the pool is per worker process, shared by its greenlets.
+        config = client_config(attempts=settings.api_db_max_attempts, connect_timeout=settings.api_db_connect_timeout,
+                               read_timeout=settings.api_db_read_timeout, pool=settings.api_db_max_pool_connections,
+                               keepalive=settings.db_tcp_keepalive)
         return cls(settings, config, pointer_cache_seconds=settings.pointer_cache_seconds,
-                   pointer_cache_dir=settings.pointer_cache_dir, item_reader=reader, decode_reasons=False)
+                   pointer_cache_dir=settings.pointer_cache_dir, decode_reasons=False)
 
     def run_table(self, run_id: str) -> str:
         return f"{self.prefix}-{run_id}"
@@ -218,7 +192,7 @@ class DynamoStore:
         try:
             response = self._call(
                 "reading the run pointer",
-                self.item_reader.get_item,
+                self.client.get_item,
                 TableName=self.control_table,
                 Key=control.pointer_key(model_handle),
                 ConsistentRead=True,
@@ -242,10 +216,12 @@ class DynamoStore:
         when the run the pointer names has no table: both are the service's fault, not the
         user's, so not a 404.
         """
+        # Not a retry: a cached pointer may name a run dropped since, so a missing table means
+        # "read the pointer afresh" (once), and the new run answers.
         failed: Pointer | None = None
-        for attempt in range(2):
-            if pointer is None or attempt > 0:
-                pointer = self.pointer(model_handle, fresh=attempt > 0)
+        for fresh in (False, True):
+            if pointer is None or fresh:
+                pointer = self.pointer(model_handle, fresh=fresh)
             if pointer is None:
                 raise NoPublishedRun(model_handle)
             if pointer == failed:
@@ -253,9 +229,9 @@ class DynamoStore:
             try:
                 response = self._call(
                     "reading similar users",
-                    self.item_reader.get_item,
+                    self.client.get_item,
                     TableName=pointer.table,
-                    Key={"user_handle": {"N": str(int(user_handle))}, "model_handle": {"S": model_handle}},
+                    Key=to_attributes({"user_handle": int(user_handle), "model_handle": model_handle}),
                 )
             except ClientError:
                 # A cached pointer to a run cleaned up meanwhile: re-read the pointer once.
@@ -347,7 +323,7 @@ class DynamoStore:
         kwargs: dict[str, Any] = {
             "TableName": self.control_table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ExpressionAttributeValues": to_attributes({":pk": pk}),
             "ConsistentRead": True,
         }
         while True:

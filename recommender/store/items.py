@@ -4,8 +4,8 @@ A neighbour is an object (:class:`Neighbour`: who, how similar, and room for the
 but the item is *stored* as parallel lists (``similar_users``, ``scores``, optional
 ``reasons``): that is the original specification's answer shape, it keeps an item well under
 DynamoDB's 400 KB (and our 4 KB goal at N=10), and it reads back without reshaping.  The
-conversions to and from that record, and to and from DynamoDB's attribute values, live here
-and nowhere else.
+conversions to and from that record live here and nowhere else; the attribute values are
+:mod:`recommender.store.marshal`'s.
 
 In DynamoDB each list is **one string attribute holding compact JSON** (``"[4254,9796]"``,
 ``"[0.978627,0.977795]"``; the reasons as :func:`pack_reasons` writes them), not a ``L`` list of
@@ -30,7 +30,6 @@ import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -38,6 +37,7 @@ import numpy as np
 
 from recommender.reasons import MAX_REASONS
 from recommender.search.neighbours import SCORE_DECIMALS, Neighbours  # not recommender.topk: writer processes and the API need no search
+from recommender.store.marshal import from_attributes, to_attributes
 
 if TYPE_CHECKING:
     from recommender.reasons import Explanations
@@ -143,7 +143,7 @@ class StoredItem:
         )
 
     def to_dynamo(self) -> dict[str, dict]:
-        """DynamoDB attribute values, built directly (no TypeSerializer); lists as compact JSON strings."""
+        """DynamoDB attribute values (:mod:`recommender.store.marshal`); lists as compact JSON strings."""
         if self.pending_reasons is not None:
             return self.explained().to_dynamo()
         reasons = pack_reasons([n.reasons for n in self.neighbours])
@@ -152,35 +152,34 @@ class StoredItem:
 
     @classmethod
     def from_dynamo(cls, attributes: dict[str, dict], *, reasons: bool = True) -> StoredItem:
-        """Every stored shape: lists as JSON strings (``S``) or, as before, ``L`` lists of ``N``; reasons
-        packed (:func:`pack_reasons`, or its earlier ``v``/``r`` shape) or, earlier still, ``L`` lists of maps.
+        """The item from its attributes: lists as JSON strings, reasons packed (:func:`pack_reasons`).
 
-        ``reasons=False`` leaves packed reasons undecoded in ``pending_reasons`` (:meth:`explained`)."""
-        record = {key: _plain(value) for key, value in attributes.items()}
-        for key in ("similar_users", "scores"):
-            if isinstance(record.get(key), str):
-                record[key] = json.loads(record[key])
-        if isinstance(record.get("reasons"), str):
-            if not reasons:
-                return cls._from(record, (), pending_reasons=record["reasons"])
-            return cls._from(record, unpack_reasons(record["reasons"]))
-        return cls.from_record(record)
+        ``reasons=False`` leaves the reasons undecoded in ``pending_reasons`` (:meth:`explained`)."""
+        record = from_attributes(attributes)
+        record["similar_users"] = json.loads(record["similar_users"])
+        record["scores"] = json.loads(record["scores"])
+        packed = record.get("reasons")
+        if packed is None:
+            return cls._from(record, ())
+        if not reasons:
+            return cls._from(record, (), pending_reasons=packed)
+        return cls._from(record, unpack_reasons(packed))
 
 
 def _attributes(user_handle: int, model_handle: str, similar: list[int], scores: list[float], reasons: str | None,
                 run_id: str, generated_at: str) -> dict[str, dict]:
     """The one place the stored attributes are laid out (both encoders end here)."""
-    attributes: dict[str, dict] = {
-        "user_handle": {"N": str(user_handle)},
-        "model_handle": {"S": model_handle},
-        "similar_users": {"S": _dumps(similar)},
-        "scores": {"S": _dumps(scores)},  # float repr: the shortest text that reads back the same float
-        "generated_at": {"S": generated_at},
-        "run_id": {"S": run_id},
+    item: dict[str, Any] = {
+        "user_handle": user_handle,
+        "model_handle": model_handle,
+        "similar_users": _dumps(similar),
+        "scores": _dumps(scores),  # float repr: the shortest text that reads back the same float
+        "generated_at": generated_at,
+        "run_id": run_id,
     }
     if reasons is not None:
-        attributes["reasons"] = {"S": reasons}
-    return attributes
+        item["reasons"] = reasons
+    return to_attributes(item)
 
 
 #: Compact JSON (the C encoder; one instance: ``json.dumps`` with options builds an encoder per call).
@@ -235,13 +234,10 @@ def _packed(kind: str | None, width: int, values: str, ids: str, weights: str) -
 
 
 def unpack_reasons(text: str) -> list[tuple[Reason, ...]]:
-    """Each neighbour's reasons from :func:`pack_reasons`'s text, or from the shape stored before it
-    (``{"v": [[kind, value], ...], "r": [[[index, weight], ...], ...]}``, float weights)."""
+    """Each neighbour's reasons from :func:`pack_reasons`'s text."""
     packed = json.loads(text)
     kind = packed.get("k")
     values = packed["v"] if kind is None else [(kind, value) for value in packed["v"]]
-    if "r" in packed:
-        return [tuple(Reason(*values[i], float(w)) for i, w in why) for why in packed["r"]]
     reasons = [Reason(*values[i], w / WEIGHT_UNIT) if i >= 0 else None for i, w in zip(packed["i"], packed["w"])]
     width = packed["n"]
     return [tuple(r for r in reasons[start:start + width] if r is not None) for start in range(0, len(reasons), width)]
@@ -320,27 +316,6 @@ def _value_size(value: dict) -> int:
     if kind == "M":
         return 3 + sum(1 + len(k.encode()) + _value_size(v) for k, v in inner.items())
     return len(inner.encode()) if isinstance(inner, str) else len(inner)
-
-
-def list_attributes(item: StoredItem) -> dict[str, dict]:
-    """The item as stored before the lists became strings (``L`` lists of ``N``): what runs published
-    by earlier versions hold.  Only for tests and the benchmark; :meth:`StoredItem.from_dynamo` reads it."""
-    attributes = item.to_dynamo()
-    attributes["similar_users"] = {"L": [{"N": str(n.user_handle)} for n in item.neighbours]}
-    attributes["scores"] = {"L": [{"N": repr(n.score)} for n in item.neighbours]}
-    return attributes
-
-
-def _plain(value: dict) -> Any:
-    """One DynamoDB attribute value → plain Python (numbers as Decimal until typed by from_record)."""
-    (kind, inner), = value.items()
-    if kind == "N":
-        return Decimal(inner)
-    if kind == "L":
-        return [_plain(v) for v in inner]
-    if kind == "M":
-        return {k: _plain(v) for k, v in inner.items()}
-    return inner
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from recommender.store.control import LOCK_KEY
 from recommender.store.dynamo import StoreUnavailable, error_code
+from recommender.store.marshal import from_attributes, to_attributes
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class GeneratorLock:
         self._heartbeat: threading.Thread | None = None
 
     def _mine(self) -> dict[str, Any]:
-        return {"ConditionExpression": "#o = :me", **_OWNER, "ExpressionAttributeValues": {":me": {"S": self.owner}}}
+        return {"ConditionExpression": "#o = :me", **_OWNER, "ExpressionAttributeValues": to_attributes({":me": self.owner})}
 
     def acquire(self, owner: str) -> None:
         """Take the lease (free, expired or already ours) or raise :class:`LockHeld` naming the holder."""
@@ -56,24 +57,22 @@ class GeneratorLock:
                 TableName=self.table,
                 Item={
                     **LOCK_KEY,
-                    "owner": {"S": owner},
-                    "host": {"S": socket.gethostname()},
-                    "pid": {"N": str(os.getpid())},
-                    "acquired_at": {"N": str(int(now))},
-                    "expires_at": {"N": f"{now + self.lease_seconds:.3f}"},
+                    **to_attributes({"owner": owner, "host": socket.gethostname(), "pid": os.getpid(),
+                                     "acquired_at": int(now), "expires_at": round(now + self.lease_seconds, 3)}),
                 },
                 ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR #o = :me",
                 **_OWNER,
-                ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}, ":me": {"S": owner}},
+                ExpressionAttributeValues=to_attributes({":now": round(now, 3), ":me": owner}),
             )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise StoreUnavailable(f"taking the generator lock failed: {error_code(exc)}") from exc
-            holder = self.client.get_item(TableName=self.table, Key=LOCK_KEY, ConsistentRead=True).get("Item", {})
-            left = float(holder.get("expires_at", {}).get("N", now)) - now
+            holder = from_attributes(self.client.get_item(TableName=self.table, Key=LOCK_KEY,
+                                                          ConsistentRead=True).get("Item", {}))
+            left = float(holder.get("expires_at", now)) - now
             raise LockHeld(
-                f"another generator run ({holder.get('owner', {}).get('S', '?')} on {holder.get('host', {}).get('S', '?')}, "
-                f"pid {holder.get('pid', {}).get('N', '?')}) holds the lock; it expires in {max(0, left):.0f}s unless renewed"
+                f"another generator run ({holder.get('owner', '?')} on {holder.get('host', '?')}, "
+                f"pid {holder.get('pid', '?')}) holds the lock; it expires in {max(0, left):.0f}s unless renewed"
             ) from None
         self.owner = owner
         self._stop.clear()
@@ -89,7 +88,8 @@ class GeneratorLock:
                     UpdateExpression="SET expires_at = :exp",
                     ConditionExpression="#o = :me",
                     **_OWNER,
-                    ExpressionAttributeValues={":exp": {"N": f"{time.time() + self.lease_seconds:.3f}"}, ":me": {"S": self.owner}},
+                    ExpressionAttributeValues=to_attributes({":exp": round(time.time() + self.lease_seconds, 3),
+                                                             ":me": self.owner}),
                 )
             except ClientError as exc:
                 if error_code(exc) == "ConditionalCheckFailedException":

@@ -51,7 +51,7 @@ _writer: BatchWriter | None = None  # one per worker process
 def _start_worker(spec: GeneratorClientSpec, backoff: Backoff, parent: int) -> None:
     global _writer
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _writer = BatchWriter(spec.batch_client(), spec.threads, backoff)
+    _writer = BatchWriter(spec.client(), spec.threads, backoff)
     threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
 
 

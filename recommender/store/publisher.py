@@ -40,8 +40,7 @@ class RunPublisher:
         self.store = store
         self.keep_runs = max(1, keep_runs)
         self.lock = GeneratorLock(store.client, store.control_table, lease_seconds)
-        batch_client = store.client_spec.batch_client() if store.client_spec is not None else store.client
-        self.writer = BatchWriter(batch_client, write_threads, backoff)
+        self.writer = BatchWriter(store.client, write_threads, backoff)
         # Writer processes (WRITE_PROCESSES > 1) take a model's items as arrays (ItemBlock), from
         # MIN_ITEMS items on (they start then, once per run: ~1 s); anything else (fewer items, a
         # list of items) is written by the threads of this process.

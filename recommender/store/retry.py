@@ -1,9 +1,10 @@
 """Exponential backoff with full jitter, capped: for what botocore's own retries do not cover.
 
-botocore already retries throttled and failed *requests* (standard mode: exponential backoff with
-jitter, capped by ``max_attempts``).  A ``BatchWriteItem`` that succeeds but hands back
-``UnprocessedItems`` is not an error to botocore, so the batch writer re-sends those itself, with
-the same policy, and gives up loudly when the cap is reached.
+botocore already retries throttled and failed *requests* (standard or adaptive mode: exponential
+backoff with jitter, ``total_max_attempts`` in all).  A ``BatchWriteItem`` that succeeds but hands
+back ``UnprocessedItems`` is not an error to botocore, so the batch writer
+(:mod:`recommender.store.writer`, the only user) re-sends those itself with this policy, and
+gives up loudly when the cap is reached.  No other code retries.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ import logging
 import time
 
 from recommender.store import control
-from recommender.store.dynamo import DynamoStore, to_attributes
+from recommender.store.dynamo import DynamoStore
+from recommender.store.marshal import to_attributes
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class RunRecords:
             Key=control.run_key(run_id),
             UpdateExpression="SET #s = :s",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":s": {"S": control.FAILED}},
+            ExpressionAttributeValues=to_attributes({":s": control.FAILED}),
         )
 
     def completed_action(self, run_id: str, counts: dict[str, int], summary: str, now: int) -> dict:
@@ -43,12 +44,8 @@ class RunRecords:
                 "Key": control.run_key(run_id),
                 "UpdateExpression": "SET #s = :complete, finished_at = :now, item_counts = :counts, summary = :summary",
                 "ExpressionAttributeNames": {"#s": "status"},
-                "ExpressionAttributeValues": {
-                    ":complete": {"S": control.COMPLETE},
-                    ":now": {"N": str(now)},
-                    ":counts": {"M": {m: {"N": str(c)} for m, c in counts.items()}},
-                    ":summary": {"S": summary},
-                },
+                "ExpressionAttributeValues": to_attributes(
+                    {":complete": control.COMPLETE, ":now": now, ":counts": counts, ":summary": summary}),
             }
         }
 

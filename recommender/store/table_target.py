@@ -44,5 +44,5 @@ class TableTarget:
             key = (self.spec, self.backoff)
             writer = _writers.get(key)
             if writer is None:
-                writer = _writers[key] = BatchWriter(self.spec.batch_client(), self.spec.threads, self.backoff)
+                writer = _writers[key] = BatchWriter(self.spec.client(), self.spec.threads, self.backoff)
             return writer

@@ -1,10 +1,18 @@
-"""Parallel batch writes into one table, with capped backoff for what DynamoDB leaves unprocessed.
+"""The one batch writer: parallel ``BatchWriteItem`` into one table, and the one retry policy.
 
-``BatchWriteItem`` takes 25 items; several threads keep several requests in flight because one
-writer is bound by round trips, not by the database.  A bounded number of batches is queued at
-once so that memory stays flat however many items the generator streams in.  Against DynamoDB
-Local on a few cores a process's client CPU (botocore) is the bound instead: see
-:mod:`recommender.store.process_writer`, which runs several of these writers in processes.
+Every batch write goes through here (run items from the generator, its writer processes and Dask
+workers; anything else that bulk-loads a table).  ``BatchWriteItem`` takes 25 items; several
+threads keep several requests in flight because one writer is bound by round trips, not by the
+database.  A bounded number of batches is queued at once so that memory stays flat however many
+items the generator streams in.  Against DynamoDB Local on a few cores a process's client CPU
+(botocore) is the bound instead: see :mod:`recommender.store.process_writer`, which runs several
+of these writers in processes.
+
+The retry policy has two parts and no third (docs/storage.md, "Retries"): a *request* that fails
+(throttled, 5xx, connection error) is retried by botocore itself, ``total_max_attempts`` in all
+(``GENERATOR_DB_MAX_ATTEMPTS``); a request that succeeds but hands back ``UnprocessedItems`` is not
+an error to botocore, so :meth:`BatchWriter._write_batch` re-sends those with
+:class:`~recommender.store.retry.Backoff` (full jitter, capped) and fails loudly at the cap.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def test_hits_skip_the_database_and_a_new_run_replaces_every_answer(local_settin
     writer = DynamoStore.for_generator(local_settings)
     publish(writer, "20260101T000001Z-aaaaaaaa", run("20260101T000001Z-aaaaaaaa", 100))
     reader = DynamoStore.for_api(settings)
-    reader.item_reader = counting = CountingClient(reader.item_reader)
+    reader.client = counting = CountingClient(reader.client)
     cache = with_item_cache(reader, 3, run_check_seconds=3600)  # no re-check of the run's table in this test
     assert isinstance(cache, CachedItems)
     hits, misses = lookups("hit"), lookups("miss")

@@ -1,5 +1,4 @@
-"""The stored shape: lists as compact JSON strings, reasons packed as integers, items of earlier runs
-(``L`` lists, reasons as lists of maps or packed with float weights) still read, and the array path
+"""The stored shape: lists as compact JSON strings, reasons packed as integers, and the array path
 (ItemBlock) gives exactly the items and attribute values of the object path."""
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ from recommender.api import create_app
 from recommender.reasons import Explanations
 from recommender.store import items as items_module
 from recommender.store.dynamo import DynamoStore
-from recommender.store.items import (ItemBlock, Neighbour, Reason, StoredItem, build_items, list_attributes,
-                                     stored_size)
+from recommender.store.items import ItemBlock, Neighbour, Reason, StoredItem, build_items, stored_size
 from recommender.store.publisher import RunPublisher
 from recommender.topk import Neighbours
 
@@ -64,45 +62,20 @@ def test_reasons_of_mixed_kinds_and_more_than_three_per_neighbour_read_back():
     assert StoredItem.from_dynamo(item.to_dynamo()) == item
 
 
-def test_reasons_packed_with_float_weights_before_still_read_back():
-    """The packed shape of earlier runs: ``v`` as [kind, value] pairs, ``r`` as [index, weight] per reason."""
-    attributes = reasoned_item().to_dynamo()
-    attributes["reasons"] = {"S": '{"v":[["tag","python"],["tag","c#"]],"r":[[[0,0.31],[1,0.05]],[[0,0.002]],[]]}'}
-    assert StoredItem.from_dynamo(attributes) == reasoned_item()
-
-
-def test_reasons_stored_as_lists_of_maps_before_still_read_back():
-    """The first stored shape: a ``L`` per neighbour of ``M`` maps with ``kind``, ``value``, ``weight``."""
-    attributes = reasoned_item().to_dynamo()
-    attributes["reasons"] = {"L": [
-        {"L": [{"M": {"kind": {"S": r.kind}, "value": {"S": r.value}, "weight": {"N": repr(r.weight)}}} for r in n.reasons]}
-        for n in reasoned_item().neighbours]}
-    assert StoredItem.from_dynamo(attributes) == reasoned_item()
-
-
-def test_an_item_written_before_the_change_reads_back_the_same():
-    item = reasoned_item()
-    old = list_attributes(item)
-    assert old["similar_users"] == {"L": [{"N": str(BIG)}, {"N": "2"}, {"N": "3"}]}
-    assert old["scores"]["L"][0] == {"N": "0.30000000000000004"}
-    assert StoredItem.from_dynamo(old) == item
-
-
-def test_a_run_published_in_the_old_shape_keeps_serving_after_the_upgrade(local_settings):
-    """A run table written by the earlier writer (``L`` lists), read through the pointer by the API."""
+def test_a_run_written_through_boto3_is_served_by_the_api_with_its_reasons(local_settings):
+    """The stored shape end to end: the batch writer puts it through botocore, the API reads it back."""
     settings = local_settings.model_copy(update={"pointer_cache_seconds": 0})
     items = [reasoned_item(user) for user in (7, 8)]
     publisher = RunPublisher(DynamoStore.for_generator(settings))
     try:
         publisher.begin(items[0].run_id, (TFIDF,))
-        assert publisher.writer.write_attributes(publisher.table, [list_attributes(i) for i in items]) == 2
-        publisher.counts[TFIDF] = 2
+        assert publisher.write(TFIDF, items) == 2
         publisher.commit()
     finally:
         publisher.release_lock()
     stored = DynamoStore.for_generator(settings).client.get_item(
         TableName=publisher.table, Key={"user_handle": {"N": "7"}, "model_handle": {"S": TFIDF}})["Item"]
-    assert "L" in stored["similar_users"]  # really the old shape in the database
+    assert stored["similar_users"] == {"S": f"[{BIG},2,3]"} and set(stored["reasons"]) == {"S"}
 
     response = create_app(settings).test_client().post("/similar-users/", json={"user_handle": 7, "explain": True})
     assert response.status_code == 200, response.get_data(as_text=True)

@@ -1,10 +1,17 @@
-"""Unprocessed batch items are retried with capped, jittered exponential backoff."""
+"""The one retry policy: botocore retries failed requests (GENERATOR_DB_MAX_ATTEMPTS in all), the batch
+writer re-sends unprocessed items with capped, jittered exponential backoff."""
 
 from __future__ import annotations
 
+import json
 import random
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from recommender.config import GeneratorSettings
+from recommender.store.dynamo import DynamoStore, StoreUnavailable
 
 from recommender.store.items import StoredItem
 from recommender.store.writer import BatchWriter
@@ -56,11 +63,53 @@ def test_the_cap_fails_loudly():
     assert len(client.calls) == 4
 
 
-def test_generator_client_uses_capped_standard_retries():
-    from recommender.config import GeneratorSettings
-    from recommender.store.dynamo import DynamoStore
-
+def test_generator_client_counts_attempts_in_total():
     config = DynamoStore.for_generator(GeneratorSettings(generator_db_max_attempts=6)).client.meta.config
-    # botocore: max_attempts retries after the first call, exponential backoff with jitter.
-    assert config.retries["mode"] == "standard"
-    assert config.retries["total_max_attempts"] == 7
+    assert config.retries == {"total_max_attempts": 6, "mode": "standard"}
+    adaptive = GeneratorSettings(generator_db_max_attempts=2, generator_db_retry_mode="Adaptive")
+    assert DynamoStore.for_generator(adaptive).client.meta.config.retries == {"total_max_attempts": 2, "mode": "adaptive"}
+
+
+class Throttling(BaseHTTPRequestHandler):
+    """DynamoDB throttling the first ``throttles`` requests (what DynamoDB Local never does)."""
+
+    throttles = 0
+    seen: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen.append({"target": self.headers["X-Amz-Target"], "items": len(body["RequestItems"]["t"])})
+        throttled = len(type(self).seen) <= type(self).throttles
+        payload = {"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "slow down"} \
+            if throttled else {"UnprocessedItems": {}}
+        data = json.dumps(payload).encode()
+        self.send_response(400 if throttled else 200)
+        self.send_header("Content-Type", "application/x-amz-json-1.0")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("attempts, succeeds", [(3, True), (2, False), (1, False)])
+def test_generator_db_max_attempts_is_the_number_of_requests_sent(attempts, succeeds):
+    """Two throttled answers: three attempts get through, two or one do not, and exactly that many
+    requests reach the server (botocore's retries; the batch writer adds none for a failed request)."""
+    Throttling.throttles, Throttling.seen = 2, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = GeneratorSettings(dynamodb_endpoint_url=f"http://127.0.0.1:{server.server_port}",
+                                     generator_db_max_attempts=attempts)
+        writer = BatchWriter(DynamoStore.for_generator(settings).client, threads=1)
+        if succeeds:
+            assert writer.write("t", ITEMS[:3]) == 3
+        else:
+            with pytest.raises(StoreUnavailable, match="ThrottlingException"):
+                writer.write("t", ITEMS[:3])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert Throttling.seen == [{"target": "DynamoDB_20120810.BatchWriteItem", "items": 3}] * attempts
