@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             publisher.release_lock()
     except (BadExport, KeyError) as exc:
-        return _fail(BAD_INPUT, f"{args.export_uri}: {exc}" if isinstance(exc, KeyError) else str(exc))
+        return _fail(BAD_INPUT, f"{args.export_uri}: manifest.json lacks {exc}" if isinstance(exc, KeyError) else str(exc))
     except LockHeld as exc:
         return _fail(LOCKED, str(exc))
     except (ExportFailed, StoreUnavailable, LockLost, RetriesExhausted) as exc:
