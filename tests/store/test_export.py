@@ -15,6 +15,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -206,6 +207,62 @@ def test_an_item_count_other_than_the_manifests_publishes_nothing(aws):
     assert_nothing_published(store, sink.run_id)
 
 
+@pytest.fixture
+def held_import(monkeypatch):
+    """Imports stay IN_PROGRESS until ``release`` is set (an injection point in moto's import thread)."""
+    release = threading.Event()
+
+    def held(self, s3_backend, bucket):
+        assert release.wait(60), "the test never released the import"
+        moto_import_fix._process_s3_files(self, s3_backend, bucket)
+
+    monkeypatch.setattr(moto_import_fix.TableImport, "_process_s3_files", held)
+    yield release
+    release.set()
+
+
+def finish_import(arn: str) -> None:
+    from moto.dynamodb.models import dynamodb_backends
+
+    dynamodb_backends["123456789012"]["us-east-1"].table_imports[arn].join(30)
+
+
+def test_sigterm_while_waiting_publishes_nothing_and_the_next_run_drops_the_leftover(aws, held_import):
+    from recommender.cli.generate import Terminated
+
+    _, store = aws
+
+    def terminated(seconds: float) -> None:
+        raise Terminated()  # what the SIGTERM handler raises in the main thread, here while polling
+
+    sink = begin_and_write(store)
+    sink.sleep = terminated
+    try:
+        with pytest.raises(Terminated):
+            sink.commit("")
+    finally:
+        sink.abort()
+        sink.release_lock()
+    held_import.set()  # an import cannot be cancelled: it ends, and its table appears afterwards
+    finish_import(sink.import_arn)
+    assert {p.run_id for p in store.pointers()} == {"20250101T000000Z-previous"}
+    assert boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+    assert store.run_table(sink.run_id) in store.client.list_tables()["TableNames"]
+    publish(store, "20260202T000000Z-nextrun0", [StoredItem.of(1, TFIDF, [(2, 0.5)])])
+    assert store.run_table(sink.run_id) not in store.client.list_tables()["TableNames"]  # the next run's clean-up
+
+
+def test_an_import_past_its_timeout_publishes_nothing(aws, held_import):
+    _, store = aws
+    sink = begin_and_write(store)
+    sink.timeout_seconds = 0
+    fail_at_commit(sink, "still in progress after 0s")
+    held_import.set()
+    finish_import(sink.import_arn)
+    assert {p.run_id for p in store.pointers()} == {"20250101T000000Z-previous"}
+    assert boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+
+
 # -- the command lines against a moto server -----------------------------------------------------
 
 def free_port() -> int:
@@ -279,3 +336,16 @@ def test_generator_imports_into_a_moto_server_and_the_api_serves_it(moto_server,
     assert [line for line in failed.stderr.splitlines() if line.startswith("error:")] == [failed.stderr.strip()]
     assert "no-such-bucket" in failed.stderr
     assert ask() == answer  # the previous run keeps serving
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--sink", "export"], "--sink export needs --export-uri"),
+    (["--publish", "import", "--export-uri", "some/folder"], "ImportTable reads from S3"),
+    (["--sink", "export", "--export-uri", "s3://b/p", "--dry-run", "x.jsonl"], "cannot be combined with --sink export"),
+    (["--export-uri", "s3://b/p"], "needs --sink export or --publish import"),
+])
+def test_sink_usage_mistakes_exit_2_with_one_line(small_dataset, args, message):
+    done = subprocess.run([sys.executable, "-m", "recommender.cli.generate", "--data-dir", str(small_dataset), *args],
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1 and message in done.stderr
