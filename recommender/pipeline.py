@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
-    """A versioned destination: RunPublisher (DynamoDB) or JsonLinesSink (dry run)."""
+    """A versioned destination: RunPublisher (DynamoDB writes), ImportPublisher (S3 export + ImportTable),
+    ExportSink (files only) or JsonLinesSink (dry run); docs/sinks.md."""
 
     def begin(self, run_id: str, models: tuple[str, ...]) -> None: ...
     def previous_coverage(self) -> dict[str, int]: ...

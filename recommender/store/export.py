@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import io
 import json
 import logging
 import os
@@ -33,13 +34,14 @@ import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from recommender.store.items import ItemBlock, StoredItem
+from recommender.store.writer import attribute_values, batches
 
 DATA = "data"
 MANIFEST = "manifest.json"
@@ -171,10 +173,12 @@ class ExportLocation:
             strip = len(self.key(""))
             names: list[str] = []
             pages = self._client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=start)
+            from botocore.exceptions import BotoCoreError, ClientError
+
             try:
                 for page in pages:
                     names += [item["Key"][strip:] for item in page.get("Contents", [])]
-            except Exception as exc:  # noqa: BLE001 - botocore's errors, named in one line
+            except (BotoCoreError, ClientError) as exc:
                 raise self._fail(under, exc) from exc
             return sorted(names)
         root = Path(self.uri)
@@ -201,11 +205,19 @@ def import_lines(attributes: Iterable[dict[str, dict]]) -> Iterator[str]:
         yield '{"Item":' + _dumps(item) + "}\n"
 
 
-def encode_part(attributes: Iterable[dict[str, dict]]) -> tuple[bytes, int, int]:
-    """One gzip part of ``attributes``: its bytes, item count and uncompressed size (what an import is priced on)."""
-    lines = list(import_lines(attributes))
-    text = "".join(lines).encode()
-    return gzip.compress(text, compresslevel=GZIP_LEVEL, mtime=0), len(lines), len(text)
+def encode_part(attributes: Iterator[dict[str, dict]], limit: int | None = None) -> tuple[bytes, int, int]:
+    """One gzip part of the next ``limit`` items of ``attributes`` (all when None): its bytes, item
+    count and uncompressed size (what an import is priced on).  Compressed as it goes: a part's
+    memory is its gzip bytes, not its text."""
+    buffer = io.BytesIO()
+    count = size = 0
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as out:
+        for batch in batches(islice(attributes, limit), 1024):
+            text = "".join(import_lines(batch)).encode()
+            out.write(text)
+            count += len(batch)
+            size += len(text)
+    return buffer.getvalue(), count, size
 
 
 def read_part(data: bytes) -> Iterator[dict[str, dict]]:
@@ -215,12 +227,6 @@ def read_part(data: bytes) -> Iterator[dict[str, dict]]:
     for line in data.decode().splitlines():
         if line.strip():
             yield json.loads(line)["Item"]
-
-
-def _attribute_values(items: Iterable[StoredItem] | ItemBlock) -> Iterator[dict[str, dict]]:
-    if isinstance(items, ItemBlock):
-        return items.dynamo_items()
-    return (item.to_dynamo() for item in items)
 
 
 @dataclass(frozen=True)
@@ -241,18 +247,20 @@ class ExportTarget:
             if len(items.neighbours.users) == 0:
                 return 0
             name = f"{int(items.neighbours.users[0]):012d}"
-        model = items.model_handle if isinstance(items, ItemBlock) else None
-        values = _attribute_values(items)
-        count = 0
-        for index in range(1_000_000):
-            chunk = list(islice(values, self.part_items))
-            if not chunk:
-                break
-            model = model or chunk[0]["model_handle"]["S"]
-            data, written, _ = encode_part(chunk)
+        values = iter(attribute_values(items))
+        first = next(values, None)
+        if first is None:
+            return 0
+        model = first["model_handle"]["S"]
+        values = chain([first], values)
+        count = index = 0
+        while True:
+            data, written, _ = encode_part(values, self.part_items)
+            if not written:
+                return count
             self.location.put(f"{DATA}/{model}/{name}-{index:04d}.json.gz", data)
             count += written
-        return count
+            index += 1
 
 
 def code_commit() -> str:

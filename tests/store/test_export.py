@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import boto3
 import numpy as np
