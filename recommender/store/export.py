@@ -113,8 +113,8 @@ class ExportLocation:
         if isinstance(exc, ClientError):
             error = exc.response.get("Error", {})
             reason = error.get("Code") or str(exc)
-            if reason in ("404", "NoSuchBucket") and not relative:
-                reason = "the bucket does not exist"
+            if (reason in ("404", "NoSuchBucket") and not relative) or reason == "NoSuchBucket":
+                reason = f"bucket {self.bucket_prefix[0]} does not exist"
             elif error.get("Message") and error.get("Message") != reason:
                 reason = f"{reason} ({error['Message']})"
         elif isinstance(exc, OSError):
