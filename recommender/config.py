@@ -99,17 +99,34 @@ class GeneratorSettings(StoreSettings):
     min_coverage_ratio: float = Field(
         0.5, ge=0, le=1, description="refuse to publish a model covering fewer users than this share of its published run (`--force`: 0)")
     s3_endpoint_url: str | None = Field(
-        None, description="S3 endpoint when `DATA_DIR` is `s3://…` and not AWS (MinIO, LocalStack); empty: botocore's own "
+        None, description="S3 endpoint when `DATA_DIR` or `EXPORT_URI` is `s3://…` and not AWS (MinIO, LocalStack, moto); "
+                          "empty: botocore's own "
                           "(`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`), else AWS")
+    sink: Literal["write", "export", "import"] = Field(
+        "write", description="where a run goes (`--sink`, `--publish`; docs/sinks.md): `write` BatchWriteItem into a new run table, `export` DynamoDB-JSON files at `EXPORT_URI` only, `import` export to S3 then ImportTable (AWS; not DynamoDB Local)")
+    export_uri: str | None = Field(
+        None, description="with `SINK=export`: an empty folder or `s3://bucket/prefix`; with `SINK=import`: `s3://bucket/prefix`, each run under `<prefix>/<run_id>/` (`--export-uri`)")
+    import_poll_seconds: float = Field(10.0, gt=0, le=600, description="with `SINK=import`: seconds between two DescribeImport calls")
+    import_timeout_seconds: float = Field(
+        21600.0, ge=1, le=172800, description="with `SINK=import`: an import still in progress after this fails the run (nothing published)")
+    import_billing_mode: Literal["PAY_PER_REQUEST", "PROVISIONED"] = Field(
+        "PAY_PER_REQUEST", description="with `SINK=import`: billing mode of the imported run table (the write path's tables are on-demand)")
+    import_read_capacity: int = Field(5, ge=1, le=1_000_000, description="with `IMPORT_BILLING_MODE=PROVISIONED`: the run table's read capacity units")
+    import_write_capacity: int = Field(5, ge=1, le=1_000_000, description="with `IMPORT_BILLING_MODE=PROVISIONED`: the run table's write capacity units")
     explain: bool = Field(True, description="store up to 3 reasons per neighbour (`\"explain\": true` in the API); `false` stores lists only")
     model_params: Annotated[dict[str, dict[str, Any]], NoDecode] = Field(
         default_factory=dict,
         description='per-model parameters as JSON, e.g. `{"knn_collab_filtering_user_course_view": {"weighting": "log"}}`')
 
-    @field_validator("search", "engine", "generator_db_retry_mode", mode="before")
+    @field_validator("search", "engine", "generator_db_retry_mode", "sink", mode="before")
     @classmethod
     def _search(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("import_billing_mode", mode="before")
+    @classmethod
+    def _billing(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("model_params", mode="before")
     @classmethod

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
-    """A versioned destination: RunPublisher (DynamoDB) or JsonLinesSink (dry run).
+    """A versioned destination: RunPublisher (DynamoDB writes), ImportPublisher (S3 export + ImportTable),
+    ExportSink (files only) or JsonLinesSink (dry run); docs/sinks.md.
 
     ``published`` turns true when ``commit`` has made the run visible (and only then)."""
 
@@ -45,6 +46,7 @@ class Sink(Protocol):
     def write(self, model_handle: str, items: Iterable[StoredItem], total: int | None = None, progress: bool = False) -> int: ...
     def partition_target(self) -> object | None: ...
     def written(self, model_handle: str, count: int) -> None: ...
+    def prepare(self, summary: str = "") -> None: ...
     def commit(self, summary: str = "") -> None: ...
     def abort(self) -> None: ...
     def cleanup(self) -> list[str]: ...
@@ -261,6 +263,7 @@ def run(
         checkpoint("commit")
         t0 = time.perf_counter()
         report.total_seconds = time.perf_counter() - started
+        sink.prepare(report.to_json())  # long work before the flip (an import): still interruptible
         held.start()  # the flip is one request: act on a signal only once its outcome is known
         sink.commit(report.to_json())
     except BaseException:

@@ -102,6 +102,24 @@ def test_a_dask_dry_run_writes_the_local_engines_file_byte_for_byte(engine, smal
     assert remote == local
 
 
+def test_each_dask_partition_exports_its_own_parts_holding_the_local_engines_items(engine, small_dataset, tmp_path):
+    from recommender.store.export import ExportLocation, ExportSink, read_part
+
+    def export(folder: Path, engine=None) -> tuple[list[str], dict, list[str]]:
+        sink = ExportSink(ExportLocation(str(folder)))
+        report = _run(small_dataset, sink, engine)
+        parts = sink.location.list("data")
+        items = sorted(json.dumps(item, sort_keys=True).replace(report.run_id, "RUN").replace(report.generated_at, "AT")
+                       for part in parts for item in read_part(sink.location.get(part)))
+        return items, json.loads(sink.location.get("manifest.json"))["models"], parts
+
+    local, local_models, local_parts = export(tmp_path / "local")
+    remote, remote_models, remote_parts = export(tmp_path / "dask", engine)
+    assert len(local) > 2000 and remote == local
+    assert remote_models == local_models  # counts and lists checksums
+    assert len(local_parts) == len(MODELS) < len(remote_parts)  # one part per partition, written by the workers
+
+
 def _tables(client, prefix: str) -> set[str]:
     pages = client.get_paginator("list_tables").paginate()
     return {name for page in pages for name in page["TableNames"] if name.startswith(prefix + "-")}

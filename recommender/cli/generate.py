@@ -24,7 +24,7 @@ from recommender.cli.common import (
     exit_codes_epilog, top_n,
 )
 from recommender.config import GeneratorSettings, SettingsError, load_settings
-from recommender.data.preflight import UsageError, preflight
+from recommender.data.preflight import UsageError, check_sink, preflight
 from recommender.models.registry import tables_for
 
 if TYPE_CHECKING:
@@ -50,6 +50,11 @@ def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.
     parser.add_argument("--data-dir", default=settings.data_dir,
                         help="folder or s3://bucket/prefix with the four CSVs (default: %(default)s, env DATA_DIR)")
     parser.add_argument("--dry-run", metavar="FILE", type=Path, help="write JSON lines to FILE instead of DynamoDB")
+    parser.add_argument("--sink", "--publish", dest="sink", choices=("write", "export", "import"), default=settings.sink,
+                        help="write: BatchWriteItem into a new run table; export: DynamoDB-JSON files at --export-uri "
+                             "only; import: export to S3, then ImportTable (AWS) (default: %(default)s, env SINK; docs/sinks.md)")
+    parser.add_argument("--export-uri", metavar="DIR|s3://BUCKET/PREFIX", default=settings.export_uri,
+                        help="where --sink export / import put the run's files (env EXPORT_URI)")
     parser.add_argument("--report", metavar="FILE", type=Path,
                         help="write the run summary as JSON to FILE (default: RUN_REPORT_DIR/<run_id>.json)")
     parser.add_argument("--force", action="store_true",
@@ -78,6 +83,28 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
+def _export_sink(args: argparse.Namespace, settings: GeneratorSettings):
+    """``--sink export`` (files only) or ``--sink import`` (files on S3, then ImportTable and the pointer flip)."""
+    from recommender.store.dynamo import DynamoStore
+    from recommender.store.export import ExportLocation, ExportSink
+    from recommender.store.import_publisher import ImportPublisher
+
+    location = ExportLocation(args.export_uri, settings.s3_endpoint_url)
+    if args.sink == "export":
+        return ExportSink(location, write_processes=settings.write_processes)
+    return ImportPublisher(
+        DynamoStore.for_generator(settings), location,
+        poll_seconds=settings.import_poll_seconds,
+        timeout_seconds=settings.import_timeout_seconds,
+        billing_mode=settings.import_billing_mode,
+        read_capacity=settings.import_read_capacity,
+        write_capacity=settings.import_write_capacity,
+        lease_seconds=settings.generator_lock_lease_seconds,
+        keep_runs=settings.keep_runs,
+        write_processes=settings.write_processes,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(GeneratorSettings)
@@ -87,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv, settings)
     try:  # usage and environment mistakes, before any work (and before pandas is imported)
         preflight(args.data_dir, tables_for(args.models), {"--dry-run": args.dry_run, "--report": args.report})
+        check_sink(args.sink, args.export_uri, args.dry_run)
     except UsageError as exc:
         return _fail(BAD_INPUT, str(exc))
 
@@ -95,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     from recommender.data.loader import DataValidationError
     from recommender.data.sources import DataSourceError
     from recommender.store.dynamo import DynamoStore, StoreUnavailable
+    from recommender.store.export import ExportFailed
+    from recommender.store.import_publisher import ImportFailed
     from recommender.store.jsonl import JsonLinesSink
     from recommender.store.publisher import LockHeld, LockLost, RunPublisher
     from recommender.search.options import SearchOptions
@@ -116,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                 engine = DaskEngine(args.scheduler, settings.dask_workers)
             if args.dry_run:
                 sink = JsonLinesSink(args.dry_run)
+            elif args.sink != "write":
+                sink = _export_sink(args, settings)
             else:
                 sink = RunPublisher(
                     DynamoStore.for_generator(settings),
@@ -145,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(BAD_INPUT, str(exc))
     except LockHeld as exc:
         return _fail(LOCKED, str(exc))
-    except (StoreUnavailable, LockLost, RetriesExhausted, DataSourceError, RecallTooLow) as exc:
+    except (StoreUnavailable, LockLost, RetriesExhausted, DataSourceError, RecallTooLow, ExportFailed, ImportFailed) as exc:
         return _fail(FAILED, str(exc))
     except StoppedAfterPublish as exc:  # the signal was held until the clean-up was done
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as after any SIGTERM: a second one must not interrupt us

@@ -94,6 +94,29 @@ def check_output_path(path: Path | None, option: str) -> None:
         raise UsageError(f"{option} {path}: {os_reason(exc)}") from None
 
 
+def check_sink(sink: str, export_uri: str | None, dry_run: Path | None) -> None:
+    """``--sink``/``--publish`` with what it needs: an export location (S3 for an import), no ``--dry-run``."""
+    if sink == "write":
+        if export_uri:
+            raise UsageError("--export-uri / EXPORT_URI needs --sink export or --publish import (SINK=write writes to DynamoDB)")
+        return
+    if dry_run is not None:
+        raise UsageError(f"--dry-run writes JSON lines and nothing else; it cannot be combined with --sink {sink}")
+    if not export_uri:
+        raise UsageError(f"--sink {sink} needs --export-uri DIR|s3://bucket/prefix (or EXPORT_URI)")
+    if is_s3(export_uri):
+        if not export_uri.removeprefix("s3://").partition("/")[0]:
+            raise UsageError(f"--export-uri {export_uri!r}: no bucket in the S3 URL (expected s3://bucket/prefix)")
+        return
+    if sink == "import":
+        raise UsageError(f"--export-uri {export_uri!r}: ImportTable reads from S3; give s3://bucket/prefix")
+    folder = Path(export_uri)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--export-uri {folder}: not a directory")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise UsageError(f"--export-uri {folder}: not empty (an export needs an empty or new folder)")
+
+
 def preflight(data_dir: str | os.PathLike[str], tables: Iterable[str], outputs: dict[str, Path | None]) -> None:
     """Every check the generator makes before loading: the data location, then each output file."""
     check_data_dir(data_dir, tables)

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: A run table's key schema (name, attribute type, key type): created by the write path, given to ImportTable.
+RUN_TABLE_KEYS = (("user_handle", "N", "HASH"), ("model_handle", "S", "RANGE"))
+
 
 class StoreUnavailable(RuntimeError):
     """The database cannot be reached or refused the request; the API turns this into a 503."""
@@ -307,7 +310,7 @@ class DynamoStore:
 
     def create_run_table(self, run_id: str) -> str:
         name = self.run_table(run_id)
-        self.create_table(name, (("user_handle", "N", "HASH"), ("model_handle", "S", "RANGE")))
+        self.create_table(name, RUN_TABLE_KEYS)
         return name
 
     def drop_table(self, name: str) -> None:

@@ -44,6 +44,9 @@ class JsonLinesSink:
     def written(self, model_handle: str, count: int) -> None:
         pass
 
+    def prepare(self, summary: str = "") -> None:
+        pass
+
     def commit(self, summary: str = "") -> None:
         assert self._out is not None
         self._out.close()

@@ -29,6 +29,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -48,10 +49,11 @@ MIN_ITEMS = 2000
 _writer: BatchWriter | None = None  # one per worker process
 
 
-def _start_worker(spec: GeneratorClientSpec, backoff: Backoff, parent: int) -> None:
+def _start_worker(spec: GeneratorClientSpec | None, backoff: Backoff, parent: int) -> None:
     global _writer
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _writer = BatchWriter(spec.client(), spec.threads, backoff)
+    if spec is not None:  # None: the workers write to targets (an export), not to DynamoDB
+        _writer = BatchWriter(spec.client(), spec.threads, backoff)
     threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
 
 
@@ -71,10 +73,14 @@ def _write_slice(table: str, block: ItemBlock) -> int:
     return _writer.write(table, block)
 
 
+def _write_target(target: Any, block: ItemBlock) -> int:
+    return target.write(block)
+
+
 class ProcessWriter:
     """A pool of ``processes`` writer processes, started once per run and reused for every model."""
 
-    def __init__(self, spec: GeneratorClientSpec, processes: int, backoff: Backoff | None = None,
+    def __init__(self, spec: GeneratorClientSpec | None, processes: int, backoff: Backoff | None = None,
                  slice_users: int = SLICE_USERS):
         self.spec = spec
         self.processes = max(1, processes)
@@ -95,6 +101,15 @@ class ProcessWriter:
     def write(self, table: str, items: ItemBlock, *, total: int | None = None, progress: bool = False,
               desc: str = "write") -> int:
         """Write every item of ``items`` to ``table`` from the workers; the count written, or an exception."""
+        return self._run(_write_slice, table, items, total=total, progress=progress, desc=desc, where=table)
+
+    def write_target(self, target: Any, items: ItemBlock, *, total: int | None = None, progress: bool = False,
+                     desc: str = "write") -> int:
+        """Each worker writes its slices of ``items`` with ``target.write`` (an export: its own part files)."""
+        return self._run(_write_target, target, items, total=total, progress=progress, desc=desc, where=str(target))
+
+    def _run(self, task: Any, destination: Any, items: ItemBlock, *, total: int | None, progress: bool, desc: str,
+             where: str) -> int:
         self.start()
         assert self._pool is not None
         count = 0
@@ -104,12 +119,12 @@ class ProcessWriter:
                 for block in items.split(self.slice_users):
                     if len(pending) >= 2 * self.processes:
                         count += self._collect(pending, bar)
-                    pending.add(self._pool.submit(_write_slice, table, block))
+                    pending.add(self._pool.submit(task, destination, block))
                 while pending:
                     count += self._collect(pending, bar)
             except BrokenProcessPool as exc:
                 self.terminate()
-                raise StoreUnavailable(f"a writer process died while writing to {table}: {exc}") from exc
+                raise StoreUnavailable(f"a writer process died while writing to {where}: {exc}") from exc
             except BaseException:
                 self.terminate()  # a failed slice, SIGINT or SIGTERM: nothing more may reach the table
                 raise

@@ -60,30 +60,44 @@ class RunPublisher:
         self.lock.acquire(run_id)
         self.run_id = run_id
         self.runs.started(run_id, models)
-        self.table = self.store.create_run_table(run_id)
+        self.table = self._open_table(run_id)
+
+    def _open_table(self, run_id: str) -> str:
+        """Where the run's items go: its table, created now (the import publisher creates it at commit)."""
+        return self.store.create_run_table(run_id)
+
+    def _check_writable(self) -> None:
+        if self.table is None:
+            raise RuntimeError("begin() first")
+        if self.lock.lost:
+            raise LockLost("the generator lock was lost; not writing")
 
     def previous_coverage(self) -> dict[str, int]:
         """Users covered by each model's currently published run (the coverage check's baseline)."""
         return {p.model_handle: p.items for p in self.store.pointers()}
 
     def write(self, model_handle: str, items: Iterable[StoredItem], total: int | None = None, progress: bool = False) -> int:
-        if self.table is None:
-            raise RuntimeError("begin() first")
-        if self.lock.lost:
-            raise LockLost("the generator lock was lost; not writing")
+        self._check_writable()
+        count = self._write(model_handle, items, total, progress)
+        self.written(model_handle, count)
+        return count
+
+    def _write(self, model_handle: str, items: Iterable[StoredItem], total: int | None, progress: bool) -> int:
         many = isinstance(items, ItemBlock) and len(items) >= MIN_ITEMS
         writer = self.processes if self.processes is not None and many else self.writer
-        count = writer.write(self.table, items, total=total, progress=progress, desc=f"write {model_handle}")
+        return writer.write(self.table, items, total=total, progress=progress, desc=f"write {model_handle}")
+
+    def write_attributes(self, model_handle: str, attributes: Iterable[dict[str, dict]]) -> int:
+        """Items already as DynamoDB attribute values, all of ``model_handle`` (an export being loaded)."""
+        self._check_writable()
+        count = self.writer.write_attributes(self.table, attributes, desc=f"load {model_handle}")
         self.written(model_handle, count)
         return count
 
     def partition_target(self) -> TableTarget | None:
         """What a Dask partition needs to write into this run's table itself (``--engine dask``);
         None without a client spec (a store built by hand): the driver then writes."""
-        if self.table is None:
-            raise RuntimeError("begin() first")
-        if self.lock.lost:
-            raise LockLost("the generator lock was lost; not writing")
+        self._check_writable()
         if self.store.client_spec is None:
             return None
         return TableTarget(self.store.client_spec, self.table, self.writer.backoff)
@@ -91,6 +105,9 @@ class RunPublisher:
     def written(self, model_handle: str, count: int) -> None:
         """Count items the partitions wrote (``partition_target``): the pointer records how many a model has."""
         self.counts[model_handle] = self.counts.get(model_handle, 0) + count
+
+    def prepare(self, summary: str = "") -> None:
+        """Everything before the flip that may take long: nothing for the write path (the items are in)."""
 
     def commit(self, summary: str = "") -> None:
         """Flip every written model's pointer to this run, atomically, if we still hold the lock."""

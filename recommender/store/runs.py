@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import time
 
+from botocore.exceptions import ClientError
+
 from recommender.store import control
-from recommender.store.dynamo import DynamoStore
+from recommender.store.dynamo import DynamoStore, error_code
 from recommender.store.marshal import to_attributes
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,15 @@ class RunRecords:
             run_id = record["sk"]
             if run_id in keep:
                 continue
-            self.store.drop_table(self.store.run_table(run_id))
+            try:
+                self.store.drop_table(self.store.run_table(run_id))
+            except ClientError as exc:
+                if error_code(exc) != "ResourceInUseException":
+                    raise
+                # Still being created: an ImportTable that a stopped run could not cancel.  Its
+                # record stays, so that a later run drops it once the import has ended.
+                log.warning("run %s: its table is still being created; a later run will drop it", run_id)
+                continue
             self.client.delete_item(TableName=self.store.control_table, Key=control.run_key(run_id))
             dropped.append(run_id)
         if dropped:

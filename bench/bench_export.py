@@ -1,0 +1,108 @@
+"""Export rate: a run's items as ImportTable's gzip DynamoDB-JSON parts, in items/s.
+
+``python -m bench.bench_export --data-dir DIR --rounds 3 --out bench/export.json`` fits the TF-IDF
+and k-NN models on ``DIR`` (their real items, with reasons, N=10) and exports them
+(:class:`~recommender.store.export.ExportSink`) into a throw-away local folder, alternating the
+generator's own thread with ``--processes`` writer processes (``WRITE_PROCESSES``), so that other
+load on the machine slows both alike.  Per variant: items/s, the client's CPU per item (this
+process and its writer processes), and per item: the size DynamoDB bills (its 1 KB write units),
+the uncompressed DynamoDB JSON (what ImportTable is priced on) and the gzip part bytes.  The
+load average is recorded with every figure.  A local folder, not S3: S3's upload rate is the
+network's and the bucket's; this is what the generator itself costs per item.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view")
+
+
+def cpu_seconds() -> float:
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+
+    from recommender.data.loader import load_tables
+    from recommender.models.registry import create_model
+    from recommender.store.export import ExportLocation, ExportSink, import_lines, read_part
+    from recommender.store.items import build_items, stored_size
+
+    tables = load_tables(args.data_dir, ("user_interests", "user_course_views"))
+    blocks = []
+    for handle in MODELS:
+        model = create_model(handle).fit(tables)
+        answer = model.similar_users(10, progress=False)
+        blocks.append(build_items(handle, answer, "20260101T000000Z-benchexp", "2026-01-01T00:00:00Z", model.explain(answer)))
+    count = sum(len(b) for b in blocks)
+    attributes = [a for b in blocks for a in b.dynamo_items()]
+    sizes = {
+        "dynamodb_item_bytes": round(statistics.fmean(stored_size(a) for a in attributes), 1),
+        "import_json_bytes": round(statistics.fmean(len(line.encode()) for line in import_lines(attributes)), 1),
+    }
+    root = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    variants = {"1 process (generator's thread)": 1, f"{args.processes} writer processes": args.processes}
+    results: dict[str, list[dict]] = {}
+    try:
+        for round_ in range(args.rounds + 1):  # round 0 warms up (imports, the pool's start) and is not kept
+            for name, processes in variants.items():
+                folder = root / f"{round_}-{processes}"
+                sink = ExportSink(ExportLocation(str(folder)), write_processes=processes)
+                try:
+                    sink.begin("r", MODELS)
+                    if sink.processes is not None:
+                        sink.processes.start()
+                    load, cpu, t0 = os.getloadavg()[0], cpu_seconds(), time.perf_counter()
+                    written = sum(sink.write(b.model_handle, b) for b in blocks)
+                    sink.commit()
+                    wall, used = time.perf_counter() - t0, cpu_seconds() - cpu
+                finally:
+                    sink.release_lock()
+                assert written == count
+                gz = sum(p.stat().st_size for p in (folder / "data").rglob("*.json.gz"))
+                figures = {"seconds": round(wall, 3), "items_per_second": round(written / wall),
+                           "client_us_per_item": round(1e6 * used / written, 1), "gzip_bytes_per_item": round(gz / written, 1),
+                           "loadavg_1m_start": round(load, 2)}
+                if round_ == 1 and processes == 1:  # the export holds exactly the items
+                    location = ExportLocation(str(folder))
+                    assert sum(1 for p in location.list("data") for _ in read_part(location.get(p))) == count
+                if round_:
+                    results.setdefault(name, []).append(figures)
+                print(f"round {round_}{' (warm-up)' if not round_ else ''}: {name}: {figures}", flush=True)
+                shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    summary = {name: {k: statistics.median(r[k] for r in rounds) for k in rounds[0]} for name, rounds in results.items()}
+    out = {"data_dir": str(args.data_dir), "items": count, "models": list(MODELS), "cpus": os.cpu_count(),
+           "per_item": sizes, "median": summary, "rounds": results,
+           "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+    print(json.dumps({"items": count, "per_item": sizes, "median": summary}, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Publishing a run by ``ImportTable`` (``--publish import``): no write capacity, whatever the run's size.
+
+The run is the write path's run (:class:`~recommender.store.publisher.RunPublisher`: the lock,
+the run records, the same table name, the same pointer transaction), but its items go to an
+export on S3 (:mod:`recommender.store.export`) instead of ``BatchWriteItem``.  At commit:
+
+1. the export's manifest is written (the item count each model will have);
+2. one ``ImportTable`` builds the run's table from the export's ``data/`` (DynamoDB JSON, GZIP,
+   the key schema the write path creates, billing mode from ``IMPORT_BILLING_MODE``);
+3. ``DescribeImport`` is polled every ``IMPORT_POLL_SECONDS`` for at most ``IMPORT_TIMEOUT_SECONDS``;
+4. the import must be ``COMPLETED`` with ``ErrorCount`` 0 and ``ImportedItemCount`` equal to the
+   manifest's count (an item DynamoDB skipped, or a stray object under the prefix, is a failure);
+5. the pointers flip in :meth:`RunPublisher.commit`'s conditional transaction.
+
+Anything else fails the run: :meth:`abort` marks it failed, drops its table and deletes its export,
+and the previous run keeps serving.  An import cannot be cancelled, so a run stopped while one is
+in progress (SIGTERM) leaves a table being created; it is dropped as the leftover of a failed run
+by the next run's clean-up.  Each run exports under ``EXPORT_URI/<run_id>/``, because ImportTable
+reads every object under its prefix: runs must never share one.  The exports of published runs
+are kept (``similar-users-load`` loads one into DynamoDB Local); an S3 lifecycle rule expires them.
+
+DynamoDB Local has no ImportTable: there the write path (``--publish write``) is the one to use.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from recommender.store.dynamo import DynamoStore, error_code
+from recommender.store.export import COMPRESSION, FORMAT, MANIFEST, ExportFailed, ExportLocation, ExportSink, ExportTarget
+from recommender.store.items import StoredItem
+from recommender.store.publisher import RunPublisher
+
+log = logging.getLogger(__name__)
+
+
+class ImportFailed(RuntimeError):
+    """ImportTable refused, failed, timed out, or imported another number of items than exported."""
+
+
+class ImportPublisher(RunPublisher):
+    """The sink of ``--publish import``: export to S3, import at commit, then the pointer flip."""
+
+    def __init__(self, store: DynamoStore, export: ExportLocation, *, poll_seconds: float = 10.0,
+                 timeout_seconds: float = 6 * 3600, billing_mode: str = "PAY_PER_REQUEST", read_capacity: int = 5,
+                 write_capacity: int = 5, lease_seconds: float = 120.0, keep_runs: int = 2, write_processes: int = 1,
+                 sleep: Callable[[float], None] = time.sleep):
+        super().__init__(store, lease_seconds=lease_seconds, keep_runs=keep_runs, write_threads=1, write_processes=1)
+        if not export.uri.startswith("s3://"):
+            raise ExportFailed(f"{export.uri}: ImportTable reads from S3; --export-uri must be s3://bucket/prefix")
+        self.base = export
+        self.poll_seconds = poll_seconds
+        self.timeout_seconds = timeout_seconds
+        self.billing_mode = billing_mode
+        self.capacity = (read_capacity, write_capacity)
+        self.write_processes = write_processes
+        self.sleep = sleep
+        self.export: ExportSink | None = None
+        self.manifest: dict[str, Any] | None = None
+        self.import_arn: str | None = None
+
+    def _open_table(self, run_id: str) -> str:
+        """No table yet (ImportTable creates it): the run's export location instead."""
+        table = self.store.run_table(run_id)
+        self.export = ExportSink(self.base.child(run_id), write_processes=self.write_processes, table=table)
+        self.export.begin(run_id, ())
+        return table
+
+    def _write(self, model_handle: str, items: Iterable[StoredItem], total: int | None, progress: bool) -> int:
+        assert self.export is not None
+        return self.export.write(model_handle, items, total, progress)
+
+    def partition_target(self) -> ExportTarget:
+        self._check_writable()
+        assert self.export is not None
+        return self.export.partition_target()
+
+    def prepare(self, summary: str = "") -> None:
+        """Export's manifest, then the import and its checks: the long part, before the commit point,
+        so a signal while waiting for the import still aborts the run."""
+        self._check_writable()
+        assert self.export is not None and self.table is not None
+        self.export.counts = dict(self.counts)  # the publisher's counts include what the partitions wrote
+        self.manifest = self.export.commit(summary)
+        self.export.published = False  # the export is complete, but the run is not published until the flip
+        self._import(self.manifest)
+
+    def commit(self, summary: str = "") -> None:
+        if self.manifest is None:  # called without prepare() (a caller of the sink by hand)
+            self.prepare(summary)
+        super().commit(summary)
+
+    def _import(self, manifest: dict[str, Any]) -> None:
+        assert self.export is not None and self.table is not None
+        bucket, _ = self.export.location.bucket_prefix
+        parameters: dict[str, Any] = {
+            "TableName": self.table,
+            "AttributeDefinitions": manifest["attribute_definitions"],
+            "KeySchema": manifest["key_schema"],
+            "BillingMode": self.billing_mode,
+        }
+        if self.billing_mode == "PROVISIONED":
+            parameters["ProvisionedThroughput"] = {"ReadCapacityUnits": self.capacity[0],
+                                                   "WriteCapacityUnits": self.capacity[1]}
+        source = {"S3Bucket": bucket, "S3KeyPrefix": self.export.location.key(manifest["data"])}
+        try:
+            started = self.store.client.import_table(
+                ClientToken=self.run_id, S3BucketSource=source, InputFormat=FORMAT, InputCompressionType=COMPRESSION,
+                TableCreationParameters=parameters)["ImportTableDescription"]
+        except (ClientError, BotoCoreError) as exc:
+            raise ImportFailed(f"ImportTable of {self.export.location.describe('data/')} into {self.table} was refused: "
+                               f"{error_code(exc) or exc}") from exc
+        self.import_arn = started["ImportArn"]
+        log.info("importing %s items into %s (%s)", f"{manifest['items']:,}", self.table, self.import_arn)
+        description = self._wait(started)
+        status, errors = description.get("ImportStatus"), description.get("ErrorCount", 0)
+        imported = description.get("ImportedItemCount", 0)
+        where = f"ImportTable of {self.export.location.describe('data/')} into {self.table}"
+        if status != "COMPLETED":
+            reason = description.get("FailureCode") or ""
+            message = description.get("FailureMessage") or ""
+            raise ImportFailed(f"{where}: {status} ({': '.join(filter(None, (reason, message))) or 'no reason given'})")
+        if errors:
+            raise ImportFailed(f"{where}: {errors:,} items could not be imported")
+        if imported != manifest["items"]:
+            raise ImportFailed(f"{where}: imported {imported:,} items, the export's {MANIFEST} counts {manifest['items']:,}")
+        self.store.client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        log.info("imported %s items into %s", f"{imported:,}", self.table)
+
+    def _wait(self, description: dict[str, Any]) -> dict[str, Any]:
+        """DescribeImport until the import ends, or :class:`ImportFailed` at the timeout."""
+        deadline = time.monotonic() + self.timeout_seconds
+        while description.get("ImportStatus") == "IN_PROGRESS":
+            if time.monotonic() >= deadline:
+                raise ImportFailed(f"ImportTable into {self.table} still in progress after {self.timeout_seconds:g}s "
+                                   f"(IMPORT_TIMEOUT_SECONDS); not published")
+            self.sleep(self.poll_seconds)
+            try:
+                description = self.store.client.describe_import(ImportArn=self.import_arn)["ImportTableDescription"]
+            except (ClientError, BotoCoreError) as exc:
+                raise ImportFailed(f"DescribeImport of {self.import_arn} failed: {error_code(exc) or exc}") from exc
+        return description
+
+    def abort(self) -> None:
+        """The write path's abort (run failed, table dropped), and the run's export deleted."""
+        if self.export is not None:
+            self.export.abort()
+        super().abort()
+
+    def release_lock(self) -> None:
+        if self.export is not None:
+            self.export.release_lock()
+        super().release_lock()
