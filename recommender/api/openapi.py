@@ -117,7 +117,8 @@ def error_responses(*codes: int) -> dict[str, Any]:
         404: "nothing stored for that user and model",
         413: "request body larger than MAX_BODY_BYTES",
         415: "request body is not declared as JSON (Content-Type: application/json)",
-        503: "the database cannot be reached; try again shortly",
+        503: "the database cannot be reached, or the server is at capacity (`overloaded`, with a Retry-After header); "
+             "try again shortly",
     }
     return {f"HTTP_{code}": (ErrorBody, descriptions[code]) for code in codes}
 
