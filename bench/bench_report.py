@@ -125,7 +125,8 @@ def render(results: dict) -> str:
               "percentiles are the median round's, and overhead = API p50 / raw p50 of the same round, median over the rounds.", "",
               "p50/p90/p99 are wrk's (corrected for coordinated omission: wrk adds samples for every answer slower "
               "than twice the mean, so one stall weighs like the requests it held up); *answered* p99 and max are each "
-              "2xx answer's own time (the Lua script's clock, one connection per wrk thread); *shed*: the share of "
+              "2xx answer's own time (the Lua script's clock: each request's send time travels as its X-Request-ID "
+              "and comes back on the answer); *shed*: the share of "
               "answers that were 503 `overloaded` (`MAX_IN_FLIGHT`); */health* max: `GET /health` every 0.25 s "
               "during the load.", "",
               "| users | what | connections | requests/s | p50 ms | p90 ms | p99 ms | answered p99 / max ms | shed | "
