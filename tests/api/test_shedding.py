@@ -123,3 +123,38 @@ def test_zero_means_no_bound(memory_app):
     app = memory_app(max_in_flight=0)
     assert app.wsgi_app.slots is None
     assert app.test_client().post("/similar-users/", json={"user_handle": 999}).status_code == 200
+
+
+GEVENT_BURST = """
+from gevent import monkey
+monkey.patch_all()
+import gevent
+from recommender.api.shedding import InFlightLimit
+
+def app(environ, start_response):  # a cache hit: no I/O, so it never yields by itself
+    start_response("200 OK", [])
+    return [b"ok"]
+
+limiter = InFlightLimit(app, 2)
+statuses = []
+def one():
+    limiter({"PATH_INFO": "/similar-users/"}, lambda status, headers: statuses.append(status.split()[0]))
+gevent.joinall([gevent.spawn(one) for _ in range(5)])
+print(" ".join(sorted(statuses)))
+"""
+
+
+def test_under_gevent_requests_that_arrive_together_are_counted_together():
+    """Five requests ready in the same turn of a gevent worker's loop, none of which would yield
+    by itself: two are admitted and three refused, rather than five served one after the other
+    while the others wait (what counting only around the app would do)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", GEVENT_BURST], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "PROMETHEUS_MULTIPROC_DIR": ""})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["200", "200", "503", "503", "503"]
