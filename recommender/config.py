@@ -122,7 +122,7 @@ class ApiSettings(StoreSettings):
         1, ge=1, le=10, description="API's DynamoDB attempts per call, first included (more can exceed the 2 s budget)")
     max_body_bytes: int = Field(4096, ge=256, le=1_048_576, description="larger request bodies get 413")
     max_in_flight: int = Field(
-        8, ge=0, le=10_000, description="requests each API worker process works on at once; beyond, 503 `overloaded` with "
+        16, ge=0, le=10_000, description="requests each API worker process works on at once; beyond, 503 `overloaded` with "
                                         "`Retry-After` at once (`/health` and `/metrics` exempt; 0: no bound)")
     log_format: Literal["text", "json"] = Field("text", description="`json`: one JSON object per log line")
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
