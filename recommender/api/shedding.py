@@ -3,9 +3,11 @@
 
 Why: without a bound every request that arrives is accepted and waits its turn, so when clients
 send more than the machine can answer, the wait of *every* request grows with the queue (seconds,
-then the clients' timeouts), and ``/health`` waits in the same queue.  With the bound, the
-requests admitted are answered in about the time ``MAX_IN_FLIGHT`` requests take, and the others
-learn at once that they should come back later.
+then the clients' timeouts), and ``/health`` waits in the same queue.  With the bound, an
+admitted request waits for about one turn of its worker's loop (at most ``MAX_IN_FLIGHT``
+answers, plus that turn's refusals), and the others learn at once that they should come back
+later.  Refusals are not free: a client that re-sends at once instead of honouring
+``Retry-After`` fills the turns with them (``docs/performance.md``).
 
 How a request is counted under gevent: a cache hit never yields to another greenlet, so counting
 only around the app would see one request at a time while dozens of connections wait for the CPU
