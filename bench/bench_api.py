@@ -21,28 +21,48 @@ from pathlib import Path
 import numpy as np
 
 WRK_MARK = "WRKJSON "
+EACH_MARK = "WRKEACH "
 
 # wrk Lua script: POST bodies cycling through (user_handle, model_handle) pairs that exist in the
 # published run, each wrk thread starting at a different offset; done() prints the figures as
 # one JSON line (latencies in microseconds).
 LUA_TEMPLATE = r"""
+local ffi = require("ffi")
+ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } bench_timespec; int clock_gettime(int clk, bench_timespec *tp); ]]
+local ts = ffi.new("bench_timespec")
+local function now_us()
+  ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1000000 + tonumber(ts.tv_nsec) / 1000
+end
 local pairs_ = {
 %(pairs)s
 }
 local counter = 0
+local threads = {}
 function setup(thread)
   thread:set("tid", counter)
   counter = counter + 1
+  table.insert(threads, thread)
 end
 function init(args)
   i = (tid or 0) * 7919
+  ok, shed, other = {}, {}, {}
 end
-local headers = { ["Content-Type"] = "application/json" }
+-- Each request carries its send time as its X-Request-ID, which the service echoes: response()
+-- gets each answer's own time, whichever of the thread's connections it came on.
 function request()
   i = i + 1
   local p = pairs_[(i %% #pairs_) + 1]
+  local headers = { ["Content-Type"] = "application/json", ["X-Request-ID"] = string.format("%%.0f", now_us()) }
   return wrk.format("POST", "/similar-users/", headers,
     string.format('{"user_handle": %%d, "model_handle": "%%s"}', p[1], p[2]))
+end
+function response(status, headers, body)
+  local sent = tonumber(headers["X-Request-ID"] or "")
+  local us = sent and math.floor(now_us() - sent) or -1  -- -1: an answer without our id (gunicorn's own errors)
+  if status >= 200 and status < 300 then ok[#ok + 1] = us
+  elseif status == 503 and headers["Retry-After"] then shed[#shed + 1] = us
+  else other[#other + 1] = us end
 end
 %(pacing)s
 function done(summary, latency, requests)
@@ -53,6 +73,12 @@ function done(summary, latency, requests)
     '"latency_p50_us": %%d, "latency_p90_us": %%d, "latency_p99_us": %%d, "latency_max_us": %%d}\n',
     summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
     latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+  for _, t in ipairs(threads) do
+    for _, kind in ipairs({"ok", "shed", "other"}) do
+      local values = t:get(kind) or {}
+      io.write('%(each)s' .. kind .. ' ' .. table.concat(values, ' ') .. '\n')
+    end
+  end
 end
 """
 
@@ -111,7 +137,7 @@ def run_wrk(wrk: str, port: int, pairs: list[tuple[int, str]], seconds: float, c
     given request rate, rather than at whatever rate saturates the machine."""
     lua_pairs = ",\n".join(f'  {{{u}, "{m}"}}' for u, m in pairs)
     pacing = f"function delay()\n  return {int(delay_ms)}\nend" if delay_ms > 0 else ""
-    script_path.write_text(LUA_TEMPLATE % {"pairs": lua_pairs, "mark": WRK_MARK, "pacing": pacing})
+    script_path.write_text(LUA_TEMPLATE % {"pairs": lua_pairs, "mark": WRK_MARK, "each": EACH_MARK, "pacing": pacing})
     threads = max(1, min(connections, 2))
     cmd = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{int(seconds)}s", "--timeout", "2s",
            "-s", str(script_path), f"http://127.0.0.1:{port}/"]
@@ -120,7 +146,13 @@ def run_wrk(wrk: str, port: int, pairs: list[tuple[int, str]], seconds: float, c
     if line is None:
         raise RuntimeError(f"wrk gave no summary (exit {out.returncode}): {out.stdout[-500:]} {out.stderr[-500:]}")
     raw = json.loads(line[len(WRK_MARK):])
+    each: dict[str, list[float]] = {"ok": [], "shed": [], "other": []}
+    for row in out.stdout.splitlines():
+        if row.startswith(EACH_MARK):
+            kind, *values = row[len(EACH_MARK):].split()
+            each[kind].extend(int(v) / 1e6 if int(v) >= 0 else float("nan") for v in values)
     duration = raw["duration_us"] / 1e6
+    answered = len(each["ok"]) + len(each["shed"]) + len(each["other"])
     errors = sum(raw[k] for k in raw if k.startswith("errors_"))
     return {
         "tool": "wrk",
@@ -137,8 +169,55 @@ def run_wrk(wrk: str, port: int, pairs: list[tuple[int, str]], seconds: float, c
         "max_ms": raw["latency_max_us"] / 1000,
         "errors": errors,
         "non_2xx": raw["errors_status"],
+        "timeouts": raw["errors_timeout"],
+        # wrk's percentiles above are "corrected" for coordinated omission (wrk adds samples for every
+        # answer slower than twice the mean); these are each answer's own time, by kind of answer.
+        "answered": percentiles_ms([t for t in each["ok"] if t == t]),
+        "shed": len(each["shed"]),
+        "shed_share": round(len(each["shed"]) / answered, 4) if answered else None,
+        "shed_p99_ms": percentiles_ms([t for t in each["shed"] if t == t]).get("p99_ms"),
+        "other_status": len(each["other"]),
         "raw": raw,
     }
+
+
+class HealthProbe:
+    """``GET /health`` every ``every`` seconds on a fresh connection while a load runs (what a load
+    balancer does): each answer's time, status and whether it timed out (``timeout`` seconds)."""
+
+    def __init__(self, port: int, every: float = 0.25, timeout: float = 2.0):
+        self.port, self.every, self.timeout = port, every, timeout
+        self.times: list[float] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            t0 = time.perf_counter()
+            try:
+                conn.request("GET", "/health")
+                response = conn.getresponse()
+                response.read()
+                self.times.append(time.perf_counter() - t0)
+                if response.status != 200:
+                    self.failures += 1
+            except (OSError, http.client.HTTPException):
+                self.failures += 1
+            finally:
+                conn.close()
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(self.timeout + 5)
+
+    def result(self) -> dict:
+        return {**percentiles_ms(self.times), "failures": self.failures}
 
 
 # -- Python fallback ----------------------------------------------------------------------------

@@ -17,6 +17,15 @@ def _short(handle: str) -> str:
     return handle.split("_")[0]
 
 
+def _answered(run: dict) -> str:
+    answered = run.get("answered") or {}
+    return f"{_f(answered.get('p99_ms'), 2)} / {_f(answered.get('max_ms'), 1)}" if answered.get("calls") else "–"
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
 def render(results: dict) -> str:
     m = results["machine"]
     sizes = results["sizes"]
@@ -116,30 +125,39 @@ def render(results: dict) -> str:
               "(what a request does: cached run pointer + `get_item`) and a plain `client.get_item` on the run table. "
               "The cache-miss phase alternates rounds of raw reads and API load (1 connection) on the same server; its "
               "percentiles are the median round's, and overhead = API p50 / raw p50 of the same round, median over the rounds.", "",
-              "| users | what | connections | requests/s | p50 ms | p90 ms | p99 ms | requests | errors |",
-              "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "p50/p90/p99 are wrk's (corrected for coordinated omission: wrk adds samples for every answer slower "
+              "than twice the mean, so one stall weighs like the requests it held up); *answered* p99 and max are each "
+              "2xx answer's own time (the Lua script's clock: each request's send time travels as its X-Request-ID "
+              "and comes back on the answer); *shed*: the share of "
+              "answers that were 503 `overloaded` (`MAX_IN_FLIGHT`); */health* max: `GET /health` every 0.25 s "
+              "during the load.", "",
+              "| users | what | connections | requests/s | p50 ms | p90 ms | p99 ms | answered p99 / max ms | shed | "
+              "timeouts | /health max ms | requests | errors |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in sizes:
         api = s.get("api") or {}
         if api.get("skipped"):
-            lines.append(f"| {s['users']:,} | skipped: {api['skipped']} | | | | | | | |")
+            lines.append(f"| {s['users']:,} | skipped: {api['skipped']} | | | | | | | | | | | |")
             continue
         if api.get("gunicorn_extra_args"):
-            lines.append(f"| {s['users']:,} | gunicorn options: `{' '.join(api['gunicorn_extra_args'])}` | | | | | | | |")
+            lines.append(f"| {s['users']:,} | gunicorn options: `{' '.join(api['gunicorn_extra_args'])}` | | | | | | | | | | | |")
         for run in api.get("load", []):
             phase = f"{run['phase']}, hit ratio {_f(run.get('item_cache_hit_ratio'), 3)}: " if run.get("phase") else ""
             lines.append(f"| {s['users']:,} | {phase}HTTP ({run['tool'].split(' ')[0]}) | {run['connections']} | {_f(run['requests_per_second'], 0)} | "
-                         f"{_f(run['p50_ms'], 2)} | {_f(run.get('p90_ms'), 2)} | {_f(run['p99_ms'], 2)} | {_f(run['requests'])} | {_f(run['errors'])} |")
+                         f"{_f(run['p50_ms'], 2)} | {_f(run.get('p90_ms'), 2)} | {_f(run['p99_ms'], 2)} | "
+                         f"{_answered(run)} | {_share(run.get('shed_share'))} | {_f(run.get('timeouts'))} | "
+                         f"{_f((run.get('health') or {}).get('max_ms'), 1)} | {_f(run['requests'])} | {_f(run['errors'])} |")
         for key, label in (("store_get", "raw `DynamoStore.get`"), ("client_get_item", "raw `client.get_item`")):
             r = (api.get("raw") or {}).get(key)
             if r:
                 rps = 1000.0 / r["mean_ms"] if r.get("mean_ms") else None
                 lines.append(f"| {s['users']:,} | {label} | 1 | {_f(rps, 0)} | {_f(r['p50_ms'], 2)} | {_f(r['p90_ms'], 2)} | "
-                             f"{_f(r['p99_ms'], 2)} | {_f(r['calls'])} | 0 |")
+                             f"{_f(r['p99_ms'], 2)} | | | | | {_f(r['calls'])} | 0 |")
         ov = api.get("overhead") or {}
         if ov:
             lines.append(f"| {s['users']:,} | **overhead** (API p50 / raw p50) | 1 | | "
                          f"{_f(ov.get('p50_vs_store_get'), 2)}× vs `get`, {_f(ov.get('p50_vs_client_get_item'), 2)}× vs `get_item` | | "
-                         f"{_f(ov.get('p99_vs_store_get'), 2)}× vs `get` | | |")
+                         f"{_f(ov.get('p99_vs_store_get'), 2)}× vs `get` | | | | | | |")
     lines.append("")
 
     summary = results.get("summary") or {}

@@ -3,7 +3,7 @@
 Routes (``routes.py``, ``openapi.py``): ``POST /similar-users/``, ``GET /similar-users/<id>``,
 ``GET /health``, ``GET /metrics``, ``GET /openapi.json``, ``GET /docs``, and ``POST /feedback``
 (``ab.py``: A/B experiments, see ``recommender/experiments``).  Around them
-(``middleware.py``, ``limits.py``): optional API keys, JSON-only bodies within limits, security headers, request ids, one
+(``middleware.py``, ``limits.py``, ``shedding.py``): a bound on the requests in flight (503 beyond it), optional API keys, JSON-only bodies within limits, security headers, request ids, one
 access-log line per request and Prometheus metrics.
 """
 
@@ -13,7 +13,7 @@ import os
 
 from flask import Flask
 
-from recommender.api import limits, middleware
+from recommender.api import limits, middleware, shedding
 from recommender.api.ab import init_ab
 from recommender.api.errors import register_error_handlers
 from recommender.api.health import init_health
@@ -63,4 +63,5 @@ def create_app(settings: ApiSettings | None = None, store: ReadStore | None = No
     app.register_blueprint(bp)
     app.register_blueprint(docs_bp)
     register_error_handlers(app)
+    shedding.install(app, settings.max_in_flight)
     return app

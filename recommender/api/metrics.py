@@ -46,6 +46,10 @@ LATENCY = Histogram(
     ["endpoint", "method"],
     buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
 )
+SHED = Counter(
+    "similar_users_http_requests_shed",
+    "Requests refused with 503 overloaded because the worker had MAX_IN_FLIGHT requests in flight (recommender/api/shedding.py)",
+)
 STORE_ERRORS = Counter(
     "similar_users_store_errors",
     "DynamoDB unreachable (StoreUnavailable on a lookup, failed ping on /health)",

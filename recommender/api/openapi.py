@@ -118,7 +118,8 @@ def error_responses(*codes: int) -> dict[str, Any]:
         413: "request body larger than MAX_BODY_BYTES",
         415: "request body is not declared as JSON (Content-Type: application/json)",
         503: "the database cannot be reached (`service_unavailable`), the model has no published run "
-             "(`no_published_run`) or its run's table is missing (`run_unavailable`); try again shortly",
+             "(`no_published_run`), its run's table is missing (`run_unavailable`), or the server is at capacity "
+             "(`overloaded`, with a Retry-After header); try again shortly",
     }
     return {f"HTTP_{code}": (ErrorBody, descriptions[code]) for code in codes}
 

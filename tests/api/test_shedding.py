@@ -1,0 +1,160 @@
+"""Load shedding (``recommender/api/shedding.py``), over real HTTP and without timing: requests
+are held in flight by the middleware's injection point until the test releases them."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from werkzeug.serving import make_server
+
+from recommender.api import shedding
+from recommender.api.metrics import exposition
+
+PORT = 5131
+WAIT = 30  # seconds: only a safety net against a hung test, never what the test measures
+
+
+def call(method: str, path: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=WAIT)
+    try:
+        conn.request(method, path, json.dumps(body) if body is not None else None,
+                     {"Content-Type": "application/json", **(headers or {})})
+        response = conn.getresponse()
+        data = response.read()
+        is_json = response.getheader("Content-Type", "").startswith("application/json")
+        return response.status, dict(response.getheaders()), json.loads(data) if is_json else data
+    finally:
+        conn.close()
+
+
+def shed_total() -> float:
+    text = exposition()[0].decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("similar_users_http_requests_shed_total "))
+
+
+@contextmanager
+def _released_on_failure(release: threading.Event):
+    """A failed assertion must not leave the held requests waiting (the pool's exit waits for them)."""
+    try:
+        yield
+    finally:
+        release.set()
+
+
+@pytest.fixture
+def held_server(memory_app):
+    """A threaded server on an app with ``MAX_IN_FLIGHT=2`` whose admitted requests wait for ``release``."""
+    app = memory_app(max_in_flight=2)
+    limiter = app.wsgi_app
+    assert isinstance(limiter, shedding.InFlightLimit)
+    entered = threading.Semaphore(0)
+    release = threading.Event()
+
+    def hold(environ):
+        entered.release()
+        assert release.wait(WAIT), "the test never released the held requests"
+
+    limiter.on_admit = hold
+    server = make_server("127.0.0.1", PORT, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield entered, release
+    finally:
+        release.set()
+        server.shutdown()
+        thread.join(WAIT)
+
+
+def test_beyond_the_bound_a_request_gets_503_with_retry_after_and_health_still_answers(held_server):
+    entered, release = held_server
+    before = shed_total()
+    with ThreadPoolExecutor(2) as pool, _released_on_failure(release):
+        held = [pool.submit(call, "POST", "/similar-users/", {"user_handle": 999}) for _ in range(2)]
+        for _ in held:  # both admitted requests are now inside the app, holding the two slots
+            assert entered.acquire(timeout=WAIT)
+
+        status, headers, body = call("POST", "/similar-users/", {"user_handle": 999}, {"X-Request-ID": "third-one"})
+        assert status == 503
+        assert body["error"] == "overloaded" and "retry" in body["message"]
+        assert headers["Retry-After"] == str(shedding.RETRY_AFTER_SECONDS)
+        assert headers["X-Request-ID"] == "third-one"
+        assert headers["Content-Type"] == "application/json"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert shed_total() == before + 1
+
+        # The operator's probes are exempt from the bound.
+        assert call("GET", "/health")[0] == 200
+        status, _, text = call("GET", "/metrics")
+        assert status == 200 and b"similar_users_http_requests_shed_total" in text
+        assert not any(f.done() for f in held)
+
+        release.set()
+        answers = [f.result(WAIT) for f in held]
+    assert [a[0] for a in answers] == [200, 200]
+    assert all(a[2][0]["user_handle"] == 999 for a in answers)
+    # With the slots free again, the next request is served.
+    assert call("POST", "/similar-users/", {"user_handle": 999})[0] == 200
+    assert shed_total() == before + 1
+
+
+def test_a_slot_is_given_back_when_the_app_fails(memory_app):
+    """A request that raises inside the app frees its slot (else the worker would shed for ever)."""
+    app = memory_app(max_in_flight=1)
+    limiter = app.wsgi_app
+
+    def fail(environ):
+        raise RuntimeError("injected")
+
+    limiter.on_admit = fail
+    with pytest.raises(RuntimeError):
+        app.test_client().post("/similar-users/", json={"user_handle": 999})
+    limiter.on_admit = None
+    assert app.test_client().post("/similar-users/", json={"user_handle": 999}).status_code == 200
+
+
+def test_zero_means_no_bound(memory_app):
+    app = memory_app(max_in_flight=0)
+    assert app.wsgi_app.slots is None
+    assert app.test_client().post("/similar-users/", json={"user_handle": 999}).status_code == 200
+
+
+GEVENT_BURST = """
+from gevent import monkey
+monkey.patch_all()
+import gevent
+from recommender.api.shedding import InFlightLimit
+
+def app(environ, start_response):  # a cache hit: no I/O, so it never yields by itself
+    start_response("200 OK", [])
+    return [b"ok"]
+
+limiter = InFlightLimit(app, 2)
+statuses = []
+def one():
+    limiter({"PATH_INFO": "/similar-users/"}, lambda status, headers: statuses.append(status.split()[0]))
+gevent.joinall([gevent.spawn(one) for _ in range(5)])
+print(" ".join(sorted(statuses)))
+"""
+
+
+def test_under_gevent_requests_that_arrive_together_are_counted_together():
+    """Five requests ready in the same turn of a gevent worker's loop, none of which would yield
+    by itself: two are admitted and three refused, rather than five served one after the other
+    while the others wait (what counting only around the app would do)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", GEVENT_BURST], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "PROMETHEUS_MULTIPROC_DIR": ""})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["200", "200", "503", "503", "503"]
