@@ -138,6 +138,9 @@ class ApiSettings(StoreSettings):
     experiments_file: str | None = Field(None, description="A/B experiments (TOML, see `docs/experiments.example.toml`); empty: none")
     experiments_reload_seconds: float = Field(
         5.0, ge=0.1, le=3600, description="how often each API process checks the experiments file for changes")
+    evaluation_results_file: Path | None = Field(
+        None, description="offline evaluation results (`docs/evaluation/results.json`, from `make evaluate`) whose course "
+                          "NDCG@10 and community precision `/explore` shows per model; empty: none")
     ab_queue_size: int = Field(
         10_000, ge=10, le=1_000_000, description="exposure and feedback records queued per API process for the background writer")
 

@@ -38,6 +38,10 @@ def init_ab(app: Any, experiments: LiveExperiments, exposure_log: ExposureLog | 
     app.register_blueprint(feedback_bp)
 
 
+def live_experiments() -> LiveExperiments | None:
+    return current_app.extensions.get(_EXPERIMENTS)
+
+
 def exposure_log() -> ExposureLog | None:
     return current_app.extensions.get(_LOG)
 
@@ -60,7 +64,7 @@ def _read(user_handle: int, model_handle: str) -> StoredItem | None:
 
 def serve(user_handle: int, model_handle: str | None, default_model: str) -> Served:
     """The item that answers this request, and the experiment arm behind it if any."""
-    experiments: LiveExperiments | None = current_app.extensions.get(_EXPERIMENTS)
+    experiments = live_experiments()
     experiment = experiments.active() if experiments is not None and model_handle is None else None
     if experiment is None:
         g.model_handle = model = model_handle or default_model  # (labels even a failed read)
