@@ -104,6 +104,7 @@ def assert_offline(driver, base: str) -> None:
 
 def test_every_model_shows_the_neighbours_the_api_serves(browser, six_models, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     with gunicorn_server(six_models, tmp_path / "gunicorn.log") as base:
         answers = api_answers(base)
@@ -120,10 +121,18 @@ def test_every_model_shows_the_neighbours_the_api_serves(browser, six_models, tm
 
         # Keyboard: the neighbour links are reachable and following one explores that user.
         link = browser.find_element(By.CSS_SELECTOR, f"section.model li.neighbour[data-user-handle='{SHARED[0]}'] a.handle")
-        link.click()
+        link.send_keys(Keys.ENTER)
         wait_for(browser, "h2 .subject")
         assert browser.find_element(By.CSS_SELECTOR, "h2 .subject").text == str(SHARED[0])
         assert USER in [row[0] for row in shown_models(browser)[MODEL_HANDLES[0]]]
+
+        # 360 px wide: the columns become rows, nothing scrolls sideways.
+        browser.set_window_size(360, 900)
+        browser.get(f"{base}/explore?user_handle={USER}")
+        wait_for(browser, "section.model")
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        lefts = {s.location["x"] for s in browser.find_elements(By.CSS_SELECTOR, "section.model")}
+        assert len(lefts) == 1
 
         # The done criterion, literally: Chromium's --dump-dom of the page names every model and
         # every neighbour the default model serves.
