@@ -18,7 +18,8 @@ from recommender.api import limits, middleware
 from recommender.api.ab import init_ab
 from recommender.api.errors import register_error_handlers
 from recommender.api.explore import init_explore
-from recommender.api.explore_data import ExperimentReports, load_quality
+from recommender.api.explore_data import ExperimentReports
+from recommender.evaluation.quality import load_quality
 from recommender.api.logs import configure_logging
 from recommender.api.openapi import docs_bp
 from recommender.api.routes import bp

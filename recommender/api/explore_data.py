@@ -10,32 +10,22 @@ Nothing here renders: the templates do, on the server or for the page's script.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Callable
 
 from recommender.api.models_list import models_answer
 from recommender.api.store import ReadStore
-from recommender.models.registry import MODELS
+from recommender.evaluation.quality import Quality
 from recommender.reasons import describe
 from recommender.store.dynamo import NoPublishedRun
 
 
 class NoSuchUser(LookupError):
     """No published model has a row for the user."""
-
-
-@dataclass(frozen=True)
-class Quality:
-    """A model's offline figures (``docs/evaluation/results.json``)."""
-
-    course_ndcg_at_10: float | None
-    community_precision_at_10: float | None
 
 
 @dataclass
@@ -58,27 +48,6 @@ class ModelView:
     quality: Quality | None
     neighbours: list[NeighbourView] = field(default_factory=list)
     top_score: float = 1.0  # the bars' scale: scores are comparable within a model, not across models
-
-
-def load_quality(path: Path | None) -> dict[str, Quality]:
-    """Per-model course NDCG@10 and planted-community precision@10 from an evaluation results file.
-
-    Raises ``ValueError`` naming the file when it cannot be read or is not such a file: the
-    service refuses to start on it, as on any bad setting.
-    """
-    if path is None:
-        return {}
-    try:
-        results = json.loads(Path(path).read_text(encoding="utf-8"))
-        ndcg = results["tasks"]["courses"]["metrics"]
-        planted = results.get("planted", {}).get("metrics", {})
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"not an evaluation results file ({exc.__class__.__name__})"
-        raise ValueError(f"evaluation results file {path}: {reason}") from None
-    return {
-        spec.handle: Quality(ndcg.get(spec.handle, {}).get("ndcg_at_10"), planted.get(spec.handle, {}).get("community_precision_at_10"))
-        for spec in MODELS if spec.handle in ndcg or spec.handle in planted
-    }
 
 
 def user_models(store: ReadStore, user_handle: int, default_model: str, quality: dict[str, Quality]) -> list[ModelView]:

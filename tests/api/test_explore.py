@@ -99,7 +99,7 @@ def test_the_evaluation_file_gives_each_model_its_offline_quality():
     assert "NDCG@10" not in without
 
 
-@pytest.mark.parametrize("content", [None, "{not json", '{"tasks": {}}'])
+@pytest.mark.parametrize("content", [None, "{not json", '{"tasks": {}}', '{"tasks": {"courses": {"metrics": []}}}'])
 def test_a_bad_evaluation_file_stops_the_start_with_one_line(tmp_path, content):
     path = tmp_path / "results.json"
     if content is not None:
@@ -141,3 +141,24 @@ arms = [{ name = "a", model = "tfidf_user_interest", weight = 1 }, { name = "b",
     reports.report(experiment)
     assert reads == ["e1", "e1"]
     assert ExperimentReports(None).report(experiment)[0] is None  # no database: nothing to report
+
+
+def test_gunicorn_refuses_to_start_on_a_bad_evaluation_file(tmp_path):
+    import os
+    import subprocess
+
+    from tests.live import GUNICORN, free_port
+
+    path = tmp_path / "results.json"
+    path.write_text('{"tasks": []}')
+    env = {**{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+           "EVALUATION_RESULTS_FILE": str(path), "EXPERIMENTS_FILE": ""}
+    server = subprocess.run(
+        [str(GUNICORN), "-c", "recommender/api/gunicorn_conf.py", "--workers", "1",
+         "--bind", f"127.0.0.1:{free_port()}", "recommender.api:create_app()"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert server.returncode == 2, server.stdout + server.stderr
+    lines = [line for line in server.stderr.splitlines() if line.startswith("error:")]
+    assert lines == [f"error: setting EVALUATION_RESULTS_FILE: evaluation results file {path}: "
+                     "not an evaluation results file (TypeError)"], server.stderr
+    assert "Traceback" not in server.stderr and "Booting worker" not in server.stderr
