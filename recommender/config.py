@@ -185,6 +185,9 @@ class ApiSettings(StoreSettings):
                                         "the default file runs none while it does not exist, a file named here must exist")
     experiments_reload_seconds: float = Field(
         5.0, ge=0.1, le=3600, description="how often each API process checks the experiments file for changes")
+    evaluation_results_file: Path | None = Field(
+        None, description="offline evaluation results (`docs/evaluation/results.json`, from `make evaluate`) whose course "
+                          "NDCG@10 and community precision `/explore` shows per model; empty: none")
     ab_queue_size: int = Field(
         10_000, ge=10, le=1_000_000, description="exposure and feedback records queued per API process for the background writer")
 

@@ -1,8 +1,9 @@
 """The Flask service (app factory).  It reads DynamoDB only and never imports TensorFlow.
 
 Routes (``routes.py``, ``openapi.py``): ``POST /similar-users/``, ``GET /similar-users/<id>``,
-``GET /health``, ``GET /metrics``, ``GET /openapi.json``, ``GET /docs``, and ``POST /feedback``
-(``ab.py``: A/B experiments, see ``recommender/experiments``).  Around them
+``GET /health``, ``GET /metrics``, ``GET /openapi.json``, ``GET /docs``, ``POST /feedback``
+(``ab.py``: A/B experiments, see ``recommender/experiments``) and the explorer pages
+``GET /explore`` and ``GET /explore/experiments`` (``explore.py``).  Around them
 (``middleware.py``, ``limits.py``, ``shedding.py``): a bound on the requests in flight (503 beyond it), optional API keys, JSON-only bodies within limits, security headers, request ids, one
 access-log line per request and Prometheus metrics.
 """
@@ -17,11 +18,14 @@ from recommender.api import limits, middleware, shedding
 from recommender.api.ab import init_ab
 from recommender.api.errors import register_error_handlers
 from recommender.api.health import init_health
+from recommender.api.explore import init_explore
+from recommender.api.explore_data import ExperimentReports
+from recommender.evaluation.quality import load_quality
 from recommender.api.logs import configure_logging
 from recommender.api.openapi import docs_bp
 from recommender.api.routes import bp
 from recommender.api.store import ReadStore, init_store
-from recommender.config import ApiSettings, load_settings
+from recommender.config import ApiSettings, SettingsError, load_settings
 from recommender.experiments.live import CHECKED_ENV, LiveExperiments, experiments_file
 from recommender.store.item_cache import with_item_cache
 
@@ -46,18 +50,25 @@ def create_app(settings: ApiSettings | None = None, store: ReadStore | None = No
     )
     app.debug = False
     app.json.sort_keys = False
+    try:
+        quality = load_quality(settings.evaluation_results_file)
+    except ValueError as exc:  # a bad file stops the start with one line, as a bad setting does
+        raise SettingsError(f"setting EVALUATION_RESULTS_FILE: {exc}") from None
     experiments = LiveExperiments(experiments_file(settings), settings.experiments_reload_seconds,
                                   strict=not os.environ.get(CHECKED_ENV))
-    exposure_log = None
+    exposure_log, read_records = None, None
     if store is None:
         from recommender.experiments.exposures import ExposureLog, writer_store
         from recommender.store.dynamo import DynamoStore
 
         store = with_item_cache(DynamoStore.for_api(settings), settings.item_cache_size, settings.run_check_seconds)
-        exposure_log = ExposureLog(writer_store(settings), settings.ab_queue_size)
+        ab_store = writer_store(settings)
+        exposure_log = ExposureLog(ab_store, settings.ab_queue_size)
+        read_records = experiment_records(ab_store)
     init_store(app, store)
     init_health(app, store, settings.run_check_seconds)
     init_ab(app, experiments, exposure_log)
+    init_explore(app, quality, ExperimentReports(read_records))
     middleware.install(app)
     limits.install(app)
     app.register_blueprint(bp)
@@ -65,3 +76,21 @@ def create_app(settings: ApiSettings | None = None, store: ReadStore | None = No
     register_error_handlers(app)
     shedding.install(app, settings.max_in_flight)
     return app
+
+
+def experiment_records(ab_store):
+    """An experiment's exposures and events from DynamoDB, for the explorer's experiments view;
+    a database failure is the store's ``StoreUnavailable`` (the page's 503)."""
+
+    def read(name: str):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from recommender.experiments import reading
+        from recommender.store.dynamo import StoreUnavailable
+
+        try:
+            return reading.read(ab_store, name)
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreUnavailable(f"reading experiment {name}: {exc}") from exc
+
+    return read

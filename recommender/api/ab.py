@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, g, jsonify
 from spectree import Response
 
 from recommender.api.errors import ApiError
-from recommender.api.middleware import new_request_id
+from recommender.api import middleware  # a module, not its names: middleware imports the explorer, which imports this
 from recommender.api.openapi import api_spec, error_responses
 from recommender.api.schemas import ErrorBody, FeedbackAccepted, FeedbackRequest
 from recommender.api.store import get_store
@@ -37,6 +37,10 @@ def init_ab(app: Any, experiments: LiveExperiments, exposure_log: ExposureLog | 
     app.extensions[_EXPERIMENTS] = experiments
     app.extensions[_LOG] = exposure_log
     app.register_blueprint(feedback_bp)
+
+
+def live_experiments() -> LiveExperiments | None:
+    return current_app.extensions.get(_EXPERIMENTS)
 
 
 def exposure_log() -> ExposureLog | None:
@@ -61,7 +65,7 @@ def _read(user_handle: int, model_handle: str) -> StoredItem | None:
 
 def serve(user_handle: int, model_handle: str | None, default_model: str) -> Served:
     """The item that answers this request, and the experiment arm behind it if any."""
-    experiments: LiveExperiments | None = current_app.extensions.get(_EXPERIMENTS)
+    experiments = live_experiments()
     experiment = experiments.active() if experiments is not None and model_handle is None else None
     if experiment is None:
         g.model_handle = model = model_handle or default_model  # (labels even a failed read)
@@ -83,7 +87,7 @@ def expose(served: Served, user_handle: int, shown: list[int]) -> dict[str, Any]
     # The exposure's key, which feedback names, is always made here: a client's X-Request-ID
     # (kept in the header and the log line) chosen twice, by a retry or on purpose, would
     # otherwise name two answers.  Without one, the answer's X-Request-ID is this same id.
-    request_id = g.request_id if g.get("request_id_is_ours") else new_request_id()
+    request_id = g.request_id if g.get("request_id_is_ours") else middleware.new_request_id()
     g.exposure_request_id = request_id
     log = exposure_log()
     if log is not None:

@@ -125,14 +125,19 @@ def on_exit(server) -> None:
 
 
 def check_experiments_file() -> None:
-    """Refuse to start (one line, exit 2) on a broken EXPERIMENTS_FILE, before any worker boots."""
+    """Refuse to start (one line, exit 2) on a broken EXPERIMENTS_FILE or EVALUATION_RESULTS_FILE,
+    before any worker boots (a worker failing to boot on it would only say so in a traceback)."""
+    from recommender.evaluation.quality import load_quality
     from recommender.config import ApiSettings, SettingsError, load_settings
     from recommender.experiments.live import check_at_start, experiments_file
 
     try:
-        path = experiments_file(load_settings(ApiSettings))
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        settings = load_settings(ApiSettings)
+        path = experiments_file(settings)
+        load_quality(settings.evaluation_results_file)
+    except (SettingsError, ValueError) as exc:
+        message = str(exc) if isinstance(exc, SettingsError) else f"setting EVALUATION_RESULTS_FILE: {exc}"
+        print(f"error: {message}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     check_at_start(path)
 

@@ -19,6 +19,7 @@ from flask import Flask, g, request
 
 from recommender.api import metrics
 from recommender.api.errors import ApiError
+from recommender.api.explore import EXPLORE_ENDPOINTS, OPEN_ENDPOINTS as EXPLORE_OPEN
 from recommender.api.openapi import API_KEY_HEADER, DOCS_ENDPOINTS
 
 access_log = logging.getLogger("recommender.api.access")
@@ -27,7 +28,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # A client's id is kept, for log correlation only, when it is short and plain; anything else is
 # replaced by a fresh one (it goes into logs and headers, so no spaces, quotes or control characters).
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
-_OPEN_ENDPOINTS = {"similar_users.health"}
+_OPEN_ENDPOINTS = {"similar_users.health"} | EXPLORE_OPEN
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 
@@ -38,6 +39,11 @@ CSP_DOCS = (
     "default-src 'none'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; font-src 'self'; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+# The explorer's pages: their own script, style and inline SVG only; the user form submits here.
+CSP_EXPLORE = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 
 
@@ -110,6 +116,8 @@ def install(app: Flask) -> None:
         nonce = ctx.get("csp_nonce")
         if nonce or req.endpoint in DOCS_ENDPOINTS:  # files may come with their own Cache-Control: replace
             headers.update(security_headers(CSP_DOCS.format(nonce=nonce) if nonce else CSP_API))
+        elif req.endpoint in EXPLORE_ENDPOINTS:
+            headers.update(security_headers(CSP_EXPLORE))
         else:  # a JSON answer has none of them yet: appending is a third of the cost of replacing
             headers.extend(_API_HEADERS)
         request_id = ctx.get("request_id") or request_id_from(None)

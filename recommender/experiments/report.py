@@ -206,3 +206,61 @@ def chart(report: Report, path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def svg_chart(report: Report) -> str:
+    """The CTR of each variant with its 95% interval, as an SVG element for a web page (``/explore/experiments``).
+
+    The same figure as :func:`chart` (the PNG of the report files), drawn as text so that the page
+    needs no plotting library in the browser; attributes only, no ``style``, so a strict
+    Content-Security-Policy allows it.  The figures themselves are in the page's table beside it.
+    """
+    from html import escape
+
+    variants = [f for f in report.variants if f.impressions]
+    width, height, left, bottom, top = 560, 250, 64, 56, 28
+    plot_h = height - bottom - top
+    high = max([f.ctr_high for f in variants if not math.isnan(f.ctr_high)] + [0.0]) or 1.0
+    step = _nice_step(high / 4)
+    y_max = step * math.ceil(high / step)
+    slot = (width - left - 16) / max(1, len(variants))
+
+    def y(value: float) -> float:
+        return top + plot_h * (1 - value / y_max)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-labelledby="chart-{escape(report.experiment)}-title">',
+             f'<title id="chart-{escape(report.experiment)}-title">{escape(report.experiment)}: click-through rate '
+             f'per variant with 95% intervals</title>']
+    ticks = int(round(y_max / step))
+    for i in range(ticks + 1):
+        value = i * step
+        parts.append(f'<line x1="{left}" x2="{width - 8}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#d0d0d0"/>')
+        parts.append(f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end" font-size="11" fill="#222">{value:.3g}</text>')
+    parts.append(f'<text x="14" y="{top + plot_h / 2:.1f}" transform="rotate(-90 14 {top + plot_h / 2:.1f})" '
+                 f'text-anchor="middle" font-size="11" fill="#222">CTR (clicks / neighbours shown)</text>')
+    for i, f in enumerate(variants):
+        x = left + i * slot + slot * 0.2
+        bar_w = slot * 0.6
+        colour = "#1f5fa8" if f.variant == report.control else "#6b6b6b" if f.variant == FALLBACK else "#b35900"
+        parts.append(f'<rect x="{x:.1f}" y="{y(f.ctr):.1f}" width="{bar_w:.1f}" height="{top + plot_h - y(f.ctr):.1f}" '
+                     f'fill="{colour}"><title>{escape(f.variant)}: CTR {f.ctr:.4f} '
+                     f'(95% interval {f.ctr_low:.4f}–{f.ctr_high:.4f})</title></rect>')
+        mid = x + bar_w / 2
+        parts.append(f'<path d="M{mid:.1f} {y(f.ctr_low):.1f}V{y(f.ctr_high):.1f}M{mid - 8:.1f} {y(f.ctr_low):.1f}h16'
+                     f'M{mid - 8:.1f} {y(f.ctr_high):.1f}h16" stroke="#111" stroke-width="1.5" fill="none"/>')
+        parts.append(f'<text x="{mid:.1f}" y="{height - bottom + 18}" text-anchor="middle" font-size="12" fill="#222">'
+                     f'{escape(f.variant)}</text>')
+        parts.append(f'<text x="{mid:.1f}" y="{height - bottom + 34}" text-anchor="middle" font-size="10" fill="#444">'
+                     f'{escape(f.model_handle)}</text>')
+    parts.append(f'<line x1="{left}" x2="{width - 8}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#222"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _nice_step(raw: float) -> float:
+    """1, 2 or 5 times a power of ten, at least ``raw``: readable axis ticks."""
+    if raw <= 0 or math.isnan(raw):
+        return 1.0
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)

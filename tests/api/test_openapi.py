@@ -26,7 +26,9 @@ def test_document_is_valid_openapi_3(spec):
 def test_every_endpoint_is_described(spec, memory_app):
     app = memory_app()
     rules = {rule.rule.replace("<user_handle>", "{user_handle}") for rule in app.url_map.iter_rules()}
-    assert rules - set(spec["paths"]) == {"/docs/assets/<name>"}  # the docs page's own files, not an API
+    # The docs page's own files and the explorer's pages (HTML for people, docs/explorer.md): not an API.
+    assert rules - set(spec["paths"]) == {"/docs/assets/<name>", "/explore", "/explore/panel", "/explore/experiments",
+                                          "/explore/experiments/panel", "/explore/static/<path:filename>"}
     assert set(spec["paths"]) == {"/similar-users/", "/similar-users/{user_handle}", "/models", "/health", "/metrics", "/openapi.json",
                                   "/docs", "/feedback"}
 
