@@ -84,7 +84,7 @@ def test_tuning_picks_the_best_validation_figure(small_tables, small_dataset):
     assert best["validation"]["ndcg_at_10"] == max(values)
     assert model["before_after"]["default"]["params"] == {}
     assert set(best["test"]) >= {"ndcg_at_10", "community_precision_at_10"}
-    assert isinstance(model["recommendation"], str) and model["gain"]["margin"] >= 0
+    assert isinstance(model["recommendation"], str)
 
 
 @pytest.mark.slow

@@ -55,12 +55,3 @@ def test_the_cap_fails_loudly():
         writer_with(client, max_retries=3)._write_batch("t-run", [i.to_dynamo() for i in ITEMS])
     assert len(client.calls) == 4
 
-
-def test_generator_client_uses_capped_standard_retries():
-    from recommender.config import GeneratorSettings
-    from recommender.store.dynamo import DynamoStore
-
-    config = DynamoStore.for_generator(GeneratorSettings(generator_db_max_attempts=6)).client.meta.config
-    # botocore: max_attempts retries after the first call, exponential backoff with jitter.
-    assert config.retries["mode"] == "standard"
-    assert config.retries["total_max_attempts"] == 7
