@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python 3.11, Java 17, Node 20):
 #   make run    venv + deps, DynamoDB Local, data, generator, then the API on port 5000
 #   make test   venv + deps, DynamoDB Local, then the whole test suite
+#   make test-fast   the lane without DynamoDB Local: pure units, moto where a store is needed (~2-3 min)
 SHELL := /bin/bash
 PY ?= python3.11
 VENV := .venv
@@ -15,7 +16,7 @@ export AWS_ACCESS_KEY_ID ?= local
 export AWS_SECRET_ACCESS_KEY ?= local
 export AWS_REGION ?= us-east-1
 
-.PHONY: run test install dynamodb-start dynamodb-stop data generate serve serve-dev diagram clean
+.PHONY: run test test-fast install dynamodb-start dynamodb-stop data generate serve serve-dev diagram clean
 
 # The package itself is installed editable (no dependencies: they are the pinned requirements),
 # which gives the console entry points similar-users-{generate,serve,evaluate,datagen,bench}.
@@ -67,6 +68,11 @@ run: generate serve
 
 test: install dynamodb-start
 	$(PYTHON) -m pytest
+
+# Leaves out the tests marked dynamodb (every test that asks for DynamoDB Local is, tests/conftest.py)
+# and slow; TEST_LANE=fast makes a test that still reaches for DynamoDB Local fail instead of starting it.
+test-fast: $(VENV)/.installed
+	TEST_LANE=fast $(PYTHON) -m pytest -m "not dynamodb and not slow"
 
 diagram: install
 	$(PYTHON) scripts/draw_architecture.py
