@@ -1,5 +1,5 @@
 # Two commands on a fresh machine (Python 3.11, Java 17, Node 20):
-#   make run    venv + deps, DynamoDB Local, data, generator, then the API on port 5000
+#   make run    venv + deps, DynamoDB Local, data, generator, then the API on 127.0.0.1:5000
 #   make test   venv + deps, DynamoDB Local, then the whole test suite
 #   make test-fast   the lane without DynamoDB Local: pure units, moto where a store is needed (~2-3 min)
 SHELL := /bin/bash
@@ -9,6 +9,8 @@ PYTHON := $(VENV)/bin/python
 USERS ?= 10000
 SEED ?= 7
 PORT ?= 5000
+# make serve binds loopback; another address (HOST=0.0.0.0) is refused while API_KEYS is empty.
+HOST ?= 127.0.0.1
 # gunicorn workers: make serve WORKERS=4
 WORKERS ?= 2
 export DYNAMODB_ENDPOINT_URL ?= http://127.0.0.1:8000
@@ -57,12 +59,13 @@ generate: install .env dynamodb-start data
 # workers, so that slow clients cannot hold the workers (README, Operations: slow clients).
 PROMETHEUS_DIR ?= .run/prometheus
 serve: install .env
+	$(VENV)/bin/similar-users-serve --check --host $(HOST) --port $(PORT)
 	rm -rf $(PROMETHEUS_DIR) && mkdir -p $(PROMETHEUS_DIR)
 	PROMETHEUS_MULTIPROC_DIR=$(abspath $(PROMETHEUS_DIR)) $(VENV)/bin/gunicorn -c recommender/api/gunicorn_conf.py \
-		--workers $(WORKERS) --bind 0.0.0.0:$(PORT) 'recommender.api:create_app()'
+		--workers $(WORKERS) --bind $(HOST):$(PORT) 'recommender.api:create_app()'
 
 serve-dev: install .env
-	$(PYTHON) run_server.py --port $(PORT)
+	$(PYTHON) run_server.py --host $(HOST) --port $(PORT)
 
 run: generate serve
 
