@@ -16,13 +16,13 @@ from flask import Flask
 from recommender.api import limits, middleware
 from recommender.api.ab import init_ab
 from recommender.api.errors import register_error_handlers
+from recommender.api.item_cache import with_item_cache
 from recommender.api.logs import configure_logging
 from recommender.api.openapi import docs_bp
 from recommender.api.routes import bp
 from recommender.api.store import ReadStore, init_store
 from recommender.config import ApiSettings, load_settings
 from recommender.experiments.live import CHECKED_ENV, LiveExperiments
-from recommender.store.item_cache import with_item_cache
 
 
 def create_app(settings: ApiSettings | None = None, store: ReadStore | None = None) -> Flask:

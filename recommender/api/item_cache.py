@@ -8,16 +8,17 @@ immutable), so unknown users and experiment fallbacks cost no read either.
 
 The pointer itself still comes from :meth:`DynamoStore.pointer` (its own short cache and
 rules), which this wrapper does not change.  Size: ``ITEM_CACHE_SIZE`` entries per process
-(0 turns the cache off); an item of 10 neighbours is about 1 KB in memory.
+(0 turns the cache off); an item of 10 neighbours is about 1 KB in memory.  The eviction order is
+cachetools' ``LRUCache``; it is not thread-safe, so one lock guards it (gevent and thread workers).
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from functools import cache
 from typing import Any
 
-from functools import cache
+from cachetools import LRUCache
 
 from recommender.store.items import StoredItem
 
@@ -27,7 +28,7 @@ _NO_ROW = object()
 @cache
 def lookups():
     """The hit/miss counter, created once the API's metrics module has set up multiprocess mode
-    (imported here, not at the top: the API package imports this module)."""
+    (imported here, not at the top: the API package imports this module first)."""
     from recommender.api import metrics  # noqa: F401
     from prometheus_client import Counter
 
@@ -40,7 +41,7 @@ class CachedItems:
     def __init__(self, inner: Any, size: int):
         self.inner = inner
         self.size = size
-        self._items: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
+        self._items: LRUCache[tuple[str, str, int], Any] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
         self._hits, self._misses = lookups().labels("hit"), lookups().labels("miss")
 
@@ -50,9 +51,7 @@ class CachedItems:
             return self.inner.get(user_handle, model_handle)
         key = (pointer.run_id, model_handle, int(user_handle))
         with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
+            found = self._items.get(key)  # a hit becomes the most recently used
         if found is not None:
             self._hits.inc()
             return None if found is _NO_ROW else found
@@ -67,9 +66,7 @@ class CachedItems:
             same_run = after is not None and after.run_id == pointer.run_id
         if same_run:
             with self._lock:
-                self._items[key] = _NO_ROW if item is None else item
-                if len(self._items) > self.size:
-                    self._items.popitem(last=False)
+                self._items[key] = _NO_ROW if item is None else item  # evicts the least recently used
         return item
 
     def __len__(self) -> int:
