@@ -125,4 +125,4 @@ ab-report: install .env
 
 # A simulated experiment end to end: DynamoDB Local, data, the generator (two models), gunicorn, traffic, report.
 ab-demo: install dynamodb-start data
-	$(PYTHON) -m recommender.cli.ab_demo --data-dir data $(AB_DEMO_ARGS)
+	$(PYTHON) -m recommender_tools.ab_demo --data-dir data $(AB_DEMO_ARGS)

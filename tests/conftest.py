@@ -95,7 +95,7 @@ def publish(store, run_id: str, items, **options):
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory) -> Path:
     """600 synthetic users in 6 communities: big enough for signal, small enough for seconds."""
-    from recommender.datagen import generate
+    from recommender_tools.datagen import generate
 
     out = tmp_path_factory.mktemp("data_small")
     generate(out, users=600, seed=11, communities=6)

@@ -21,7 +21,7 @@ N = 10
 @pytest.fixture(scope="module")
 def contract_tables(tmp_path_factory):
     from recommender.data.loader import load_tables
-    from recommender.datagen import generate
+    from recommender_tools.datagen import generate
 
     out = tmp_path_factory.mktemp("contract")
     generate(out, users=2000, seed=3, communities=8)
