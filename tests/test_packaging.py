@@ -83,12 +83,20 @@ def test_the_api_extra_pulls_in_no_heavy_package():
     assert HEAVY - {"llvmlite", "tensorflow"} <= closure(declared("generator", "dask"))  # ... and would see them
 
 
-def test_the_service_imports_only_what_the_api_extra_installs():
-    code = ("import json, sys; before = set(sys.modules); from recommender.api import create_app; create_app(); "
+def imported_by(statement: str) -> set[str]:
+    """Top-level modules a fresh interpreter imports to run ``statement`` (startup's own left out)."""
+    code = (f"import json, sys; before = set(sys.modules); {statement}; "
             "print(json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - before})))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    modules = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_the_service_imports_only_what_the_api_extra_installs():
+    # The app, and gunicorn's settings with its gevent worker (loaded by path, as make serve does).
+    modules = imported_by("from recommender.api import create_app; create_app()")
+    modules |= imported_by("import runpy; runpy.run_path('recommender/api/gunicorn_conf.py')")
+    assert {"flask", "gevent", "gunicorn"} <= modules
     assert not modules & {"tensorflow", "keras", "faiss", "dask", "distributed", "implicit", "numba", "recommender_tools"}
     providers = metadata.packages_distributions()
     imported = {canonicalize_name(d) for m in modules for d in providers.get(m, [])} - {PROJECT} - OPTIONAL_IMPORTS
