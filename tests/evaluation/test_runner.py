@@ -7,7 +7,8 @@ import pytest
 
 from recommender.cli import evaluate as cli
 from recommender.evaluation import tuning
-from recommender.evaluation.runner import EvalConfig, TaskSplit, all_users, evaluate, load_truth
+from recommender.evaluation.runner import all_users, evaluate, load_truth
+from recommender.evaluation.task_split import EvalConfig, TaskSplit
 from recommender.evaluation.split import TASKS
 
 FAST_MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view")
