@@ -28,7 +28,12 @@ def contract_tables(tmp_path_factory):
     return load_tables(out)
 
 
-@pytest.fixture(scope="module", params=MODEL_HANDLES)
+# Fitting these trains a TensorFlow model: the slow lane (pyproject's ``slow`` marker).
+TENSORFLOW_MODELS = {"dnn_collab_filtering_user_course_level"}
+
+
+@pytest.fixture(scope="module", params=[pytest.param(h, marks=pytest.mark.slow) if h in TENSORFLOW_MODELS else h
+                                        for h in MODEL_HANDLES])
 def fitted(request, contract_tables):
     handle = request.param
     return handle, create_model(handle).fit(contract_tables), create_model(handle).fit(contract_tables)
