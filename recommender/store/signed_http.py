@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -88,7 +87,7 @@ class SignedHttpClient:
                     raise error
             if attempt == self.max_attempts:
                 raise error
-            time.sleep(self.backoff.delay(attempt))
+            self.backoff.sleeper(self.backoff.delay(attempt))
         raise AssertionError("unreachable")
 
     def _signed_headers(self, operation: str, body: bytes) -> dict[str, str]:

@@ -16,7 +16,7 @@ from recommender.store.items import StoredItem
 from recommender.store.retry import Backoff
 from tests.live import free_port
 
-FAST = Backoff(base_seconds=0.001, cap_seconds=0.002)
+FAST = Backoff(base_seconds=0.001, cap_seconds=0.002, sleeper=lambda seconds: None)  # retries without waiting
 
 
 def puts(items: list[StoredItem]) -> list[dict]:
