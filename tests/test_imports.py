@@ -1,4 +1,4 @@
-"""No two modules of the package import each other (not even for type hints only).
+"""No two modules of the package import each other (not even for type hints only), and none imports the tooling.
 
 A cycle makes the import order matter and the modules impossible to read or test apart; the
 usual mend is a third module both import (``evaluation/task_split.py`` for the runner and the
@@ -41,3 +41,14 @@ def test_the_package_has_no_import_cycle():
         graphlib.TopologicalSorter(graph).prepare()
     except graphlib.CycleError as error:
         raise AssertionError(f"import cycle: {' -> '.join(error.args[1])}") from None
+
+
+def test_the_product_never_imports_the_tooling():
+    """``recommender_tools`` (synthetic data, the A/B demo) stays off the runtime path, lazy imports included."""
+    offenders = []
+    for path in (ROOT / "recommender").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            offenders += [f"{path.relative_to(ROOT)}:{node.lineno}" for n in names if n.split(".")[0] == "recommender_tools"]
+    assert offenders == []
