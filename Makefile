@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python 3.11, Java 17, Node 20):
-#   make run    venv + deps, DynamoDB Local, data, generator, then the API on port 5000
+#   make run    venv + deps, DynamoDB Local, data, generator, then the API on 127.0.0.1:5000
 #   make test   venv + deps, DynamoDB Local, then the whole test suite
+#   make test-fast   the lane without DynamoDB Local: pure units, moto where a store is needed (~2-3 min)
 SHELL := /bin/bash
 PY ?= python3.11
 VENV := .venv
@@ -8,6 +9,8 @@ PYTHON := $(VENV)/bin/python
 USERS ?= 10000
 SEED ?= 7
 PORT ?= 5000
+# make serve binds loopback; another address (HOST=0.0.0.0) is refused while API_KEYS is empty.
+HOST ?= 127.0.0.1
 # gunicorn workers: make serve WORKERS=4
 WORKERS ?= 2
 export DYNAMODB_ENDPOINT_URL ?= http://127.0.0.1:8000
@@ -15,7 +18,7 @@ export AWS_ACCESS_KEY_ID ?= local
 export AWS_SECRET_ACCESS_KEY ?= local
 export AWS_REGION ?= us-east-1
 
-.PHONY: run test install dynamodb-start dynamodb-stop data generate serve serve-dev diagram clean
+.PHONY: run test test-fast install dynamodb-start dynamodb-stop data generate serve serve-dev diagram clean
 
 # The package itself is installed editable (no dependencies: they are the pinned requirements),
 # which gives the console entry points similar-users-{generate,serve,evaluate,datagen,bench}.
@@ -56,17 +59,23 @@ generate: install .env dynamodb-start data
 # workers, so that slow clients cannot hold the workers (README, Operations: slow clients).
 PROMETHEUS_DIR ?= .run/prometheus
 serve: install .env
+	$(VENV)/bin/similar-users-serve --check --host $(HOST) --port $(PORT)
 	rm -rf $(PROMETHEUS_DIR) && mkdir -p $(PROMETHEUS_DIR)
 	PROMETHEUS_MULTIPROC_DIR=$(abspath $(PROMETHEUS_DIR)) $(VENV)/bin/gunicorn -c recommender/api/gunicorn_conf.py \
-		--workers $(WORKERS) --bind 0.0.0.0:$(PORT) 'recommender.api:create_app()'
+		--workers $(WORKERS) --bind $(HOST):$(PORT) 'recommender.api:create_app()'
 
 serve-dev: install .env
-	$(PYTHON) run_server.py --port $(PORT)
+	$(PYTHON) run_server.py --host $(HOST) --port $(PORT)
 
 run: generate serve
 
 test: install dynamodb-start
 	$(PYTHON) -m pytest
+
+# Leaves out the tests marked dynamodb (every test that asks for DynamoDB Local is, tests/conftest.py)
+# and slow; TEST_LANE=fast makes a test that still reaches for DynamoDB Local fail instead of starting it.
+test-fast: $(VENV)/.installed
+	TEST_LANE=fast $(PYTHON) -m pytest -m "not dynamodb and not slow"
 
 diagram: install
 	$(PYTHON) scripts/draw_architecture.py
@@ -116,4 +125,4 @@ ab-report: install .env
 
 # A simulated experiment end to end: DynamoDB Local, data, the generator (two models), gunicorn, traffic, report.
 ab-demo: install dynamodb-start data
-	$(PYTHON) -m recommender.cli.ab_demo --data-dir data $(AB_DEMO_ARGS)
+	$(PYTHON) -m recommender_tools.ab_demo --data-dir data $(AB_DEMO_ARGS)

@@ -3,7 +3,7 @@
 
     python bench/bench_load.py --users 1000000 [--data-dir /tmp/data-1m] [--code /work/main] [--out bench/load.json]
 
-The data is generated once (``python -m recommender.datagen --users N --seed 7``) when the folder
+The data is generated once (``python -m recommender_tools.datagen --users N --seed 7``) when the folder
 has no tables.  Each ``--code`` checkout (default: this one) loads all four tables with
 ``load_tables`` in a fresh subprocess, so the peak RSS (``wait4``'s high-water mark) is the
 loader's own and one checkout's imports cannot leak into another's.  Passing an older checkout
@@ -39,7 +39,7 @@ print(json.dumps({"seconds": round(seconds, 2), "rows_read": tables.rows_read,
 def ensure_data(folder: Path, users: int, seed: int) -> None:
     if (folder / "user_course_views.csv").exists():
         return
-    subprocess.run([sys.executable, "-m", "recommender.datagen", "--users", str(users), "--seed", str(seed),
+    subprocess.run([sys.executable, "-m", "recommender_tools.datagen", "--users", str(users), "--seed", str(seed),
                     "--out", str(folder)], cwd=REPO, check=True)
 
 

@@ -11,7 +11,7 @@ RSS of the whole process tree: the generator and its Dask workers), against its 
 (``scripts/dynamodb_local.sh``, as ``make run`` starts it, on its own port, in memory; started and
 stopped here; warmed up before each run with 2 × 3,000 throw-away items as ``make bench`` does), the
 machine's load average sampled every 5 s meanwhile.  Stages, recall@10 and items
-come from the generator's own run report.  The synthetic data (``recommender.datagen``, seed 7) is
+come from the generator's own run report.  The synthetic data (``recommender_tools.datagen``, seed 7) is
 cached in ``bench/out/data-<users>`` as ``make bench`` does.  When two engines run in one call,
 the second run's published neighbour lists are compared with the first's by the lists checksum of
 each model in the run reports (:mod:`recommender.search.checksum`), and with ``--compare-items``

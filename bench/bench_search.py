@@ -173,7 +173,7 @@ def main() -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not (args.data_dir / "user_interests.csv").exists():
-        subprocess.run([sys.executable, "-m", "recommender.datagen", "--users", str(args.users), "--seed", "7",
+        subprocess.run([sys.executable, "-m", "recommender_tools.datagen", "--users", str(args.users), "--seed", "7",
                         "--out", str(args.data_dir)], check=True, cwd=REPO)
     tables = load_tables(args.data_dir)
     results = {"data_dir": str(args.data_dir), "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -5,7 +5,7 @@
     similar-users-bench --quick         # 10,000 users only (~5 min)
     make bench [BENCH_ARGS="--quick --api-seconds 20"]
 
-Per size: synthetic data (``python -m recommender.datagen --seed 7``, kept in ``bench/out/`` and
+Per size: synthetic data (``python -m recommender_tools.datagen --seed 7``, kept in ``bench/out/`` and
 reused), the real ``run_generator.py --report`` as a subprocess against its own DynamoDB Local
 (port 8100 by default, in memory, started and stopped here) with its peak memory, the top-k
 search against scikit-learn (``bench/reference.py``), and the API under wrk (installed with
@@ -172,7 +172,7 @@ def datagen_fingerprint() -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    for path in (REPO / "recommender" / "datagen.py", REPO / "recommender" / "datagen_themes.json",
+    for path in (REPO / "recommender_tools" / "datagen.py", REPO / "recommender_tools" / "datagen_themes.json",
                  REPO / "data" / "pluralsight" / "course_tags.csv"):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -190,7 +190,7 @@ def make_data(users: int, out: Path, fresh: bool) -> dict:
             return {**info, "reused": True, "dir": str(data_dir)}
     data_dir.mkdir(parents=True, exist_ok=True)
     log(f"{users:,} users: generating synthetic data in {data_dir}")
-    result = run_measured([sys.executable, "-m", "recommender.datagen", "--users", str(users), "--seed", str(SEED),
+    result = run_measured([sys.executable, "-m", "recommender_tools.datagen", "--users", str(users), "--seed", str(SEED),
                            "--out", str(data_dir)], env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO,
                           log_path=out / f"datagen-{users}.log", timeout=1800)
     if result.exit_code != 0:

@@ -148,7 +148,8 @@ class GeneratorSettings(StoreSettings):
 class ApiSettings(StoreSettings):
     """The HTTP service's settings (``run_server.py``, gunicorn)."""
 
-    host: str = Field("127.0.0.1", description="`run_server.py` bind address (gunicorn: `make serve PORT=…`)")
+    host: str = Field("127.0.0.1", description="`run_server.py` bind address (gunicorn: `make serve HOST=… PORT=…`); "
+                                                 "an address other machines reach is refused while `API_KEYS` is empty")
     port: int = Field(5000, ge=1, le=65535, description="`run_server.py` port")
     default_model: str = Field(MODEL_HANDLES[0], description="model used when a request names none")
     api_db_connect_timeout: float = Field(0.5, gt=0, le=30, description="API's DynamoDB connect timeout, seconds")

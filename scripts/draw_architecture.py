@@ -139,7 +139,7 @@ def draw() -> plt.Figure:
     box(ax, x, csv_y, w, csv_h, "4 CSV tables\nin DATA_DIR",
         "user_interests\nuser_course_views\nuser_assessment_scores\ncourse_tags", kind="data", step=1)
     gen_y = csv_y + csv_h + 0.35
-    box(ax, x, gen_y, w, 0.8, "recommender.datagen", "synthetic, seeded", kind="gen", dashed=True,
+    box(ax, x, gen_y, w, 0.8, "recommender_tools.datagen", "synthetic, seeded", kind="gen", dashed=True,
         title_size=9.5, body_size=8.5)
     arrow(ax, (x + w / 2, gen_y), (x + w / 2, csv_y + csv_h), dashed=True)
 

@@ -23,9 +23,26 @@ os.environ.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local", AWS_
 os.environ.pop("AWS_PROFILE", None)
 
 
+# ``make test-fast`` sets TEST_LANE=fast: the lane that runs without DynamoDB Local (pure units, moto).
+FAST_LANE = os.environ.get("TEST_LANE") == "fast"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """A test that asks for DynamoDB Local (directly or through another fixture) is marked ``dynamodb``.
+
+    So ``-m "not dynamodb"`` leaves out every such test, whether or not its module remembered the mark.
+    """
+    for item in items:
+        if "dynamodb_endpoint" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.dynamodb)
+
+
 @pytest.fixture(scope="session")
 def dynamodb_endpoint() -> str:
     """The real DynamoDB Local; started here (idempotently) when make test did not already."""
+    if FAST_LANE:
+        pytest.fail("this test needs DynamoDB Local but runs in the fast lane (TEST_LANE=fast): mark it dynamodb")
     result = subprocess.run(
         [str(ROOT / "scripts" / "dynamodb_local.sh"), "start"],
         cwd=ROOT, capture_output=True, text=True, timeout=180,
@@ -78,7 +95,7 @@ def publish(store, run_id: str, items, **options):
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory) -> Path:
     """600 synthetic users in 6 communities: big enough for signal, small enough for seconds."""
-    from recommender.datagen import generate
+    from recommender_tools.datagen import generate
 
     out = tmp_path_factory.mktemp("data_small")
     generate(out, users=600, seed=11, communities=6)

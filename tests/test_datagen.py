@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from recommender.data.schema import COLUMNS, LEVELS
-from recommender.datagen import BUILTIN_CATALOGUE, GROUND_TRUTH_COLUMNS, generate, main
+from recommender_tools.datagen import BUILTIN_CATALOGUE, GROUND_TRUTH_COLUMNS, generate, main
 from tests.conftest import REAL_DATA
 
 TABLES = ("user_interests", "user_course_views", "user_assessment_scores", "course_tags", "ground_truth")

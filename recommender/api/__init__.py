@@ -21,13 +21,13 @@ from recommender.api.health import init_health
 from recommender.api.explore import init_explore
 from recommender.api.explore_data import ExperimentReports
 from recommender.evaluation.quality import load_quality
+from recommender.api.item_cache import with_item_cache
 from recommender.api.logs import configure_logging
 from recommender.api.openapi import docs_bp
 from recommender.api.routes import bp
 from recommender.api.store import ReadStore, init_store
 from recommender.config import ApiSettings, SettingsError, load_settings
 from recommender.experiments.live import CHECKED_ENV, LiveExperiments, experiments_file
-from recommender.store.item_cache import with_item_cache
 
 
 def create_app(settings: ApiSettings | None = None, store: ReadStore | None = None) -> Flask:

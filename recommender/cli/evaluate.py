@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from recommender.data.loader import load_tables
     from recommender.evaluation import report, runner, tuning
+    from recommender.evaluation.task_split import EvalConfig
 
-    config = runner.EvalConfig(
+    config = EvalConfig(
         top_n=args.top_n, k=args.k, seed=args.seed, models=args.models, progress=not args.no_progress
     )
     started = time.perf_counter()

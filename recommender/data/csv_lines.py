@@ -6,8 +6,8 @@ An operator fixes the file in an editor, so every error names the editor's line 
 1; for a record spanning lines, the line where it starts).
 
 These scans run only when an error is reported, never on the loading path: a good file is read
-once, by the parser.  They read the file in fixed-size blocks with numpy (no Python loop over
-rows), in constant memory: 1.4 s to the last record of a 173 MB, 2.5-million-row views table.
+once, by the parser.  The csv module reads the records and counts the lines (``reader.line_num``);
+it streams, so memory stays constant whatever the file's size.
 
 Assumed dialect (the one the loader parses with): UTF-8 or any ASCII-compatible encoding,
 ``"`` quotes fields, a quote inside a quoted field is doubled (RFC 4180), records end with
@@ -16,15 +16,14 @@ Assumed dialect (the one the loader parses with): UTF-8 or any ASCII-compatible 
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
-import numpy as np
 
-_BLOCK = 1 << 22  # 4 MB per step: a few tens of MB of temporaries at most
-_QUOTE, _NEWLINE = ord('"'), ord("\n")
-_CONTENT = np.ones(256, dtype=np.uint8)  # 1 for a byte that makes a line non-blank
-_CONTENT[[ord(" "), ord("\t"), ord("\r"), _NEWLINE]] = 0
+def _is_blank(row: list[str]) -> bool:
+    """An empty line, or one of spaces, tabs and ``\\r`` only: pandas skips both."""
+    return not row or (len(row) == 1 and not row[0].strip(" \t\r"))
 
 
 def record_line(path: Path | str, record: int, *, skip_blank: bool = True) -> int | None:
@@ -32,40 +31,23 @@ def record_line(path: Path | str, record: int, *, skip_blank: bool = True) -> in
 
     ``record`` counts from 0 (the header).  With ``skip_blank`` (the loader's data rows) blank
     lines are not records; without it they are (the numbering of pandas' tokenizer errors).
+    Also ``None`` when the csv module cannot read the file that far (a field over its size limit).
     """
-    in_quotes = 0  # quote parity carried from block to block
-    lines_before = 0  # newlines before the current block
-    record_start_line = 1  # line where the record being read started
-    has_content = False  # whether that record holds a non-blank byte so far
-    seen = 0  # records counted before the current block
-    with open(path, "rb") as handle:
-        while block := handle.read(_BLOCK):
-            data = np.frombuffer(block, dtype=np.uint8)
-            newlines = np.flatnonzero(data == _NEWLINE)
-            quotes_before = np.searchsorted(np.flatnonzero(data == _QUOTE), newlines)
-            closing = np.flatnonzero((quotes_before + in_quotes) % 2 == 0)  # indexes into newlines
-            ends = newlines[closing]  # record boundaries: newlines outside quotes
-            starts = np.concatenate(([0], ends + 1))
-            starts = starts[starts < len(data)]
-            content = np.maximum.reduceat(_CONTENT[data], starts).astype(bool)
-            if len(ends):
-                filled = content[: len(ends)].copy()
-                filled[0] |= has_content
-                counted = filled if skip_blank else np.ones(len(ends), dtype=bool)
-                ordinal = seen + np.cumsum(counted) - 1
-                hit = np.flatnonzero(counted & (ordinal == record))
-                if len(hit):
-                    i = int(hit[0])
-                    return record_start_line if i == 0 else lines_before + int(closing[i - 1]) + 2
-                seen += int(counted.sum())
-                record_start_line = lines_before + int(closing[-1]) + 2
-                has_content = len(content) > len(ends) and bool(content[-1])
-            else:
-                has_content = has_content or bool(content[0])
-            in_quotes = int((np.count_nonzero(data == _QUOTE) + in_quotes) % 2)
-            lines_before += len(newlines)
-    last_counted = has_content or not skip_blank
-    return record_start_line if last_counted and seen == record else None
+    # Undecodable bytes pass through (surrogateescape): they are another error's business.
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        reader = csv.reader(handle)
+        seen = 0
+        lines_before = 0  # lines consumed before the current record: it starts on the next one
+        try:
+            for row in reader:
+                if not (skip_blank and _is_blank(row)):
+                    if seen == record:
+                        return lines_before + 1
+                    seen += 1
+                lines_before = reader.line_num
+        except csv.Error:
+            return None
+    return None
 
 
 def data_row_line(path: Path | str, position: int) -> int:
@@ -92,24 +74,15 @@ def tokenizer_error(path: Path | str, message: str) -> tuple[int | None, str]:
 
 
 def undecodable_line(path: Path | str, encoding: str = "utf-8") -> tuple[int, bytes] | None:
-    """(editor line, offending bytes) of the first byte sequence that is not ``encoding``."""
-    lines_before = 0
-    carry = b""
+    """(editor line, offending bytes) of the first byte sequence that is not ``encoding``.
+
+    Line by line: in UTF-8 and every ASCII-compatible encoding no character's bytes hold ``\\n``,
+    so a line decodes on its own.
+    """
     with open(path, "rb") as handle:
-        while True:
-            block = handle.read(_BLOCK)
-            data = carry + block
-            if not data:
-                return None
+        for number, line in enumerate(handle, start=1):
             try:
-                data.decode(encoding)
-                carry = b""
+                line.decode(encoding)
             except UnicodeDecodeError as exc:
-                at_end = exc.end >= len(data) and exc.reason == "unexpected end of data"
-                if not (at_end and block):  # a sequence cut by the block boundary is not an error
-                    return lines_before + data.count(b"\n", 0, exc.start) + 1, data[exc.start:exc.end]
-                carry = data[exc.start:]
-                data = data[: exc.start]
-            lines_before += data.count(b"\n")
-            if not block:
-                return None
+                return number, line[exc.start:exc.end]
+    return None

@@ -12,16 +12,14 @@ items directly, so they say where "good" is, not what a similar-users model must
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy import sparse
 
 from recommender.evaluation.recommend import index_of
+from recommender.evaluation.task_split import TaskSplit
 from recommender.models.registry import create_model
-
-if TYPE_CHECKING:
-    from recommender.evaluation.runner import TaskSplit
 
 ITEM_POP = "item_pop"
 ALS_DIRECT = "als_direct_items"

@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 from recommender.data.loader import Tables
 from recommender.evaluation import metrics
 from recommender.evaluation.report import describe_params
-from recommender.evaluation.runner import DECIMALS, EvalConfig, TaskSplit, all_users, fit_neighbours
+from recommender.evaluation.runner import DECIMALS, all_users, fit_neighbours
+from recommender.evaluation.task_split import EvalConfig, TaskSplit
 from recommender.evaluation.split import TASKS
 from recommender.models.registry import MODEL_HANDLES, get_spec
 from recommender.topk import Neighbours

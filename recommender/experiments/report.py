@@ -1,7 +1,7 @@
 """The figures of an experiment, from its exposures and feedback events (pure functions, no I/O).
 
 * **Click-through rate** is clicks per neighbour shown (an impression is one similar user in
-  one answer), with a Wilson 95% interval.  Exposures (answers) and distinct exposed users are
+  one answer), with a Wilson 95% interval.  The statistics are scipy's.  Exposures (answers) and distinct exposed users are
   reported beside it, and follows and dismissals per impression too.
 * **Lift** of each arm against the control, and a **two-proportion z-test** (pooled, two-sided)
   of its CTR against the control's.  Impressions of one user are not independent (the same
@@ -31,25 +31,26 @@ EXPOSURE_COLUMNS = ["request_id", "user_handle", "arm", "variant", "model_handle
 EVENT_COLUMNS = ["request_id", "similar_user_handle", "event", "variant"]
 
 
-def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (scipy's ``binomtest``); NaN without trials."""
     if trials == 0:
         return (math.nan, math.nan)
-    p = successes / trials
-    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = stats.binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]:
-    """(z, two-sided p) of H0: p1 == p2, pooled variance."""
+    """(z, two-sided p) of H0: p1 == p2, pooled variance.
+
+    The pooled two-proportion z-test is the chi-square test of the 2×2 table without continuity
+    correction (z² = χ², same p-value); z takes the sign of p1 − p2.
+    """
     if min(n1, n2) == 0:
         return (math.nan, math.nan)
-    pooled = (x1 + x2) / (n1 + n2)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    if se == 0:
+    if x1 + x2 in (0, n1 + n2):  # every trial alike: no variance, no evidence of a difference
         return (0.0, 1.0)
-    z = (x1 / n1 - x2 / n2) / se
-    return (z, float(2 * stats.norm.sf(abs(z))))
+    chi2, p, _, _ = stats.chi2_contingency([[x1, n1 - x1], [x2, n2 - x2]], correction=False)
+    return (math.copysign(math.sqrt(chi2), x1 / n1 - x2 / n2), float(p))
 
 
 def sample_ratio(assigned: dict[str, int], weights: dict[str, float]) -> dict:

@@ -26,7 +26,14 @@ Weighting = Literal["raw", "log", "bm25"]
 
 
 def bm25_weight(matrix: sparse.csr_matrix, k1: float = 1.2, b: float = 0.75) -> sparse.csr_matrix:
-    """BM25-weight a user × item matrix of (already log-damped) strengths."""
+    """BM25-weight a user × item matrix of (already log-damped) strengths.
+
+    ``implicit.nearest_neighbours.bm25_weight`` with one change, which is why it is not called:
+    its IDF, log(N) − log1p(df), is zero or negative for a course that all users or all but one
+    watched, so such a course would count *against* similarity (or vanish, and a user who only
+    watched such courses would lose their vector).  Here the IDF is floored just above zero.
+    ``tests/models/test_knn_course_view.py`` checks every other weight against implicit's.
+    """
     matrix = sparse.csr_matrix(matrix, dtype=np.float64, copy=True)
     n_users = matrix.shape[0]
     df = np.bincount(matrix.indices, minlength=matrix.shape[1])

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -140,6 +141,8 @@ class DynamoStore:
                  client_spec: GeneratorClientSpec | None = None, decode_reasons: bool = True):
         self.settings = settings
         self.pointer_cache_seconds = pointer_cache_seconds
+        #: Wall clock of the pointer cache (the same for every process of a host); tests replace it.
+        self.clock: Callable[[], float] = time.time
         self.prefix = settings.dynamodb_table
         self.control_table = f"{self.prefix}-{control.CONTROL_SUFFIX}"
         self.client = dynamodb_client(settings.dynamodb_endpoint_url, settings.aws_region, config)
@@ -189,9 +192,9 @@ class DynamoStore:
         to an older run.
         """
         cached = self._pointers.load(model_handle)
-        if not fresh and cached and time.time() - cached.read_at < self.pointer_cache_seconds:
+        if not fresh and cached and self.clock() - cached.read_at < self.pointer_cache_seconds:
             return cached.pointer
-        started = time.time()
+        started = self.clock()
         try:
             response = self._call(
                 "reading the run pointer",

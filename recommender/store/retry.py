@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class RetriesExhausted(RuntimeError):
@@ -24,13 +24,15 @@ class Backoff:
     base_seconds: float = 0.05
     cap_seconds: float = 5.0
     max_retries: int = 8
+    #: How a delay is waited out; tests pass a recorder instead of sleeping.
+    sleeper: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
         ceiling = min(self.cap_seconds, self.base_seconds * (2**attempt))
         return (rng or random).uniform(0, ceiling)
 
-    def sleep(self, attempt: int, sleeper: Callable[[float], None] = time.sleep) -> None:
+    def sleep(self, attempt: int) -> None:
         if attempt > self.max_retries:
             raise RetriesExhausted(f"gave up after {self.max_retries} retries")
-        sleeper(self.delay(attempt))
+        self.sleeper(self.delay(attempt))

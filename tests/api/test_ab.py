@@ -103,9 +103,17 @@ def test_stopping_the_experiment_in_the_file_sends_everyone_to_the_default(ab_ap
         time.sleep(0.05)
         body = ask(client, 999)[1]
     assert "experiment" not in body and body["model_handle"] == MODELS[0]
-    # A broken edit while running is ignored: the last good definitions stay.
+    # A broken edit while running is ignored: the last good definitions stay.  Waited for by the
+    # reload's own error count, not by a sleep: the answers below come after the broken file was read.
+    live = ab_app.extensions["similar_users_experiments"]
+    errors = live.reload_errors
     ab_app.experiments_path.write_text("this is [not toml")
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while live.reload_errors == errors and time.monotonic() < deadline:
+        body = ask(client, 999)[1]
+        assert "experiment" not in body
+        time.sleep(0.05)
+    assert live.reload_errors == errors + 1
     assert "experiment" not in ask(client, 999)[1]
     ab_app.experiments_path.write_text(experiment_file())
     deadline = time.monotonic() + 10

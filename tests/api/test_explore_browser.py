@@ -189,7 +189,7 @@ def test_the_experiments_view_shows_the_demo_experiment(browser, seeded_settings
     stored by the service's own writer; the page must show the report computed from them."""
     from selenium.webdriver.common.by import By
 
-    from recommender.cli.ab_demo import CONTROL, EXPERIMENT_FILE, TREATMENT
+    from recommender_tools.ab_demo import CONTROL, EXPERIMENT_FILE, TREATMENT
     from recommender.experiments import definitions, reading, report
     from recommender.experiments.assignment import assign
     from recommender.experiments.exposures import Event, Exposure, ExposureLog, writer_store

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from recommender.api import create_app
 from recommender.api.health import HealthCheck
 from recommender.store.dynamo import DynamoStore, RunUnavailable
-from recommender.store.item_cache import CachedItems
+from recommender.api.item_cache import CachedItems
 from tests.api.conftest import MODELS, seed_for
 from tests.conftest import publish
 from tests.live import gunicorn_server

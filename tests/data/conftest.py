@@ -1,7 +1,10 @@
-"""Running code as an unprivileged user, so that permission errors are tested for real.
+"""Running code without the power to override file permissions, so that permission errors are tested for real.
 
-Root reads a mode-000 file, so when the suite runs as root the code under test runs under
-``setpriv`` as ``nobody``; as any other user it runs as that user.
+Root reads a mode-000 file because of two capabilities (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), so when
+the suite runs as root the code under test runs under ``setpriv`` with both dropped: it stays root (it
+can still read the clone, the venv and pytest's private temporary folders wherever they sit, since root
+owns them) but a file or folder whose owner bits forbid it is refused as it would be to anyone. As any
+other user the code runs as that user.
 """
 
 from __future__ import annotations
@@ -10,24 +13,24 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from tests.conftest import ROOT
 
-NOBODY = 65534
+# The capabilities that let root past permission bits (capabilities(7)).
+OVERRIDES = "-dac_override,-dac_read_search"
 
 
 def unprivileged_prefix() -> list[str]:
-    """Command prefix that runs as a user to whom a mode-000 file is unreadable."""
+    """Command prefix that runs as a user to whom a mode-000 file of its own is unreadable."""
     if os.geteuid() != 0:
         return []
     if shutil.which("setpriv") is None:
         pytest.skip("running as root and setpriv (util-linux) is missing: cannot drop privileges to test permissions")
-    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    # Dropped from the bounding set too, or execve would hand them back to a root process.
+    return ["setpriv", f"--inh-caps={OVERRIDES}", f"--bounding-set={OVERRIDES}"]
 
 
 @pytest.fixture
@@ -40,12 +43,3 @@ def raised_unprivileged() -> Callable[[str], str]:
         return result.stderr.strip().splitlines()[-1]
 
     return run
-
-
-@pytest.fixture
-def shared_tmp() -> Iterator[Path]:
-    """A folder the unprivileged user can enter (pytest's tmp_path is private to root)."""
-    folder = Path(tempfile.mkdtemp(prefix="similar-users-test-"))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder)

@@ -298,9 +298,9 @@ def test_directory_named_like_a_table_is_named_as_such(tmp_path: Path):
         load_table(tmp_path, "user_interests")
 
 
-def test_unreadable_table_is_permission_denied(shared_tmp: Path, raised_unprivileged):
-    (shared_tmp / "course_tags.csv").write_text("course_id,course_tags\na,java\n")
-    (shared_tmp / "course_tags.csv").chmod(0o000)
-    code = f"from recommender.data.loader import load_table\nload_table({str(shared_tmp)!r}, 'course_tags')"
+def test_unreadable_table_is_permission_denied(tmp_path: Path, raised_unprivileged):
+    (tmp_path / "course_tags.csv").write_text("course_id,course_tags\na,java\n")
+    (tmp_path / "course_tags.csv").chmod(0o000)
+    code = f"from recommender.data.loader import load_table\nload_table({str(tmp_path)!r}, 'course_tags')"
     assert raised_unprivileged(code) == \
-        f"recommender.data.loader.DataValidationError: {shared_tmp / 'course_tags.csv'}: permission denied"
+        f"recommender.data.loader.DataValidationError: {tmp_path / 'course_tags.csv'}: permission denied"

@@ -58,12 +58,12 @@ def test_table_missing_or_a_directory_only_for_the_tables_asked(tmp_path: Path):
         check_data_dir(tmp_path, ("course_tags",))
 
 
-def test_unreadable_table_is_permission_denied(shared_tmp: Path, raised_unprivileged):
-    _tables(shared_tmp)
-    (shared_tmp / "user_course_views.csv").chmod(0o000)
-    code = f"from recommender.data.preflight import check_data_dir\ncheck_data_dir({str(shared_tmp)!r}, {ALL!r})"
+def test_unreadable_table_is_permission_denied(tmp_path: Path, raised_unprivileged):
+    _tables(tmp_path)
+    (tmp_path / "user_course_views.csv").chmod(0o000)
+    code = f"from recommender.data.preflight import check_data_dir\ncheck_data_dir({str(tmp_path)!r}, {ALL!r})"
     assert raised_unprivileged(code) == \
-        f"recommender.data.preflight.UsageError: {shared_tmp / 'user_course_views.csv'}: permission denied"
+        f"recommender.data.preflight.UsageError: {tmp_path / 'user_course_views.csv'}: permission denied"
 
 
 def test_output_path_that_is_a_directory_or_under_a_file(tmp_path: Path):
@@ -81,8 +81,8 @@ def test_output_path_ok_creates_the_folder_and_leaves_nothing(tmp_path: Path):
     check_output_path(None, "--report")
 
 
-def test_output_in_a_folder_without_write_permission(shared_tmp: Path, raised_unprivileged):
-    locked = shared_tmp / "locked"
+def test_output_in_a_folder_without_write_permission(tmp_path: Path, raised_unprivileged):
+    locked = tmp_path / "locked"
     locked.mkdir(mode=0o555)
     locked.chmod(0o555)
     code = (f"from pathlib import Path\nfrom recommender.data.preflight import check_output_path\n"
@@ -91,18 +91,18 @@ def test_output_in_a_folder_without_write_permission(shared_tmp: Path, raised_un
         f"recommender.data.preflight.UsageError: --dry-run {locked / 'items.jsonl'}: permission denied"
 
 
-def test_generator_with_an_unreadable_table_exits_2_before_loading(shared_tmp: Path, small_dataset: Path):
-    data = shared_tmp / "data"
+def test_generator_with_an_unreadable_table_exits_2_before_loading(tmp_path: Path, small_dataset: Path):
+    data = tmp_path / "data"
     data.mkdir(mode=0o755)
     data.chmod(0o755)
     for name in FILES.values():
         shutil.copy(small_dataset / name, data / name)
         (data / name).chmod(0o644)
     (data / "user_interests.csv").chmod(0o000)
-    env = {**os.environ, "LOG_LEVEL": "INFO", "HOME": str(shared_tmp)}
+    env = {**os.environ, "LOG_LEVEL": "INFO", "HOME": str(tmp_path)}
     result = subprocess.run(
         [*unprivileged_prefix(), sys.executable, "run_generator.py", "--no-progress", "--data-dir", str(data),
-         "--dry-run", str(shared_tmp / "out" / "items.jsonl")],
+         "--dry-run", str(tmp_path / "out" / "items.jsonl")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2, result.stderr

@@ -1,6 +1,8 @@
-"""The report's statistics against scipy's own, and the sample-ratio check on skewed logs."""
+"""The report's statistics (scipy's) against the textbook formulas, and the sample-ratio check on skewed logs."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -30,13 +32,39 @@ def simulated(users_a: int, users_b: int, ctr_a: float, ctr_b: float, seed: int 
     return pd.DataFrame(exposures, columns=EXPOSURE_COLUMNS), pd.DataFrame(events, columns=EVENT_COLUMNS)
 
 
-def test_z_test_and_wilson_agree_with_scipy():
-    z, p = report.two_proportion_z(230, 1000, 190, 1000)
-    chi2, p_chi2, _, _ = stats.chi2_contingency([[230, 770], [190, 810]], correction=False)
-    assert p == pytest.approx(p_chi2, rel=1e-9) and z * z == pytest.approx(chi2, rel=1e-9)
-    low, high = report.wilson(37, 250)
-    ci = stats.binomtest(37, 250).proportion_ci(0.95, method="wilson")
-    assert (low, high) == pytest.approx((ci.low, ci.high), rel=1e-5)
+def textbook_z(x1: int, n1: int, x2: int, n2: int) -> float:
+    """Pooled two-proportion z statistic, written out."""
+    pooled = (x1 + x2) / (n1 + n2)
+    return (x1 / n1 - x2 / n2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+
+
+def textbook_wilson(x: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval, written out."""
+    p = x / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (centre - half, centre + half)
+
+
+@pytest.mark.parametrize(("x1", "n1", "x2", "n2"), [(230, 1000, 190, 1000), (12, 400, 31, 650), (5, 90, 0, 80)])
+def test_z_test_agrees_with_the_textbook_formula(x1: int, n1: int, x2: int, n2: int):
+    z, p = report.two_proportion_z(x1, n1, x2, n2)
+    expected = textbook_z(x1, n1, x2, n2)
+    assert z == pytest.approx(expected, rel=1e-9)  # the sign too: positive when the first proportion is higher
+    assert p == pytest.approx(2 * stats.norm.sf(abs(expected)), rel=1e-9)
+    assert report.two_proportion_z(x2, n2, x1, n1)[0] == pytest.approx(-expected, rel=1e-9)
+
+
+def test_z_test_without_variance_or_trials():
+    assert report.two_proportion_z(0, 100, 0, 50) == (0.0, 1.0)
+    assert report.two_proportion_z(100, 100, 50, 50) == (0.0, 1.0)
+    assert all(math.isnan(v) for v in report.two_proportion_z(1, 0, 1, 10))
+
+
+@pytest.mark.parametrize(("x", "n"), [(37, 250), (0, 40), (40, 40), (1, 3)])
+def test_wilson_agrees_with_the_textbook_formula(x: int, n: int):
+    assert report.wilson(x, n) == pytest.approx(textbook_wilson(x, n), rel=1e-5, abs=1e-12)
+    assert all(math.isnan(v) for v in report.wilson(0, 0))
 
 
 def test_a_real_difference_is_found_and_the_better_arm_wins():

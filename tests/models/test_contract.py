@@ -21,14 +21,19 @@ N = 10
 @pytest.fixture(scope="module")
 def contract_tables(tmp_path_factory):
     from recommender.data.loader import load_tables
-    from recommender.datagen import generate
+    from recommender_tools.datagen import generate
 
     out = tmp_path_factory.mktemp("contract")
     generate(out, users=2000, seed=3, communities=8)
     return load_tables(out)
 
 
-@pytest.fixture(scope="module", params=MODEL_HANDLES)
+# Fitting these trains a TensorFlow model: the slow lane (pyproject's ``slow`` marker).
+TENSORFLOW_MODELS = {"dnn_collab_filtering_user_course_level"}
+
+
+@pytest.fixture(scope="module", params=[pytest.param(h, marks=pytest.mark.slow) if h in TENSORFLOW_MODELS else h
+                                        for h in MODEL_HANDLES])
 def fitted(request, contract_tables):
     handle = request.param
     return handle, create_model(handle).fit(contract_tables), create_model(handle).fit(contract_tables)

@@ -39,6 +39,22 @@ def test_bm25_down_weights_popular_courses():
     assert weighted[0, 1] > weighted[0, 0] > 0
 
 
+def test_bm25_is_implicits_but_for_the_idf_floor(small_tables):
+    """Same saturation and length norm as implicit's ``bm25_weight``; the IDF differs by the floor only."""
+    from implicit.nearest_neighbours import bm25_weight as implicit_bm25
+
+    matrix = KnnUserCourseView(weighting="log").fit(small_tables).vectors_
+    ours = bm25_weight(matrix, k1=1.2, b=0.75)
+    theirs = implicit_bm25(matrix, K1=1.2, B=0.75).tocsr()
+    theirs.sort_indices()
+    ours.sort_indices()
+    df = np.bincount(matrix.indices, minlength=matrix.shape[1])
+    idf = np.log(matrix.shape[0]) - np.log1p(df)
+    assert (idf > 0).all()  # on these data the floor is only the + 1e-3
+    np.testing.assert_array_equal(ours.indices, theirs.indices)
+    np.testing.assert_allclose(ours.data, theirs.data * ((idf + 1e-3) / idf)[ours.indices], rtol=1e-12)
+
+
 def test_unknown_weighting_is_refused():
     with pytest.raises(ValueError, match="weighting"):
         KnnUserCourseView(weighting="sqrt")

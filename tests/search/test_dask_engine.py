@@ -57,6 +57,7 @@ def _dry_run(small_dataset, out, *extra: str) -> list[dict]:
     return records
 
 
+@pytest.mark.slow  # two whole generator runs
 def test_generator_dry_run_with_the_dask_engine_writes_the_local_engines_items(small_dataset, tmp_path):
     local = _dry_run(small_dataset, tmp_path / "local.jsonl")
     remote = _dry_run(small_dataset, tmp_path / "dask.jsonl", "--engine", "dask")

@@ -38,6 +38,7 @@ def test_check_recall_refuses_below_the_minimum_only():
         check_recall("m", 0.94, 0.95)
 
 
+@pytest.mark.slow  # a whole generator run
 def test_a_run_under_min_recall_fails_before_publishing(small_dataset, tmp_path):
     """A tiny HNSW effort (1 candidate beyond n per user) misses neighbours: exit 1, nothing written."""
     out = tmp_path / "items.jsonl"
@@ -52,6 +53,7 @@ def test_a_run_under_min_recall_fails_before_publishing(small_dataset, tmp_path)
     assert not out.exists() and not out.with_name(out.name + ".tmp").exists()
 
 
+@pytest.mark.slow  # a whole generator run
 def test_the_same_run_with_the_default_effort_publishes_and_reports_its_recall(small_dataset, tmp_path):
     out = tmp_path / "items.jsonl"
     report = tmp_path / "report.json"

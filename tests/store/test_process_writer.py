@@ -84,7 +84,7 @@ def test_a_failing_worker_fails_the_write_loudly_and_leaves_no_worker(local_sett
 @pytest.fixture(scope="module")
 def dataset_2500(tmp_path_factory):
     """Enough users for the generator to hand a model's items to writer processes (MIN_ITEMS)."""
-    from recommender.datagen import generate
+    from recommender_tools.datagen import generate
 
     out = tmp_path_factory.mktemp("data_2500")
     generate(out, users=2500, seed=3, communities=6)

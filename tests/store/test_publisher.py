@@ -155,10 +155,14 @@ def test_pointer_is_cached_for_the_configured_time(local_settings):
     a, b = run_ids(2)
     publish(store, a, items(a, users=range(1, 3), models=(TFIDF,)))
     reader = DynamoStore.for_api(local_settings.model_copy(update={"pointer_cache_seconds": 1.0}))
+    start = float(int(time.time()))
+    now = [start]
+    reader.clock = lambda: now[0]  # the cache's clock, moved by hand
     assert reader.get(1, TFIDF).run_id == a
     publish(store, b, items(b, users=range(1, 3), models=(TFIDF,)))
+    now[0] = start + 0.999
     assert reader.get(1, TFIDF).run_id == a  # cached pointer; run a is kept (KEEP_RUNS=2)
-    time.sleep(1.1)
+    now[0] = start + 1.0
     assert reader.get(1, TFIDF).run_id == b
 
 

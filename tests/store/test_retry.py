@@ -43,31 +43,27 @@ class FlakyClient:
         return {"UnprocessedItems": {}}
 
 
-def writer_with(client, max_retries=3) -> BatchWriter:
-    return BatchWriter(client, backoff=Backoff(base_seconds=0.001, cap_seconds=0.002, max_retries=max_retries))
+def writer_with(client, max_retries=3, slept: list[float] | None = None) -> BatchWriter:
+    """A writer whose backoff records its delays instead of sleeping them."""
+    record = (slept if slept is not None else []).append
+    return BatchWriter(client, backoff=Backoff(base_seconds=0.1, cap_seconds=0.3, max_retries=max_retries, sleeper=record))
 
 
 ITEMS = [StoredItem.of(u, "m", [(1, 0.5)]) for u in range(1, 11)]
 
 
 def test_unprocessed_items_are_resent_until_written():
-    client = FlakyClient(failures=2)
-    assert writer_with(client)._write_batch("t-run", [i.to_dynamo() for i in ITEMS]) == 10
+    client, slept = FlakyClient(failures=2), []
+    assert writer_with(client, slept=slept)._write_batch("t-run", [i.to_dynamo() for i in ITEMS]) == 10
     assert client.calls == [10, 1, 1]
+    assert len(slept) == 2 and 0 <= slept[0] <= 0.2 and 0 <= slept[1] <= 0.3  # one backoff per retry, capped
 
 
 def test_the_cap_fails_loudly():
-    client = FlakyClient(failures=100)
+    client, slept = FlakyClient(failures=100), []
     with pytest.raises(RetriesExhausted, match="1 items still unprocessed by DynamoDB after 3 retries"):
-        writer_with(client, max_retries=3)._write_batch("t-run", [i.to_dynamo() for i in ITEMS])
-    assert len(client.calls) == 4
-
-
-def test_generator_client_counts_attempts_in_total():
-    config = DynamoStore.for_generator(GeneratorSettings(generator_db_max_attempts=6)).client.meta.config
-    assert config.retries == {"total_max_attempts": 6, "mode": "standard"}
-    adaptive = GeneratorSettings(generator_db_max_attempts=2, generator_db_retry_mode="Adaptive")
-    assert DynamoStore.for_generator(adaptive).client.meta.config.retries == {"total_max_attempts": 2, "mode": "adaptive"}
+        writer_with(client, max_retries=3, slept=slept)._write_batch("t-run", [i.to_dynamo() for i in ITEMS])
+    assert len(client.calls) == 4 and len(slept) == 3
 
 
 class Throttling(BaseHTTPRequestHandler):

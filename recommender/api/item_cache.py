@@ -10,18 +10,19 @@ The pointer itself still comes from :meth:`DynamoStore.pointer` (its own short c
 rules), which this wrapper does not change.  A run's table can still vanish under its pointer
 (dropped by hand, a restore without it): so a run's items are served from memory only while a
 read of that run's table has succeeded within ``RUN_CHECK_SECONDS``; the next request after that
-reads through, and a missing table then answers 503 ``run_unavailable`` like a miss would.  Size: ``ITEM_CACHE_SIZE`` entries per process
-(0 turns the cache off); an item of 10 neighbours is about 1 KB in memory.
+reads through, and a missing table then answers 503 ``run_unavailable`` like a miss would.
+Size: ``ITEM_CACHE_SIZE`` entries per process (0 turns the cache off).  The eviction order is
+cachetools' ``LRUCache``; it is not thread-safe, so one lock guards it (gevent and thread workers).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from functools import cache
 from typing import Any
 
-from functools import cache
+from cachetools import LRUCache
 
 from recommender.store.items import StoredItem
 
@@ -31,7 +32,7 @@ _NO_ROW = object()
 @cache
 def lookups():
     """The hit/miss counter, created once the API's metrics module has set up multiprocess mode
-    (imported here, not at the top: the API package imports this module)."""
+    (imported here, not at the top: the API package imports this module first)."""
     from recommender.api import metrics  # noqa: F401
     from prometheus_client import Counter
 
@@ -48,7 +49,7 @@ class CachedItems:
         self._clock = clock
         #: run id -> when a read of its table last succeeded
         self._run_read_at: dict[str, float] = {}
-        self._items: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
+        self._items: LRUCache[tuple[str, str, int], Any] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
         self._hits, self._misses = lookups().labels("hit"), lookups().labels("miss")
 
@@ -59,9 +60,7 @@ class CachedItems:
         key = (pointer.run_id, model_handle, int(user_handle))
         checked = self._clock() - self._run_read_at.get(pointer.run_id, float("-inf")) <= self.run_check_seconds
         with self._lock:
-            found = self._items.get(key) if checked else None
-            if found is not None:
-                self._items.move_to_end(key)
+            found = self._items.get(key) if checked else None  # a hit becomes the most recently used
         if found is not None:
             self._hits.inc()
             return None if found is _NO_ROW else found
@@ -77,9 +76,7 @@ class CachedItems:
         if same_run:
             self._run_read_at[pointer.run_id] = self._clock()  # its table answered just now
             with self._lock:
-                self._items[key] = _NO_ROW if item is None else item
-                if len(self._items) > self.size:
-                    self._items.popitem(last=False)
+                self._items[key] = _NO_ROW if item is None else item  # evicts the least recently used
         return item
 
     def __len__(self) -> int:

@@ -34,7 +34,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CONTROL, TREATMENT = "tfidf_user_interest", "knn_collab_filtering_user_course_view"
 EXPERIMENT_FILE = """[[experiment]]
 name = "{name}"
@@ -75,7 +75,7 @@ def say(message: str) -> None:
 def ensure_data(args) -> dict[int, int]:
     truth = args.data_dir / "ground_truth.csv"
     if not truth.is_file():
-        from recommender.datagen import generate
+        from recommender_tools.datagen import generate
 
         say(f"generating {args.users:,} synthetic users into {args.data_dir}/")
         generate(args.data_dir, users=args.users, seed=7)

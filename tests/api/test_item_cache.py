@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
+from recommender.api.item_cache import CachedItems, with_item_cache
 from recommender.store.dynamo import DynamoStore
-from recommender.store.item_cache import CachedItems, with_item_cache
 from recommender.store.items import StoredItem
 from tests.conftest import publish
 
@@ -60,6 +60,13 @@ def test_hits_skip_the_database_and_a_new_run_replaces_every_answer(local_settin
     reads = counting.item_reads
     cache.get(1, TFIDF)
     assert counting.item_reads == reads + 1  # user 1 had been evicted
+    cache.get(3, TFIDF)  # a hit: 3 is now the most recently used, 4 the least
+    cache.get(5, TFIDF)
+    reads = counting.item_reads
+    cache.get(3, TFIDF)
+    assert counting.item_reads == reads  # kept: used, not merely inserted, recently
+    cache.get(4, TFIDF)
+    assert counting.item_reads == reads + 1  # out
 
     publish(writer, "20260101T000002Z-bbbbbbbb", run("20260101T000002Z-bbbbbbbb", 200))
     assert [cache.get(u, TFIDF).similar_users for u in range(1, 6)] == [[200]] * 5  # new run id: new keys

@@ -57,7 +57,7 @@ Reproducibility and scale
 
 CLI::
 
-    python -m recommender.datagen --users 10000 --seed 7 --out data/ [--communities 20]
+    python -m recommender_tools.datagen --users 10000 --seed 7 --out data/ [--communities 20]
         [--catalogue data/pluralsight | builtin]
 """
 
@@ -704,9 +704,9 @@ def generate(out_dir: str | Path, users: int, seed: int = 7, communities: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: ``python -m recommender.datagen --users N --seed S --out DIR``."""
+    """CLI entry point: ``python -m recommender_tools.datagen --users N --seed S --out DIR``."""
     parser = argparse.ArgumentParser(
-        prog="python -m recommender.datagen",
+        prog="python -m recommender_tools.datagen",
         description="Write synthetic Pluralsight-shaped tables with hidden communities "
                     "(plus ground_truth.csv).",
     )
