@@ -1,4 +1,4 @@
-"""Slow clients against the ways of serving the API (issue 11.6): the figures behind the choice of
+"""Slow clients against the ways of serving the API : the figures behind the choice of
 gevent workers in README (*Operations*, slow clients).
 
 For each set-up: throughput and latency of ``POST /similar-users/`` under wrk (4 connections),

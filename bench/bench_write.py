@@ -5,7 +5,7 @@ models on ``DIR`` (their real items, with reasons, N=10) and writes them into Dy
 ``--port`` (a throw-away table per variant and round, dropped after) in alternating rounds, so
 that other load on the machine slows every variant alike:
 
-- ``lists, objects, threads``: the writer before issue 8 (item objects, ``L`` lists of ``N``,
+- ``lists, objects, threads``: the earlier writer (item objects, ``L`` lists of ``N``,
   ``--threads`` threads of one process, botocore's ``batch_write_item``);
 - ``strings, objects, threads``: the same with the lists stored as JSON strings (encoding only);
 - ``strings, arrays, threads``: attribute values built straight from the search's arrays;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Draw the architecture picture and save it to ``images/architecture.png``.
+"""Draw the architecture picture and save it to ``docs/images/architecture.png``.
 
 The picture is made by this script, not by hand in a drawing tool, so it is reviewed and
 changed together with the code it describes, and anyone can regenerate it with
@@ -20,7 +20,7 @@ from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch  # noqa: 
 
 from recommender.models.registry import MODELS  # noqa: E402
 
-OUT = Path(__file__).resolve().parent.parent / "images" / "architecture.png"
+OUT = Path(__file__).resolve().parent.parent / "docs" / "images" / "architecture.png"
 
 W, H = 16.0, 9.0  # figure size in inches; axes use the same units
 DPI = 100  # 1600 x 900 px

@@ -110,7 +110,7 @@ class GeneratorClientSpec:
     def config(self) -> Config:
         # botocore "standard" retries: exponential backoff with jitter on throttling and transient
         # errors, capped; after that the error reaches the run.  Our requests are built by code,
-        # not users: botocore's parameter validation costs ~25% of the writer's CPU (bench/README.md).
+        # not users: botocore's parameter validation is a sizeable share of the writer's CPU.
         return _config(("max_attempts", self.max_attempts), 5, 30, max_pool_connections=max(10, self.threads * 2),
                        parameter_validation=False)
 

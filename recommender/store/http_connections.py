@@ -1,8 +1,8 @@
 """Keep-alive HTTP connections to one endpoint, for :mod:`recommender.store.signed_http`.
 
 Why the standard library's ``http.client`` and not urllib3's pool: a ``GetItem`` against DynamoDB
-Local costs the API's worker ~0.9 ms of CPU through urllib3 and ~0.65 ms straight through
-``http.client`` (same signed request; ``make bench`` measures the cache miss it is most of).  The
+Local costs the API's worker noticeably less CPU straight through ``http.client`` than through
+urllib3 (same signed request; ``make bench`` measures the cache miss it is most of).  The
 difference is urllib3's per-request machinery: the poll of every idle connection before reuse,
 timeout objects, its response wrapper and content decoders, none of which a JSON POST to one
 endpoint needs.  What urllib3 gave that matters is kept here: one connection per concurrent

@@ -1,16 +1,15 @@
 """DynamoDB's two hot calls straight over keep-alive HTTP: the generator's ``BatchWriteItem`` and the
 API's ``GetItem``, without botocore's per-request layers.
 
-Why: against DynamoDB Local the client's CPU is half the write path, and for one 25-item request
-botocore spends ~3 ms of it outside the network: serialising every attribute value through the
+Why: against DynamoDB Local the client's CPU is a large part of the write path, and for a 25-item
+request botocore spends most of it outside the network: serialising every attribute value through the
 service model, resolving the endpoint rules, emitting a dozen events, re-parsing headers.  Our
 attribute values are already DynamoDB's wire format, so the request body is one C-encoded JSON
-document; sending it this way costs ~65 instead of ~130 µs of client CPU per item
-(bench/README.md, "Writes").  A ``GetItem`` is most of the API's cache-miss cost, and botocore's
-layers are about half of one against DynamoDB Local (``make bench`` times both on the same rows:
-raw ``client.get_item`` against ``DynamoStore.get``, README *Measured*).  The connections are
-the standard library's (:mod:`recommender.store.http_connections`: urllib3's pool cost a
-``GetItem`` ~0.25 ms more CPU).  Only these two calls take the short cut in the service (and ``Scan``, for a benchmark's read-back): every other call (tables, the lock, the run records, the pointer
+document; sending it this way costs the client far less CPU per item (``bench/write.json``).  A
+``GetItem`` is most of the API's cache-miss cost, and botocore's layers are a large part of one
+against DynamoDB Local (``make bench`` times both on the same rows: raw ``client.get_item``
+against ``DynamoStore.get``; docs/benchmarks.md).  The connections are the standard library's
+(:mod:`recommender.store.http_connections`: urllib3's pool cost a ``GetItem`` more CPU).  Only these two calls take the short cut in the service (and ``Scan``, for a benchmark's read-back): every other call (tables, the lock, the run records, the pointer
 flip, the health check) goes through the boto3 client.
 
 Still the library where it matters: botocore signs each request (``SigV4Auth``) with the
