@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -25,6 +26,14 @@ def test_rendering_the_committed_json_changes_no_file():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_docs.py"), "--check"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_docs_site_builds_with_warnings_as_errors(tmp_path):
+    """``mkdocs build --strict``: every page in the nav exists, no broken link or anchor."""
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                            capture_output=True, text=True, cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "site" / "changelog" / "index.html").read_text().count("Keep a Changelog") == 1
 
 
 def test_a_hand_edit_inside_a_block_is_overwritten_and_flagged():
