@@ -166,6 +166,27 @@ def bench_search() -> str:
         f"{ann['recall_at_10_sampled']}, over all users {ann['recall_at_10_all_users']}."])
 
 
+def scaling_inputs() -> str:
+    """docs/scaling.md's measured inputs: the all-users search at 100,000 users, in core-seconds."""
+    results = _json(BENCH / "search.json")
+    cores = results["cpus"]
+    rows = ["| what (100,000 synthetic users) | measured | source |", "| --- | ---: | --- |"]
+    for handle, e in results["models"].items():
+        shape = f"{e['users']:,} users × {e['features']:,}"
+        exact = e["exact_new"]["seconds"]
+        rows.append(f"| exact search, `{handle}` ({e['kernel']}, {shape}) | {exact:.1f} s wall on {cores} cores "
+                    f"= {exact * cores:.0f} core-s | `bench/search.json` |")
+        if e["features"] <= HNSW_MAX_FEATURES:
+            ann = e["ann"]
+            rows.append(f"| HNSW (faiss) build + query, `{handle}` | {ann['seconds']:.1f} s = ~{ann['seconds'] * cores:.0f} "
+                        f"core-s, recall@10 {ann['recall_at_10_all_users']:.3f} | `bench/search.json` |")
+    cover = _coverage()
+    rows.append("| users answered per model (10,000 users) | "
+                + ", ".join(f"`{h.split('_')[0]}…{h.split('_')[-1]}` {c / u:.0%}" for h, (c, u) in cover.items())
+                + " | `bench/results.json` |")
+    return "\n".join(rows)
+
+
 def bench_load() -> str:
     rows = ["| measured | code | users | rows read | seconds | CPU seconds | peak RSS | load average before / after |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -296,7 +317,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "models-at-a-glance": models_at_a_glance, "evaluation": evaluation, "performance-summary": performance_summary,
     "bench-results": bench_results, "bench-scale": bench_scale, "bench-search": bench_search,
     "bench-load": bench_load, "bench-dnn-fit": bench_dnn_fit, "bench-write": bench_write,
-    "bench-extrapolation": bench_extrapolation, "ab-demo": ab_demo,
+    "bench-extrapolation": bench_extrapolation, "ab-demo": ab_demo, "scaling-inputs": scaling_inputs,
 }
 
 
