@@ -56,7 +56,7 @@ generate: install .env dynamodb-start data
 # Prometheus multiprocess mode: the workers' metrics meet in a folder emptied at each start, so
 # /metrics adds up every worker. The app logs one line per request itself (no gunicorn access log).
 # recommender/api/gunicorn_conf.py (loaded by path, see its docstring) picks the worker class: gevent
-# workers, so that slow clients cannot hold the workers (README, Operations: slow clients).
+# workers, so that slow clients cannot hold the workers (docs/operations/index.md).
 PROMETHEUS_DIR ?= .run/prometheus
 serve: install .env
 	$(VENV)/bin/similar-users-serve --check --host $(HOST) --port $(PORT)
@@ -83,24 +83,24 @@ diagram: install
 clean:
 	rm -rf .run .pytest_cache
 
-# Offline evaluation of the models (hold-outs, baselines, planted truth): docs/evaluation/, images/eval_*.png.
+# Offline evaluation of the models (hold-outs, baselines, planted truth): docs/evaluation/, docs/images/eval_*.png.
 # `make evaluate EVAL_ARGS=--tune` tunes on the validation split instead (docs/evaluation/tuning.*).
 .PHONY: evaluate
 evaluate: install data
-	$(VENV)/bin/similar-users-evaluate --data-dir data/ --out docs/evaluation/results.json --images-dir images $(EVAL_ARGS)
+	$(VENV)/bin/similar-users-evaluate --data-dir data/ --out docs/evaluation/results.json --images-dir docs/images $(EVAL_ARGS)
 
-# Speed and memory benchmark (bench/README.md): 10k and 100k synthetic users, the generator's stages
+# Speed and memory benchmark (docs/benchmarks.md): 10k and 100k synthetic users, the generator's stages
 # and peak memory, top-k vs scikit-learn, the API under wrk (installed if missing) vs raw DynamoDB reads.
-# Its own DynamoDB Local on BENCH_DYNAMODB_PORT (not 8000), started and stopped by the script; ~20-30 min on
-# 2 cores. Writes bench/results.json and bench/RESULTS.md. `make bench BENCH_ARGS=--quick`: 10k only.
+# Its own DynamoDB Local on BENCH_DYNAMODB_PORT (not 8000), started and stopped by the script.
+# Writes bench/results.json; `make docs` renders it. `make bench BENCH_ARGS=--quick`: 10k only.
 .PHONY: bench
 BENCH_DYNAMODB_PORT ?= 8100
 bench: install
 	BENCH_DYNAMODB_PORT=$(BENCH_DYNAMODB_PORT) $(VENV)/bin/similar-users-bench $(BENCH_ARGS)
 
 # All-users search at 100,000 users (bench/bench_search.py): exact-old vs exact-new vs HNSW, time and
-# recall@10 per model; generates bench/out/data-100000 when missing. ~20 min on 2 shared cores.
-# Writes bench/search.json. `make bench-search SEARCH_BENCH_ARGS=--determinism` also rebuilds each index.
+# recall@10 per model; generates bench/out/data-100000 when missing.
+# Writes bench/search.json (`make docs` renders it). `make bench-search SEARCH_BENCH_ARGS=--determinism` also rebuilds each index.
 .PHONY: bench-search
 bench-search: install
 	$(PYTHON) bench/bench_search.py $(SEARCH_BENCH_ARGS)
@@ -108,8 +108,7 @@ bench-search: install
 # The whole generator at scale (bench/bench_scale.py): SCALE_USERS synthetic users (default 1,000,000; data
 # cached in bench/out/), all models, into its own DynamoDB Local (port 8200, in memory), one run per engine in
 # SCALE_ENGINE (local, dask, or local,dask: the second run's neighbour lists are compared with the first's).
-# Writes bench/scale.json and the tables in bench/RESULTS.md and the README. Running time: 6-8 min per engine at
-# 100,000 users on 2 cores (measured); 1,000,000 users is not measured yet (README "Measured": ~1.7 h extrapolated).
+# Writes bench/scale.json (`make docs` renders it; measured times and the 1M extrapolation: docs/benchmarks.md).
 .PHONY: bench-scale
 SCALE_USERS ?= 1000000
 SCALE_ENGINE ?= local
@@ -117,7 +116,7 @@ SCALE_SEARCH ?= auto
 bench-scale: install
 	$(PYTHON) -m bench.bench_scale --users $(SCALE_USERS) --engines $(SCALE_ENGINE) --search $(SCALE_SEARCH) $(SCALE_ARGS)
 
-# A/B experiments (README "A/B experiments"). The report of one experiment: docs/ab/<name>/ (JSON, markdown, chart).
+# A/B experiments (docs/ab-testing.md). The report of one experiment: docs/ab/<name>/ (JSON, markdown, chart).
 .PHONY: ab-report ab-demo
 ab-report: install .env
 	@[ -n "$(EXPERIMENT)" ] || { echo "usage: make ab-report EXPERIMENT=<name>"; exit 2; }
@@ -126,3 +125,10 @@ ab-report: install .env
 # A simulated experiment end to end: DynamoDB Local, data, the generator (two models), gunicorn, traffic, report.
 ab-demo: install dynamodb-start data
 	$(PYTHON) -m recommender_tools.ab_demo --data-dir data $(AB_DEMO_ARGS)
+
+# The docs: every measured figure rendered from its JSON into README.md and docs/ (scripts/render_docs.py),
+# then the MkDocs site built with warnings as errors (into site/, git-ignored).
+.PHONY: docs
+docs: install
+	$(PYTHON) scripts/render_docs.py
+	$(VENV)/bin/mkdocs build --strict

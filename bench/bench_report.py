@@ -1,5 +1,6 @@
-"""``bench/RESULTS.md`` from the figures of ``bench/results.json`` (tables only, no judgement
-beyond which stage is slowest)."""
+"""Markdown tables from the benchmarks' JSON (``bench/results.json``, ``scale.json``, ``search.json``):
+tables only, no judgement beyond which stage is slowest.  ``scripts/render_docs.py`` places them
+in docs/benchmarks.md; a benchmark itself only writes its JSON."""
 
 from __future__ import annotations
 
@@ -164,3 +165,72 @@ def render(results: dict) -> str:
     if summary.get("notes"):
         lines += ["## Findings", ""] + [f"- {n}" for n in summary["notes"]] + [""]
     return "\n".join(lines) + "\n"
+
+
+def _order(key: str) -> tuple:
+    users, engine, search = key.split("-", 2)
+    return int(users), engine, search
+
+
+def scale_table(runs: dict) -> str:
+    """The markdown table of every run in ``bench/scale.json``."""
+    lines = [
+        "| users | engine | search | total | peak RSS (tree) | items | items/s (writing) | recall@10 (min over models) "
+        "| same lists as local | load avg (mean / max) | measured |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for key in sorted(runs, key=_order):
+        r = runs[key]
+        recall = min(v for v in r["recall_at_10"].values() if v is not None)
+        same = r.get("compared_with")
+        same_text = "–" if not same else "**yes** (all models)" if same["same_lists"] else \
+            "no: " + ", ".join(h for h, ok in same["models"].items() if not ok)
+        if r.get("compared_items_with"):
+            items = r["compared_items_with"]
+            same_text += f"; items read back: {items['identical']:,} identical, {items['different']:,} differ"
+        lines.append(
+            f"| {r['users']:,} | {r['engine']}{' ×' + str(r['workers']) if r.get('workers') else ''} | {r['search']} "
+            f"| {r['total_seconds']:,.0f} s ({r['total_seconds'] / 60:.1f} min) | {r['peak_rss_mb']:,} MB "
+            f"| {r['items_written']:,} | {r['items_per_second']:,} | {recall:.4f} | {same_text} "
+            f"| {r['loadavg_1min']['mean']} / {r['loadavg_1min']['max']} | {r['measured_at'][:16].replace('T', ' ')} `{r['commit']}` |")
+    return "\n".join(lines)
+
+
+def scale_stage_table(runs: dict) -> str:
+    """Per-model seconds (fit / search / reasons / write) of every run, from the generator's report."""
+    keys = sorted(runs, key=_order)
+    handles = list(dict.fromkeys(h for k in keys for h in runs[k]["stages"]["models"]))
+    lines = ["| stage | " + " | ".join(f"{runs[k]['users']:,} {runs[k]['engine']}" for k in keys) + " |",
+             "|---|" + "---:|" * len(keys)]
+    lines.append("| load + validate | " + " | ".join(f"{runs[k]['stages']['load']:,.1f}" for k in keys) + " |")
+    for h in handles:
+        cells = []
+        for k in keys:
+            m = runs[k]["stages"]["models"].get(h)
+            if m is None:
+                cells.append("–")
+                continue
+            cell = f"{m['fit']:,.1f} / {m['search']:,.1f} / {m['explain']:,.1f} / {m['write']:,.1f}"
+            if m.get("partitions"):
+                cell += f" ({m['partitions']} partitions, {m['partitions_seconds']:,.1f} wall)"
+            cells.append(cell)
+        lines.append(f"| `{h}` fit / search / reasons / write | " + " | ".join(cells) + " |")
+    lines.append("| publish | " + " | ".join(f"{runs[k]['stages']['publish']:,.1f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def search_table(results: dict) -> str:
+    """The all-users search table of ``bench/search.json``."""
+    rows = ["| model | users × features | exact-old | exact-new (kernel) | dense GEMM (scaled) | ann: faiss HNSW (recall@10) | hnswlib HNSW (recall@10) |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for handle, e in results["models"].items():
+        old = e.get("exact_old", {})
+        dense = e.get("exact_dense_gemm_scaled")
+        other = e.get("hnswlib")
+        rows.append(
+            f"| `{handle}` | {e['users']:,} × {e['features']:,} | {str(old['seconds']) + ' s' if old else '–'} | "
+            f"{e['exact_new']['seconds']} s ({e['kernel']}{', ' + str(old['speedup_of_new']) + '×' if old else ''}) | "
+            f"{str(dense['seconds']) + ' s' if dense else '–'} | "
+            f"{e['ann']['seconds']} s ({e['ann']['recall_at_10_all_users']}) | "
+            f"{str(other['seconds']) + ' s (' + str(other['recall_at_10_all_users']) + ')' if other else '–'} |")
+    return "\n".join(rows)

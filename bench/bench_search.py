@@ -5,7 +5,7 @@
 
 Per model (fitted once on the synthetic data, seed 7): wall time of
 
-* ``exact-old``: the search before issue 8 (``bench/topk_before.py``: sparse × sparse products,
+* ``exact-old``: the earlier exact search (``bench/topk_before.py``: sparse × sparse products,
   argpartition), all users;
 * ``exact-new``: ``recommender.search.exact.exact_top_k`` (posting lists for sparse vectors, dense
   GEMM for dense ones), all users; plus, for sparse vectors, the dense-GEMM kernel timed on
@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from bench import topk_before  # noqa: E402
+from bench.bench_report import search_table  # noqa: E402
 from recommender.data.loader import load_tables  # noqa: E402
 from recommender.models.registry import MODEL_HANDLES, create_model  # noqa: E402
 from recommender.search.ann import ann_top_k, index_vectors  # noqa: E402
@@ -118,44 +119,6 @@ def bench_model(handle: str, tables, args) -> dict:
     return entry
 
 
-def markdown(results: dict) -> str:
-    rows = ["| model | users × features | exact-old | exact-new (kernel) | dense GEMM (scaled) | ann: faiss HNSW (recall@10) | hnswlib HNSW (recall@10) |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
-    for handle, e in results["models"].items():
-        old = e.get("exact_old", {})
-        dense = e.get("exact_dense_gemm_scaled")
-        other = e.get("hnswlib")
-        rows.append(
-            f"| `{handle}` | {e['users']:,} × {e['features']:,} | {str(old['seconds']) + ' s' if old else '–'} | "
-            f"{e['exact_new']['seconds']} s ({e['kernel']}{', ' + str(old['speedup_of_new']) + '×' if old else ''}) | "
-            f"{str(dense['seconds']) + ' s' if dense else '–'} | "
-            f"{e['ann']['seconds']} s ({e['ann']['recall_at_10_all_users']}) | "
-            f"{str(other['seconds']) + ' s (' + str(other['recall_at_10_all_users']) + ')' if other else '–'} |")
-    return "\n".join(rows)
-
-
-RESULTS = REPO / "bench/RESULTS.md"
-_BEGIN, _END = "<!-- bench-search: begin -->", "<!-- bench-search: end -->"
-
-
-def write_results_section(results: dict, path: Path = RESULTS) -> None:
-    """Put the table into bench/RESULTS.md between its markers (appended the first time)."""
-    section = (
-        f"{_BEGIN}\n## All-users search at {max(e['users'] for e in results['models'].values()):,} users "
-        f"(`make bench-search`, `bench/bench_search.py`)\n\n"
-        f"Measured {results['started']} – {results.get('finished', '?')} at commit `{results['commit']}`, "
-        f"{results['cpus']} shared cores (load averages per step in `bench/search.json`). Top-10, wall seconds; "
-        "recall@10 against exact-new over all users.\n\n" + markdown(results)
-        + (f"\n\n{results['note']}" if results.get("note") else "") + f"\n{_END}\n"
-    )
-    text = path.read_text() if path.exists() else ""
-    if _BEGIN in text and _END in text:
-        text = text[: text.index(_BEGIN)] + section + text[text.index(_END) + len(_END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=REPO / "bench/out/data-100000")
@@ -166,11 +129,7 @@ def main() -> int:
     parser.add_argument("--skip-old", action="store_true", help="do not time the old exact search")
     parser.add_argument("--determinism", action="store_true", help="build each approximate index twice and compare")
     parser.add_argument("--skip-hnswlib", action="store_true", help="do not time hnswlib even when it is installed")
-    parser.add_argument("--render", action="store_true", help="only rewrite the RESULTS.md section from --out")
     args = parser.parse_args()
-    if args.render:
-        write_results_section(json.loads(args.out.read_text()))
-        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not (args.data_dir / "user_interests.csv").exists():
         subprocess.run([sys.executable, "-m", "recommender_tools.datagen", "--users", str(args.users), "--seed", "7",
@@ -184,8 +143,7 @@ def main() -> int:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    write_results_section(results)
-    print(markdown(results))
+    print(search_table(results))
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Slow clients against the ways of serving the API (issue 11.6): the figures behind the choice of
-gevent workers in README (*Operations*, slow clients).
+"""Slow clients against the ways of serving the API: the figures behind the choice of
+gevent workers (docs/operations/index.md, slow clients).
 
 For each set-up: throughput and latency of ``POST /similar-users/`` under wrk (4 connections),
 then 64 clients that send their headers and part of a body and stall, and, while they are

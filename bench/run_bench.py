@@ -10,7 +10,7 @@ reused), the real ``run_generator.py --report`` as a subprocess against its own 
 (port 8100 by default, in memory, started and stopped here) with its peak memory, the top-k
 search against scikit-learn (``bench/reference.py``), and the API under wrk (installed with
 apt-get when missing, else a Python load generator) next to raw DynamoDB reads.  Writes
-``bench/results.json`` and ``bench/RESULTS.md``.
+``bench/results.json`` (``make docs`` renders it into docs/benchmarks.md and the README).
 
 Traffic goes to 127.0.0.1 only; every loop is bounded in time and count; the processes this
 script starts (DynamoDB Local, gunicorn, generator) are stopped by their own ids.
@@ -37,7 +37,6 @@ import psutil
 from bench.bench_api import (Gunicorn, HealthProbe, RawReads, ensure_wrk, item_cache_lookups, percentiles_ms, pick_pairs, post,
                              run_python_load, run_wrk, wrk_version, zipf_sequence)
 from bench.bench_procmon import run_measured
-from bench.bench_report import render
 from recommender.models.registry import MODEL_HANDLES
 
 BENCH = Path(__file__).resolve().parent
@@ -556,20 +555,17 @@ def api_targets(size: dict) -> list[str]:
     return lines
 
 
-def write_results(results: dict, json_path: Path, md_path: Path) -> None:
+def write_results(results: dict, json_path: Path) -> None:
+    """The JSON only: ``scripts/render_docs.py`` (``make docs``) renders it into the docs."""
     results["summary"] = {"notes": notes(results)}
     json_path.write_text(json.dumps(results, indent=2) + "\n")
-    from bench.bench_scale import scale_section_for_results, splice  # it imports this module
-
-    scale = scale_section_for_results()  # bench/scale.json's table survives a new make bench
-    md_path.write_text(splice(render(results), scale) if scale else render(results))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000], help="sizes (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="10,000 users only")
-    p.add_argument("--models", default=",".join(ALL_MODELS), help="generator models (default: all three)")
+    p.add_argument("--models", default=",".join(ALL_MODELS), help="generator models (default: all)")
     p.add_argument("--api-seconds", type=float, default=60.0, help="each load phase (default: %(default)s)")
     p.add_argument("--api-connections", default=f"1,{TARGET_CONNECTIONS},{OVERLOAD_CONNECTIONS}",
                    help="closed-loop load phases by open connections (default: %(default)s)")
@@ -595,10 +591,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup-items", type=int, default=3000)
     p.add_argument("--no-api", action="store_true")
     p.add_argument("--no-reference", action="store_true")
-    p.add_argument("--render-only", action="store_true", help="only rewrite --out-md (and the notes) from --out-json")
+    p.add_argument("--render-only", action="store_true", help="only rewrite the notes of --out-json")
     p.add_argument("--fresh-data", action="store_true", help="regenerate the synthetic data even when cached")
     p.add_argument("--out-json", type=Path, default=BENCH / "results.json")
-    p.add_argument("--out-md", type=Path, default=BENCH / "RESULTS.md")
     args = p.parse_args(argv)
     if args.quick:
         args.users = [10_000]
@@ -615,8 +610,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render_only:
         results = json.loads(args.out_json.read_text())
-        write_results(results, args.out_json, args.out_md)
-        log(f"re-rendered {args.out_md} from {args.out_json}")
+        write_results(results, args.out_json)
+        log(f"rewrote the notes of {args.out_json}")
         return 0
     out = BENCH / "out"
     out.mkdir(parents=True, exist_ok=True)
@@ -656,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.warmup_passes:
                     size["dynamodb_warmup"] = warm_up_dynamodb(args.dynamodb_port, args.warmup_passes, args.warmup_items)
                 size["generator"] = run_generator(users, data_dir, env, args.models, out, args.generator_timeout)
-                write_results(results, args.out_json, args.out_md)
+                write_results(results, args.out_json)
                 if args.no_reference:
                     size["reference"] = {"skipped": "--no-reference", "models": {}}
                 else:
@@ -667,20 +662,20 @@ def main(argv: list[str] | None = None) -> int:
                         ref_models = [m for m in args.models if (m != DNN or users <= args.ref_dnn_max_users)
                                       and m != ENSEMBLE]
                     size["reference"] = run_reference(users, data_dir, env, ref_models, out, args, size["generator"])
-                write_results(results, args.out_json, args.out_md)
+                write_results(results, args.out_json)
                 if args.no_api:
                     size["api"] = {"skipped": "--no-api"}
                 else:
                     size["api"] = run_api(users, data_dir, env, args.models, out, args, wrk)
-                write_results(results, args.out_json, args.out_md)
+                write_results(results, args.out_json)
             finally:
                 drop_tables(env, table)  # frees DynamoDB Local's memory before the next size
         results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         if not already:
             log(dynamodb("stop", args.dynamodb_port))
-        write_results(results, args.out_json, args.out_md)
-    log(f"wrote {args.out_json.relative_to(REPO) if args.out_json.is_relative_to(REPO) else args.out_json} and {args.out_md}")
+        write_results(results, args.out_json)
+    log(f"wrote {args.out_json.relative_to(REPO) if args.out_json.is_relative_to(REPO) else args.out_json} (make docs renders it)")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The top-k search as it was before issue 8 (commit e7e336b), kept only as ``exact-old`` in bench/bench_search.py.
+"""The top-k search as it was before the exact kernels (commit e7e336b), kept only as ``exact-old`` in bench/bench_search.py.
 
 All-users top-N cosine search, in blocks, with exact tie-breaking by user_handle.
 

@@ -6,4 +6,4 @@ The sub-packages follow the data flow: ``data`` (load and validate the four tabl
 ``pipeline`` (the batch job) and ``api`` (the HTTP service, which never imports TensorFlow).
 """
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"

@@ -6,9 +6,10 @@ environment: not only these settings read it, boto3 takes its credentials (``AWS
 ``AWS_PROFILE``, ...) from there too.  A variable already set in the environment wins over the file.
 
 Each setting is declared once, here: its name (the field, upper-cased, is the environment
-variable), default, allowed range and meaning.  The README's configuration table is generated
-from these declarations (``python -m recommender.config``) and a test checks that it, and
-``example.env``, agree with them.  A bad value stops the program at start with one line naming
+variable), default, allowed range and meaning.  The configuration table of docs/configuration.md
+(and the README's key settings) is generated from these declarations (``python -m
+recommender.config``, ``scripts/render_docs.py``) and tests check that it, and ``example.env``,
+agree with them.  A bad value stops the program at start with one line naming
 the variable, instead of being clamped or discovered halfway through a night's run.
 
 The generator and the API read different settings (a service has no business knowing the
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -69,7 +71,7 @@ class GeneratorSettings(StoreSettings):
     search: Literal["exact", "ann", "auto"] = Field(
         "auto", description="all-users search: `exact`, `ann` (HNSW, exact re-ranking), `auto`: exact up to `AUTO_EXACT_MAX_USERS` users of a model, ann above (`--search`)")
     auto_exact_max_users: int = Field(
-        200_000, ge=2, le=10**9, description="`SEARCH=auto` searches exactly up to this many users of a model (README \"Search\")")
+        200_000, ge=2, le=10**9, description="`SEARCH=auto` searches exactly up to this many users of a model (docs: Search)")
     min_recall: float = Field(
         0.95, ge=0, le=1, description="an approximate search whose sampled recall@10 is below this fails the run before publishing (exit 1)")
     recall_sample_users: int = Field(2000, ge=100, le=1_000_000, description="users sampled to measure the approximate search's recall@10")
@@ -86,7 +88,7 @@ class GeneratorSettings(StoreSettings):
         120.0, ge=1, le=86400, description="generator lock lease, renewed every third of it; a killed run blocks the next one this long at most")
     write_threads: int = Field(4, ge=1, le=64, description="parallel batch writers (threads per writer process)")
     write_processes: int = Field(
-        1, ge=1, le=64, description="processes writing a model's items (2,000 or more), each with its own client and `WRITE_THREADS` threads; 1: the generator's own threads (on 2 cores more did not pay: README *Writes*)")
+        1, ge=1, le=64, description="processes writing a model's items (2,000 or more), each with its own client and `WRITE_THREADS` threads; 1: the generator's own threads (into DynamoDB Local more do not pay: docs, Performance)")
     generator_db_max_attempts: int = Field(
         8, ge=1, le=20, description="generator's DynamoDB attempts per request, the first included (botocore "
                                     "`total_max_attempts`; exponential backoff with jitter between them) before the run fails")
@@ -169,8 +171,8 @@ class ApiSettings(StoreSettings):
     docs_require_key: bool = Field(
         False, description="`true`: `/docs`, `/openapi.json` and the docs' assets need `X-API-Key` too (by default they hold no data and stay open)")
     validate_responses: bool = Field(
-        False, description="`true`: check every answer against the published OpenAPI schema before sending it (~0.1 ms a "
-                           "request; the test suite turns it on, so a drift fails there rather than in production)")
+        False, description="`true`: check every answer against the published OpenAPI schema before sending it (costs CPU on "
+                           "every request; the test suite turns it on, so a drift fails there rather than in production)")
     pointer_cache_seconds: float = Field(5.0, ge=0, le=3600, description="how long the API caches a model's run pointer")
     pointer_cache_dir: Path | None = Field(
         None, description="folder where the worker processes of one server share that cache (`gunicorn_conf.py` makes one per "
@@ -253,20 +255,26 @@ def load_settings(cls: type[S], env_file: str | os.PathLike[str] | None = ENV_FI
         raise SettingsError(f"setting {name}{shown}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
-def markdown_table() -> str:
-    """The README's configuration table, from the declarations above."""
-    rows = ["| variable | used by | default | meaning |", "| --- | --- | --- | --- |"]
-    seen: set[str] = set()
+def markdown_table(names: Sequence[str] | None = None) -> str:
+    """The configuration table (docs/configuration.md), from the declarations above.
+
+    ``names``: only these variables, in this order (the README's key settings); an unknown name is
+    an error, so a renamed setting cannot silently drop out of that list.
+    """
+    rows: dict[str, str] = {}
     for cls, who in ((StoreSettings, "both"), (GeneratorSettings, "generator"), (ApiSettings, "API")):
         for field, info in cls.model_fields.items():
-            if field in seen:
+            name = env_name(cls, field)
+            if name in rows:
                 continue
-            seen.add(field)
             default = info.get_default(call_default_factory=True)
             shown = "*(empty)*" if default in (None, (), {}) else f"`{default}`"
-            range_ = _range(info)
-            rows.append(f"| `{env_name(cls, field)}` | {who} | {shown} | {info.description}{range_} |")
-    return "\n".join(rows)
+            rows[name] = f"| `{name}` | {who} | {shown} | {info.description}{_range(info)} |"
+    unknown = [n for n in names or () if n not in rows]
+    if unknown:
+        raise KeyError(f"unknown settings: {', '.join(unknown)}")
+    chosen = list(rows.values()) if names is None else [rows[n] for n in names]
+    return "\n".join(["| variable | used by | default | meaning |", "| --- | --- | --- | --- |", *chosen])
 
 
 def _range(info: Any) -> str:

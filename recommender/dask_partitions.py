@@ -1,7 +1,7 @@
 """A model's search, reasons and writes as Dask partitions of users (``--engine dask``).
 
 Why the writes move into the partitions too: the driver writing every item is the bound of a
-large run (one process wrote ~2,000-4,500 items/s here; a 10M-user run has ~50M items), and
+large run (one process's write rate is bounded; a 10M-user run has ~50M items), and
 sending every answer back to it costs a copy of all of them.  So each task takes a block of users
 and does what the local engine does for them, with the same code: the exact top N against all
 users (:func:`~recommender.search.exact.exact_top_k`), the model's reasons
@@ -21,8 +21,8 @@ What stays on the driver, and why:
   every component's vectors), so it cannot be cut before they are all known: each component's
   partitions send their block's lists (to the ensemble's depth) back, the driver fuses them as the
   local engine does, and the fused items are written by write-only partitions (:func:`write_items`);
-* the **approximate search** (HNSW) is one graph of all users built on one thread (README
-  *Search*); its answer is explained on the driver and written by write-only partitions;
+* the **approximate search** (HNSW) is one graph of all users built on one thread
+  (docs/search.md, *Deterministic*); its answer is explained on the driver and written by write-only partitions;
 * a **dry run** writes one local file in order: partitions send their items back and the driver
   writes them (the file is the local engine's, byte for byte but for ``run_id`` / ``generated_at``).
 """

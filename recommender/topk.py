@@ -36,7 +36,7 @@ def top_k_cosine(
     """
     options = search or SearchOptions()
     if options.resolve(len(users), vectors.shape[1]) == "ann":
-        from recommender.search.ann import ann_top_k  # hnswlib only when asked for
+        from recommender.search.ann import ann_top_k  # faiss only when asked for
 
         return ann_top_k(vectors, users, n, options=options, block_mb=block_mb, workers=workers, progress=progress, desc=desc)
     if options.engine is not None:

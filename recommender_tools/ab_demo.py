@@ -108,7 +108,7 @@ def fresh_ab_tables(settings) -> None:
 
 def serve(env: dict[str, str], log_path: Path):
     """gunicorn with the service's settings file but gthread workers (2 x 4 threads: what the demo's
-    figures were measured with, before ``make serve`` moved to gevent), on a free loopback port, in its own process group; ``stop()`` is a graceful SIGTERM, in which each
+    report was produced with), on a free loopback port, in its own process group; ``stop()`` is a graceful SIGTERM, in which each
     worker drains its exposure queue."""
     from bench.bench_api import Gunicorn
 

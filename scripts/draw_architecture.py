@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Draw the architecture picture and save it to ``images/architecture.png``.
+"""Draw the architecture picture and save it to ``docs/images/architecture.png``.
 
 The picture is made by this script, not by hand in a drawing tool, so it is reviewed and
 changed together with the code it describes, and anyone can regenerate it with
@@ -20,10 +20,10 @@ from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch  # noqa: 
 
 from recommender.models.registry import MODELS  # noqa: E402
 
-OUT = Path(__file__).resolve().parent.parent / "images" / "architecture.png"
+OUT = Path(__file__).resolve().parent.parent / "docs" / "images" / "architecture.png"
 
-W, H = 16.0, 9.0  # figure size in inches; axes use the same units
-DPI = 100  # 1600 x 900 px
+W, H = 16.0, 10.5  # figure size in inches; axes use the same units
+DPI = 100  # 1600 x 1050 px
 
 LANE_FILL = {"batch": "#f3f7fc", "serve": "#f4faf3"}
 LANE_EDGE = {"batch": "#8fb3d9", "serve": "#93c48b"}
@@ -116,13 +116,13 @@ def draw() -> plt.Figure:
             fontsize=16, fontweight="bold", color=TEXT)
 
     # ---- lanes -------------------------------------------------------------------------------
-    lane(ax, 0.15, 3.55, W - 0.3, 4.85, "batch", "run_generator.py  (batch, scheduled)",
-         "fits every model, writes each user's top-N similar users; steps 1-6")
+    lane(ax, 0.15, 3.55, W - 0.3, 6.35, "batch", "run_generator.py  (batch, scheduled)",
+         "fits every model, searches each user's top-N similar users with reasons, publishes the run; steps 1-6")
     lane(ax, 0.15, 0.15, W - 0.3, 3.2, "serve", "online service",
          "answers from the stored neighbour lists only")
 
     # ---- batch lane: steps 1-6, left to right -----------------------------------------------
-    by, bh = 3.95, 3.0  # row of the batch lane that holds the step boxes
+    by, bh = 3.95, 4.5  # row of the batch lane that holds the step boxes
     mid = by + bh / 2  # y of the horizontal arrows
     cols = {  # name: (x, width)
         "csv": (0.4, 2.2),
@@ -135,7 +135,7 @@ def draw() -> plt.Figure:
     sh = 2.0  # height of the plain step boxes
 
     x, w = cols["csv"]
-    csv_y, csv_h = by + 0.1, 2.05
+    csv_y, csv_h = mid - 1.3, 2.3
     box(ax, x, csv_y, w, csv_h, "4 CSV tables\nin DATA_DIR",
         "user_interests\nuser_course_views\nuser_assessment_scores\ncourse_tags", kind="data", step=1)
     gen_y = csv_y + csv_h + 0.35
@@ -150,7 +150,7 @@ def draw() -> plt.Figure:
     x, w = cols["feat"]
     box(ax, x, mid - sh / 2, w, sh, "recommender\n.features", "sparse\nuser \u00d7 item\nmatrices", step=3)
 
-    # models: an outer box holding the three model boxes
+    # models: an outer box holding one box per registered model
     x, w = cols["models"]
     my0, mh0 = by - 0.05, bh + 0.4
     ax.add_patch(FancyBboxPatch((x, my0), w, mh0, boxstyle="round,pad=0,rounding_size=0.12",
@@ -161,27 +161,36 @@ def draw() -> plt.Figure:
     models = [(spec.handle, spec.description.split(":")[0]) for spec in MODELS]  # the registry's list
     gap = 0.13
     mh = min(0.78, (mh0 - 0.6 - gap * (len(models) - 1)) / len(models))
+    handle_size = 8.8 if len(models) <= 6 else 7.5
     top = my0 + mh0 - 0.5
     for i, (handle, what) in enumerate(models):
         y = top - (i + 1) * mh - i * gap
         ax.add_patch(FancyBboxPatch((x + 0.12, y), w - 0.24, mh, boxstyle="round,pad=0,rounding_size=0.08",
                                     facecolor=BOX_FILL["model"], edgecolor=EDGE, linewidth=1.0, zorder=2))
-        ax.text(x + w / 2, y + mh / 2 + 0.05, handle, ha="center", va="bottom", fontsize=8.8,
+        ax.text(x + w / 2, y + mh / 2 + 0.05, handle, ha="center", va="bottom", fontsize=handle_size,
                 family="monospace", fontweight="bold", color=TEXT, zorder=3)
-        ax.text(x + w / 2, y + mh / 2 - 0.05, what, ha="center", va="top", fontsize=8.8,
+        ax.text(x + w / 2, y + mh / 2 - 0.05, what, ha="center", va="top", fontsize=7.2,
                 color=CAPTION, zorder=3)
 
     x, w = cols["topk"]
-    box(ax, x, mid - sh / 2, w, sh, "recommender\n.topk",
-        "blocked cosine top-N\n(argpartition,\nno N\u00d7N)", step=5)
+    box(ax, x, mid - sh / 2 + 0.6, w, sh + 0.4, "recommender\n.topk",
+        "all-users top-N:\nexact (posting lists,\nBLAS blocks) or\nHNSW (faiss) +\nrecall check;\nreasons", step=5)
+    box(ax, x, mid - sh / 2 - 1.05, w, 1.2, "ENGINE=dask", "partitions search,\nexplain and write", kind="gen",
+        dashed=True, title_size=9.5, body_size=8.5)
 
     x, w = cols["store"]
-    st_y, st_h = mid - 1.15, 2.3
+    st_y, st_h = mid - 0.55, 2.3
     box(ax, x, st_y, w, st_h, "recommender\n.store",
         "run table per run\nsimilar_users-<run_id>\n(user_handle, model_handle)\n\npointers + lock in\nsimilar_users-control", kind="store", step=6)
     read_x = x + 0.25  # where the API's read arrow leaves the store
-    ax.text(read_x + 0.15, st_y - 0.1, "DynamoDB Local (dev/CI)\nor AWS DynamoDB (prod)", ha="left",
-            va="top", fontsize=8.5, color=CAPTION, style="italic", zorder=3)
+    ax.text(x + w - 0.05, st_y + st_h + 0.3, "DynamoDB Local (dev/CI)\nor AWS DynamoDB (prod)", ha="right",
+            va="bottom", fontsize=8.5, color=CAPTION, style="italic", zorder=3)
+    # the S3 road: the run exported as files, then loaded by DynamoDB's ImportTable
+    s3_y, s3_h = by + 0.05, 1.45
+    s3_x = x + 0.5
+    box(ax, s3_x, s3_y, x + w - s3_x, s3_h, "S3 export / import", "--sink export: files in S3\n--publish import:\nImportTable \u2192 run table",
+        kind="data", dashed=True, title_size=9.5, body_size=8.5)
+    arrow(ax, (x + w - 0.35, s3_y + s3_h), (x + w - 0.35, st_y), dashed=True)
 
     def right(c):
         return cols[c][0] + cols[c][1]
@@ -190,15 +199,18 @@ def draw() -> plt.Figure:
     arrow(ax, (right("data"), mid), (cols["feat"][0], mid))
     arrow(ax, (right("feat"), mid), (cols["models"][0], mid))
     arrow(ax, (right("models"), mid), (cols["topk"][0], mid))
-    arrow(ax, (right("topk"), mid), (cols["store"][0], mid))
+    arrow(ax, (right("topk"), mid + 0.6), (cols["store"][0], mid + 0.6))
+    arrow(ax, (right("topk"), mid - 0.2), (cols["store"][0] + 0.5, by + 0.05 + 0.9), dashed=True)
 
     # ---- serving lane ------------------------------------------------------------------------
-    api_x, api_w = 4.2, 9.85
-    api_y, api_h = 0.55, 1.75
+    api_x, api_w = 3.0, 11.05
+    api_y, api_h = 0.45, 1.95
     box(ax, api_x, api_y, api_w, api_h,
         "run_server.py / gunicorn \u2014 Flask app (recommender.api)",
-        "POST /similar-users/   GET /similar-users/<id>   GET /health   /metrics   /openapi.json   /docs\nno TensorFlow in the service",
-        kind="api", title_size=12, body_size=10.5)
+        "POST /similar-users/   GET /similar-users/<id>   GET /models   POST /feedback   /explore\n"
+        "/health   /metrics   /openapi.json   /docs\n"
+        "A/B experiments (EXPERIMENTS_FILE) \u2192 exposures and events in DynamoDB;  no TensorFlow in the service",
+        kind="api", title_size=12, body_size=10)
 
     cl_x, cl_w = 14.65, 1.15
     cl_y, cl_h = api_y + 0.2, api_h - 0.4
@@ -206,7 +218,7 @@ def draw() -> plt.Figure:
 
     # DynamoDB -> API (reads); clients -> API (requests) and the answers back
     arrow(ax, (read_x, st_y), (read_x, api_y + api_h))
-    ax.text(read_x - 0.12, 2.75, "pointer (cached) \u2192 GetItem (user, model)", ha="right", va="center", fontsize=8.5,
+    ax.text(read_x - 0.12, 2.95, "pointer (cached) \u2192 GetItem (user, model)", ha="right", va="center", fontsize=8.5,
             color=CAPTION, style="italic")
     api_r = api_x + api_w
     arrow(ax, (cl_x, api_y + api_h / 2 + 0.25), (api_r, api_y + api_h / 2 + 0.25))

@@ -15,11 +15,34 @@ ALL = {env_name(cls, f): (cls, f) for cls in (StoreSettings, GeneratorSettings, 
 LOCAL_VALUES = {"DYNAMODB_ENDPOINT_URL": "http://127.0.0.1:8000"}
 
 
-def test_readme_configuration_table_is_generated_from_the_settings():
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("| variable | used by | default | meaning |")
-    end = readme.index("<!-- end of configuration table -->")
-    assert readme[start:end].strip() == markdown_table()
+def _generated_block(path, name: str) -> str:
+    text = path.read_text()
+    start = text.index(f"<!-- BEGIN generated: {name} -->\n") + len(f"<!-- BEGIN generated: {name} -->\n")
+    return text[start:text.index(f"<!-- END generated: {name} -->")].strip()
+
+
+def test_configuration_table_is_generated_from_the_settings():
+    table = _generated_block(ROOT / "docs" / "configuration.md", "configuration")
+    assert table == markdown_table()
+    documented = re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", table, re.M)
+    assert sorted(documented) == sorted(ALL), "every setting, once"
+
+
+def test_readme_key_settings_are_rows_of_the_full_table():
+    """The README's short list is a subset rendered by the same generator: same default, same meaning."""
+    key = _generated_block(ROOT / "README.md", "key-settings")
+    rows = key.splitlines()
+    assert rows[:2] == markdown_table().splitlines()[:2] and len(rows) == 2 + 10
+    full = set(markdown_table().splitlines())
+    assert all(row in full for row in rows[2:])
+
+
+def test_markdown_table_subset_keeps_the_order_asked_and_refuses_unknown_names():
+    rows = markdown_table(["API_KEYS", "TOP_N"]).splitlines()[2:]
+    assert [r.split("`")[1] for r in rows] == ["API_KEYS", "TOP_N"]
+    assert "(1..100)" in rows[1] and "| API |" in rows[0]
+    with pytest.raises(KeyError, match="NO_SUCH_SETTING"):
+        markdown_table(["TOP_N", "NO_SUCH_SETTING"])
 
 
 def test_example_env_names_every_setting_with_its_default():

@@ -1,5 +1,5 @@
 """Fault tests on the real components: SIGKILLed generators, and DynamoDB Local stopped or
-frozen under traffic.  Each proves a promise of the operations section of the README."""
+frozen under traffic.  Each proves a promise of the operations runbook (docs/operations/index.md)."""
 
 from __future__ import annotations
 

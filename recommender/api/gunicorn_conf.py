@@ -2,10 +2,10 @@
 
 Load this file **by path**, not as ``python:recommender.api.gunicorn_conf``: importing the
 package would import boto3 into the master before the gevent workers monkey-patch the standard
-library, and botocore's SSL context then recurses forever (gevent issue 1016).  This file
+library, and botocore's SSL context then recurses forever (gevent/gevent#1016 upstream).  This file
 imports nothing of the service for that reason.
 
-Why gevent workers (README, *Operations*): a client that sends its headers and then dribbles
+Why gevent workers (docs/operations/index.md): a client that sends its headers and then dribbles
 its body holds whatever reads that body.  With thread workers that is one of a handful of
 threads, and 16 such clients stalled the whole API, ``/health`` included.  A gevent worker
 gives each connection a greenlet (``worker_connections`` of them per worker), so slow clients
@@ -143,9 +143,9 @@ def check_experiments_file() -> None:
 
 
 def post_worker_init(worker) -> None:
-    """Move everything the app loaded (botocore's service models, Flask, pydantic: ~130,000 objects)
-    out of the garbage collector's sight: a full collection walked them all, ~70 ms with the
-    worker's other requests waiting (the ``gc.freeze`` advice for pre-fork servers)."""
+    """Move everything the app loaded (botocore's service models, Flask, pydantic) out of the
+    garbage collector's sight: a full collection walked them all, with the worker's other
+    requests waiting (the ``gc.freeze`` advice for pre-fork servers)."""
     import gc
 
     gc.collect()

@@ -48,8 +48,7 @@ class _Plugin(FlaskPlugin):
     view accepts what ``USER_HANDLE_PATTERN`` says (anything else is a 400).
 
     Why answers are not re-validated in production: spectree would parse every answer we just
-    serialised and validate it again (about a sixth of the service's own time per request,
-    measured in bench/README.md).  The answers are built from typed items, and the test suite
+    serialised and validate it again, a sizeable share of the service's own time per request.  The answers are built from typed items, and the test suite
     runs with the check on (plus schemathesis' conformance check), so a drift fails in the tests.
     """
 

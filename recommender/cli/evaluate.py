@@ -2,7 +2,7 @@
 
 Without ``--tune``: the evaluation (both hold-out tasks, baselines, planted truth, agreement);
 writes ``--out`` (JSON), the markdown table next to it (same name, ``.md``) and the charts
-(``images/eval_*.png``), and prints the markdown.  With ``--tune``: the validation-split tuning;
+(``docs/images/eval_*.png``), and prints the markdown.  With ``--tune``: the validation-split tuning;
 writes ``tuning.json`` and ``tuning.md`` in the folder of ``--out`` and prints the markdown.
 
 Exit status as the generator's (:data:`recommender.cli.common.EXIT_CODES`): 0, 2 bad input or
@@ -23,7 +23,7 @@ from recommender.data.loader import DataValidationError
 log = logging.getLogger("recommender.evaluate")
 
 DEFAULT_OUT = Path("docs/evaluation/results.json")
-DEFAULT_IMAGES = Path("images")
+DEFAULT_IMAGES = Path("docs/images")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

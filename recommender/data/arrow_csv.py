@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 #: Bytes per parsing block (Arrow's default: 1 MB).  Each block becomes one Arrow chunk, and the
-#: column checks loop over chunks in Python: 16 MB gives ~200 chunks at 1M users, not ~3,000.
+#: column checks loop over chunks in Python: larger blocks mean far fewer chunks on large tables.
 _BLOCK = 16 << 20
 #: Characters that make a line blank for pandas (it skips such lines; Arrow sees one short row).
 _BLANK = " \t\r"

@@ -1,9 +1,9 @@
 """Exact duplicate rows of a large table, found by hashing its numeric columns first.
 
-``DataFrame.duplicated`` factorises every column through a hash table and combines the codes:
-about 30 s for 30M interest rows.  Identical rows are identical in any subset of their columns,
+``DataFrame.duplicated`` factorises every column through a hash table and combines the codes,
+which is slow on tens of millions of rows.  Identical rows are identical in any subset of their columns,
 so rows whose numeric columns (handle, date, seconds) hash to a value seen only once cannot be
-duplicates.  Those hashes are sorted (numpy, a few seconds) and only the rows that share one
+duplicates.  Those hashes are sorted (numpy) and only the rows that share one
 (the real duplicates and the rare collisions) go through ``DataFrame.duplicated``, which decides
 exactly, first occurrence kept, as before.
 """

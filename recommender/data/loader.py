@@ -278,7 +278,7 @@ def _scores(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
 
 Parser = Callable[[pd.DataFrame, str, Path], pd.Series]
 
-#: How each column is validated and normalised (README, "Input tables"), in the order checked.
+#: How each column is validated and normalised (docs/data.md), in the order checked.
 _PARSERS: dict[str, dict[str, Parser]] = {
     "user_interests": {"user_handle": _handles, "interest_tag": _tags, "date_followed": _dates},
     "user_course_views": {"user_handle": _handles, "view_date": _dates, "course_id": _texts,

@@ -30,7 +30,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "course_tags": ("course_id", "course_tags"),
 }
 
-# Accepted values (README, "Input tables").  A value outside them is a broken export: the run
+# Accepted values (docs/data.md).  A value outside them is a broken export: the run
 # stops with exit 2 and one line naming file, column, row and value, rather than guess.  The one
 # exception is a view time over a day, which a real export can hold for one row (a session
 # across midnight counted on one date): such rows are dropped and counted like non-positive ones.

@@ -1,6 +1,6 @@
 """Is the ensemble at least as good as the best single model?  One explicit answer per metric.
 
-The issue's bar is "≥ the best single model, measured in the same run".  The best single model is
+The bar is "≥ the best single model, measured in the same run".  The best single model is
 the one with the highest mean on that metric among the other models (baselines and references
 excluded).  The difference is paired when both are scored on the same users (a per-user
 difference, whose standard error is much smaller than either figure's: the users' own variance

@@ -158,7 +158,7 @@ def assessment_score_lines(scores: dict[str, Any] | None) -> list[str]:
 
 
 def ensemble_lines(results: dict[str, Any]) -> list[str]:
-    """The issue's bar, said explicitly: is the ensemble >= the best single model on each metric?"""
+    """The bar, said explicitly: is the ensemble >= the best single model on each metric?"""
     ndcg = label(f"ndcg_at_{results['config']['k']}")
     found = [(f"{name}: {ndcg}", task.get("ensemble_vs_best")) for name, task in results["tasks"].items()]
     planted = results.get("planted") or {}

@@ -16,16 +16,14 @@ validation split with early stopping, and logs every epoch.
 TensorFlow is imported inside :meth:`fit` only: the rest of the package (and the API) must not
 pay its import time and memory.
 
-**Sized for the data** (issue 8 C; figures in ``bench/dnn_fit.json``).  Keras's Adam updates the
+**Sized for the data** (fit times: docs/benchmarks.md).  Keras's Adam updates the
 *whole* user-embedding table and its two moment tables at every step, not only the batch's rows:
 a step costs O(users × dim) whatever the batch, and at a fixed batch size the steps per epoch grow
-with the rows too, so an epoch cost O(rows × users), quadratic in the platform's size (before:
-100,000 users 67 s; at 876,000 users one epoch of 256 steps took 116 s, 18 s once that update
-was gone).  Two changes, both keyed to one size rule so that the default data trains as before:
+with the rows too, so an epoch cost O(rows × users), quadratic in the platform's size.  Two changes, both keyed to one size rule so that the default data trains as before:
 
 - :meth:`batch_size_for` keeps the batch at ``batch_size`` (1,024) up to ``max_steps_per_epoch``
   (256) × 1,024 training rows and above that grows it so that an epoch has at most 256 steps
-  (the default 10,000-user data has 81,770 training pairs, 80 steps: unchanged).  The learning
+  (the default 10,000-user data stays under it: unchanged).  The learning
   rate is left alone on purpose: a user with r rows appears in about r of an epoch's steps at any
   size, and Adam's per-coordinate normalisation makes its update independent of the batch's
   size, so each user's embedding gets the same number and kind of updates per epoch as at
@@ -36,10 +34,9 @@ was gone).  Two changes, both keyed to one size rule so that the default data tr
   O(batch) and an epoch O(rows), linear.  Below that size Keras's dense Adam and ``Embedding``
   stay, so the default data's embeddings are bit-identical to before.
 
-Measured on the planted truth (share of the top-10 neighbours with the user's hidden skill level,
-2,000 sampled users) at 100,000 users, both changes improve it (0.647 before, 0.680 with the grown
-batch, 0.686 with row-sparse training too), besides taking 21 s instead of 67 s; 1,000,000 users
-fit in 129 s (7 epochs, 0.687).
+On the planted truth (the share of the top-10 neighbours with the user's hidden skill level)
+both changes keep or improve the neighbours at large sizes; the fit times and that share per
+size are in ``bench/dnn_fit.json`` (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -110,8 +107,7 @@ class DnnUserCourseLevel(SimilarityModel):
         Why it grows: see the module docstring (each dense Adam step costs O(users × dim), so the
         step count, not the batch, is what must stay bounded as the data grows).  With the
         row-sparse training that goes with it a step no longer costs O(users), but the larger
-        batch still pays for the per-step overhead: 2.3 µs a row at batch 32,000 against 2.9 at
-        4,000 (876,000 users, micro-benchmark).
+        batch still amortises the per-step overhead better.
         """
         return max(self.batch_size, math.ceil(train_rows / self.max_steps_per_epoch))
 

@@ -12,10 +12,9 @@ Two representations (``representation``):
 ``θ = p·π/2`` for percentile ``p`` (not the centred score itself: a cosine over z-scores is
 negative for two users on opposite sides of the mean and ±1 for the many users who took one
 assessment).  Two users who took the same tag contribute ``w_a·w_b·cos(θ_a − θ_b)``; taking
-different assessments contributes nothing.  Measured on held-out assessment tags it was *below
-random users* (NDCG@10 0.041 vs 0.166): the closest users are those whose assessments are a
-subset of the user's (one shared tag at the same level is a cosine of 1), who have no other
-assessment to bring; on held-out *scores* their neighbours took the user's next tag 5% of the time.
+different assessments contributes nothing.  On held-out assessment tags it ranked *below random
+users*: the closest users are those whose assessments are a subset of the user's (one shared tag
+at the same level is a cosine of 1), who have no other assessment to bring.
 
 ``"topic_level"`` (default): a user is *what* they took times *how well*.  What: the taken tags
 (``w`` each) plus ``smoothing`` × the tags taken *together* with them by other users (the user's

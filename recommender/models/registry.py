@@ -54,7 +54,7 @@ MODELS: tuple[ModelSpec, ...] = (
     # Last: it fuses the lists the models above computed in the same run (no refit).
     ModelSpec("ensemble_user_similarity", "recommender.models.ensemble:EnsembleUserSimilarity",
               ("user_assessment_scores", "user_course_views", "user_interests"),
-              "Weighted reciprocal-rank fusion of the other models' lists: users several models agree on"),
+              "Weighted cosine fusion of the other models' candidates: users several models agree on"),
 )
 
 MODEL_HANDLES: tuple[str, ...] = tuple(spec.handle for spec in MODELS)

@@ -1,9 +1,8 @@
 """Approximate all-users top-N: an HNSW graph (faiss) proposes candidates, exact cosine ranks them.
 
-Why faiss's HNSW: at 100,000 users it gave the same recall@10 as hnswlib's with the same graph
-parameters in half the time on the 750-d interest vectors (bench/search.json, README "Search"),
-and faiss-cpu is maintained and ships wheels (hnswlib's last release, 0.8.0, is from 2023 and
-compiles from source).  The graph is built on one thread (faiss's level draws are seeded, and a
+Why faiss's HNSW: it found the same neighbours as hnswlib's with the same graph parameters, faster
+on the wide interest vectors (docs/benchmarks.md, docs/design.md), and faiss-cpu is maintained
+and ships wheels where hnswlib compiles from source.  The graph is built on one thread (faiss's level draws are seeded, and a
 single-threaded insertion order is fixed), so the same vectors give the same graph; queries are
 independent and run on all cores, so the published lists stay the same from run to run.
 

@@ -1,8 +1,7 @@
 """A checksum of a model's published lists that does not depend on how the users were partitioned.
 
 Why: two runs (two engines, two versions, the same data twice) should publish the same lists,
-and reading both run tables back to compare them takes minutes at 100,000 users (DynamoDB Local
-scans ~5,000 items/s).  Each row (user, neighbours, scores' bits) is mixed into a 64-bit value and
+and reading both run tables back to compare them takes minutes at scale.  Each row (user, neighbours, scores' bits) is mixed into a 64-bit value and
 the rows are *added* (mod 2^64), so a Dask partition sends two integers back and the driver adds
 them: the sum over blocks is the sum over all users, in any order.  Two independent mixes give 128
 bits.  Not a cryptographic digest (nobody forges lists here); equal checksums mean equal lists

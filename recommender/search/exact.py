@@ -7,8 +7,8 @@ Two kernels, picked by cost:
   :func:`~recommender.search.selection.select_top_k`;
 - sparse vectors (TF-IDF interests, BM25 views): posting lists walked in compiled code
   (:mod:`recommender.search.postings`), whose cost follows the non-zeros.  A dense GEMM of the
-  interest model's 750 tags does ~100× more multiply-adds than there are non-zero products, which
-  the BLAS's speed per multiply-add does not make up for (bench/search.json); a sparse matrix
+  interest model's tags does far more multiply-adds than there are non-zero products, which the
+  BLAS's speed per multiply-add does not make up for; a sparse matrix
   dense enough that it would (:func:`dense_is_cheaper`) is made dense and goes the BLAS way.
 
 Both rank by score rounded to the stored precision, then by user_handle, so the answer equals a
@@ -32,7 +32,7 @@ from recommender.search.postings import postings_top_k
 from recommender.search.selection import chunk_width, merge_top_k, padded, select_top_k
 
 #: Multiply-adds the BLAS does in the time the posting-list kernel does one scattered
-#: multiply-add (measured on this 2-core AVX2 machine: ~0.03 ns vs ~3.5 ns per thread).
+#: multiply-add (an order of magnitude for an AVX2 core; it only picks the kernel).
 BLAS_ADVANTAGE = 100
 KERNELS = ("auto", "dense", "postings")
 #: Bytes per cell of a block of dense scores: float32 scores plus the selection's temporaries.

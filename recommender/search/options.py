@@ -9,9 +9,8 @@ SEARCH_METHODS = ("exact", "ann", "auto")
 INDEX_MAX_FEATURES = 1024
 
 #: ``auto`` searches exactly up to this many users of a model, with HNSW above.  Exact is
-#: quadratic: at 100,000 users the dense exact search of the interest model takes about a minute
-#: on 2 cores and the HNSW path about as long (bench/search.json), so exact wins up to there;
-#: at 1,000,000 users exact would take ~100× longer, HNSW ~12×.
+#: quadratic and HNSW about N log N, but building the graph has a high fixed cost: measured at
+#: 100,000 users exact was still the faster (docs/benchmarks.md), so the switch sits above that.
 AUTO_EXACT_MAX_USERS = 200_000
 
 
@@ -55,9 +54,8 @@ class SearchOptions:
         """The method for a model of ``users`` users × ``features``: ``auto`` becomes exact or ann.
 
         ``auto`` keeps vectors wider than :data:`INDEX_MAX_FEATURES` exact at any size: the
-        reduced representation the graph would need found too few of their neighbours (recall@10
-        0.27 for the ~6,000-course views at 100,000 users), and their exact search is cheap
-        (posting lists: 4.4 s there).  ``ann`` asked explicitly still tries, and the recall check
+        reduced representation the graph would need found too few of their neighbours, and their
+        exact search is cheap (posting lists).  ``ann`` asked explicitly still tries, and the recall check
         stops the run.
         """
         if self.method == "auto":

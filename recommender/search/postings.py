@@ -1,12 +1,11 @@
 """Exact top-k for sparse vectors by walking posting lists: cost follows the non-zeros, not users × features.
 
-Why not a dense product: the interest model's rows have ~27 of 750 tags, so a dense GEMM spends
-~96% of its multiply-adds on zeros; on 2 AVX2 cores it needs ~2 minutes at 100,000 users, only
-~1.5× faster than the old sparse × sparse product.  Why not scipy's sparse × sparse product: it
-builds the (69% full) product as a sparse matrix, ~15 ns per cell, one thread, holding the GIL.
+Why not a dense product: the interest model's rows hold a few tens of its ~750 tags, so a dense
+GEMM spends nearly all its multiply-adds on zeros.  Why not scipy's sparse × sparse product: it
+builds the (mostly full) product as a sparse matrix, cell by cell, on one thread, holding the GIL.
 Here each query row scatters its few features' posting lists (users holding that feature) into a
-dense accumulator, then keeps its top k while reading back only the touched users: ~240,000
-multiply-adds per user at 100,000 users, in compiled code, queries spread over all cores (numba).
+dense accumulator, then keeps its top k while reading back only the touched users, in compiled
+code, queries spread over all cores (numba).  Timings: docs/benchmarks.md.
 
 Same rules as the dense path: scores rounded to :data:`SCORE_DECIMALS` before ranking, ties by
 user index (= user_handle order), self excluded, positive only.  Each score is summed in the

@@ -1,8 +1,7 @@
 """Recall@10 of an approximate answer, measured on a seeded sample of users against exact search.
 
-Why a sample: exact search of a sample against all users costs sample × users, about 2% of the
-full exact search at 100,000 users with 2,000 users sampled, so every run can afford to check
-itself; the sample is seeded so that a rerun measures the same users.
+Why a sample: exact search of a sample against all users costs sample × users, a small share of
+the full exact search, so every run can afford to check itself; the sample is seeded so that a rerun measures the same users.
 """
 
 from __future__ import annotations

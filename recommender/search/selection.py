@@ -1,7 +1,7 @@
 """Each row's top k of a block of scores, exact to the stored precision, ties by column.
 
-Why not ``argpartition`` over the whole row: at 100,000 users a row is 100,000 scores and
-numpy's introselect costs ~5 ms per row, more than the product that made it.  Instead each row
+Why not ``argpartition`` over the whole row: a row holds a score per user, and numpy's
+introselect over it costs more than the product that made it.  Instead each row
 is cut into chunks of ``width`` columns and the chunk maxima (one vectorised reduction) give a
 threshold: the (k+1)-th largest chunk maximum is a real score with at least k others at or
 above it, so every score of the top k is at or above it too.  Only chunks whose maximum reaches

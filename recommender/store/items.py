@@ -10,11 +10,10 @@ conversions to and from that record live here and nowhere else; the attribute va
 In DynamoDB each list is **one string attribute holding compact JSON** (``"[4254,9796]"``,
 ``"[0.978627,0.977795]"``; the reasons as :func:`pack_reasons` writes them), not a ``L`` list of
 ``N`` numbers: every attribute value is walked by botocore's serializer and parsed again by the
-database, and twenty ``N`` values per item made the write path ~1.5× more expensive on both
-sides (bench/README.md, "Writes").  The reasons are one more string, integers but for the
-names (:func:`pack_reasons`): with float weights and nested lists they doubled the client's CPU
-per item (+95–121 µs) and cut the write rate by up to 31%; now +9–22 µs
-(bench/reasons_write.txt).  Items written in any earlier shape (``L`` lists; reasons as lists of
+database, and twenty ``N`` values per item made the write path much more expensive on both
+sides (``bench/write.json``).  The reasons are one more string, integers but for the names
+(:func:`pack_reasons`): with float weights and nested lists they roughly doubled the client's
+CPU per item; packed this way they add little (``bench/bench_reasons_write.py``).  Items written in any earlier shape (``L`` lists; reasons as lists of
 maps, or packed with float weights) still read back the same, so runs published before an
 upgrade keep serving until they are replaced.
 
@@ -47,8 +46,8 @@ _CHUNK = 4096  # rows converted to Python lists at once
 
 # Reason and Neighbour are named tuples, not dataclasses, for the API's item cache: a tuple of
 # numbers and strings is untracked by Python's garbage collector after its first collection, so
-# 100,000 cached items do not make every full collection walk millions of objects (a worker
-# stalled for ~0.1-1 s at a time under load before; bench/README.md).
+# a full item cache does not make every full collection walk millions of objects (which stalls a
+# worker under load).
 class Reason(NamedTuple):
     """Why two users are similar: ``{"kind": "tag", "value": "python", "weight": 0.31}``."""
 
@@ -76,7 +75,7 @@ class StoredItem:
     run_id: str
     generated_at: str
     #: Reasons read but not decoded yet (``from_dynamo(..., reasons=False)``); :meth:`explained`
-    #: decodes them.  Why: decoding is two thirds of reading an item (~55 µs) and only an
+    #: decodes them.  Why: decoding is most of reading an item and only an
     #: ``explain`` request shows reasons, so the API keeps the text until one asks.
     pending_reasons: str | None = None
 

@@ -1,11 +1,11 @@
 """Writes a model's items from several processes, each with its own client and writer threads.
 
-Why processes: one Python process writes at most ~4,500 items/s (its client spends ~220 µs of
-CPU per item with reasons, under one GIL), so a database that takes more needs more processes.
-DynamoDB Local on this 2-core machine does not: it burns ~340 µs per item itself, and 2 writer
-processes wrote ~10% *slower* than the generator's own threads (their start and the slices'
-pickling cost more than a second client core could win when there is none to spare), hence
-``WRITE_PROCESSES=1`` by default (bench/README.md, "Write path").
+Why processes: one Python process's writes are bounded by its client's CPU per item, under one
+GIL, so a database that takes more needs more processes.  DynamoDB Local on a small machine does
+not: it spends more CPU per item than the client, and writer processes were *slower* than the
+generator's own threads there (their start and the slices' pickling cost more than a second
+client core could win when there is none to spare), hence ``WRITE_PROCESSES=1`` by default
+(docs/benchmarks.md, "Write path").
 
 What crosses to a worker is a slice of an :class:`~recommender.store.items.ItemBlock` (a few
 arrays, ~600 KB per 1,000 users with reasons), never item objects: the worker builds and encodes
@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 
 #: Users per task: large enough that a task is many requests, small enough to spread evenly.
 SLICE_USERS = 1000
-#: Fewer items are written by the generator's own threads: starting the workers (~1 s of CPU
-#: each: Python, boto3, numpy) costs more than they save, e.g. in every test run.
+#: Fewer items are written by the generator's own threads: starting the workers (Python, boto3,
+#: numpy in each) costs more than they save, e.g. in every test run.
 MIN_ITEMS = 2000
 
 _writer: BatchWriter | None = None  # one per worker process

@@ -1,8 +1,8 @@
 """Where a Dask partition writes its items: the run's table and how to open a client, as plain values.
 
 Why a separate object: with ``--engine dask`` the items are written by the worker that computed
-them (the driver would otherwise receive every item and become the bottleneck, ~2,000-4,500
-items/s for one process).  A worker cannot use the driver's publisher (its lock, its clients), so
+them (the driver would otherwise receive every item and become the bottleneck: one process's
+write rate is bounded).  A worker cannot use the driver's publisher (its lock, its clients), so
 the publisher hands out this picklable description instead (:meth:`RunPublisher.partition_target`)
 and each worker process opens one client for it, reused by every partition it runs.  The items
 go through the same :class:`~recommender.store.writer.BatchWriter` and the same attribute layout

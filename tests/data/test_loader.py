@@ -163,7 +163,7 @@ def test_handles_beyond_2_53_keep_every_digit_when_another_row_looks_like_a_floa
         f"{MAX_USER_HANDLE}.00,sql,2017-01-01\n")
     frame, _, _ = load_table(tmp_path, "user_interests")
     assert frame["user_handle"].dtype == "int64"
-    # 12.0 (a fraction of zeros only) is the integer 12, exactly; README says so.
+    # 12.0 (a fraction of zeros only) is the integer 12, exactly; docs/data.md says so.
     assert frame["user_handle"].tolist() == [9_007_199_254_740_993, 12, 7, MAX_USER_HANDLE]
 
 

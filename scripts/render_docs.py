@@ -1,0 +1,362 @@
+#!/usr/bin/env python
+"""Render the measured figures into README.md and docs/ (``make docs``).
+
+Every figure the documentation quotes lives in one JSON file written by the program that measured
+it (``bench/*.json``, ``docs/evaluation/results.json``, ``docs/ab/*/report.json``) or in the code
+(settings, exit codes).  This script rewrites the marked blocks
+
+    <!-- BEGIN generated: NAME -->
+    ...
+    <!-- END generated: NAME -->
+
+in README.md and docs/**/*.md from them, so no figure is typed by hand and no two pages can
+disagree.  ``--check`` rewrites nothing and exits 1 when a file would change (the test suite runs
+it: a hand edit inside a block, or JSON changed without rendering, fails there).  A block whose
+NAME has no renderer, or a renderer whose block is nowhere, is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_report import render as bench_render  # noqa: E402
+from bench.bench_report import scale_stage_table, scale_table, search_table  # noqa: E402
+from recommender.cli.common import EXIT_CODES  # noqa: E402
+from recommender.config import markdown_table  # noqa: E402
+
+BENCH = ROOT / "bench"
+EVALUATION = ROOT / "docs" / "evaluation" / "results.json"
+AB_DEMO = ROOT / "docs" / "ab" / "demo-interest-vs-views" / "report.json"
+BLOCK = re.compile(r"(<!-- BEGIN generated: (?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(<!-- END generated: (?P=name) -->)",
+                   re.S)
+
+# The README's "ten key settings": the ones a first deployment changes. Their defaults and
+# meanings come from recommender/config.py like the full table's.
+KEY_SETTINGS = ("DYNAMODB_ENDPOINT_URL", "DYNAMODB_TABLE", "DATA_DIR", "TOP_N", "SEARCH", "ENGINE", "KEEP_RUNS",
+                "MIN_COVERAGE_RATIO", "DEFAULT_MODEL", "API_KEYS")
+
+# The README's and docs/models.md's order; the registry's order.
+MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view", "dnn_collab_filtering_user_course_level",
+          "als_collab_filtering_user_course_view", "knn_collab_filtering_user_assessment_score",
+          "ensemble_user_similarity")
+HNSW_MAX_FEATURES = 1024  # recommender/search: wider vectors stay exact under SEARCH=auto
+
+
+def _json(path: Path):
+    return json.loads(path.read_text())
+
+
+def _n(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 5400:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+# --- settings and exit codes ---------------------------------------------------------------------
+
+def configuration() -> str:
+    return markdown_table()
+
+
+def key_settings() -> str:
+    return markdown_table(KEY_SETTINGS)
+
+
+def exit_codes() -> str:
+    return "\n".join(["| code | meaning |", "| --- | --- |", *(f"| {c} | {m} |" for c, m in EXIT_CODES.items())])
+
+
+# --- models and evaluation -----------------------------------------------------------------------
+
+def _coverage() -> dict[str, tuple[int, int]]:
+    """Users each model answers for in the measured 10,000-user run (items written / users)."""
+    size = _json(BENCH / "results.json")["sizes"][0]
+    return {h: (m["users_covered"], size["users"]) for h, m in size["generator"]["models"].items()}
+
+
+def models_at_a_glance() -> str:
+    ev = _json(EVALUATION)
+    courses, planted = ev["tasks"]["courses"]["metrics"], ev["planted"]["metrics"]
+    cover = _coverage()
+    rows = ["| model | users answered (of 10,000) | course NDCG@10 | same community | same skill level |",
+            "| --- | ---: | ---: | ---: | ---: |"]
+    for h in MODELS:
+        covered, users = cover[h]
+        rows.append(f"| `{h}` | {covered / users:.0%} | {courses[h]['ndcg_at_10']:.4f} "
+                    f"| {planted[h]['community_precision_at_10']:.2f} | {planted[h]['skill_precision_at_10']:.2f} |")
+    chance = ev["planted"]["chance"]
+    rows.append(f"| random users (chance) | | {courses['random_users']['ndcg_at_10']:.4f} "
+                f"| {chance['community_precision_at_10']:.2f} | {chance['skill_precision_at_10']:.2f} |")
+    return "\n".join(rows)
+
+
+def evaluation() -> str:
+    ev = _json(EVALUATION)
+    t, se = ev["tasks"], {k: v["standard_errors"] for k, v in ev["tasks"].items()}
+    planted, pse, scores = ev["planted"]["metrics"], ev["planted"]["standard_errors"], ev["assessment_scores"]
+    rows = ["| system | course NDCG@10 | course hit@10 | tag NDCG@10 | assessment NDCG@10 | community prec@10 "
+            "| skill prec@10 | assessment-score MAE (coverage) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+
+    def metric(task: str, system: str, name: str) -> str:
+        value = t[task]["metrics"].get(system, {}).get(name)
+        if value is None:
+            return "–"
+        err = se[task].get(system, {}).get(name)
+        return f"{value:.4f}" + (f" ± {err:.4f}" if err is not None else "")
+
+    systems = list(dict.fromkeys([*MODELS, *t["courses"]["metrics"], *t["interests"]["metrics"]]))
+    for s in systems:
+        p = planted.get(s)
+        community = f"{p['community_precision_at_10']:.4f} ± {pse[s]['community_precision_at_10']:.4f}" if p else "–"
+        skill = f"{p['skill_precision_at_10']:.4f}" if p else "–"
+        m = scores["metrics"].get(s)
+        mae = f"{m['mae']:.4f} ± {scores['standard_errors'][s]['mae']:.4f} ({m['coverage']:.2f})" if m else "–"
+        name = f"`{s}`"
+        rows.append(f"| {name} | {metric('courses', s, 'ndcg_at_10')} | {metric('courses', s, 'hit_rate_at_10')} "
+                    f"| {metric('interests', s, 'ndcg_at_10')} | {metric('assessments', s, 'ndcg_at_10')} "
+                    f"| {community} | {skill} | {mae} |")
+    refs = [s for s in scores["metrics"] if s not in systems]
+    for s in refs:
+        m = scores["metrics"][s]
+        rows.append(f"| `{s}` | – | – | – | – | – | – | {m['mae']:.4f} ± {scores['standard_errors'][s]['mae']:.4f} |")
+    return "\n".join(rows)
+
+
+# --- benchmarks ----------------------------------------------------------------------------------
+
+def bench_results() -> str:
+    """bench/results.json's tables (make bench), headings one level down."""
+    lines = bench_render(_json(BENCH / "results.json")).rstrip("\n").splitlines()
+    assert lines[0].startswith("# "), lines[0]
+    return "\n".join(("#" + line) if line.startswith("## ") else line for line in lines[2:]).strip("\n")
+
+
+def bench_scale() -> str:
+    runs = _json(BENCH / "scale.json")["runs"]
+    return "\n".join([scale_table(runs), "", "Seconds per stage (the generator's own report; with the Dask engine "
+                      "search / reasons / write are summed over the partitions, which overlap: their wall time is in "
+                      "brackets):", "", scale_stage_table(runs)])
+
+
+def bench_search() -> str:
+    results = _json(BENCH / "search.json")
+    ann = _json(BENCH / "search-ann.json")["models"]["tfidf_user_interest"]["ann"]
+    return "\n".join([
+        f"Measured {results['started']} – {results.get('finished', '?')} at commit `{results['commit']}`, "
+        f"{results['cpus']} shared cores (load averages per step in `bench/search.json`). Top-10 over all users, "
+        "wall seconds; recall@10 against the exact search over all users.", "", search_table(results), "",
+        f"Determinism (`bench/search-ann.json`): two approximate searches of the interest vectors gave the same lists: "
+        f"{'yes' if ann['same_lists_on_rerun'] else 'no'}; recall@10 sampled on 2,000 users "
+        f"{ann['recall_at_10_sampled']}, over all users {ann['recall_at_10_all_users']}."])
+
+
+def scaling_inputs() -> str:
+    """docs/scaling.md's measured inputs: the all-users search at 100,000 users, in core-seconds."""
+    results = _json(BENCH / "search.json")
+    cores = results["cpus"]
+    rows = ["| what (100,000 synthetic users) | measured | source |", "| --- | ---: | --- |"]
+    for handle, e in results["models"].items():
+        shape = f"{e['users']:,} users × {e['features']:,}"
+        exact = e["exact_new"]["seconds"]
+        rows.append(f"| exact search, `{handle}` ({e['kernel']}, {shape}) | {exact:.1f} s wall on {cores} cores "
+                    f"= {exact * cores:.0f} core-s | `bench/search.json` |")
+        if e["features"] <= HNSW_MAX_FEATURES:
+            ann = e["ann"]
+            rows.append(f"| HNSW (faiss) build + query, `{handle}` | {ann['seconds']:.1f} s = ~{ann['seconds'] * cores:.0f} "
+                        f"core-s, recall@10 {ann['recall_at_10_all_users']:.3f} | `bench/search.json` |")
+    cover = _coverage()
+    rows.append("| users answered per model (10,000 users) | "
+                + ", ".join(f"`{h.split('_')[0]}…{h.split('_')[-1]}` {c / u:.0%}" for h, (c, u) in cover.items())
+                + " | `bench/results.json` |")
+    return "\n".join(rows)
+
+
+def bench_load() -> str:
+    rows = ["| measured | code | users | rows read | seconds | CPU seconds | peak RSS | load average before / after |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in _json(BENCH / "load.json")[-1:]:  # the current loader
+        rows.append(f"| {r['date']} | `{r['commit']}` | {r['users']:,} | {sum(r['rows_read'].values()):,} "
+                    f"| {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['peak_rss_mb']:,} MB "
+                    f"| {r['load_before']} / {r['load_after']} |")
+    return "\n".join(rows)
+
+
+def bench_dnn_fit() -> str:
+    rows = ["| users | batch | row-sparse | epochs | fit s | s/epoch | peak RSS | skill prec@10 | commit |",
+            "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for key, r in _json(BENCH / "dnn_fit.json")["runs"].items():
+        if not key.endswith("-after"):  # runs of earlier code
+            continue
+        skill = r.get("planted_truth", {}).get("skill_prec_at_10")
+        rows.append(f"| {r['users']:,} | {r['batch_size']:,} | {'yes' if r.get('row_sparse_updates') else 'no'} "
+                    f"| {r['epochs']} | {r['fit_seconds']:.1f} | {r['seconds_per_epoch']:.2f} "
+                    f"| {r['process_peak_rss_mb']:,} MB | {skill if skill is not None else '–'} | `{r['commit']}` |")
+    return "\n".join(rows)
+
+
+def bench_write() -> str:
+    w = _json(BENCH / "write.json")
+    rows = [f"{w['items']:,} items, {w['threads']} threads, {w['cores']} cores, {w['date']}; medians of "
+            f"{len(next(iter(w['rounds'].values())))} alternating rounds.", "",
+            "| write path | items/s | client µs / item | DynamoDB Local µs / item | its SQLite thread µs / item |",
+            "| --- | ---: | ---: | ---: | ---: |"]
+    for name, m in w["median"].items():
+        rows.append(f"| {name} | {m['items_per_second']:,} | {m['client_us_per_item']:.0f} | {m['jvm_us_per_item']:.0f} "
+                    f"| {m['sqlite_thread_us_per_item']:.0f} |")
+    return "\n".join(rows)
+
+
+def extrapolation() -> dict:
+    """A 1,000,000-user run of the local engine, worked out from the measurements (not measured)."""
+    run = _json(BENCH / "scale.json")["runs"]["100000-local-auto"]
+    search = _json(BENCH / "search.json")["models"]
+    load = _json(BENCH / "load.json")[-1]
+    dnn = _json(BENCH / "dnn_fit.json")["runs"]["1000000-after"]
+    nlogn = 10 * math.log(1e6) / math.log(1e5)
+    parts: list[tuple[str, float, str]] = [(
+        "load + validate", load["seconds"], "measured at 1,000,000 users (`bench/load.json`)")]
+    models = run["stages"]["models"]
+    dnn_handle = "dnn_collab_filtering_user_course_level"
+    fits = sum(m["fit"] for h, m in models.items() if h != dnn_handle) * 10
+    parts.append(("DNN fit", dnn["fit_seconds"], "measured at 1,000,000 users (`bench/dnn_fit.json`)"))
+    parts.append(("other fits", fits, "100,000-user run × 10"))
+    exact = sum(m["search"] for h, m in models.items()
+                if h in search and search[h]["features"] > HNSW_MAX_FEATURES) * 100
+    parts.append(("search, vectors wider than 1,024 features (exact)", exact, "100,000-user run × 100 (quadratic)"))
+    ann = 0.0
+    for h, m in models.items():
+        if h == "ensemble_user_similarity" or (h in search and search[h]["features"] > HNSW_MAX_FEATURES):
+            continue
+        ann += (search[h]["ann"]["seconds"] if h in search else m["search"]) * nlogn
+    parts.append(("search, the other models (HNSW)", ann, f"HNSW at 100,000 (`bench/search.json`; else the exact "
+                  f"search there) × {nlogn:.0f} (N log N)"))
+    linear = (models["ensemble_user_similarity"]["search"] + sum(m["explain"] for m in models.values())) * 10
+    parts.append(("ensemble fusion and reasons", linear, "100,000-user run × 10"))
+    writes = run["items_written"] * 10 / run["items_per_second"]
+    parts.append((f"writes: {run['items_written'] * 10:,} items at {run['items_per_second']:,} items/s", writes,
+                  "items × 10 at the 100,000-user run's rate (DynamoDB Local)"))
+    return {"parts": parts, "total": sum(p[1] for p in parts)}
+
+
+def bench_extrapolation() -> str:
+    e = extrapolation()
+    rows = ["| part | 1,000,000 users (estimate) | from |", "| --- | ---: | --- |"]
+    rows += [f"| {name} | {_duration(seconds)} | {how} |" for name, seconds, how in e["parts"]]
+    rows.append(f"| **total** | **{_duration(e['total'])}** | sum of the parts |")
+    return "\n".join(rows)
+
+
+def performance_summary() -> str:
+    """The README's summary: measured runs first, then the one extrapolated figure, each labelled."""
+    res = _json(BENCH / "results.json")
+    g = res["sizes"][0]["generator"]
+    paced = next(p for p in res["sizes"][0]["api"]["load"] if p.get("delay_ms") and p["connections"] > 1)
+    misses = next(p for p in res["sizes"][0]["api"]["load"] if p.get("rounds"))
+    overhead = res["sizes"][0]["api"]["overhead"]
+    ratios = sorted(overhead["rounds_p50_vs_client_get_item"])
+    runs = _json(BENCH / "scale.json")["runs"]
+    lines = ["| | what | figure | source |", "| --- | --- | --- | --- |",
+             f"| measured | generator, {res['sizes'][0]['users']:,} users, all six models, into DynamoDB Local "
+             f"| {g['total_seconds']:.0f} s ({g['wall_seconds']:.0f} s wall with imports), "
+             f"{g['items_written']:,} items at {g['write_items_per_second']:,.0f} items/s, peak RSS "
+             f"{g['peak_rss_mb']:,.0f} MB | `bench/results.json` |"]
+    for key in sorted(runs, key=lambda k: (runs[k]["users"], runs[k]["engine"])):
+        r = runs[key]
+        engine = r["engine"] + (f" ×{r['workers']}" if r.get("workers") else "")
+        lines.append(f"| measured | generator, {r['users']:,} users, {engine} engine, `--search {r['search']}` "
+                     f"| {_duration(r['total_seconds'])}, {r['items_written']:,} items at {r['items_per_second']:,} "
+                     f"items/s, peak RSS {r['peak_rss_mb']:,} MB | `bench/scale.json` |")
+    lines += [
+        f"| measured | API, item cache on, 4 connections paced | {paced['requests_per_second']:,.0f} requests/s, "
+        f"p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms | `bench/results.json` |",
+        f"| measured | API on an item-cache miss, 1 connection | p50 {misses['p50_ms']:.2f} ms, "
+        f"{overhead['p50_vs_client_get_item']:.2f}× a raw boto3 `get_item` (median of {len(ratios)} rounds, "
+        f"{ratios[0]:.2f}×–{ratios[-1]:.2f}×) | `bench/results.json` |",
+        f"| **extrapolated** | generator, 1,000,000 users, local engine | ~{_duration(extrapolation()['total'])} "
+        "(not run) | [Benchmarks](docs/benchmarks.md#extrapolated-1000000-users) |"]
+    return "\n".join(lines)
+
+
+def ab_demo() -> str:
+    r = _json(AB_DEMO)
+    rows = ["| variant | model | exposed users | exposures | impressions | clicks | follows | CTR (95% interval) "
+            "| lift | p-value |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+    for v in r["variants"]:
+        control = " (control)" if v["variant"] == r["control"] else ""
+        ci = f" ({v['ctr_low']:.4f}–{v['ctr_high']:.4f})" if v.get("ctr_low") is not None else ""
+        lift = f"{v['lift']:+.1%}" if v.get("lift") is not None else ""
+        p = f"{v['p_value']:.1e}" if v.get("p_value") is not None else ""
+        rows.append(f"| {v['variant']}{control} | `{v['model_handle']}` | {v['exposed_users']:,} | {v['exposures']:,} "
+                    f"| {v['impressions']:,} | {v['events'].get('click', 0):,} | {v['events'].get('follow', 0):,} "
+                    f"| {v['ctr']:.4f}{ci} | {lift} | {p} |")
+    sr = r["sample_ratio"]
+    rows += ["", f"Sample ratio {'MISMATCH' if sr['mismatch'] else 'ok'} "
+             f"({' vs '.join(f'{n:,}' for n in sr['observed'].values())} assigned users, p = {sr['p_value']:.2f}). "
+             f"{r['verdict']}"]
+    return "\n".join(rows)
+
+
+RENDERERS: dict[str, Callable[[], str]] = {
+    "configuration": configuration, "key-settings": key_settings, "exit-codes": exit_codes,
+    "models-at-a-glance": models_at_a_glance, "evaluation": evaluation, "performance-summary": performance_summary,
+    "bench-results": bench_results, "bench-scale": bench_scale, "bench-search": bench_search,
+    "bench-load": bench_load, "bench-dnn-fit": bench_dnn_fit, "bench-write": bench_write,
+    "bench-extrapolation": bench_extrapolation, "ab-demo": ab_demo, "scaling-inputs": scaling_inputs,
+}
+
+
+def documents(root: Path = ROOT) -> list[Path]:
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def render_text(text: str, seen: set[str]) -> str:
+    def block(match: re.Match) -> str:
+        name = match["name"]
+        if name not in RENDERERS:
+            raise SystemExit(f"error: no renderer for the generated block {name!r}")
+        seen.add(name)
+        return f"{match.group(1)}{RENDERERS[name]().rstrip()}\n{match.group(4)}"
+
+    return BLOCK.sub(block, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a file is out of date")
+    args = parser.parse_args(argv)
+    seen: set[str] = set()
+    stale = []
+    for path in documents():
+        text = path.read_text()
+        new = render_text(text, seen)
+        if new != text:
+            stale.append(path.relative_to(ROOT))
+            if not args.check:
+                path.write_text(new)
+    missing = set(RENDERERS) - seen
+    if missing:
+        print(f"error: generated blocks missing from README.md and docs/: {', '.join(sorted(missing))}", file=sys.stderr)
+        return 1
+    for path in stale:
+        print(f"{'out of date' if args.check else 'rendered'}: {path}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The documentation's figures are rendered from the JSON that measured them, never typed by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import tomllib
+
+import recommender
+from tests.conftest import ROOT
+
+TRACKER_WORDS = re.compile(r"\bissue\s+[0-9]+|\bthis session\b", re.I)
+
+
+def _renderer():
+    spec = importlib.util.spec_from_file_location("render_docs", ROOT / "scripts" / "render_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rendering_the_committed_json_changes_no_file():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_docs.py"), "--check"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_docs_site_builds_with_warnings_as_errors(tmp_path):
+    """``mkdocs build --strict``: every page in the nav exists, no broken link or anchor."""
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                            capture_output=True, text=True, cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "site" / "changelog" / "index.html").read_text().count("Keep a Changelog") == 1
+
+
+def test_a_hand_edit_inside_a_block_is_overwritten_and_flagged():
+    render = _renderer()
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- BEGIN generated: performance-summary -->\n(.*?)<!-- END", readme, re.S)[1]
+    assert "measured" in block and "extrapolated" in block
+    edited = readme.replace(block, block.replace("measured", "measured (typed)", 1))
+    assert edited != readme
+    assert render.render_text(edited, set()) == readme
+
+
+def test_an_unknown_block_name_is_an_error():
+    render = _renderer()
+    try:
+        render.render_text("<!-- BEGIN generated: nope -->\nx\n<!-- END generated: nope -->\n", set())
+    except SystemExit as exc:
+        assert "nope" in str(exc)
+    else:
+        raise AssertionError("an unknown block was accepted")
+
+
+def test_the_extrapolation_is_the_sum_of_its_parts_and_labelled():
+    render = _renderer()
+    estimate = render.extrapolation()
+    assert abs(estimate["total"] - sum(seconds for _, seconds, _ in estimate["parts"])) < 1e-6
+    summary = render.performance_summary()
+    assert re.search(r"^\| \*\*extrapolated\*\* \| generator, 1,000,000 users", summary, re.M)
+    assert all(line.startswith(("| measured |", "| **extrapolated** |")) for line in summary.splitlines()[2:])
+
+
+def test_no_tracker_words_in_the_product():
+    paths = [ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "recommender").rglob("*.py")]
+    found = [f"{p.relative_to(ROOT)}: {m[0]}" for p in paths for m in TRACKER_WORDS.finditer(p.read_text())]
+    assert not found, found
+
+
+def test_readme_is_short_and_keeps_the_two_commands_first():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 250
+    first_screen = "\n".join(lines[:40])
+    assert "make run" in first_screen and "make test" in first_screen
+
+
+def test_package_version_is_pyprojects():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert recommender.__version__ == project["version"]
