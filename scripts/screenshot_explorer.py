@@ -1,4 +1,4 @@
-"""Screenshot of the explorer page for the README (``images/explorer.png``), taken from a running service.
+"""Screenshot of the explorer page for the README (``docs/images/explorer.png``), taken from a running service.
 
 Starts nothing: point it at a service that serves a published run (``make run``, or gunicorn on
 any port), e.g.::
@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--base-url", required=True, help="the running service, e.g. http://127.0.0.1:5000")
     parser.add_argument("--user-handle", type=int, default=42)
     parser.add_argument("--path", default="/explore?user_handle={user}", help="page to capture (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=ROOT / "images" / "explorer.png")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "explorer.png")
     parser.add_argument("--width", type=int, default=1280, help="window width in CSS pixels (default: %(default)s)")
     parser.add_argument("--max-height", type=int, default=2400, help="cap on the captured height (default: %(default)s)")
     return parser.parse_args(argv)

@@ -70,9 +70,10 @@ def pins(file: str) -> dict[str, Version]:
     for line in (ROOT / file).read_text().splitlines():
         line = line.split("#")[0].strip()
         if line and not line.startswith("-r"):
-            name, _, version = line.partition("==")
-            assert version, f"{file}: {line!r} is not pinned with =="
-            out[canonicalize_name(name)] = Version(version)
+            requirement = Requirement(line)
+            pinned = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+            assert pinned, f"{file}: {line!r} is not pinned with =="
+            out[canonicalize_name(requirement.name)] = Version(pinned[0])
     return out
 
 

@@ -28,6 +28,7 @@ class CollectingSink:
         self.items[model_handle] = list(items)
         return len(self.items[model_handle])
 
+    def prepare(self, summary: str = "") -> None: ...
     def commit(self, summary: str = "") -> None: self.published = True
     def abort(self) -> None: ...
     def cleanup(self) -> list[str]: return []

@@ -74,7 +74,7 @@ def create_app(settings: ApiSettings | None = None, store: ReadStore | None = No
     app.register_blueprint(bp)
     app.register_blueprint(docs_bp)
     register_error_handlers(app)
-    shedding.install(app, settings.max_in_flight)
+    shedding.install(app, settings.max_in_flight, settings.max_body_bytes)
     return app
 
 

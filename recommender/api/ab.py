@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, g, jsonify
 from spectree import Response
 
 from recommender.api.errors import ApiError
-from recommender.api import middleware  # a module, not its names: middleware imports the explorer, which imports this
+from recommender.api.request_ids import new_request_id
 from recommender.api.openapi import api_spec, error_responses
 from recommender.api.schemas import ErrorBody, FeedbackAccepted, FeedbackRequest
 from recommender.api.store import get_store
@@ -87,7 +87,7 @@ def expose(served: Served, user_handle: int, shown: list[int]) -> dict[str, Any]
     # The exposure's key, which feedback names, is always made here: a client's X-Request-ID
     # (kept in the header and the log line) chosen twice, by a retry or on purpose, would
     # otherwise name two answers.  Without one, the answer's X-Request-ID is this same id.
-    request_id = g.request_id if g.get("request_id_is_ours") else middleware.new_request_id()
+    request_id = g.request_id if g.get("request_id_is_ours") else new_request_id()
     g.exposure_request_id = request_id
     log = exposure_log()
     if log is not None:

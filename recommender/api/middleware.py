@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import time
-import uuid
 
 from flask import Flask, g, request
 
@@ -21,13 +19,10 @@ from recommender.api import metrics
 from recommender.api.errors import ApiError
 from recommender.api.explore import EXPLORE_ENDPOINTS, OPEN_ENDPOINTS as EXPLORE_OPEN
 from recommender.api.openapi import API_KEY_HEADER, DOCS_ENDPOINTS
+from recommender.api.request_ids import REQUEST_ID_HEADER, new_request_id, request_id_from  # noqa: F401 - re-exported
 
 access_log = logging.getLogger("recommender.api.access")
 
-REQUEST_ID_HEADER = "X-Request-ID"
-# A client's id is kept, for log correlation only, when it is short and plain; anything else is
-# replaced by a fresh one (it goes into logs and headers, so no spaces, quotes or control characters).
-_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 _OPEN_ENDPOINTS = {"similar_users.health"} | EXPLORE_OPEN
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
@@ -62,14 +57,6 @@ def security_headers(csp: str = CSP_API) -> dict[str, str]:
 _API_HEADERS = tuple(security_headers().items())
 
 
-def new_request_id() -> str:
-    return uuid.uuid4().hex
-
-
-def request_id_from(header: str | None) -> str:
-    if header and _REQUEST_ID_RE.fullmatch(header):
-        return header
-    return new_request_id()
 
 
 def key_is_valid(candidate: str, keys: tuple[str, ...]) -> bool:

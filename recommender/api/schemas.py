@@ -248,7 +248,7 @@ class HealthBody(BaseModel):
         None, description="with `run_unavailable`: the published runs whose table is missing")
 
 
-# The request ids the service hands out or keeps (``middleware.request_id_from``).
+# The request ids the service hands out or keeps (``request_ids.request_id_from``).
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
 FEEDBACK_EVENTS = ("click", "follow", "dismiss")
 

@@ -16,6 +16,11 @@ in the worker's event loop.  An admitted request therefore takes its slot and th
 threads), so every request that arrived in the same loop turn takes, or fails to take, a slot
 before any of them is served.  A slot is held until the app has returned its answer.
 
+A request takes its slot only once its body has arrived (a declared ``Content-Length`` up to
+``MAX_BODY_BYTES`` is read first, in this greenlet): a slow or stalled client then holds a
+connection, never a slot, so 64 clients that send half a body cannot shed everyone else.
+Bodies without a length (chunked) or over the limit go to the app as they are (its 413 path).
+
 ``/health`` and ``/metrics`` are never shed: a load balancer and Prometheus must still get their
 answer from an overloaded server (``/health`` does not yield before its own work either).
 
@@ -26,6 +31,7 @@ access-log line (a flood of refusals would otherwise write one each); it is coun
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -54,15 +60,20 @@ class InFlightLimit:
     the tests' injection point to hold requests in flight (never set by the service itself).
     """
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], limit: int):
+    def __init__(self, app: Callable[..., Iterable[bytes]], limit: int, max_body_bytes: int = 4096):
         self.app = app
         self.limit = limit
+        self.max_body_bytes = max_body_bytes
         self.slots = threading.BoundedSemaphore(limit) if limit else None
         self.on_admit: Callable[[dict], None] | None = None
 
     def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
         if self.slots is None or environ.get("PATH_INFO") in EXEMPT_PATHS:
             return self.app(environ, start_response)
+        try:
+            self.read_body_first(environ)
+        except Exception:  # noqa: BLE001 - the socket or the server's reader: the client's doing either way
+            return self.incomplete(environ, start_response)
         if not self.slots.acquire(blocking=False):
             return self.refuse(environ, start_response)
         try:
@@ -73,6 +84,28 @@ class InFlightLimit:
         finally:
             self.slots.release()
 
+    def read_body_first(self, environ: dict) -> None:
+        """Buffer a declared body within the limit before the request competes for a slot."""
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return  # the app answers a malformed length
+        if 0 < length <= self.max_body_bytes:
+            body = environ["wsgi.input"].read(length)
+            if len(body) < length:
+                raise EOFError(f"{len(body)} of {length} bytes")
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+
+    @staticmethod
+    def incomplete(environ: dict, start_response: Callable[..., Any]) -> list[bytes]:
+        """400 for a body that stopped short of its ``Content-Length`` (the app's answer to the same)."""
+        body = json.dumps({"error": "bad_request", "message": "the request body is incomplete"}).encode()
+        start_response("400 Bad Request", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                                           ("Connection", "close"), *security_headers().items(),
+                                           (REQUEST_ID_HEADER, request_id_from(environ.get(_WSGI_REQUEST_ID)))])
+        return [body]
+
     @staticmethod
     def refuse(environ: dict, start_response: Callable[..., Any]) -> list[bytes]:
         metrics.SHED.inc()
@@ -81,7 +114,7 @@ class InFlightLimit:
         return [_BODY]
 
 
-def install(app: Any, limit: int) -> InFlightLimit:
+def install(app: Any, limit: int, max_body_bytes: int = 4096) -> InFlightLimit:
     """Wrap ``app.wsgi_app`` (outermost, so a refusal costs nothing of Flask); returns the wrapper."""
-    app.wsgi_app = wrapper = InFlightLimit(app.wsgi_app, limit)
+    app.wsgi_app = wrapper = InFlightLimit(app.wsgi_app, limit, max_body_bytes)
     return wrapper
