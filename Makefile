@@ -21,7 +21,7 @@ export AWS_REGION ?= us-east-1
 .PHONY: run test test-fast install dynamodb-start dynamodb-stop data generate serve serve-dev diagram clean
 
 # The package itself is installed editable (no dependencies: they are the pinned requirements),
-# which gives the console entry points similar-users-{generate,serve,evaluate,datagen,bench}.
+# which gives the console entry points similar-users-{generate,serve,evaluate,datagen,load,ab-report,ab-demo}.
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (Python 3.11 is required)"; exit 1; }
 	[ -x $(PYTHON) ] || $(PY) -m venv $(VENV)
@@ -92,29 +92,29 @@ evaluate: install data
 # Speed and memory benchmark (docs/benchmarks.md): 10k and 100k synthetic users, the generator's stages
 # and peak memory, top-k vs scikit-learn, the API under wrk (installed if missing) vs raw DynamoDB reads.
 # Its own DynamoDB Local on BENCH_DYNAMODB_PORT (not 8000), started and stopped by the script.
-# Writes bench/results.json; `make docs` renders it. `make bench BENCH_ARGS=--quick`: 10k only.
+# Writes benchmarks/results/results.json; `make docs` renders it. `make bench BENCH_ARGS=--quick`: 10k only.
 .PHONY: bench
 BENCH_DYNAMODB_PORT ?= 8100
 bench: install
-	BENCH_DYNAMODB_PORT=$(BENCH_DYNAMODB_PORT) $(VENV)/bin/similar-users-bench $(BENCH_ARGS)
+	BENCH_DYNAMODB_PORT=$(BENCH_DYNAMODB_PORT) $(PYTHON) -m benchmarks.run_bench $(BENCH_ARGS)
 
-# All-users search at 100,000 users (bench/bench_search.py): exact-old vs exact-new vs HNSW, time and
-# recall@10 per model; generates bench/out/data-100000 when missing.
-# Writes bench/search.json (`make docs` renders it). `make bench-search SEARCH_BENCH_ARGS=--determinism` also rebuilds each index.
+# All-users search at 100,000 users (benchmarks/bench_search.py): exact vs HNSW, time and
+# recall@10 per model; generates benchmarks/out/data-100000 when missing.
+# Writes benchmarks/results/search.json (`make docs` renders it). `make bench-search SEARCH_BENCH_ARGS=--determinism` also rebuilds each index.
 .PHONY: bench-search
 bench-search: install
-	$(PYTHON) bench/bench_search.py $(SEARCH_BENCH_ARGS)
+	$(PYTHON) benchmarks/bench_search.py $(SEARCH_BENCH_ARGS)
 
-# The whole generator at scale (bench/bench_scale.py): SCALE_USERS synthetic users (default 1,000,000; data
-# cached in bench/out/), all models, into its own DynamoDB Local (port 8200, in memory), one run per engine in
+# The whole generator at scale (benchmarks/bench_scale.py): SCALE_USERS synthetic users (default 1,000,000; data
+# cached in benchmarks/out/), all models, into its own DynamoDB Local (port 8200, in memory), one run per engine in
 # SCALE_ENGINE (local, dask, or local,dask: the second run's neighbour lists are compared with the first's).
-# Writes bench/scale.json (`make docs` renders it; measured times and the 1M extrapolation: docs/benchmarks.md).
+# Writes benchmarks/results/scale.json (`make docs` renders it; measured times and the 1M extrapolation: docs/benchmarks.md).
 .PHONY: bench-scale
 SCALE_USERS ?= 1000000
 SCALE_ENGINE ?= local
 SCALE_SEARCH ?= auto
 bench-scale: install
-	$(PYTHON) -m bench.bench_scale --users $(SCALE_USERS) --engines $(SCALE_ENGINE) --search $(SCALE_SEARCH) $(SCALE_ARGS)
+	$(PYTHON) -m benchmarks.bench_scale --users $(SCALE_USERS) --engines $(SCALE_ENGINE) --search $(SCALE_SEARCH) $(SCALE_ARGS)
 
 # A/B experiments (docs/ab-testing.md). The report of one experiment: docs/ab/<name>/ (JSON, markdown, chart).
 .PHONY: ab-report ab-demo

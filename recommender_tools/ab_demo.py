@@ -110,7 +110,7 @@ def serve(env: dict[str, str], log_path: Path):
     """gunicorn with the service's settings file but gthread workers (2 x 4 threads: what the demo's
     report was produced with), on a free loopback port, in its own process group; ``stop()`` is a graceful SIGTERM, in which each
     worker drains its exposure queue."""
-    from bench.bench_api import Gunicorn
+    from benchmarks.bench_api import Gunicorn
 
     return Gunicorn(Path(sys.executable).parent, ROOT, env, log_path, workers=2, extra_args=[
         "-c", str(ROOT / "recommender" / "api" / "gunicorn_conf.py"), "--worker-class", "gthread", "--threads", "4"])

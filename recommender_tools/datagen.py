@@ -14,7 +14,7 @@ Catalogue
     996 tags (after the loader's lower-casing), copied byte for byte into the output, so the
     synthetic users follow, watch and are assessed on the real vocabulary (``c#``, ``.net``,
     ``3d-modeling``).  ``--catalogue builtin`` keeps the invented catalogue (themed slugs such as
-    ``maya-rigging``), byte-identical to earlier versions: the data ``bench/RESULTS.md`` used.
+    ``maya-rigging``), byte-identical to earlier versions: the data ``benchmarks/RESULTS.md`` used.
 
 Hidden structure
     * ``--communities`` topics (default 20).  Real catalogue: groups of tags found on the same
@@ -93,7 +93,7 @@ log = logging.getLogger(__name__)
 GROUND_TRUTH_FILE = "ground_truth.csv"
 # Default catalogue: the real published course_tags.csv shipped with the repository.
 DEFAULT_CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "pluralsight"
-BUILTIN_CATALOGUE = "builtin"  # the invented themed catalogue (the data bench/RESULTS.md used)
+BUILTIN_CATALOGUE = "builtin"  # the invented themed catalogue (the data benchmarks/RESULTS.md used)
 GROUND_TRUTH_COLUMNS: tuple[str, ...] = ("user_handle", "community", "skill")
 
 # Users per chunk.  Part of the output's identity: every chunk has its own spawned generator, so

@@ -2,7 +2,7 @@
 """Render the measured figures into README.md and docs/ (``make docs``).
 
 Every figure the documentation quotes lives in one JSON file written by the program that measured
-it (``bench/*.json``, ``docs/evaluation/results.json``, ``docs/ab/*/report.json``) or in the code
+it (``benchmarks/*.json``, ``docs/evaluation/results.json``, ``docs/ab/*/report.json``) or in the code
 (settings, exit codes).  This script rewrites the marked blocks
 
     <!-- BEGIN generated: NAME -->
@@ -28,12 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_report import render as bench_render  # noqa: E402
-from bench.bench_report import scale_stage_table, scale_table, search_table  # noqa: E402
+from benchmarks.bench_report import render as bench_render  # noqa: E402
+from benchmarks.bench_report import scale_stage_table, scale_table, search_table  # noqa: E402
 from recommender.cli.common import EXIT_CODES  # noqa: E402
 from recommender.config import markdown_table  # noqa: E402
 
-BENCH = ROOT / "bench"
+BENCH = ROOT / "benchmarks"
 EVALUATION = ROOT / "docs" / "evaluation" / "results.json"
 AB_DEMO = ROOT / "docs" / "ab" / "demo-interest-vs-views" / "report.json"
 BLOCK = re.compile(r"(<!-- BEGIN generated: (?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(<!-- END generated: (?P=name) -->)",
@@ -85,7 +85,7 @@ def exit_codes() -> str:
 
 def _coverage() -> dict[str, tuple[int, int]]:
     """Users each model answers for in the measured 10,000-user run (items written / users)."""
-    size = _json(BENCH / "results.json")["sizes"][0]
+    size = _json(BENCH / "results" / "results.json")["sizes"][0]
     return {h: (m["users_covered"], size["users"]) for h, m in size["generator"]["models"].items()}
 
 
@@ -141,56 +141,56 @@ def evaluation() -> str:
 # --- benchmarks ----------------------------------------------------------------------------------
 
 def bench_results() -> str:
-    """bench/results.json's tables (make bench), headings one level down."""
-    lines = bench_render(_json(BENCH / "results.json")).rstrip("\n").splitlines()
+    """benchmarks/results/results.json's tables (make bench), headings one level down."""
+    lines = bench_render(_json(BENCH / "results" / "results.json")).rstrip("\n").splitlines()
     assert lines[0].startswith("# "), lines[0]
     return "\n".join(("#" + line) if line.startswith("## ") else line for line in lines[2:]).strip("\n")
 
 
 def bench_scale() -> str:
-    runs = _json(BENCH / "scale.json")["runs"]
+    runs = _json(BENCH / "results" / "scale.json")["runs"]
     return "\n".join([scale_table(runs), "", "Seconds per stage (the generator's own report; with the Dask engine "
                       "search / reasons / write are summed over the partitions, which overlap: their wall time is in "
                       "brackets):", "", scale_stage_table(runs)])
 
 
 def bench_search() -> str:
-    results = _json(BENCH / "search.json")
-    ann = _json(BENCH / "search-ann.json")["models"]["tfidf_user_interest"]["ann"]
+    results = _json(BENCH / "results" / "search.json")
+    ann = _json(BENCH / "results" / "search-ann.json")["models"]["tfidf_user_interest"]["ann"]
     return "\n".join([
         f"Measured {results['started']} – {results.get('finished', '?')} at commit `{results['commit']}`, "
-        f"{results['cpus']} shared cores (load averages per step in `bench/search.json`). Top-10 over all users, "
+        f"{results['cpus']} shared cores (load averages per step in `benchmarks/results/search.json`). Top-10 over all users, "
         "wall seconds; recall@10 against the exact search over all users.", "", search_table(results), "",
-        f"Determinism (`bench/search-ann.json`): two approximate searches of the interest vectors gave the same lists: "
+        f"Determinism (`benchmarks/results/search-ann.json`): two approximate searches of the interest vectors gave the same lists: "
         f"{'yes' if ann['same_lists_on_rerun'] else 'no'}; recall@10 sampled on 2,000 users "
         f"{ann['recall_at_10_sampled']}, over all users {ann['recall_at_10_all_users']}."])
 
 
 def scaling_inputs() -> str:
     """docs/scaling.md's measured inputs: the all-users search at 100,000 users, in core-seconds."""
-    results = _json(BENCH / "search.json")
+    results = _json(BENCH / "results" / "search.json")
     cores = results["cpus"]
     rows = ["| what (100,000 synthetic users) | measured | source |", "| --- | ---: | --- |"]
     for handle, e in results["models"].items():
         shape = f"{e['users']:,} users × {e['features']:,}"
         exact = e["exact_new"]["seconds"]
         rows.append(f"| exact search, `{handle}` ({e['kernel']}, {shape}) | {exact:.1f} s wall on {cores} cores "
-                    f"= {exact * cores:.0f} core-s | `bench/search.json` |")
+                    f"= {exact * cores:.0f} core-s | `benchmarks/results/search.json` |")
         if e["features"] <= HNSW_MAX_FEATURES:
             ann = e["ann"]
             rows.append(f"| HNSW (faiss) build + query, `{handle}` | {ann['seconds']:.1f} s = ~{ann['seconds'] * cores:.0f} "
-                        f"core-s, recall@10 {ann['recall_at_10_all_users']:.3f} | `bench/search.json` |")
+                        f"core-s, recall@10 {ann['recall_at_10_all_users']:.3f} | `benchmarks/results/search.json` |")
     cover = _coverage()
     rows.append("| users answered per model (10,000 users) | "
                 + ", ".join(f"`{h.split('_')[0]}…{h.split('_')[-1]}` {c / u:.0%}" for h, (c, u) in cover.items())
-                + " | `bench/results.json` |")
+                + " | `benchmarks/results/results.json` |")
     return "\n".join(rows)
 
 
 def bench_load() -> str:
     rows = ["| measured | code | users | rows read | seconds | CPU seconds | peak RSS | load average before / after |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for r in _json(BENCH / "load.json")[-1:]:  # the current loader
+    for r in _json(BENCH / "results" / "load.json")[-1:]:  # the current loader
         rows.append(f"| {r['date']} | `{r['commit']}` | {r['users']:,} | {sum(r['rows_read'].values()):,} "
                     f"| {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['peak_rss_mb']:,} MB "
                     f"| {r['load_before']} / {r['load_after']} |")
@@ -200,7 +200,7 @@ def bench_load() -> str:
 def bench_dnn_fit() -> str:
     rows = ["| users | batch | row-sparse | epochs | fit s | s/epoch | peak RSS | skill prec@10 | commit |",
             "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for key, r in _json(BENCH / "dnn_fit.json")["runs"].items():
+    for key, r in _json(BENCH / "results" / "dnn_fit.json")["runs"].items():
         if not key.endswith("-after"):  # runs of earlier code
             continue
         skill = r.get("planted_truth", {}).get("skill_prec_at_10")
@@ -211,7 +211,7 @@ def bench_dnn_fit() -> str:
 
 
 def bench_write() -> str:
-    w = _json(BENCH / "write.json")
+    w = _json(BENCH / "results" / "write.json")
     rows = [f"{w['items']:,} items, {w['threads']} threads, {w['cores']} cores, {w['date']}; medians of "
             f"{len(next(iter(w['rounds'].values())))} alternating rounds.", "",
             "| write path | items/s | client µs / item | DynamoDB Local µs / item | its SQLite thread µs / item |",
@@ -224,17 +224,17 @@ def bench_write() -> str:
 
 def extrapolation() -> dict:
     """A 1,000,000-user run of the local engine, worked out from the measurements (not measured)."""
-    run = _json(BENCH / "scale.json")["runs"]["100000-local-auto"]
-    search = _json(BENCH / "search.json")["models"]
-    load = _json(BENCH / "load.json")[-1]
-    dnn = _json(BENCH / "dnn_fit.json")["runs"]["1000000-after"]
+    run = _json(BENCH / "results" / "scale.json")["runs"]["100000-local-auto"]
+    search = _json(BENCH / "results" / "search.json")["models"]
+    load = _json(BENCH / "results" / "load.json")[-1]
+    dnn = _json(BENCH / "results" / "dnn_fit.json")["runs"]["1000000-after"]
     nlogn = 10 * math.log(1e6) / math.log(1e5)
     parts: list[tuple[str, float, str]] = [(
-        "load + validate", load["seconds"], "measured at 1,000,000 users (`bench/load.json`)")]
+        "load + validate", load["seconds"], "measured at 1,000,000 users (`benchmarks/results/load.json`)")]
     models = run["stages"]["models"]
     dnn_handle = "dnn_collab_filtering_user_course_level"
     fits = sum(m["fit"] for h, m in models.items() if h != dnn_handle) * 10
-    parts.append(("DNN fit", dnn["fit_seconds"], "measured at 1,000,000 users (`bench/dnn_fit.json`)"))
+    parts.append(("DNN fit", dnn["fit_seconds"], "measured at 1,000,000 users (`benchmarks/results/dnn_fit.json`)"))
     parts.append(("other fits", fits, "100,000-user run × 10"))
     exact = sum(m["search"] for h, m in models.items()
                 if h in search and search[h]["features"] > HNSW_MAX_FEATURES) * 100
@@ -244,7 +244,7 @@ def extrapolation() -> dict:
         if h == "ensemble_user_similarity" or (h in search and search[h]["features"] > HNSW_MAX_FEATURES):
             continue
         ann += (search[h]["ann"]["seconds"] if h in search else m["search"]) * nlogn
-    parts.append(("search, the other models (HNSW)", ann, f"HNSW at 100,000 (`bench/search.json`; else the exact "
+    parts.append(("search, the other models (HNSW)", ann, f"HNSW at 100,000 (`benchmarks/results/search.json`; else the exact "
                   f"search there) × {nlogn:.0f} (N log N)"))
     linear = (models["ensemble_user_similarity"]["search"] + sum(m["explain"] for m in models.values())) * 10
     parts.append(("ensemble fusion and reasons", linear, "100,000-user run × 10"))
@@ -264,30 +264,30 @@ def bench_extrapolation() -> str:
 
 def performance_summary() -> str:
     """The README's summary: measured runs first, then the one extrapolated figure, each labelled."""
-    res = _json(BENCH / "results.json")
+    res = _json(BENCH / "results" / "results.json")
     g = res["sizes"][0]["generator"]
     paced = next(p for p in res["sizes"][0]["api"]["load"] if p.get("delay_ms") and p["connections"] > 1)
     misses = next(p for p in res["sizes"][0]["api"]["load"] if p.get("rounds"))
     overhead = res["sizes"][0]["api"]["overhead"]
     ratios = sorted(overhead["rounds_p50_vs_client_get_item"])
-    runs = _json(BENCH / "scale.json")["runs"]
+    runs = _json(BENCH / "results" / "scale.json")["runs"]
     lines = ["| | what | figure | source |", "| --- | --- | --- | --- |",
              f"| measured | generator, {res['sizes'][0]['users']:,} users, all six models, into DynamoDB Local "
              f"| {g['total_seconds']:.0f} s ({g['wall_seconds']:.0f} s wall with imports), "
              f"{g['items_written']:,} items at {g['write_items_per_second']:,.0f} items/s, peak RSS "
-             f"{g['peak_rss_mb']:,.0f} MB | `bench/results.json` |"]
+             f"{g['peak_rss_mb']:,.0f} MB | `benchmarks/results/results.json` |"]
     for key in sorted(runs, key=lambda k: (runs[k]["users"], runs[k]["engine"])):
         r = runs[key]
         engine = r["engine"] + (f" ×{r['workers']}" if r.get("workers") else "")
         lines.append(f"| measured | generator, {r['users']:,} users, {engine} engine, `--search {r['search']}` "
                      f"| {_duration(r['total_seconds'])}, {r['items_written']:,} items at {r['items_per_second']:,} "
-                     f"items/s, peak RSS {r['peak_rss_mb']:,} MB | `bench/scale.json` |")
+                     f"items/s, peak RSS {r['peak_rss_mb']:,} MB | `benchmarks/results/scale.json` |")
     lines += [
         f"| measured | API, item cache on, 4 connections paced | {paced['requests_per_second']:,.0f} requests/s, "
-        f"p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms | `bench/results.json` |",
+        f"p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms | `benchmarks/results/results.json` |",
         f"| measured | API on an item-cache miss, 1 connection | p50 {misses['p50_ms']:.2f} ms, "
         f"{overhead['p50_vs_client_get_item']:.2f}× a raw boto3 `get_item` (median of {len(ratios)} rounds, "
-        f"{ratios[0]:.2f}×–{ratios[-1]:.2f}×) | `bench/results.json` |",
+        f"{ratios[0]:.2f}×–{ratios[-1]:.2f}×) | `benchmarks/results/results.json` |",
         f"| **extrapolated** | generator, 1,000,000 users, local engine | ~{_duration(extrapolation()['total'])} "
         "(not run) | [Benchmarks](docs/benchmarks.md#extrapolated-1000000-users) |"]
     return "\n".join(lines)

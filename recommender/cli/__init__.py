@@ -2,5 +2,5 @@
 
 ``similar-users-generate`` (also ``run_generator.py``), ``similar-users-serve`` (also
 ``run_server.py``), ``similar-users-evaluate``, ``similar-users-ab-report``.  The tooling beside them
-(``similar-users-datagen``, ``similar-users-ab-demo``) is in ``recommender_tools``, ``similar-users-bench`` in ``bench``.
+(``similar-users-datagen``, ``similar-users-ab-demo``) is in ``recommender_tools``; the benchmarks (``benchmarks/``) are not packaged.
 """

@@ -36,7 +36,7 @@ with the rows too, so an epoch cost O(rows × users), quadratic in the platform'
 
 On the planted truth (the share of the top-10 neighbours with the user's hidden skill level)
 both changes keep or improve the neighbours at large sizes; the fit times and that share per
-size are in ``bench/dnn_fit.json`` (docs/benchmarks.md).
+size are in ``benchmarks/results/dnn_fit.json`` (docs/benchmarks.md).
 """
 
 from __future__ import annotations

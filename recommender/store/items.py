@@ -11,9 +11,9 @@ In DynamoDB each list is **one string attribute holding compact JSON** (``"[4254
 ``"[0.978627,0.977795]"``; the reasons as :func:`pack_reasons` writes them), not a ``L`` list of
 ``N`` numbers: every attribute value is walked by botocore's serializer and parsed again by the
 database, and twenty ``N`` values per item made the write path much more expensive on both
-sides (``bench/write.json``).  The reasons are one more string, integers but for the names
+sides (``benchmarks/results/write.json``).  The reasons are one more string, integers but for the names
 (:func:`pack_reasons`): with float weights and nested lists they roughly doubled the client's
-CPU per item; packed this way they add little (``bench/bench_reasons_write.py``).  Items written in any earlier shape (``L`` lists; reasons as lists of
+CPU per item; packed this way they add little (``benchmarks/bench_reasons_write.py``).  Items written in any earlier shape (``L`` lists; reasons as lists of
 maps, or packed with float weights) still read back the same, so runs published before an
 upgrade keep serving until they are replaced.
 
@@ -209,7 +209,7 @@ def pack_reasons(reasons: Sequence[Sequence[tuple[str, str, float]]]) -> str | N
     rows come straight from the arrays (:class:`ItemBlock`) without a Python loop per neighbour.
     Why not compressed (zlib into a ``B`` attribute): it saves 127 of the median 340 bytes but
     costs 20–29 µs of client CPU per item, and DynamoDB Local's CPU per item did not measurably
-    depend on the reasons (bench/reasons_write.txt).
+    depend on the reasons (benchmarks/results/reasons_write.txt).
     """
     if not any(reasons):
         return None

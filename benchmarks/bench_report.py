@@ -1,4 +1,4 @@
-"""Markdown tables from the benchmarks' JSON (``bench/results.json``, ``scale.json``, ``search.json``):
+"""Markdown tables from the benchmarks' JSON (``benchmarks/results/results.json``, ``scale.json``, ``search.json``):
 tables only, no judgement beyond which stage is slowest.  ``scripts/render_docs.py`` places them
 in docs/benchmarks.md; a benchmark itself only writes its JSON."""
 
@@ -37,8 +37,8 @@ def render(results: dict) -> str:
         + (f" at commit `{results['git']['commit']}`" if results.get("git", {}).get("commit") else "")
         + (f" (uncommitted changes in {', '.join(results['git']['changed_product_files'])})" if results.get("git", {}).get("changed_product_files") else "")
         + ". "
-        "Regenerate with `make bench` (both sizes) or `.venv/bin/python bench/run_bench.py --quick` (10k only); "
-        "every figure below is also in `bench/results.json`.",
+        "Regenerate with `make bench` (both sizes) or `.venv/bin/python benchmarks/run_bench.py --quick` (10k only); "
+        "every figure below is also in `benchmarks/results/results.json`.",
         "",
         f"**Machine**: {m['cores']} cores ({m['cpu_model']}), {m['memory_gb']} GB RAM, {m['platform']}; "
         f"Python {m['python']}, numpy {m['packages'].get('numpy')}, scipy {m['packages'].get('scipy')}, "
@@ -173,7 +173,7 @@ def _order(key: str) -> tuple:
 
 
 def scale_table(runs: dict) -> str:
-    """The markdown table of every run in ``bench/scale.json``."""
+    """The markdown table of every run in ``benchmarks/results/scale.json``."""
     lines = [
         "| users | engine | search | total | peak RSS (tree) | items | items/s (writing) | recall@10 (min over models) "
         "| same lists as local | load avg (mean / max) | measured |",
@@ -220,7 +220,7 @@ def scale_stage_table(runs: dict) -> str:
 
 
 def search_table(results: dict) -> str:
-    """The all-users search table of ``bench/search.json``."""
+    """The all-users search table of ``benchmarks/results/search.json``."""
     rows = ["| model | users × features | exact-old | exact-new (kernel) | dense GEMM (scaled) | ann: faiss HNSW (recall@10) | hnswlib HNSW (recall@10) |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for handle, e in results["models"].items():

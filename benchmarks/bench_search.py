@@ -1,12 +1,10 @@
 #!/usr/bin/env python
-"""All-users top-10 search at 100,000 users: exact-old vs exact-new vs approximate (``make bench-search``).
+"""All-users top-10 search at 100,000 users: exact vs approximate (``make bench-search``).
 
-    python bench/bench_search.py [--data-dir bench/out/data-100000] [--out bench/search.json]
+    python benchmarks/bench_search.py [--data-dir benchmarks/out/data-100000] [--out benchmarks/results/search.json]
 
 Per model (fitted once on the synthetic data, seed 7): wall time of
 
-* ``exact-old``: the earlier exact search (``bench/topk_before.py``: sparse × sparse products,
-  argpartition), all users;
 * ``exact-new``: ``recommender.search.exact.exact_top_k`` (posting lists for sparse vectors, dense
   GEMM for dense ones), all users; plus, for sparse vectors, the dense-GEMM kernel timed on
   ``--dense-sample`` users and scaled to all users (it is linear in the queries);
@@ -17,8 +15,8 @@ Per model (fitted once on the synthetic data, seed 7): wall time of
   dependency: ``pip install hnswlib==0.8.0``).
 
 Recall@10 of every approximate answer is measured against exact-new on *all* users (and the
-generator's own sampled figure is shown next to it); exact-new is compared with exact-old row by
-row.  The machine's load average is recorded before and after each step: the CPU is shared.
+generator's own sampled figure is shown next to it).  ``exact-old`` figures in an older results file
+were measured against the earlier exact search, whose code git keeps.  The machine's load average is recorded before and after each step: the CPU is shared.
 """
 
 from __future__ import annotations
@@ -38,8 +36,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from bench import topk_before  # noqa: E402
-from bench.bench_report import search_table  # noqa: E402
+from benchmarks.bench_report import search_table  # noqa: E402
 from recommender.data.loader import load_tables  # noqa: E402
 from recommender.models.registry import MODEL_HANDLES, create_model  # noqa: E402
 from recommender.search.ann import ann_top_k, index_vectors  # noqa: E402
@@ -86,12 +83,6 @@ def bench_model(handle: str, tables, args) -> dict:
     entry["kernel"] = "postings" if sparse_input and not dense_is_cheaper(unit_rows(vectors)) else "dense"
     options = SearchOptions(method="ann")
     exact, entry["exact_new"] = timed(f"{handle} exact-new", exact_top_k, vectors, users, 10)
-    if not args.skip_old:
-        old, entry["exact_old"] = timed(f"{handle} exact-old", topk_before.top_k_cosine, vectors, users, 10)
-        same = (old.similar == exact.similar).all(axis=1)
-        entry["exact_old"]["speedup_of_new"] = round(entry["exact_old"]["seconds"] / entry["exact_new"]["seconds"], 2)
-        entry["exact_new"]["rows_identical_to_old"] = round(float(same.mean()), 6)
-        entry["exact_new"]["max_score_difference_to_old"] = float(np.nanmax(np.abs(old.scores - exact.scores)))
     if entry["kernel"] == "postings" and args.dense_sample:
         rows = np.arange(min(args.dense_sample, len(users)))
         _, dense = timed(f"{handle} dense GEMM kernel on {rows.size} users", exact_top_k, vectors, users, 10, rows=rows, kernel="dense")
@@ -121,12 +112,11 @@ def bench_model(handle: str, tables, args) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=REPO / "bench/out/data-100000")
+    parser.add_argument("--data-dir", type=Path, default=REPO / "benchmarks/out/data-100000")
     parser.add_argument("--users", type=int, default=100_000, help="users to generate when --data-dir is missing")
     parser.add_argument("--models", default=",".join(MODEL_HANDLES))
-    parser.add_argument("--out", type=Path, default=REPO / "bench/search.json")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/search.json")
     parser.add_argument("--dense-sample", type=int, default=10_000, help="users for the scaled dense-GEMM figure (0: skip)")
-    parser.add_argument("--skip-old", action="store_true", help="do not time the old exact search")
     parser.add_argument("--determinism", action="store_true", help="build each approximate index twice and compare")
     parser.add_argument("--skip-hnswlib", action="store_true", help="do not time hnswlib even when it is installed")
     args = parser.parse_args()

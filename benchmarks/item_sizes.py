@@ -1,6 +1,6 @@
 """Stored item sizes per model, from a generator ``--dry-run`` file: what DynamoDB would count.
 
-``python -m bench.item_sizes out/items.jsonl``: each JSON line is turned into the attribute values
+``python -m benchmarks.item_sizes out/items.jsonl``: each JSON line is turned into the attribute values
 the generator writes (:meth:`StoredItem.to_dynamo`) and measured with
 :func:`~recommender.store.items.stored_size` (DynamoDB's rule: names plus values).  Prints, per
 model and for all, the items, the mean and largest size with the reasons, the share of items

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Loading and validation of the four tables at N users: wall time and peak RSS.
 
-    python bench/bench_load.py --users 1000000 [--data-dir /tmp/data-1m] [--code /work/main] [--out bench/load.json]
+    python benchmarks/bench_load.py --users 1000000 [--data-dir /tmp/data-1m] [--code /work/main] [--out benchmarks/results/load.json]
 
 The data is generated once (``python -m recommender_tools.datagen --users N --seed 7``) when the folder
 has no tables.  Each ``--code`` checkout (default: this one) loads all four tables with
@@ -66,12 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--data-dir", type=Path, help="default: bench/out/data-N (generated when missing)")
+    parser.add_argument("--data-dir", type=Path, help="default: benchmarks/out/data-N (generated when missing)")
     parser.add_argument("--code", type=Path, action="append",
                         help="checkout whose loader to time (repeatable); default: this one")
     parser.add_argument("--out", type=Path, help="append the figures to this JSON file")
     args = parser.parse_args(argv)
-    folder = args.data_dir or REPO / "bench" / "out" / f"data-{args.users}"
+    folder = args.data_dir or REPO / "benchmarks" / "out" / f"data-{args.users}"
     ensure_data(folder, args.users, args.seed)
     results = []
     for code in args.code or [REPO]:

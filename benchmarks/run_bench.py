@@ -5,12 +5,12 @@
     similar-users-bench --quick         # 10,000 users only (~5 min)
     make bench [BENCH_ARGS="--quick --api-seconds 20"]
 
-Per size: synthetic data (``python -m recommender_tools.datagen --seed 7``, kept in ``bench/out/`` and
+Per size: synthetic data (``python -m recommender_tools.datagen --seed 7``, kept in ``benchmarks/out/`` and
 reused), the real ``run_generator.py --report`` as a subprocess against its own DynamoDB Local
 (port 8100 by default, in memory, started and stopped here) with its peak memory, the top-k
-search against scikit-learn (``bench/reference.py``), and the API under wrk (installed with
+search against scikit-learn (``benchmarks/reference.py``), and the API under wrk (installed with
 apt-get when missing, else a Python load generator) next to raw DynamoDB reads.  Writes
-``bench/results.json`` (``make docs`` renders it into docs/benchmarks.md and the README).
+``benchmarks/results/results.json`` (``make docs`` renders it into docs/benchmarks.md and the README).
 
 Traffic goes to 127.0.0.1 only; every loop is bounded in time and count; the processes this
 script starts (DynamoDB Local, gunicorn, generator) are stopped by their own ids.
@@ -34,9 +34,9 @@ from pathlib import Path
 
 import psutil
 
-from bench.bench_api import (Gunicorn, HealthProbe, RawReads, ensure_wrk, item_cache_lookups, percentiles_ms, pick_pairs, post,
+from benchmarks.bench_api import (Gunicorn, HealthProbe, RawReads, ensure_wrk, item_cache_lookups, percentiles_ms, pick_pairs, post,
                              run_python_load, run_wrk, wrk_version, zipf_sequence)
-from bench.bench_procmon import run_measured
+from benchmarks.bench_procmon import run_measured
 from recommender.models.registry import MODEL_HANDLES
 
 BENCH = Path(__file__).resolve().parent
@@ -208,8 +208,8 @@ def warm_up_dynamodb(port: int, passes: int, items: int) -> list[dict]:
     the first size pays for it and the sizes are not comparable.  Each pass reports its write rate
     into DynamoDB Local through boto3 and the client's CPU per item (this process, all its threads:
     encoding, botocore, the socket), the emulator's figures, not AWS's."""
-    from bench.bench_procmon import cpu, java_pid
-    from bench.bench_write import fake_neighbours
+    from benchmarks.bench_procmon import cpu, java_pid
+    from benchmarks.bench_write import fake_neighbours
     from recommender.config import GeneratorSettings
     from recommender.store.dynamo import DynamoStore
     from recommender.store.items import build_items
@@ -305,7 +305,7 @@ def run_reference(users: int, data_dir: Path, env: dict, models: list[str], out:
     log(f"{users:,} users: reference {', '.join(models)}")
     proc = run_measured(cmd, env=env, cwd=REPO, log_path=out / f"reference-{users}.log", timeout=args.ref_timeout)
     if proc.exit_code != 0 or not ref_path.is_file():
-        return {"skipped": f"reference failed (exit {proc.exit_code}); see bench/out/reference-{users}.log", "models": {}}
+        return {"skipped": f"reference failed (exit {proc.exit_code}); see benchmarks/out/reference-{users}.log", "models": {}}
     ref = json.loads(ref_path.read_text())
     for handle, r in ref["models"].items():
         gen_search = generator.get("models", {}).get(handle, {}).get("search_seconds")
@@ -593,7 +593,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-reference", action="store_true")
     p.add_argument("--render-only", action="store_true", help="only rewrite the notes of --out-json")
     p.add_argument("--fresh-data", action="store_true", help="regenerate the synthetic data even when cached")
-    p.add_argument("--out-json", type=Path, default=BENCH / "results.json")
+    p.add_argument("--out-json", type=Path, default=BENCH / "results" / "results.json")
     args = p.parse_args(argv)
     if args.quick:
         args.users = [10_000]

@@ -1,6 +1,6 @@
 """The client's CPU per item written through boto3, without a database: what the writer itself costs.
 
-``python -m bench.bench_client_cpu --items 20000 --out bench/client_cpu.json`` writes generator-shaped
+``python -m benchmarks.bench_client_cpu --items 20000 --out benchmarks/results/client_cpu.json`` writes generator-shaped
 items (N=10, with and without three reasons per neighbour) through the generator's
 :class:`~recommender.store.writer.BatchWriter` on its botocore client, whose ``before-send`` hook
 answers every ``BatchWriteItem`` with an empty ``UnprocessedItems`` instead of sending it.  Everything
@@ -10,7 +10,7 @@ does not depend on DynamoDB Local.  One thread, so that the process CPU is the w
 
 Also with ``parameter_validation`` on (the API's setting), to show what the generator saves by
 turning it off (docs/storage.md).  The write rate into DynamoDB Local through the same client is
-``make bench``'s (``write_items_per_second``) and ``bench/bench_write.py``'s.
+``make bench``'s (``write_items_per_second``) and ``benchmarks/bench_write.py``'s.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _answer(request, **_):
 
 
 def blocks(count: int, seed: int = 0):
-    from bench.bench_write import fake_neighbours
+    from benchmarks.bench_write import fake_neighbours
     from recommender.reasons import MAX_REASONS, Explanations
     from recommender.store.items import build_items
 

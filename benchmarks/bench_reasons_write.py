@@ -1,6 +1,6 @@
 """Write rate with and without reasons: the same items, written alternately into DynamoDB Local.
 
-``python -m bench.bench_reasons_write --data-dir data --rounds 3``: fits the TF-IDF and k-NN
+``python -m benchmarks.bench_reasons_write --data-dir data --rounds 3``: fits the TF-IDF and k-NN
 models, builds their items with and without reasons, and writes them in alternating rounds
 through the generator's own write path (its batch client, ``WRITE_THREADS`` threads, batches of
 25, items straight from the arrays) into one fresh run table, in alternating order (ABBA), so

@@ -3,7 +3,7 @@
 
     make bench-scale                                           # 1,000,000 users, local engine
     make bench-scale SCALE_USERS=100000 SCALE_ENGINE=local,dask
-    python -m bench.bench_scale --users 5000 --engines local,dask
+    python -m benchmarks.bench_scale --users 5000 --engines local,dask
 
 Per engine: the real ``run_generator.py --report`` (all models, ``--search`` as given, default
 ``auto``) as a subprocess measured by :func:`bench.bench_procmon.run_measured` (wall time, peak
@@ -12,12 +12,12 @@ RSS of the whole process tree: the generator and its Dask workers), against its 
 stopped here; warmed up before each run with 2 × 3,000 throw-away items as ``make bench`` does), the
 machine's load average sampled every 5 s meanwhile.  Stages, recall@10 and items
 come from the generator's own run report.  The synthetic data (``recommender_tools.datagen``, seed 7) is
-cached in ``bench/out/data-<users>`` as ``make bench`` does.  When two engines run in one call,
+cached in ``benchmarks/out/data-<users>`` as ``make bench`` does.  When two engines run in one call,
 the second run's published neighbour lists are compared with the first's by the lists checksum of
 each model in the run reports (:mod:`recommender.search.checksum`), and with ``--compare-items``
 also item by item, read back from both tables (both runs stay while ``KEEP_RUNS`` is 2).
 
-Writes ``bench/scale.json`` (runs keyed ``<users>-<engine>-<search>``, a new run replaces the
+Writes ``benchmarks/results/scale.json`` (runs keyed ``<users>-<engine>-<search>``, a new run replaces the
 same key); ``make docs`` renders it into docs/benchmarks.md and the README.
 """
 
@@ -33,10 +33,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.bench_procmon import Sampler, cpu, java_pid, run_measured
-from bench.run_bench import BENCH, REPO, child_env, commit, drop_tables, dynamodb, log, make_data, warm_up_dynamodb
+from benchmarks.bench_procmon import Sampler, cpu, java_pid, run_measured
+from benchmarks.run_bench import BENCH, REPO, child_env, commit, drop_tables, dynamodb, log, make_data, warm_up_dynamodb
 
-SCALE_JSON = BENCH / "scale.json"
+SCALE_JSON = BENCH / "results" / "scale.json"
 TABLE_PREFIX = "bench_scale"
 
 
@@ -167,7 +167,7 @@ def compare_lists(port: int, first: dict, second: dict) -> dict:
 # -- tables ---------------------------------------------------------------------------------------
 
 def write_outputs(runs: dict) -> None:
-    """``bench/scale.json`` only: ``scripts/render_docs.py`` (``make docs``) renders its tables."""
+    """``benchmarks/results/scale.json`` only: ``scripts/render_docs.py`` (``make docs``) renders its tables."""
     SCALE_JSON.write_text(json.dumps({"schema": 1, "runs": runs}, indent=2) + "\n")
 
 

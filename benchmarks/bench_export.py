@@ -1,6 +1,6 @@
 """Export rate: a run's items as ImportTable's gzip DynamoDB-JSON parts, in items/s.
 
-``python -m bench.bench_export --data-dir DIR --rounds 3 --out bench/export.json`` fits the TF-IDF
+``python -m benchmarks.bench_export --data-dir DIR --rounds 3 --out benchmarks/results/export.json`` fits the TF-IDF
 and k-NN models on ``DIR`` (their real items, with reasons, N=10) and exports them
 (:class:`~recommender.store.export.ExportSink`) into a throw-away local folder, alternating the
 generator's own thread with ``--processes`` writer processes (``WRITE_PROCESSES``), so that other

@@ -1,6 +1,6 @@
 """Write path benchmark through boto3: threads against processes, and who burns the CPU.
 
-``python -m bench.bench_write --data-dir DIR --port 8300 --rounds 3`` fits the TF-IDF and k-NN
+``python -m benchmarks.bench_write --data-dir DIR --port 8300 --rounds 3`` fits the TF-IDF and k-NN
 models on ``DIR`` (their real items, with reasons, N=10) and writes them into DynamoDB Local on
 ``--port`` (a throw-away table per variant and round, dropped after) in alternating rounds, so
 that other load on the machine slows every variant alike.  Every variant is the generator's
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
 
-    from bench.bench_procmon import java_pid
+    from benchmarks.bench_procmon import java_pid
     from recommender.config import GeneratorSettings
     from recommender.data.loader import load_tables
     from recommender.models.registry import create_model

@@ -1,14 +1,14 @@
 #!/usr/bin/env python
 """The DNN fit alone at a given data size: seconds, epochs, seconds per epoch, peak RSS.
 
-    python -m bench.bench_dnn_fit --data-dir bench/out/data-100000 --label 100000-after
-    python -m bench.bench_dnn_fit --data-dir bench/out/data-1000000 --label 1000000-after
+    python -m benchmarks.bench_dnn_fit --data-dir benchmarks/out/data-100000 --label 100000-after
+    python -m benchmarks.bench_dnn_fit --data-dir benchmarks/out/data-1000000 --label 1000000-after
 
 The generator's own report times the fit inside a whole run; this isolates it, so that a change
 to the fit (batch size, input pipeline) is measured without the search and the writes around it.
 Only ``user_course_views`` is loaded (with the project's loader, as the generator does).  Peak
 RSS is taken twice: the kernel's high-water mark of this process (loading included) and a poll of
-the RSS every 0.2 s while the fit alone runs.  Results go to ``bench/dnn_fit.json`` keyed by
+the RSS every 0.2 s while the fit alone runs.  Results go to ``benchmarks/results/dnn_fit.json`` keyed by
 ``--label`` (a new run replaces the same label), with the load average around the fit: the
 machine has 2 cores shared with other work, so compare figures measured at a similar load.
 """
@@ -29,13 +29,13 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from bench.bench_procmon import Sampler
-from bench.run_bench import commit
+from benchmarks.bench_procmon import Sampler
+from benchmarks.run_bench import commit
 from recommender.data.loader import load_tables
 from recommender.models.dnn_course_level import DnnUserCourseLevel
 
 BENCH = Path(__file__).resolve().parent
-OUT_JSON = BENCH / "dnn_fit.json"
+OUT_JSON = BENCH / "results" / "dnn_fit.json"
 
 
 class RssPoller(Sampler):
@@ -121,7 +121,7 @@ def measure(data_dir: Path, params: dict, sample: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--label", required=True, help="key in bench/dnn_fit.json, e.g. 100000-after")
+    parser.add_argument("--label", required=True, help="key in benchmarks/results/dnn_fit.json, e.g. 100000-after")
     parser.add_argument("--params", default="{}", help="DnnUserCourseLevel parameters as JSON")
     parser.add_argument("--sample", type=int, default=2000, help="users sampled for the planted-truth check")
     parser.add_argument("--out", type=Path, default=OUT_JSON)

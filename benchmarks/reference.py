@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """The project's top-k search against scikit-learn's brute-force NearestNeighbors, same vectors.
 
-Run by ``bench/run_bench.py`` as a subprocess (so TensorFlow and the vectors leave with it)::
+Run by ``benchmarks/run_bench.py`` as a subprocess (so TensorFlow and the vectors leave with it)::
 
-    python bench/reference.py --data-dir DIR --models a,b --out FILE [--full-max 20000 --sample 2000]
+    python benchmarks/reference.py --data-dir DIR --models a,b --out FILE [--full-max 20000 --sample 2000]
 
 Per model: fit with ``create_model(handle).fit(load_tables(DIR))``, take ``user_vectors()``, then
 

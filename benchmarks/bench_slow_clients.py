@@ -9,7 +9,7 @@ Set-ups: ``gthread`` (what ``make serve`` ran before: 2 workers x 4 threads), ``
 settings of ``recommender/api/gunicorn_conf.py``, what ``make serve`` runs now) and, when nginx is
 installed, ``nginx+gthread`` (nginx buffering each request in front of the gthread set-up).
 
-    .venv/bin/python bench/bench_slow_clients.py        # DynamoDB Local on DYNAMODB_ENDPOINT_URL
+    .venv/bin/python benchmarks/bench_slow_clients.py        # DynamoDB Local on DYNAMODB_ENDPOINT_URL
 
 Every loop is bounded in count and time; all traffic goes to 127.0.0.1.
 """
@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bench_api import Gunicorn, ensure_wrk, free_port, run_wrk
+from benchmarks.bench_api import Gunicorn, ensure_wrk, free_port, run_wrk
 
 SLOW_CLIENTS = 64
 ROUNDS = 20
