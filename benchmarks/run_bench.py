@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Speed and memory benchmark of the batch generator and the API.
 
-    similar-users-bench                 # 10,000 and 100,000 users (~20-30 min on 2 cores)
-    similar-users-bench --quick         # 10,000 users only (~5 min)
+    python -m benchmarks.run_bench           # 10,000 and 100,000 users
+    python -m benchmarks.run_bench --quick   # 10,000 users only
     make bench [BENCH_ARGS="--quick --api-seconds 20"]
 
 Per size: synthetic data (``python -m recommender_tools.datagen --seed 7``, kept in ``benchmarks/out/`` and
