@@ -178,9 +178,9 @@ class ApiSettings(StoreSettings):
         None, description="folder where the worker processes of one server share that cache (`gunicorn_conf.py` makes one per "
                           "server); empty: each process its own")
     run_check_seconds: float = Field(
-        5.0, ge=0, le=60, description="how long each API process trusts that the pointed run tables exist: `/health` reuses its "
-                                      "`DescribeTable` of them, and cached items are served without reading their run's table, "
-                                      "this long at most (0: check on every request)")
+        5.0, ge=0, le=60, description="how long each API process trusts its last look at the database: `/health` answers from it "
+                                      "(a probe after that refreshes it in the background), and cached items are served without "
+                                      "reading their run's table, this long at most (0: check on every request)")
     item_cache_size: int = Field(
         100_000, ge=0, le=10_000_000, description="stored items each API process keeps in memory (LRU; 0: off); a published run never changes, so they are never stale")
     experiments_file: str | None = Field(

@@ -26,6 +26,12 @@ def generator_env(settings, tmp_path) -> dict[str, str]:
             "RUN_REPORT_DIR": str(tmp_path / "reports"), "LOG_LEVEL": "INFO"}
 
 
+def default_sigint() -> None:
+    """In the child: SIGINT back to its default.  A suite started in the background (``make test &``,
+    nohup) hands SIGINT down ignored, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def generate(settings, data_dir, tmp_path, *extra: str, models: str = "tfidf_user_interest") -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "run_generator.py", "--no-progress", "--data-dir", str(data_dir), "--models", models, *extra],
@@ -165,7 +171,7 @@ def test_a_stop_at_each_phase_publishes_all_or_nothing(local_settings, small_dat
     env = {**generator_env(local_settings, tmp_path), "GENERATOR_TEST_STOP_AT": stop, "KEEP_RUNS": "1"}
     result = subprocess.run(
         [sys.executable, "run_generator.py", "--no-progress", "--data-dir", str(small_dataset), "--models", "tfidf_user_interest"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, preexec_fn=default_sigint,
     )
     code, line = stop_case(stop)
     assert result.returncode == code, result.stderr[-3000:]

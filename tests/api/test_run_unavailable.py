@@ -98,7 +98,7 @@ def test_health_and_cached_items_trust_a_run_for_run_check_seconds_only(local_se
     clock = Clock()
     reader = DynamoStore.for_api(local_settings)
     cache = CachedItems(reader, 100, run_check_seconds=5, clock=clock)
-    health = HealthCheck(cache, refresh_seconds=5, clock=clock)
+    health = HealthCheck(cache, refresh_seconds=5, clock=clock, start_refresh=lambda refresh: refresh())  # due refresh at once
     assert cache.get(999, MODELS[0]) is not None and health.current().ok
 
     drop_run(local_settings)
