@@ -27,6 +27,12 @@ answer from an overloaded server (``/health`` does not yield before its own work
 The 503 is built here, before Flask, so refusing costs a fraction of serving: no routing, no
 access-log line (a flood of refusals would otherwise write one each); it is counted in
 ``similar_users_http_requests_shed_total`` instead.
+
+A refusal closes its connection.  A client that ignores ``Retry-After`` and re-sends at once on
+the same connection (a closed-loop load generator, a naive retry loop) otherwise turns every loop
+turn of the worker into a turn of refusals, taking the CPU the admitted requests need; closed, it
+has to reconnect, and new connections are accepted at the pace of the worker's loop
+(docs/performance.md has the same-minute comparison).
 """
 
 from __future__ import annotations
@@ -110,8 +116,21 @@ class InFlightLimit:
     def refuse(environ: dict, start_response: Callable[..., Any]) -> list[bytes]:
         metrics.SHED.inc()
         request_id = request_id_from(environ.get(_WSGI_REQUEST_ID))
-        start_response("503 Service Unavailable", [*_HEADERS, (REQUEST_ID_HEADER, request_id)])
+        start_response("503 Service Unavailable", [*_HEADERS, ("Connection", "close"), (REQUEST_ID_HEADER, request_id)])
+        close_after_answer(start_response)
         return [_BODY]
+
+
+def close_after_answer(start_response: Callable[..., Any]) -> None:
+    """Make the server close the connection once this answer is sent.
+
+    A WSGI app's ``Connection: close`` header is enough for werkzeug (the standard library's
+    ``send_header`` acts on it) but gunicorn drops it as hop-by-hop; its ``start_response`` is a
+    bound method of the response, whose ``force_close`` does it (a no-op for any other server).
+    """
+    force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+    if callable(force_close):
+        force_close()
 
 
 def install(app: Any, limit: int, max_body_bytes: int = 4096) -> InFlightLimit:

@@ -87,6 +87,7 @@ def test_beyond_the_bound_a_request_gets_503_with_retry_after_and_health_still_a
         assert headers["X-Request-ID"] == "third-one"
         assert headers["Content-Type"] == "application/json"
         assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Connection"] == "close"
         assert shed_total() == before + 1
 
         # The operator's probes are exempt from the bound.
@@ -158,3 +159,25 @@ def test_under_gevent_requests_that_arrive_together_are_counted_together():
                          env={**os.environ, "PYTHONPATH": str(ROOT), "PROMETHEUS_MULTIPROC_DIR": ""})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["200", "200", "503", "503", "503"]
+
+
+def test_a_refusal_closes_its_connection_under_gunicorn_too():
+    """gunicorn drops an app's ``Connection: close``; the refusal asks its response object instead."""
+    from gunicorn.http.wsgi import Response
+
+    class Request:  # what Response reads of gunicorn's parsed request
+        version, method, headers = (1, 1), "POST", []
+        def should_close(self):
+            return False
+
+    class Config:
+        is_ssl, secure_scheme_headers, forwarded_allow_ips = False, {}, ["127.0.0.1"]
+        header_map = "drop"
+
+    served = Response(Request(), sock=None, cfg=Config())
+    served.start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
+    assert not served.should_close()  # an answer with a length keeps its connection
+    response = Response(Request(), sock=None, cfg=Config())
+    body = shedding.InFlightLimit.refuse({}, response.start_response)
+    assert response.status_code == 503 and body
+    assert response.should_close()
