@@ -38,7 +38,9 @@ import numpy as np
 
 from recommender.models.ensemble import head
 from recommender.models.registry import get_spec
-from recommender.partitions import ModelJob, ModelOutcome, PartResult, model_partition, outcome, rows_of, write_slice
+from recommender.partitions import (
+    ModelJob, ModelOutcome, PartResult, model_partition, outcome, rows_of, search_rows, write_slice,
+)
 from recommender.search import checksum
 from recommender.search.exact import dense_block_rows
 from recommender.search.neighbours import Neighbours
@@ -103,17 +105,27 @@ class Executor:
         visible before the commit, and a refused run is aborted)."""
         if get_spec(job.handle).fuses:
             return self._fused(model, job, sink, answer, checked)
+        if answer is None and self.in_process(len(model.user_vectors()[1])):
+            # One partition here: search first, so that a refused model (no user covered) is
+            # refused before its reasons are computed, as with an answer from the driver.
+            t0 = time.perf_counter()
+            job = replace(job, threads=max(1, os.cpu_count() or 1))
+            answer = search_rows(np.arange(len(model.user_vectors()[1])), model, job)
+            return self._run(model, job, sink, answer, checked, searched=time.perf_counter() - t0)
+        return self._run(model, job, sink, answer, checked)
+
+    def _run(self, model: Any, job: ModelJob, sink: Any, answer: Neighbours | None,
+             checked: Callable[[ModelOutcome], None], searched: float = 0.0) -> ModelOutcome:
         if answer is not None:
             users, features = answer.users, 1
         else:
             vectors, users = model.user_vectors()
             features = vectors.shape[1]
         local = self.in_process(len(users))
-        if local:
-            job = replace(job, threads=max(1, os.cpu_count() or 1))
-            parts = [np.arange(len(users))]
-        else:
-            parts = self.blocks(len(users), features, job)
+        parts = [np.arange(len(users))] if local else self.blocks(len(users), features, job)
+        if answer is not None:
+            stored = head(answer, job.top_n)
+            checked(ModelOutcome(stored.covered, 0, 0, {"search": searched}, "", None, answer.method, answer.recall_at_10))
         target = None if local else sink.partition_target()
         work = [(rows, None if answer is None else rows_of(answer, rows)) for rows in parts]
         if local:
@@ -125,11 +137,13 @@ class Executor:
             finally:
                 self.release(shared)
         done = outcome(results, users, job)
+        done.seconds["search"] += searched
         if answer is not None:
             done.lists = answer if job.keep else None
             done.search, done.recall_at_10 = answer.method, answer.recall_at_10
+        else:
+            checked(done)
         done.partitions = 0 if local else len(results)
-        checked(done)
         if target is None:  # the driver writes what the partitions sent back, in order
             t0 = time.perf_counter()
             done.items_written = sum(sink.write(job.handle, r.items, total=r.covered, progress=job.progress)

@@ -69,15 +69,17 @@ def rows_of(answer: Neighbours, rows: np.ndarray) -> Neighbours:
     return replace(answer, users=answer.users[part], similar=answer.similar[part], scores=answer.scores[part])
 
 
+def search_rows(rows: np.ndarray, model: Any, job: ModelJob) -> Neighbours:
+    """The exact top ``job.depth`` of the users at ``rows`` against all users of ``model``."""
+    vectors, users = model.user_vectors()
+    return exact_top_k(vectors, users, job.depth, rows=rows, block_mb=job.block_mb, dense_mb=job.dense_mb,
+                       workers=job.threads, progress=job.progress, desc=job.handle)
+
+
 def model_partition(rows: np.ndarray, model: Any, job: ModelJob, target: Any, answer: Neighbours | None = None) -> PartResult:
     """One partition: search (or take the block ``answer`` of the driver's), explain and write the users at ``rows``."""
     t0 = time.perf_counter()
-    if answer is None:
-        vectors, users = model.user_vectors()
-        deep = exact_top_k(vectors, users, job.depth, rows=rows, block_mb=job.block_mb, dense_mb=job.dense_mb,
-                           workers=job.threads, progress=job.progress, desc=job.handle)
-    else:
-        deep = answer
+    deep = search_rows(rows, model, job) if answer is None else answer
     stored = head(deep, job.top_n)
     t1 = time.perf_counter()
     reasons = model.explain(stored) if job.explain else None

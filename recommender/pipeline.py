@@ -245,7 +245,7 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
 
     def checked(done: ModelOutcome) -> None:
         entry.users_covered, entry.search, entry.recall_at_10 = done.users_covered, done.search, done.recall_at_10
-        entry.search_seconds = driver_seconds + done.seconds["search"]
+        entry.search_seconds = driver_seconds + done.seconds.get("search", 0.0)
         _log_search(entry, top_n)
         check_coverage(handle, done.users_covered, previous.get(handle), min_coverage_ratio)
         checkpoint("write")
@@ -255,6 +255,7 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
     if done.lists is not None:
         kept[handle] = done.lists
     entry.partitions = done.partitions
+    entry.search_seconds = driver_seconds + done.seconds["search"]
     entry.partitions_seconds = time.perf_counter() - t0 if done.partitions else 0.0
     entry.explain_seconds, entry.write_seconds = done.seconds["explain"], done.seconds["write"]
     entry.items_written, entry.lists_checksum = done.items_written, done.lists_checksum
