@@ -87,11 +87,12 @@ class Executor:
     def close(self) -> None:
         pass
 
-    def blocks(self, count: int, features: int, job: ModelJob) -> list[np.ndarray]:
+    def blocks(self, count: int, features: int | None, job: ModelJob) -> list[np.ndarray]:
         """Row numbers of each partition of ``count`` users: ~:data:`PARTS_PER_WORKER` per worker.
 
-        Cut on multiples of the dense kernel's block, so that every GEMM is the one-process search's."""
-        block = dense_block_rows(count, features, job.depth, job.block_mb, job.dense_mb)
+        An exact search (``features`` given) is cut on multiples of the dense kernel's block, so that
+        every GEMM is the one-process search's; an answer from the driver anywhere."""
+        block = 1 if features is None else dense_block_rows(count, features, job.depth, job.block_mb, job.dense_mb)
         per_part = block * max(1, -(-count // (block * self.workers * PARTS_PER_WORKER)))
         return [np.arange(start, min(start + per_part, count)) for start in range(0, count, per_part)]
 
@@ -117,7 +118,7 @@ class Executor:
     def _run(self, model: Any, job: ModelJob, sink: Any, answer: Neighbours | None,
              checked: Callable[[ModelOutcome], None], searched: float = 0.0) -> ModelOutcome:
         if answer is not None:
-            users, features = answer.users, 1
+            users, features = answer.users, None
         else:
             vectors, users = model.user_vectors()
             features = vectors.shape[1]
