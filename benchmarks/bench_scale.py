@@ -70,7 +70,7 @@ def run_one(users: int, engine: str, search: str, sink: str, workers: int, data_
     env = {**child_env(port, TABLE_PREFIX, data_dir), "DASK_WORKERS": str(workers), "KEEP_RUNS": "2"}
     cmd = [sys.executable, str(REPO / "run_generator.py"), "--report", str(report_path), "--no-progress",
            "--data-dir", str(data_dir), "--top-n", "10", "--search", search, "--engine", engine, "--sink", sink]
-    export_dir = out / f"{name}-export"
+    export_dir = out / f"export-{users}-{engine}"
     if sink == "export":
         shutil.rmtree(export_dir, ignore_errors=True)  # an export needs an empty location
         cmd += ["--export-uri", str(export_dir)]
@@ -120,7 +120,7 @@ def run_one(users: int, engine: str, search: str, sink: str, workers: int, data_
         "cpu_seconds": round(proc.cpu_seconds, 1),
         "machine_cpu_pct": round(proc.machine_cpu_pct, 1),
         "loadavg_1min": load.summary(),
-        **({"dynamodb_local_cpu_seconds": round(db_cpu, 1)} if sink == "write" else {"export_dir": str(export_dir)}),
+        **({"dynamodb_local_cpu_seconds": round(db_cpu, 1)} if sink == "write" else {"export_dir": str(export_dir.relative_to(REPO))}),
         "measured_at": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
 
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sink == "export" and args.load and local is not None:  # after the runs: one measurement at a time
         with dynamodb_local(args.dynamodb_port, data_dir):
             warmup = warm_up_dynamodb(args.dynamodb_port, 2, 3000) if args.warmup else []
-            local["dynamodb_local_load"] = load_export(Path(local["export_dir"]), local["items_written"], data_dir,
+            local["dynamodb_local_load"] = load_export(REPO / local["export_dir"], local["items_written"], data_dir,
                                                        args.dynamodb_port, args.timeout)
             local["dynamodb_local_load"]["warmup"] = warmup
         write_outputs(runs)

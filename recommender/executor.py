@@ -225,15 +225,17 @@ class LocalExecutor(Executor):
         except BaseException:
             for future in futures:
                 future.cancel()
-            self.close()  # a failed partition, SIGINT or SIGTERM: no worker may write on
+            self.close(kill=True)  # a failed partition, SIGINT or SIGTERM: no worker may write on
             wait(futures)
             raise
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """Stop the worker processes (``kill``: at once, mid-partition) and remove the models' copies."""
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
+            if kill:
+                for process in list((getattr(pool, "_processes", None) or {}).values()):
+                    process.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)

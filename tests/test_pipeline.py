@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable
 
 import numpy as np
+import pytest
 
 from recommender.models.registry import create_model
 from recommender.pipeline import run
@@ -116,3 +117,27 @@ def test_every_executor_writes_the_one_process_dry_run_and_export(small_dataset,
         assert models == expected_models, name  # counts and lists checksums
         assert all(m.partitions >= (1 if m.handle == ENSEMBLE else 2) for m in report.models), (name, [(m.handle, m.partitions) for m in report.models])
         assert len(parts) > len(expected_parts), name  # each partition its own part files, written where it ran
+
+
+class RefusingTarget:
+    """A partition target whose writes fail (a full disk, a lost bucket): picklable, raises where it runs."""
+
+    def write(self, items) -> int:
+        raise OSError("no space left on device")
+
+
+def test_a_partition_that_fails_in_a_worker_process_fails_the_run_unpublished(small_dataset, tmp_path):
+    from recommender.executor import LocalExecutor
+    from recommender.store.export import ExportLocation, ExportSink
+
+    class Refusing(ExportSink):
+        def partition_target(self):
+            return RefusingTarget()
+
+    sink = Refusing(ExportLocation(str(tmp_path / "export")))
+    executor = LocalExecutor(processes=2, min_users=0)
+    with pytest.raises(OSError, match="no space left"):
+        run(small_dataset, sink, (TFIDF,), 10, progress=False, executor=executor)
+    assert not sink.published and not (tmp_path / "export" / "manifest.json").exists()
+    assert executor._pool is None  # the workers were stopped
+    executor.close()
