@@ -105,16 +105,18 @@ bench: install
 bench-search: install
 	$(PYTHON) benchmarks/bench_search.py $(SEARCH_BENCH_ARGS)
 
-# The whole generator at scale (benchmarks/bench_scale.py): SCALE_USERS synthetic users (default 1,000,000; data
-# cached in benchmarks/out/), all models, into its own DynamoDB Local (port 8200, in memory), one run per engine in
-# SCALE_ENGINE (local, dask, or local,dask: the second run's neighbour lists are compared with the first's).
-# Writes benchmarks/results/scale.json (`make docs` renders it; measured times and the 1M extrapolation: docs/benchmarks.md).
+# The whole nightly batch at scale (benchmarks/bench_scale.py): SCALE_USERS synthetic users (default 1,000,000; data
+# cached in benchmarks/out/data-<users>), all six models, in turn: the local executor, the Dask engine (a 2-worker
+# LocalCluster), then (SCALE_SINK=export) a timed similar-users-load of the local run's export into its own DynamoDB
+# Local (port 8200, in memory). SCALE_SINK=write: the runs write into DynamoDB Local themselves.
+# Writes benchmarks/results/scale.json; scripts/render_docs.py renders it (docs/benchmarks.md, docs/scaling.md).
 .PHONY: bench-scale
 SCALE_USERS ?= 1000000
-SCALE_ENGINE ?= local
+SCALE_ENGINE ?= local,dask
 SCALE_SEARCH ?= auto
+SCALE_SINK ?= export
 bench-scale: install
-	$(PYTHON) -m benchmarks.bench_scale --users $(SCALE_USERS) --engines $(SCALE_ENGINE) --search $(SCALE_SEARCH) $(SCALE_ARGS)
+	$(PYTHON) -m benchmarks.bench_scale --users $(SCALE_USERS) --engines $(SCALE_ENGINE) --search $(SCALE_SEARCH) --sink $(SCALE_SINK) $(SCALE_ARGS)
 
 # A/B experiments (docs/ab-testing.md). The report of one experiment: docs/ab/<name>/ (JSON, markdown, chart).
 .PHONY: ab-report ab-demo

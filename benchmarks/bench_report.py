@@ -175,9 +175,9 @@ def _order(key: str) -> tuple:
 def scale_table(runs: dict) -> str:
     """The markdown table of every run in ``benchmarks/results/scale.json``."""
     lines = [
-        "| users | engine | search | total | peak RSS (tree) | items | items/s (writing) | recall@10 (min over models) "
-        "| same lists as local | load avg (mean / max) | measured |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---|---|---|",
+        "| users | engine | search | sink | total | peak RSS (tree) | items | items/s (writing) | recall@10 (min over models) "
+        "| same lists as local | export loaded into DynamoDB Local | load avg (mean / max) | measured |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---|---|---|---|",
     ]
     for key in sorted(runs, key=_order):
         r = runs[key]
@@ -188,19 +188,23 @@ def scale_table(runs: dict) -> str:
         if r.get("compared_items_with"):
             items = r["compared_items_with"]
             same_text += f"; items read back: {items['identical']:,} identical, {items['different']:,} differ"
+        loaded = r.get("dynamodb_local_load")
+        loaded_text = (f"{loaded['items']:,} items in {loaded['seconds']:,.0f} s ({loaded['items_per_second']:,} items/s)"
+                       if loaded else "–")
         lines.append(
             f"| {r['users']:,} | {r['engine']}{' ×' + str(r['workers']) if r.get('workers') else ''} | {r['search']} "
-            f"| {r['total_seconds']:,.0f} s ({r['total_seconds'] / 60:.1f} min) | {r['peak_rss_mb']:,} MB "
-            f"| {r['items_written']:,} | {r['items_per_second']:,} | {recall:.4f} | {same_text} "
+            f"| {r.get('sink', 'write')} | {r['total_seconds']:,.0f} s ({r['total_seconds'] / 60:.1f} min) | {r['peak_rss_mb']:,} MB "
+            f"| {r['items_written']:,} | {r['items_per_second']:,} | {recall:.4f} | {same_text} | {loaded_text} "
             f"| {r['loadavg_1min']['mean']} / {r['loadavg_1min']['max']} | {r['measured_at'][:16].replace('T', ' ')} `{r['commit']}` |")
     return "\n".join(lines)
 
 
 def scale_stage_table(runs: dict) -> str:
-    """Per-model seconds (fit / search / reasons / write) of every run, from the generator's report."""
+    """Per-model seconds (fit / search / reasons / write or export) of every run, from the generator's report."""
     keys = sorted(runs, key=_order)
     handles = list(dict.fromkeys(h for k in keys for h in runs[k]["stages"]["models"]))
-    lines = ["| stage | " + " | ".join(f"{runs[k]['users']:,} {runs[k]['engine']}" for k in keys) + " |",
+    lines = ["| stage | " + " | ".join(f"{runs[k]['users']:,} {runs[k]['engine']} {runs[k].get('sink', 'write')}"
+                                      for k in keys) + " |",
              "|---|" + "---:|" * len(keys)]
     lines.append("| load + validate | " + " | ".join(f"{runs[k]['stages']['load']:,.1f}" for k in keys) + " |")
     for h in handles:
@@ -210,11 +214,11 @@ def scale_stage_table(runs: dict) -> str:
             if m is None:
                 cells.append("–")
                 continue
-            cell = f"{m['fit']:,.1f} / {m['search']:,.1f} / {m['explain']:,.1f} / {m['write']:,.1f}"
+            cell = f"{m['fit']:,.1f} / {m['search']:,.1f} / {m['explain']:,.1f} / {m.get('export', m.get('write')):,.1f}"
             if m.get("partitions"):
                 cell += f" ({m['partitions']} partitions, {m['partitions_seconds']:,.1f} wall)"
             cells.append(cell)
-        lines.append(f"| `{h}` fit / search / reasons / write | " + " | ".join(cells) + " |")
+        lines.append(f"| `{h}` fit / search / reasons / write (export) | " + " | ".join(cells) + " |")
     lines.append("| publish | " + " | ".join(f"{runs[k]['stages']['publish']:,.1f}" for k in keys) + " |")
     return "\n".join(lines)
 

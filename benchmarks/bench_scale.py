@@ -1,24 +1,27 @@
 #!/usr/bin/env python
-"""The whole generator at scale: synthetic users, all models, into DynamoDB Local; one run per engine.
+"""The whole nightly batch at scale: all six models, the local executor, then Dask, then a timed load.
 
-    make bench-scale                                           # 1,000,000 users, local engine
-    make bench-scale SCALE_USERS=100000 SCALE_ENGINE=local,dask
-    python -m benchmarks.bench_scale --users 5000 --engines local,dask
+    make bench-scale SCALE_USERS=1000000 SCALE_SINK=export     # the goal's measurement
+    make bench-scale SCALE_USERS=20000                         # the same, end to end in minutes
+    python -m benchmarks.bench_scale --users 5000 --engines local,dask --sink export
 
-Per engine: the real ``run_generator.py --report`` (all models, ``--search`` as given, default
-``auto``) as a subprocess measured by :func:`bench.bench_procmon.run_measured` (wall time, peak
-RSS of the whole process tree: the generator and its Dask workers), against its own DynamoDB Local
-(``scripts/dynamodb_local.sh``, as ``make run`` starts it, on its own port, in memory; started and
-stopped here; warmed up before each run with 2 × 3,000 throw-away items as ``make bench`` does), the
-machine's load average sampled every 5 s meanwhile.  Stages, recall@10 and items
-come from the generator's own run report.  The synthetic data (``recommender_tools.datagen``, seed 7) is
-cached in ``benchmarks/out/data-<users>`` as ``make bench`` does.  When two engines run in one call,
-the second run's published neighbour lists are compared with the first's by the lists checksum of
-each model in the run reports (:mod:`recommender.search.checksum`), and with ``--compare-items``
-also item by item, read back from both tables (both runs stay while ``KEEP_RUNS`` is 2).
+In turn: the real ``run_generator.py --report`` (all models, ``--search`` as given, default
+``auto``) with ``--engine local``, then the same run with ``--engine dask`` on a LocalCluster of
+``--workers`` (2) processes, each measured by :func:`benchmarks.bench_procmon.run_measured` (wall
+time, peak RSS of the whole process tree: the generator, its worker processes or its Dask workers),
+the machine's load average sampled every 5 s meanwhile.  With ``--sink export`` (the sink used at
+scale, docs/sinks.md) each run writes its DynamoDB-import-format export under ``benchmarks/out/``;
+then the local run's export is loaded into DynamoDB Local (its own port, in memory, started and
+warmed up here) by the project's writer, ``similar-users-load`` (recommender/cli/load.py), timed the
+same way: what serving a night's export on a laptop costs.  With ``--sink write`` the runs write
+into DynamoDB Local themselves (and ``--compare-items`` reads both runs' items back).  Stages,
+recall@10 and the lists checksums come from the generator's own run report; the Dask run's lists
+are compared with the local run's by those checksums (:mod:`recommender.search.checksum`).  The
+synthetic data (``recommender_tools.datagen``, seed 7) is cached in ``benchmarks/out/data-<users>``
+as ``make bench`` does.
 
-Writes ``benchmarks/results/scale.json`` (runs keyed ``<users>-<engine>-<search>``, a new run replaces the
-same key); ``make docs`` renders it into docs/benchmarks.md and the README.
+Writes ``benchmarks/results/scale.json`` (runs keyed ``<users>-<engine>-<search>[-<sink>]``, a new run
+replaces the same key); ``scripts/render_docs.py`` renders it into docs/benchmarks.md and docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -55,18 +60,23 @@ class LoadSampler(Sampler):
         return {"mean": round(sum(s) / len(s), 2), "max": round(max(s), 2), "samples": len(self.samples)}
 
 
-def run_one(users: int, engine: str, search: str, workers: int, data_dir: Path, port: int, timeout: float) -> dict:
-    """One generator run; its entry of ``scale.json``."""
+def run_one(users: int, engine: str, search: str, sink: str, workers: int, data_dir: Path, port: int,
+            timeout: float) -> dict:
+    """One generator run; its entry of ``scale.json`` (``export_dir``: where ``--sink export`` put its files)."""
     out = BENCH / "out"
-    name = f"scale-{users}-{engine}"
+    name = f"scale-{users}-{engine}-{sink}"
     report_path = out / f"{name}.json"
     report_path.unlink(missing_ok=True)
     env = {**child_env(port, TABLE_PREFIX, data_dir), "DASK_WORKERS": str(workers), "KEEP_RUNS": "2"}
     cmd = [sys.executable, str(REPO / "run_generator.py"), "--report", str(report_path), "--no-progress",
-           "--data-dir", str(data_dir), "--top-n", "10", "--search", search, "--engine", engine]
+           "--data-dir", str(data_dir), "--top-n", "10", "--search", search, "--engine", engine, "--sink", sink]
+    export_dir = out / f"export-{users}-{engine}"
+    if sink == "export":
+        shutil.rmtree(export_dir, ignore_errors=True)  # an export needs an empty location
+        cmd += ["--export-uri", str(export_dir)]
     log(f"{users:,} users, engine {engine}: {' '.join(cmd[1:])}")
     code = commit()  # the code that runs (the tree may be committed to while it does)
-    jpid = java_pid(port)
+    jpid = java_pid(port) if sink == "write" else None
     db_cpu = cpu(jpid)
     with LoadSampler() as load:
         proc = run_measured(cmd, env=env, cwd=REPO, log_path=out / f"{name}.log", timeout=timeout, interval=0.5)
@@ -77,12 +87,14 @@ def run_one(users: int, engine: str, search: str, workers: int, data_dir: Path, 
     models = report["models"]
     items = sum(m["items_written"] for m in models)
     write_seconds = sum(m["write_seconds"] for m in models)
+    write = "export" if sink == "export" else "write"
     stages = {"load": round(report["load_seconds"], 2), "models": {}, "publish": round(report["publish_seconds"], 2)}
     for m in models:
         stages["models"][m["handle"]] = {
             "search_method": m["search"], "users_covered": m["users_covered"], "items": m["items_written"],
             "lists_checksum": m.get("lists_checksum"),
-            **{k: round(m[f"{k}_seconds"], 2) for k in ("fit", "search", "explain", "write")},
+            **{k: round(m[f"{k}_seconds"], 2) for k in ("fit", "search", "explain")},
+            write: round(m["write_seconds"], 2),
             **({"partitions": m["partitions"], "partitions_seconds": round(m["partitions_seconds"], 2)}
                if m.get("partitions") else {}),
         }
@@ -90,26 +102,45 @@ def run_one(users: int, engine: str, search: str, workers: int, data_dir: Path, 
         "users": users,
         "engine": engine,
         "search": search,
+        "sink": sink,
+        "commit": code,
         "total_seconds": round(proc.wall_seconds, 1),
         "peak_rss_mb": round(proc.peak_rss_tree_mb),
         "items_written": items,
-        # Σ write seconds: the driver's wall time writing (local engine); with the Dask engine the
-        # partitions' write time summed over tasks (they overlap), so this is one writer's rate.
+        # Σ write seconds: of this process and of the partitions (worker-seconds, they overlap), so
+        # this is one writer's rate.
         "items_per_second": round(items / write_seconds) if write_seconds else None,
         "run_items_per_second": round(items / proc.wall_seconds),
         "stages": stages,
         "recall_at_10": {m["handle"]: m["recall_at_10"] for m in models},
         "generator_seconds": round(report["total_seconds"], 1),
         "peak_rss_process_mb": round(proc.peak_rss_mb),
-        "workers": workers if engine == "dask" else None,
+        "workers": workers,
         "run_id": report["run_id"],
         "cpu_seconds": round(proc.cpu_seconds, 1),
         "machine_cpu_pct": round(proc.machine_cpu_pct, 1),
         "loadavg_1min": load.summary(),
-        "dynamodb_local_cpu_seconds": round(db_cpu, 1),
+        **({"dynamodb_local_cpu_seconds": round(db_cpu, 1)} if sink == "write" else {"export_dir": str(export_dir.relative_to(REPO))}),
         "measured_at": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        "commit": code,
     }
+
+
+def load_export(export_dir: Path, items: int, data_dir: Path, port: int, timeout: float) -> dict:
+    """``similar-users-load`` of one export into DynamoDB Local, timed: ``{items, seconds, items_per_second}``."""
+    out = BENCH / "out"
+    env = {**child_env(port, TABLE_PREFIX + "_load", data_dir), "KEEP_RUNS": "1"}
+    cmd = [sys.executable, "-m", "recommender.cli.load", str(export_dir)]
+    log(f"loading {items:,} items into DynamoDB Local: similar-users-load {export_dir}")
+    jpid = java_pid(port)
+    db_cpu = cpu(jpid)
+    with LoadSampler() as load:
+        proc = run_measured(cmd, env=env, cwd=REPO, log_path=out / f"{export_dir.name}-load.log", timeout=timeout,
+                            interval=0.5)
+    if proc.exit_code != 0:
+        raise RuntimeError(f"similar-users-load failed (exit {proc.exit_code}); see {out / f'{export_dir.name}-load.log'}")
+    return {"items": items, "seconds": round(proc.wall_seconds, 1), "items_per_second": round(items / proc.wall_seconds),
+            "peak_rss_mb": round(proc.peak_rss_tree_mb), "dynamodb_local_cpu_seconds": round(cpu(jpid) - db_cpu, 1),
+            "loadavg_1min": load.summary()}
 
 
 def _digests(client, table: str, segments: int = 2) -> dict[tuple[int, str], bytes]:
@@ -174,17 +205,22 @@ def write_outputs(runs: dict) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--users", type=int, default=1_000_000, help="synthetic users (default: %(default)s)")
-    p.add_argument("--engines", default="local", help="comma-separated, run in this order: local, dask (default: %(default)s)")
+    p.add_argument("--engines", default="local,dask", help="comma-separated, run in this order (default: %(default)s)")
     p.add_argument("--search", choices=("exact", "ann", "auto"), default="auto", help="default: %(default)s")
+    p.add_argument("--sink", choices=("export", "write"), default="export",
+                   help="export: files, then the local run's export loaded into DynamoDB Local; write: straight into "
+                        "DynamoDB Local (default: %(default)s)")
     p.add_argument("--workers", type=int, default=2, help="Dask LocalCluster worker processes (default: %(default)s)")
     p.add_argument("--dynamodb-port", type=int, default=int(os.environ.get("SCALE_DYNAMODB_PORT", 8200)),
                    help="own DynamoDB Local port (default: %(default)s, env SCALE_DYNAMODB_PORT)")
     p.add_argument("--timeout", type=float, default=4 * 3600.0, help="per generator run, seconds (default: %(default)s)")
     p.add_argument("--fresh-data", action="store_true", help="regenerate the synthetic data even when cached")
+    p.add_argument("--no-load", dest="load", action="store_false",
+                   help="--sink export: do not load the local run's export into DynamoDB Local")
     p.add_argument("--no-warmup", dest="warmup", action="store_false",
-                   help="no throw-away writes to warm DynamoDB Local's JVM before each run (as make bench does)")
+                   help="no throw-away writes to warm DynamoDB Local's JVM before it is written to (as make bench does)")
     p.add_argument("--compare-items", action="store_true",
-                   help="also read both runs' tables back and compare every item's lists (~3 min per 1M items)")
+                   help="--sink write: also read both runs' tables back and compare every item's lists (~3 min per 1M items)")
     args = p.parse_args(argv)
     args.engines = [e for e in args.engines.split(",") if e]
     if not args.engines or any(e not in ("local", "dask") for e in args.engines):
@@ -192,31 +228,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@contextmanager
+def dynamodb_local(port: int, data_dir: Path):
+    """This benchmark's own DynamoDB Local (in memory), its tables of an earlier killed run dropped."""
+    log(dynamodb("start", port))
+    try:
+        for prefix in (TABLE_PREFIX, TABLE_PREFIX + "_load"):
+            drop_tables(child_env(port, prefix, data_dir), prefix)
+        yield
+    finally:
+        log(dynamodb("stop", port))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runs = json.loads(SCALE_JSON.read_text())["runs"] if SCALE_JSON.is_file() else {}
     (BENCH / "out").mkdir(parents=True, exist_ok=True)
     data = make_data(args.users, BENCH / "out", args.fresh_data)
-    log(dynamodb("start", args.dynamodb_port))
-    try:
-        drop_tables(child_env(args.dynamodb_port, TABLE_PREFIX, Path(data["dir"])), TABLE_PREFIX)
+    data_dir = Path(data["dir"])
+    # Export runs are measured without the emulator: its JVM would share the cores and the memory.
+    with dynamodb_local(args.dynamodb_port, data_dir) if args.sink == "write" else nullcontext():
         done: list[dict] = []
         for engine in args.engines:
-            warmup = warm_up_dynamodb(args.dynamodb_port, 2, 3000) if args.warmup else []
-            run = run_one(args.users, engine, args.search, args.workers, Path(data["dir"]), args.dynamodb_port, args.timeout)
+            warmup = warm_up_dynamodb(args.dynamodb_port, 2, 3000) if args.warmup and args.sink == "write" else []
+            run = run_one(args.users, engine, args.search, args.sink, args.workers, data_dir, args.dynamodb_port,
+                          args.timeout)
             run["data"] = {k: v for k, v in data.items() if k != "dir"}
-            run["dynamodb_warmup"] = warmup
+            if warmup:
+                run["dynamodb_warmup"] = warmup
             if done:
                 run["compared_with"] = compare_checksums(done[0], run)
-                if args.compare_items:
+                if args.compare_items and args.sink == "write":
                     run["compared_items_with"] = compare_lists(args.dynamodb_port, done[0], run)
             done.append(run)
-            runs[f"{args.users}-{engine}-{args.search}"] = run
+            suffix = "" if args.sink == "write" else f"-{args.sink}"
+            runs[f"{args.users}-{engine}-{args.search}{suffix}"] = run
             write_outputs(runs)
             log(f"{args.users:,} users, {engine}: {run['total_seconds']:,.0f} s, peak RSS {run['peak_rss_mb']:,} MB, "
                 f"{run['items_written']:,} items")
-    finally:
-        log(dynamodb("stop", args.dynamodb_port))
+    local = next((run for run in done if run["engine"] == "local"), None)
+    if args.sink == "export" and args.load and local is not None:  # after the runs: one measurement at a time
+        with dynamodb_local(args.dynamodb_port, data_dir):
+            warmup = warm_up_dynamodb(args.dynamodb_port, 2, 3000) if args.warmup else []
+            local["dynamodb_local_load"] = load_export(REPO / local["export_dir"], local["items_written"], data_dir,
+                                                       args.dynamodb_port, args.timeout)
+            local["dynamodb_local_load"]["warmup"] = warmup
+        write_outputs(runs)
+        load = local["dynamodb_local_load"]
+        log(f"loaded {load['items']:,} items into DynamoDB Local in {load['seconds']:,.0f} s ({load['items_per_second']:,} items/s)")
     return 0
 
 

@@ -79,7 +79,7 @@ class GeneratorSettings(StoreSettings):
     search_dense_mb: int = Field(
         1024, ge=16, le=65536, description="memory (MB) for the dense copy of the candidates in the exact search; tiles above it")
     engine: Literal["local", "dask"] = Field(
-        "local", description="where the exact search, the reasons and the writes run: `local` (this process), or `dask` tasks by blocks of users that write their own items (`--engine`)")
+        "local", description="where the partitions of users (exact search, reasons, writes) run: `local` (this process for a model under 50,000 users, else one worker process per core), or `dask` tasks (`--engine`)")
     dask_scheduler_address: str | None = Field(
         None, description="with `ENGINE=dask`: the scheduler to join (`tcp://host:8786`); empty: a LocalCluster of `DASK_WORKERS` processes (`--scheduler`)")
     dask_workers: int = Field(2, ge=1, le=256, description="worker processes of the LocalCluster started by `ENGINE=dask` without a scheduler")

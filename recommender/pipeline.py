@@ -19,15 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from recommender.dask_partitions import ModelJob, search_explain_write, write_items
 from recommender.data.loader import load_tables
-from recommender.models.ensemble import head
-from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, tables_for
-from recommender.search.checksum import checksum
+from recommender.executor import Executor, LocalExecutor
+from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, run_order, tables_for
+from recommender.partitions import ModelJob, ModelOutcome
 from recommender.search.options import SearchOptions
 from recommender.search.recall import check_recall
 from recommender.stopping import HeldSignals, StoppedAfterPublish, checkpoint
-from recommender.store.items import StoredItem, build_items
+from recommender.store.items import StoredItem
 from recommender.topk import Neighbours
 
 log = logging.getLogger(__name__)
@@ -69,8 +68,8 @@ class ModelReport:
     search: str = "exact"
     #: Approximate search: measured on a sample against exact search; exact search: 1.0.
     recall_at_10: float | None = None
-    #: ``--engine dask``: Dask tasks that searched, explained and wrote this model (0: the driver
-    #: did), and their wall time; search / explain / write seconds are then summed over the tasks.
+    #: Partitions (worker processes or Dask tasks) that searched, explained and wrote this model (0:
+    #: this process did), and their wall time; search / explain / write seconds are then summed over them.
     partitions: int = 0
     partitions_seconds: float = 0.0
     #: Of the stored lists (users, neighbours, scores), whatever the engine or partitioning: two runs
@@ -119,44 +118,6 @@ def _log_search(entry: ModelReport, top_n: int) -> None:
     )
 
 
-def _partitioned(model: object, search: SearchOptions | None) -> bool:
-    """``--engine dask`` and an exact search of the model's own vectors: search, reasons and writes in
-    Dask partitions.  The ensemble (it fuses the others' lists) and the approximate search (one graph
-    of all users) are computed on the driver; their writes are still partitioned."""
-    if search is None or search.engine is None or hasattr(model, "combine"):
-        return False
-    vectors, users = model.user_vectors()
-    return search.resolve(len(users), vectors.shape[1]) == "exact"
-
-
-def _run_partitions(engine: object, model: object, job: ModelJob, sink: Sink, entry: ModelReport,
-                    previous: dict[str, int], min_coverage_ratio: float) -> Neighbours | None:
-    """One model on the Dask engine (:mod:`recommender.dask_partitions`); its lists when the ensemble
-    needs them.  The coverage check comes after the writes here (the partitions write as they go):
-    a refused model fails the run before publishing, and its table is dropped as for any failure."""
-    t0 = time.perf_counter()
-    target = sink.partition_target()
-    checkpoint("search")  # the partitions search, explain and write together
-    checkpoint("write")
-    outcome = search_explain_write(engine, model, job, target)
-    if target is None:  # a dry run: the partitions sent their items back, the driver writes them in order
-        outcome.items_written = sum(sink.write(job.handle, part.items) for part in outcome.results)
-    else:
-        sink.written(job.handle, outcome.items_written)
-    entry.partitions_seconds = time.perf_counter() - t0
-    entry.partitions = outcome.partitions
-    entry.search_seconds, entry.explain_seconds, entry.write_seconds = (
-        outcome.seconds["search"], outcome.seconds["explain"], outcome.seconds["write"])
-    entry.users_covered, entry.items_written = outcome.users_covered, outcome.items_written
-    entry.search, entry.recall_at_10 = "exact", 1.0
-    entry.lists_checksum = outcome.lists_checksum
-    _log_search(entry, job.top_n)
-    log.info("%s: %d partitions searched, explained and wrote %s items in %.1fs", job.handle, outcome.partitions,
-             f"{entry.items_written:,}", entry.partitions_seconds)
-    check_coverage(job.handle, entry.users_covered, previous.get(job.handle), min_coverage_ratio)
-    return outcome.lists
-
-
 def run(
     data_dir: Path | str,
     sink: Sink,
@@ -171,6 +132,7 @@ def run(
     search: SearchOptions | None = None,
     min_recall: float = 0.95,
     explain: bool = True,
+    executor: Executor | None = None,
 ) -> RunReport:
     """Run the whole batch job and return what it did, stage by stage.
 
@@ -183,8 +145,14 @@ def run(
 
     A signal after the flip raises :class:`~recommender.stopping.StoppedAfterPublish` (with this
     report) once the clean-up is done.
+
+    Every model goes through ``executor`` (:mod:`recommender.executor`; default: this machine's
+    processes, closed at the end) the same way: only where its partitions run differs.
     """
     started = time.perf_counter()
+    search = search or SearchOptions()
+    own_executor = executor is None
+    executor = executor or LocalExecutor()
     now = datetime.now(UTC).replace(microsecond=0)
     report = RunReport(run_id=new_run_id(now), generated_at=now.isoformat().replace("+00:00", "Z"))
     instances = {handle: create_model(handle, **(model_params or {}).get(handle, {})) for handle in models}
@@ -208,58 +176,16 @@ def run(
         sink.begin(report.run_id, models)
         previous = sink.previous_coverage()
         # Each model's lists are kept until the end of the run, so that a model that fuses the
-        # others' lists (the ensemble: it has ``combine``) builds on them, without a refit; it goes last.
+        # others' lists (``fuses`` in the registry) builds on them, without a refit; it goes last.
         # The fuser's components are searched to its ``depth`` (its candidate pool) but store their top N.
         kept: dict[str, Neighbours] = {}
-        fusers = [m for m in instances.values() if hasattr(m, "combine")]
-        deeper = {h: max(top_n, getattr(f, "depth", top_n)) for f in fusers for h in getattr(f, "components", ())}
-        for handle in sorted(instances, key=lambda h: hasattr(instances[h], "combine")):
-            model = instances[handle]
-            entry = ModelReport(handle)
-            t0 = time.perf_counter()
-            fuses = hasattr(model, "combine") and any(h in kept for h in getattr(model, "components", ()))
-            if not fuses:
-                checkpoint("fit")
-                model.fit(tables)
-            entry.fit_seconds = time.perf_counter() - t0
-            depth = deeper.get(handle, top_n)
-            if _partitioned(model, search):
-                job = ModelJob(handle, depth, top_n, report.run_id, report.generated_at, explain, keep=handle in deeper,
-                               block_mb=block_mb, dense_mb=search.dense_mb)
-                neighbours = _run_partitions(search.engine, model, job, sink, entry, previous, min_coverage_ratio)
-                if neighbours is not None:
-                    kept[handle] = neighbours
-                report.models.append(entry)
-                continue
-            t0 = time.perf_counter()
-            checkpoint("search")
-            if fuses:
-                kept[handle] = neighbours = model.combine(kept, top_n, models=instances)
-            else:
-                kept[handle] = model.similar_users(depth, block_mb=block_mb, progress=progress, search=search)
-                neighbours = head(kept[handle], top_n)
-            entry.search_seconds = time.perf_counter() - t0
-            entry.users_covered = neighbours.covered
-            entry.search, entry.recall_at_10 = neighbours.method, neighbours.recall_at_10
-            entry.lists_checksum = checksum(neighbours)
-            _log_search(entry, top_n)
-            check_recall(handle, entry.recall_at_10, min_recall)
-            check_coverage(handle, entry.users_covered, previous.get(handle), min_coverage_ratio)
-            t0 = time.perf_counter()
-            explanations = model.explain(neighbours) if explain else None
-            entry.explain_seconds = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            items = build_items(handle, neighbours, report.run_id, report.generated_at, explanations)
-            target = sink.partition_target() if search and search.engine is not None else None
-            checkpoint("write")
-            if target is not None:  # the engine's workers write what the driver computed
-                entry.items_written = write_items(search.engine, items, target)
-                sink.written(handle, entry.items_written)
-            else:
-                entry.items_written = sink.write(handle, items, total=entry.users_covered, progress=progress)
-            entry.write_seconds = time.perf_counter() - t0
-            log.info("%s: wrote %s items in %.1fs", handle, f"{entry.items_written:,}", entry.write_seconds)
-            report.models.append(entry)
+        fusers = [instances[h] for h in models if get_spec(h).fuses]
+        deeper = {h: max(top_n, f.depth) for f in fusers for h in f.components}
+        for handle in run_order(models):
+            report.models.append(_run_model(handle, instances, tables, kept, executor, sink, report, search,
+                                            previous, depth=deeper.get(handle, top_n), top_n=top_n, keep=handle in deeper,
+                                            block_mb=block_mb, progress=progress, explain=explain,
+                                            min_recall=min_recall, min_coverage_ratio=min_coverage_ratio))
         checkpoint("commit")
         t0 = time.perf_counter()
         report.total_seconds = time.perf_counter() - started
@@ -274,6 +200,9 @@ def run(
                 sink.release_lock()
                 held.stop(replay=True)  # a signal held during a failed flip: raised now, the run not published
             raise
+    finally:
+        if own_executor:
+            executor.close()
     _after_publish(sink, report)
     held.stop()
     report.publish_seconds = time.perf_counter() - t0
@@ -281,6 +210,58 @@ def run(
     if held.received:
         raise StoppedAfterPublish(report, held.received[0])
     return report
+
+
+def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Neighbours], executor: Executor,
+               sink: Sink, report: RunReport, search: SearchOptions, previous: dict[str, int], *, depth: int,
+               top_n: int, keep: bool, block_mb: int, progress: bool, explain: bool, min_recall: float,
+               min_coverage_ratio: float) -> ModelReport:
+    """Fit one model, answer on the driver what cannot be partitioned (a fusion, an approximate
+    search), then the executor's partitions: exact search, reasons, items, writes."""
+    model, spec = instances[handle], get_spec(handle)
+    entry = ModelReport(handle)
+    t0 = time.perf_counter()
+    combines = spec.fuses and any(h in kept for h in model.components)
+    if not combines:  # a fuser run without its components fits and searches them itself
+        checkpoint("fit")
+        model.fit(tables)
+    entry.fit_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    checkpoint("search")
+    answer = None
+    if combines:
+        answer = model.combine(kept, top_n, models=instances)
+    elif spec.fuses:
+        answer = model.similar_users(top_n, block_mb=block_mb, progress=progress, search=search)
+    else:
+        vectors, users = model.user_vectors()
+        if search.resolve(len(users), vectors.shape[1]) != "exact":
+            answer = model.similar_users(depth, block_mb=block_mb, progress=progress, search=search)
+    driver_seconds = time.perf_counter() - t0
+    if answer is not None:
+        check_recall(handle, answer.recall_at_10, min_recall)
+    job = ModelJob(handle, depth, top_n, report.run_id, report.generated_at, explain, keep=keep, block_mb=block_mb,
+                   dense_mb=search.dense_mb, progress=progress)
+
+    def checked(done: ModelOutcome) -> None:
+        entry.users_covered, entry.search, entry.recall_at_10 = done.users_covered, done.search, done.recall_at_10
+        entry.search_seconds = driver_seconds + done.seconds.get("search", 0.0)
+        _log_search(entry, top_n)
+        check_coverage(handle, done.users_covered, previous.get(handle), min_coverage_ratio)
+        checkpoint("write")
+
+    t0 = time.perf_counter()
+    done = executor.run_model(model, job, sink, answer, checked)
+    if done.lists is not None:
+        kept[handle] = done.lists
+    entry.partitions = done.partitions
+    entry.search_seconds = driver_seconds + done.seconds["search"]
+    entry.partitions_seconds = time.perf_counter() - t0 if done.partitions else 0.0
+    entry.explain_seconds, entry.write_seconds = done.seconds["explain"], done.seconds["write"]
+    entry.items_written, entry.lists_checksum = done.items_written, done.lists_checksum
+    log.info("%s: wrote %s items in %.1fs (%d partitions)", handle, f"{entry.items_written:,}",
+             time.perf_counter() - t0, done.partitions)
+    return entry
 
 
 def _after_publish(sink: Sink, report: RunReport) -> None:

@@ -39,8 +39,6 @@ def top_k_cosine(
         from recommender.search.ann import ann_top_k  # faiss only when asked for
 
         return ann_top_k(vectors, users, n, options=options, block_mb=block_mb, workers=workers, progress=progress, desc=desc)
-    if options.engine is not None:
-        return options.engine.top_k(vectors, users, n, block_mb=block_mb, dense_mb=options.dense_mb)
     return exact_top_k(
         vectors, users, n, block_mb=block_mb, dense_mb=options.dense_mb, workers=workers, progress=progress, desc=desc
     )

@@ -154,6 +154,107 @@ def bench_scale() -> str:
                       "brackets):", "", scale_stage_table(runs)])
 
 
+def _largest_export_runs() -> tuple[dict | None, dict | None]:
+    """The local and the Dask run of the largest ``make bench-scale`` export measurement."""
+    runs = [r for r in _json(BENCH / "results" / "scale.json")["runs"].values() if r.get("sink") == "export"]
+    if not runs:
+        return None, None
+    users = max(r["users"] for r in runs)
+    by_engine = {r["engine"]: r for r in runs if r["users"] == users}
+    return by_engine.get("local"), by_engine.get("dask")
+
+
+#: The goal a whole run is measured against (docs/scaling.md).
+GOAL = {"seconds": 1200, "peak_rss_mb": 8 * 1024, "recall_at_10": 0.95}
+
+
+def scale_measured() -> str:
+    """docs/scaling.md's measured table: the largest export run, local and Dask, stage by stage, against the goal."""
+    local, dask = _largest_export_runs()
+    if local is None:
+        return "No `make bench-scale SCALE_SINK=export` run is recorded in `benchmarks/results/scale.json` yet."
+    runs = [r for r in (local, dask) if r is not None]
+    head = " | ".join(f"{r['engine']}{' ×' + str(r['workers']) if r['engine'] == 'dask' else ''}" for r in runs)
+    rows = [f"{local['users']:,} users, `--search {local['search']}`, `--sink export`, measured "
+            f"{local['measured_at'][:10]} at `{local['commit']}` (load average during the runs: "
+            + "; ".join(f"{r['engine']} {r['loadavg_1min']['mean']} mean, {r['loadavg_1min']['max']} max" for r in runs)
+            + ").", "", f"| stage | {head} |", "| --- |" + " ---: |" * len(runs)]
+    rows.append("| load + validate | " + " | ".join(f"{r['stages']['load']:,.1f} s" for r in runs) + " |")
+    for handle, m in local["stages"]["models"].items():
+        cells = []
+        for r in runs:
+            s = r["stages"]["models"][handle]
+            cells.append(f"{s['fit']:,.1f} / {s['search']:,.1f} / {s['explain']:,.1f} / {s.get('export', s.get('write')):,.1f}"
+                         + (f" ({s['partitions']} partitions)" if s.get("partitions") else ""))
+        rows.append(f"| `{handle}` fit / search ({m['search_method']}) / reasons / export, s | " + " | ".join(cells) + " |")
+    rows.append("| recall@10, lowest model | " + " | ".join(
+        f"{min(v for v in r['recall_at_10'].values() if v is not None):.4f}" for r in runs) + " |")
+    rows.append("| **total** (goal ≤ 20 min) | " + " | ".join(
+        f"**{_duration(r['total_seconds'])}** ({r['total_seconds']:,.0f} s)" for r in runs) + " |")
+    rows.append("| peak RSS, whole process tree (goal ≤ 8 GB) | " + " | ".join(f"{r['peak_rss_mb']:,} MB" for r in runs) + " |")
+    rows.append("| items exported | " + " | ".join(f"{r['items_written']:,}" for r in runs) + " |")
+    if dask is not None and dask.get("compared_with"):
+        rows.append("| same lists as the local run (lists checksums) | – | "
+                    + ("**yes**, every model" if dask["compared_with"]["same_lists"] else "**no**: " + ", ".join(
+                        h for h, ok in dask["compared_with"]["models"].items() if not ok)) + " |")
+    loaded = local.get("dynamodb_local_load")
+    if loaded:
+        rows += ["", f"The local run's export loaded into DynamoDB Local by `similar-users-load`: {loaded['items']:,} items "
+                 f"in {_duration(loaded['seconds'])} ({loaded['items_per_second']:,} items/s)."]
+    met = [r["engine"] for r in runs if r["total_seconds"] <= GOAL["seconds"] and r["peak_rss_mb"] <= GOAL["peak_rss_mb"]
+           and min(v for v in r["recall_at_10"].values() if v is not None) >= GOAL["recall_at_10"]]
+    rows += ["", f"Goal (≤ 20 min, ≤ 8 GB, recall@10 ≥ 0.95 for every model) met at {local['users']:,} users by: "
+             + (", ".join(met) if met else "neither run") + "."]
+    return "\n".join(rows)
+
+
+def scale_10m() -> str:
+    """docs/scaling.md's worked estimate of 10,000,000 users on N Dask workers, from the measured Dask run."""
+    _, run = _largest_export_runs()
+    if run is None:
+        return "No Dask export run is recorded in `benchmarks/results/scale.json` yet."
+    target, users = 10_000_000, run["users"]
+    linear = (target / users, "× users")
+    square = ((target / users) ** 2, "× users² (all pairs)")
+    nlogn = (target * math.log(target) / (users * math.log(users)), "× N log N")
+    # (stage, where, measured seconds, (factor, rule)); "partitions": worker-seconds summed over them.
+    stages: list[tuple[str, str, float, tuple[float, str]]] = [("load + validate", "driver", run["stages"]["load"], linear)]
+    for handle, m in run["stages"]["models"].items():
+        short = f"`{handle.split('_')[0]}…{handle.split('_')[-1]}`"
+        stages.append((f"fit {short}", "driver", m["fit"], linear))
+        if handle == "ensemble_user_similarity":
+            stages.append((f"fusion and reasons {short}", "driver", m["search"] + m["explain"], linear))
+        elif m["search_method"] == "exact":
+            stages.append((f"exact search {short}", "partitions", m["search"], square))
+            stages.append((f"reasons {short}", "partitions", m["explain"], linear))
+        else:
+            stages.append((f"HNSW search {short}", "driver", m["search"], nlogn))
+            stages.append((f"reasons {short}", "partitions", m["explain"], linear))
+        stages.append((f"export {short}", "partitions", m.get("export", m.get("write", 0.0)), linear))
+    rows = [f"From the {users:,}-user Dask run ({run['workers']} workers, `{run['commit']}`): driver stages in seconds, "
+            f"partition stages in worker-seconds (summed over the partitions), each scaled to {target:,} users by its "
+            "rule; a cluster of N workers divides the partition stages by N, not the driver's.", "",
+            f"| stage | runs on | measured at {users:,} | rule | {target:,} users |", "| --- | --- | ---: | --- | ---: |"]
+    rows += [f"| {name} | {where} | {seconds:,.1f} s | {rule} | {_duration(seconds * factor)} |"
+             for name, where, seconds, (factor, rule) in stages]
+    total = {where: sum(seconds * factor for _, w, seconds, (factor, _) in stages if w == where)
+             for where in ("driver", "partitions")}
+    workers = (8, 32, 128)
+    rows += ["", "| workers N | driver | partitions ÷ N | whole run |", "| ---: | ---: | ---: | ---: |"]
+    rows += [f"| {n} | {_duration(total['driver'])} | {_duration(total['partitions'] / n)} "
+             f"| {_duration(total['driver'] + total['partitions'] / n)} |" for n in workers]
+    n = workers[1]
+    name, where, seconds, (factor, _) = max(stages, key=lambda st: st[2] * st[3][0] / (n if st[1] == "partitions" else 1))
+    rows += ["", f"The bound at {target:,} users on {n} workers: **{name}** ({where}, "
+             f"{_duration(seconds * factor / (n if where == 'partitions' else 1))} of the run's "
+             f"{_duration(total['driver'] + total['partitions'] / n)})."]
+    if users < 200_000:
+        rows.append(f"The source run has {users:,} users, below `AUTO_EXACT_MAX_USERS` (200,000): every model searched "
+                    "exactly there, where `--search auto` uses HNSW for vectors of at most 1,024 features at this size, "
+                    "so its exact searches are over-estimated here; the 1,000,000-user run gives the figures that hold.")
+    return "\n".join(rows)
+
+
 def bench_search() -> str:
     results = _json(BENCH / "results" / "search.json")
     ann = _json(BENCH / "results" / "search-ann.json")["models"]["tfidf_user_interest"]["ann"]
@@ -279,7 +380,8 @@ def performance_summary() -> str:
     for key in sorted(runs, key=lambda k: (runs[k]["users"], runs[k]["engine"])):
         r = runs[key]
         engine = r["engine"] + (f" ×{r['workers']}" if r.get("workers") else "")
-        lines.append(f"| measured | generator, {r['users']:,} users, {engine} engine, `--search {r['search']}` "
+        lines.append(f"| measured | generator, {r['users']:,} users, {engine} engine, `--search {r['search']}`, "
+                     f"`--sink {r.get('sink', 'write')}` "
                      f"| {_duration(r['total_seconds'])}, {r['items_written']:,} items at {r['items_per_second']:,} "
                      f"items/s, peak RSS {r['peak_rss_mb']:,} MB | `benchmarks/results/scale.json` |")
     lines += [
@@ -318,6 +420,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "bench-results": bench_results, "bench-scale": bench_scale, "bench-search": bench_search,
     "bench-load": bench_load, "bench-dnn-fit": bench_dnn_fit, "bench-write": bench_write,
     "bench-extrapolation": bench_extrapolation, "ab-demo": ab_demo, "scaling-inputs": scaling_inputs,
+    "scale-measured": scale_measured, "scale-10m": scale_10m,
 }
 
 

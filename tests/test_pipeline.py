@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 import numpy as np
+import pytest
 
 from recommender.models.registry import create_model
 from recommender.pipeline import run
@@ -53,3 +55,89 @@ def test_components_are_searched_deeper_for_the_ensemble_but_store_their_top_n(s
               if v not in stored[TFIDF].get(u, []) and v not in stored[ALS].get(u, [])]
     assert beyond
     assert np.isfinite([n.score for i in sink.items[ENSEMBLE] for n in i.neighbours]).all()
+
+
+def test_a_fusing_model_runs_after_its_components_whatever_order_it_is_asked_in(small_dataset):
+    sink = CollectingSink()
+    report = run(small_dataset, sink, models=(ENSEMBLE, TFIDF, ALS), top_n=5, progress=False,
+                 model_params={ENSEMBLE: {"weights": WEIGHTS}})
+    assert [m.handle for m in report.models] == [TFIDF, ALS, ENSEMBLE]
+    assert list(sink.items) == [TFIDF, ALS, ENSEMBLE]
+    assert report.models[-1].fit_seconds < 0.5 * report.models[0].fit_seconds + 0.5  # fused, not refitted
+
+
+# Every way a model's users reach the sink: sparse postings (interests), dense GEMM (ALS factors),
+# and the fused lists (the ensemble: fused and explained on the driver, written by partitions).
+PATH_MODELS = (TFIDF, ALS, ENSEMBLE)
+
+
+def _executors():
+    from recommender.executor import LocalExecutor
+
+    yield "processes", LocalExecutor(processes=2, min_users=0)
+    try:
+        from recommender.executor import DaskExecutor
+        from recommender.search.dask_engine import DaskEngine
+    except ImportError:  # the dask extra is not installed
+        return
+    yield "dask", DaskExecutor(DaskEngine(workers=2))
+
+
+def _unstamped(text: str, report) -> str:
+    return text.replace(report.run_id, "RUN").replace(report.generated_at, "AT")
+
+
+def test_every_executor_writes_the_one_process_dry_run_and_export(small_dataset, tmp_path):
+    from recommender.store.export import ExportLocation, ExportSink, read_part
+    from recommender.store.jsonl import JsonLinesSink
+
+    def dry_run(path, executor=None) -> str:
+        report = run(small_dataset, JsonLinesSink(path), PATH_MODELS, 10, block_mb=1, progress=False, executor=executor)
+        return _unstamped(path.read_text(), report)
+
+    def export(folder, executor=None):
+        sink = ExportSink(ExportLocation(str(folder)))
+        report = run(small_dataset, sink, PATH_MODELS, 10, block_mb=1, progress=False, executor=executor)
+        parts = sink.location.list("data")
+        items = sorted(_unstamped(json.dumps(item, sort_keys=True), report)
+                       for part in parts for item in read_part(sink.location.get(part)))
+        return items, json.loads(sink.location.get("manifest.json"))["models"], parts, report
+
+    expected_lines = dry_run(tmp_path / "one.jsonl")  # 600 users: one partition in this process
+    expected, expected_models, expected_parts, one = export(tmp_path / "one")
+    assert expected_lines.count("\n") > 1500 and len(expected) == expected_lines.count("\n")
+    assert len(expected_parts) == len(PATH_MODELS) and all(m.partitions == 0 for m in one.models)
+    for name, executor in _executors():
+        try:
+            assert dry_run(tmp_path / f"{name}.jsonl", executor) == expected_lines, name
+            items, models, parts, report = export(tmp_path / name, executor)
+        finally:
+            executor.close()
+        assert items == expected, name
+        assert models == expected_models, name  # counts and lists checksums
+        assert all(m.partitions >= (1 if m.handle == ENSEMBLE else 2) for m in report.models), (name, [(m.handle, m.partitions) for m in report.models])
+        assert len(parts) > len(expected_parts), name  # each partition its own part files, written where it ran
+
+
+class RefusingTarget:
+    """A partition target whose writes fail (a full disk, a lost bucket): picklable, raises where it runs."""
+
+    def write(self, items) -> int:
+        raise OSError("no space left on device")
+
+
+def test_a_partition_that_fails_in_a_worker_process_fails_the_run_unpublished(small_dataset, tmp_path):
+    from recommender.executor import LocalExecutor
+    from recommender.store.export import ExportLocation, ExportSink
+
+    class Refusing(ExportSink):
+        def partition_target(self):
+            return RefusingTarget()
+
+    sink = Refusing(ExportLocation(str(tmp_path / "export")))
+    executor = LocalExecutor(processes=2, min_users=0)
+    with pytest.raises(OSError, match="no space left"):
+        run(small_dataset, sink, (TFIDF,), 10, progress=False, executor=executor)
+    assert not sink.published and not (tmp_path / "export" / "manifest.json").exists()
+    assert executor._pool is None  # the workers were stopped
+    executor.close()

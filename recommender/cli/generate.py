@@ -134,16 +134,21 @@ def main(argv: list[str] | None = None) -> int:
     from recommender.stopping import StoppedAfterPublish
 
     previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
-    engine = None
+    executor = None
     sink = None
     report: RunReport | None = None
     stopped: tuple[int, str] | None = None
     try:
         try:
             if args.engine == "dask":
+                from recommender.executor import DaskExecutor
                 from recommender.search.dask_engine import DaskEngine
 
-                engine = DaskEngine(args.scheduler, settings.dask_workers)
+                executor = DaskExecutor(DaskEngine(args.scheduler, settings.dask_workers))
+            else:
+                from recommender.executor import LocalExecutor
+
+                executor = LocalExecutor()
             if args.dry_run:
                 sink = JsonLinesSink(args.dry_run)
             elif args.sink != "write":
@@ -166,13 +171,14 @@ def main(argv: list[str] | None = None) -> int:
                 model_params=settings.model_params,
                 min_coverage_ratio=0.0 if args.force else settings.min_coverage_ratio,
                 s3_endpoint_url=settings.s3_endpoint_url,
-                search=SearchOptions.from_settings(settings, args.search, engine),
+                search=SearchOptions.from_settings(settings, args.search),
                 min_recall=settings.min_recall,
                 explain=settings.explain,
+                executor=executor,
             )
         finally:
-            if engine is not None:
-                engine.close()
+            if executor is not None:
+                executor.close()
     except (DataValidationError, pipeline.CoverageError) as exc:
         return _fail(BAD_INPUT, str(exc))
     except LockHeld as exc:
@@ -189,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         stopped = _stopped("SIGTERM", published=sink is not None and sink.published)
     except Exception as exc:  # noqa: BLE001 - the operator gets one line; the log has the trace
         log.debug("generator failed", exc_info=True)
-        if sink is not None and sink.published:  # e.g. closing the Dask engine after the run: it stays published
+        if sink is not None and sink.published:  # e.g. closing the executor after the run: it stays published
             log.warning("run published, then: %s: %s", exc.__class__.__name__, exc)
         else:
             return _fail(FAILED, f"generator failed: {exc.__class__.__name__}: {exc}")

@@ -26,6 +26,11 @@ class ModelSpec:
     target: str  # "package.module:ClassName"
     tables: tuple[str, ...]  # the generator and the evaluation load only these
     description: str  # one line, shown by the API and the docs
+    #: Fuses the lists the other models of the same run computed (no vectors, no search of its own):
+    #: the generator runs it after them, searches its components to its ``depth`` and fuses on the
+    #: driver; run alone it fits and searches its components itself.  Such a class has ``combine``
+    #: and ``components``.
+    fuses: bool = False
 
     def load(self) -> type[SimilarityModel]:
         module_name, class_name = self.target.split(":")
@@ -51,10 +56,9 @@ MODELS: tuple[ModelSpec, ...] = (
               ("user_course_views",), "ALS factors of BM25-weighted view time (implicit), cosine: users of the same viewing taste"),
     ModelSpec("knn_collab_filtering_user_assessment_score", "recommender.models.knn_assessment_score:KnnUserAssessmentScore",
               ("user_assessment_scores",), "Assessment scores as within-tag percentiles, cosine: users who took the same assessments at a similar level"),
-    # Last: it fuses the lists the models above computed in the same run (no refit).
     ModelSpec("ensemble_user_similarity", "recommender.models.ensemble:EnsembleUserSimilarity",
               ("user_assessment_scores", "user_course_views", "user_interests"),
-              "Weighted cosine fusion of the other models' candidates: users several models agree on"),
+              "Weighted cosine fusion of the other models' candidates: users several models agree on", fuses=True),
 )
 
 MODEL_HANDLES: tuple[str, ...] = tuple(spec.handle for spec in MODELS)
@@ -76,6 +80,11 @@ def get_spec(handle: str) -> ModelSpec:
 def create_model(handle: str, **params: Any) -> SimilarityModel:
     """Instantiate the model registered as ``handle`` with its keyword parameters."""
     return get_spec(handle).create(**params)
+
+
+def run_order(handles: tuple[str, ...] | list[str]) -> list[str]:
+    """``handles`` in the order a run computes them: the models that fuse others last (stable otherwise)."""
+    return sorted(handles, key=lambda handle: get_spec(handle).fuses)
 
 
 def tables_for(handles: tuple[str, ...] | list[str]) -> tuple[str, ...]:

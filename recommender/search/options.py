@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 SEARCH_METHODS = ("exact", "ann", "auto")
 #: Vectors up to this many features go into the HNSW graph as they are; wider ones are reduced.
@@ -31,18 +31,18 @@ class SearchOptions:
     #: Users sampled to measure the approximate search's recall@10 against exact search.
     recall_sample: int = 2000
     seed: int = 7
-    #: Where the exact search runs: None on this machine, else a DaskEngine (``--engine dask``).
-    engine: object | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.method not in SEARCH_METHODS:
             raise ValueError(f"search method {self.method!r} is not one of {', '.join(SEARCH_METHODS)}")
 
     @classmethod
-    def from_settings(cls, settings: object, method: str | None = None, engine: object | None = None) -> SearchOptions:
-        """The options of a generator run: its settings (``GeneratorSettings``), ``method`` from ``--search``."""
+    def from_settings(cls, settings: object, method: str | None = None) -> SearchOptions:
+        """The options of a generator run: its settings (``GeneratorSettings``), ``method`` from ``--search``.
+
+        Where the search runs (this machine or Dask) is not an option of the search: the pipeline's
+        executor (:mod:`recommender.executor`) runs it."""
         return cls(
-            engine=engine,
             method=method or settings.search,
             auto_exact_max_users=settings.auto_exact_max_users,
             dense_mb=settings.search_dense_mb,

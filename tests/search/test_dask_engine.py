@@ -1,4 +1,5 @@
-"""The Dask engine (LocalCluster of 2 worker processes) gives the local engine's answers, bit for bit."""
+"""Both executors (this machine's processes, a Dask LocalCluster of 2 worker processes) give the
+one-process answer, bit for bit: the same lists, scores and items, however the users are partitioned."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import sys
 
 import numpy as np
 import pytest
-from scipy import sparse
 
+from recommender.executor import DaskExecutor, LocalExecutor
+from recommender.models.registry import create_model
+from recommender.partitions import ModelJob
+from recommender.search.checksum import checksum
 from recommender.search.exact import exact_top_k
 from tests.conftest import ROOT
 
@@ -26,21 +30,76 @@ def engine():
     engine.close()
 
 
-@pytest.mark.parametrize("kind", ["sparse-postings", "dense-gemm"])
-def test_partitioned_exact_search_is_bit_identical_to_the_local_one(engine, kind):
-    rng = np.random.default_rng(2)
-    if kind == "dense-gemm":
-        vectors = rng.normal(size=(2500, 32)).astype(np.float32)
-    else:
-        vectors = sparse.random(2500, 750, density=0.036, random_state=2, format="csr", dtype=np.float32)
-    users = np.sort(rng.choice(10**6, 2500, replace=False)) + 1
-    # block_mb=1: ~50 queries per GEMM block, so the search spans many blocks and many tasks.
-    local = exact_top_k(vectors, users, 10, block_mb=1)
-    remote = engine.top_k(vectors, users, 10, block_mb=1)
-    assert engine.workers == 2
-    np.testing.assert_array_equal(remote.users, local.users)
-    np.testing.assert_array_equal(remote.similar, local.similar)
-    assert remote.scores.tobytes() == local.scores.tobytes()
+@pytest.fixture(scope="module")
+def processes():
+    executor = LocalExecutor(processes=2, min_users=0)  # every model in the 2 worker processes
+    yield executor
+    executor.close()
+
+
+class BlockSink:
+    """A sink without a partition target (as a dry run): the partitions' items come back to the driver."""
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self.calls = 0
+
+    def partition_target(self) -> None:
+        return None
+
+    def write(self, model_handle, items, total=None, progress=False) -> int:
+        self.calls += 1
+        before = len(self.records)
+        self.records.extend(item.to_record() for item in items)
+        return len(self.records) - before
+
+    def written(self, model_handle, count) -> None:
+        raise AssertionError("no partition target: the driver writes")
+
+
+def _job(handle: str, explain: bool = True) -> ModelJob:
+    # block_mb=1: ~50 queries per GEMM block, so the search spans many blocks and many partitions.
+    return ModelJob(handle, depth=12, top_n=10, run_id="RUN", generated_at="AT", explain=explain, keep=True, block_mb=1)
+
+
+@pytest.mark.parametrize("handle", ["tfidf_user_interest", "als_collab_filtering_user_course_view"],
+                         ids=["sparse-postings", "dense-gemm"])
+def test_both_executors_give_the_one_process_lists_and_items(engine, processes, small_tables, handle):
+    model = create_model(handle).fit(small_tables)
+    vectors, users = model.user_vectors()
+    oracle = exact_top_k(vectors, users, 12, block_mb=1)  # the whole search in one call
+
+    answers = {}
+    for name, executor in (("in-process", LocalExecutor()), ("processes", processes), ("dask", DaskExecutor(engine))):
+        sink = BlockSink()
+        done = executor.run_model(model, _job(handle), sink)
+        answers[name] = (done, sink)
+        np.testing.assert_array_equal(done.lists.users, oracle.users)
+        np.testing.assert_array_equal(done.lists.similar, oracle.similar)
+        assert done.lists.scores.tobytes() == oracle.scores.tobytes(), name
+        assert done.lists_checksum == checksum(done.lists.__class__(oracle.users, oracle.similar[:, :10],
+                                                                    oracle.scores[:, :10])), name
+    in_process = answers["in-process"]
+    assert in_process[0].partitions == 0 and in_process[1].calls == 1
+    assert len(in_process[1].records) > 500
+    for name in ("processes", "dask"):
+        done, sink = answers[name]
+        assert done.partitions >= 2 and sink.calls == done.partitions, name
+        assert json.dumps(sink.records) == json.dumps(in_process[1].records), name
+        assert done.items_written == in_process[0].items_written == len(sink.records)
+
+
+def test_an_answer_from_the_driver_is_cut_into_partitions_that_explain_and_write_it(engine, processes, small_tables):
+    model = create_model("knn_collab_filtering_user_course_view").fit(small_tables)
+    vectors, users = model.user_vectors()
+    answer = exact_top_k(vectors, users, 12)  # stands for the approximate search's answer
+    records = {}
+    for name, executor in (("in-process", LocalExecutor()), ("processes", processes), ("dask", DaskExecutor(engine))):
+        sink = BlockSink()
+        done = executor.run_model(model, _job(model.handle), sink, answer)
+        assert done.lists is answer and done.search == answer.method
+        records[name] = json.dumps(sink.records)
+    assert records["processes"] == records["dask"] == records["in-process"]
 
 
 def _dry_run(small_dataset, out, *extra: str) -> list[dict]:
@@ -66,16 +125,18 @@ def test_generator_dry_run_with_the_dask_engine_writes_the_local_engines_items(s
 
 
 def test_a_worker_killed_mid_search_still_gives_the_whole_answer(engine):
-    """Dask reruns the lost worker's blocks on the other (the vectors are on both): same answer, or an error."""
+    """Dask reruns the lost worker's partitions on the other (the model is on both): same answer, or an error."""
     import signal
     import threading
     import time
 
     rng = np.random.default_rng(8)
-    vectors = rng.normal(size=(12_000, 32)).astype(np.float32)
-    users = np.arange(1, 12_001)
+    model = create_model("als_collab_filtering_user_course_view")  # given vectors: a fitted model's state
+    model.vectors_, model.users_ = rng.normal(size=(12_000, 32)).astype(np.float32), np.arange(1, 12_001)
     result: dict = {}
-    search = threading.Thread(target=lambda: result.update(answer=engine.top_k(vectors, users, 10, block_mb=1)))
+    executor = DaskExecutor(engine)
+    search = threading.Thread(target=lambda: result.update(
+        answer=executor.run_model(model, _job(model.handle, explain=False), BlockSink()).lists))
     search.start()
     deadline = time.monotonic() + 60
     while not any(engine.client.processing().values()) and time.monotonic() < deadline:
@@ -84,7 +145,7 @@ def test_a_worker_killed_mid_search_still_gives_the_whole_answer(engine):
     os.kill(victim, signal.SIGKILL)
     search.join(timeout=300)
     assert not search.is_alive()
-    local = exact_top_k(vectors, users, 10, block_mb=1)
+    local = exact_top_k(model.vectors_, model.users_, 12, block_mb=1)
     np.testing.assert_array_equal(result["answer"].similar, local.similar)
     assert result["answer"].scores.tobytes() == local.scores.tobytes()
     assert victim not in engine.client.run(os.getpid).values(), "the killed worker was replaced"
