@@ -181,6 +181,20 @@ def _attributes(user_handle: int, model_handle: str, similar: list[int], scores:
     return to_attributes(item)
 
 
+
+
+def _import_line(user: int, model: str, similar: list[int], scores: list[float], reasons: str | None, run: str) -> str:
+    """``'{"Item":' + JSON of _attributes(...) + '}\\n'``, ImportTable's DynamoDB JSON line, written as text.
+
+    ``model`` is the model handle as JSON, ``run`` the ``generated_at`` and ``run_id`` attributes
+    as JSON (the same for a whole block: :meth:`ItemBlock.import_lines` makes them once).  Why not
+    through :func:`_attributes`: boto3's serializer and the dicts were most of an export's CPU per
+    item; the lists are JSON without anything to escape and the packed reasons are one string.
+    """
+    why = "" if reasons is None else ',"reasons":{"S":' + _dumps(reasons) + "}"
+    return ('{"Item":{"user_handle":{"N":"' + str(user) + '"},"model_handle":{"S":' + model + '},"similar_users":{"S":"'
+            + _dumps(similar) + '"},"scores":{"S":"' + _dumps(scores) + '"},' + run + why + "}}\n")
+
 #: Compact JSON (the C encoder; one instance: ``json.dumps`` with options builds an encoder per call).
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -375,12 +389,12 @@ class ItemBlock:
                                for u, s, i, wt in zip(similar, scores, index, weight))
             yield StoredItem(user, self.model_handle, neighbours, self.run_id, self.generated_at)
 
-    def dynamo_items(self) -> Iterator[dict[str, dict]]:
-        """``item.to_dynamo()`` for every item, without building the items (reasons packed a chunk at a time)."""
+    def _items(self) -> Iterator[tuple[int, list[int], list[float], str | None]]:
+        """(user, neighbours, scores, packed reasons or None) of every item, reasons packed a chunk at a time."""
         why = self.explanations
         if why is None:
             for user, similar, scores, _ in self._rows(lambda rows: repeat(None)):
-                yield _attributes(user, self.model_handle, similar, scores, None, self.run_id, self.generated_at)
+                yield user, similar, scores, None
             return
         kind, width = _dumps(why.kind), why.index.shape[2]
         names = [_dumps(str(name)) for name in why.names.tolist()]
@@ -391,8 +405,20 @@ class ItemBlock:
             return zip(*_pack_arrays(self._index(rows), why.weight[rows], counts, names, lengths))
 
         for user, similar, scores, (values, ids, weights) in self._rows(packed_rows):
-            reasons = _packed(kind, width, values, ids, weights) if values else None
+            yield user, similar, scores, _packed(kind, width, values, ids, weights) if values else None
+
+    def dynamo_items(self) -> Iterator[dict[str, dict]]:
+        """``item.to_dynamo()`` for every item, without building the items."""
+        for user, similar, scores, reasons in self._items():
             yield _attributes(user, self.model_handle, similar, scores, reasons, self.run_id, self.generated_at)
+
+    def import_lines(self) -> Iterator[str]:
+        """Every item's line of ImportTable's DynamoDB JSON (``{"Item": <dynamo_items()'s attributes>}``),
+        written as text without the attribute dicts (:func:`_import_line`): the export's hot path."""
+        model = _dumps(self.model_handle)
+        run = '"generated_at":{"S":' + _dumps(self.generated_at) + '},"run_id":{"S":' + _dumps(self.run_id) + "}"
+        for user, similar, scores, reasons in self._items():
+            yield _import_line(user, model, similar, scores, reasons, run)
 
     def split(self, users: int) -> Iterator[ItemBlock]:
         """Consecutive slices of at most ``users`` users; each keeps only the reason names it uses."""
