@@ -45,6 +45,48 @@ def _sparse_pair_dots(indptr, indices, data, width, a, b, chunks, zero, out):  #
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
+def _top_products(indptr, indices, data, width, feature, a, b, chunks, out_index, out_value):  # pragma: no cover
+    """Per pair ``i``, the ``out_index.shape[1]`` features with the largest positive sum of products
+    ``a_j · b_j`` over their columns ``j`` (``feature`` maps columns to features, not decreasing),
+    ties by feature; -1 / 0 for none.  The scatter of :func:`_sparse_pair_dots`; ``b``'s columns
+    come in order, so a feature's columns are adjacent and features arrive in increasing order."""
+    pairs, top = a.shape[0], out_index.shape[1]
+    for chunk in numba.prange(chunks):
+        start, stop = chunk * pairs // chunks, (chunk + 1) * pairs // chunks
+        scratch = np.zeros(width, dtype=data.dtype)
+        current = -1
+        for i in range(start, stop):
+            if a[i] != current:
+                if current >= 0:
+                    for p in range(indptr[current], indptr[current + 1]):
+                        scratch[indices[p]] = 0
+                current = a[i]
+                for p in range(indptr[current], indptr[current + 1]):
+                    scratch[indices[p]] = data[p]
+            for r in range(top):
+                out_index[i, r], out_value[i, r] = -1, 0.0
+            p, end = indptr[b[i]], indptr[b[i] + 1]
+            while p < end:
+                f = feature[indices[p]]
+                value = 0.0
+                shared = False
+                while p < end and feature[indices[p]] == f:
+                    if scratch[indices[p]] != 0:
+                        value += scratch[indices[p]] * data[p]
+                        shared = True
+                    p += 1
+                if not shared or value <= 0:
+                    continue
+                r = top
+                while r > 0 and (out_index[i, r - 1] < 0 or value > out_value[i, r - 1]):
+                    r -= 1
+                if r < top:  # shift the lower ones down, insert at r (an equal value stays above)
+                    for q in range(top - 1, r, -1):
+                        out_index[i, q], out_value[i, q] = out_index[i, q - 1], out_value[i, q - 1]
+                    out_index[i, r], out_value[i, r] = f, value
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _dense_pair_dots(vectors, rows, cols, zero, out):  # pragma: no cover - compiled
     """``out[i, j]`` = dot of dense rows ``rows[i]`` and ``cols[i, j]``."""
     for i in numba.prange(rows.shape[0]):
@@ -78,3 +120,19 @@ def pair_dots(vectors: np.ndarray | sparse.csr_matrix, rows: np.ndarray, cols: n
     else:
         _dense_pair_dots(np.ascontiguousarray(vectors, dtype=dtype), rows, cols, zero, out)
     return out.ravel() if flat else out
+
+
+def top_shared_features(unit: sparse.csr_matrix, feature: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                        top: int) -> tuple[np.ndarray, np.ndarray]:
+    """(len(rows), top) features and sums of the largest positive contributions ``u_j · v_j`` shared by
+    rows ``rows[i]`` and ``cols[i]`` of ``unit`` (columns grouped into features by ``feature``, which
+    must not decrease), best first, ties by feature; -1 and 0 where there are fewer."""
+    unit = sparse.csr_matrix(unit, dtype=np.float64)
+    if not unit.has_canonical_format:
+        unit = unit.copy()
+        unit.sum_duplicates()
+    index = np.empty((len(rows), top), dtype=np.int64)
+    value = np.empty((len(rows), top), dtype=np.float64)
+    _top_products(unit.indptr, unit.indices, unit.data, unit.shape[1], feature, np.asarray(rows, dtype=np.int64),
+                  np.asarray(cols, dtype=np.int64), min(len(rows), 64 * numba.get_num_threads()), index, value)
+    return index, value
