@@ -9,7 +9,8 @@ Layout under the export location (a folder, or ``s3://bucket/prefix``):
 
 * ``data/<model_handle>/<first user>-<n>.json.gz``: one ``{"Item": {...}}`` per line, the attribute
   values :meth:`~recommender.store.items.ItemBlock.dynamo_items` gives, i.e. exactly what the
-  write path puts (:mod:`recommender.store.items` is their one home);
+  write path puts (:mod:`recommender.store.items` is their one home; it writes these lines as
+  text straight from the arrays, :meth:`~recommender.store.items.ItemBlock.import_lines`);
 * ``manifest.json``: run id, each model's item count and ``lists_checksum``, the table's key
   schema, the code's commit; written last, so an export with a manifest is complete.
 

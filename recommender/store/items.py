@@ -19,8 +19,9 @@ upgrade keep serving until they are replaced.
 
 The generator does not build an object per item on its hot path: :class:`ItemBlock` holds a
 model's answer as arrays, yields the DynamoDB attribute values straight from them (the same
-values :meth:`StoredItem.to_dynamo` gives), splits into slices that are cheap to send to a
-writer process, and still iterates as :class:`StoredItem` for every other consumer.
+values :meth:`StoredItem.to_dynamo` gives) or an export's DynamoDB JSON lines of them
+(:meth:`ItemBlock.import_lines`, text without the attribute dicts), splits into slices that are
+cheap to send to a writer process, and still iterates as :class:`StoredItem` for every other consumer.
 """
 
 from __future__ import annotations
