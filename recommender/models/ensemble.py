@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, Self
 
+import numba
 import numpy as np
 from scipy import sparse
 from sklearn.preprocessing import normalize
@@ -147,13 +148,11 @@ class EnsembleUserSimilarity(SimilarityModel):
             block = users[lo:lo + USER_BLOCK]
             row, col, parts = self._evidence(lists, used, block, units)
             fused = np.round(parts.sum(axis=1), SCORE_DECIMALS)
-            positive = np.flatnonzero(fused > 0)
-            order = positive[np.lexsort((col[positive], -fused[positive], row[positive]))]  # best first, ties by user_handle
-            row, col, fused, parts = row[order], col[order], fused[order], parts[order]
-            rank = np.arange(len(row)) - np.searchsorted(row, row)
-            keep = rank < n
-            row, rank = row[keep] + lo, rank[keep]
-            similar[row, rank], scores[row, rank], contributions[row, rank] = col[keep], fused[keep], parts[keep]
+            best = np.full((len(block), n), -1, dtype=np.int64)  # [row, rank]: the pair, best first
+            _top_pairs(np.searchsorted(row, np.arange(len(block) + 1)), fused, best)
+            rows, rank = np.nonzero(best >= 0)
+            pair = best[rows, rank]
+            similar[rows + lo, rank], scores[rows + lo, rank], contributions[rows + lo, rank] = col[pair], fused[pair], parts[pair]
         self.used_ = tuple(used)
         self.users_ = users
         self.contributions_ = contributions  # [i, r, m]: model used_[m]'s part of neighbour r's score
@@ -201,6 +200,26 @@ class EnsembleUserSimilarity(SimilarityModel):
 
     def user_vectors(self) -> Any:
         raise NotImplementedError("the ensemble fuses ranked lists; it has no user vectors")
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _top_pairs(starts, fused, best):  # pragma: no cover - compiled
+    """``best[r]``: the pairs ``starts[r]:starts[r + 1]`` (one row's candidates, by user_handle) with the
+    largest positive ``fused``, best first, ties by user_handle: an insertion into the row's top n,
+    over both cores (sorting the block's pairs by row, score and handle took longer than the fusion)."""
+    n = best.shape[1]
+    for r in numba.prange(best.shape[0]):
+        kept = 0
+        for p in range(starts[r], starts[r + 1]):
+            score = fused[p]
+            if score <= 0 or (kept == n and score <= fused[best[r, n - 1]]):
+                continue
+            at = min(kept, n - 1)
+            while at > 0 and score > fused[best[r, at - 1]]:  # an equal score keeps the lower handle first
+                best[r, at] = best[r, at - 1]
+                at -= 1
+            best[r, at] = p
+            kept = min(kept + 1, n)
 
 
 def unit_vectors(model: SimilarityModel) -> tuple[np.ndarray | sparse.csr_matrix, RowLookup]:
