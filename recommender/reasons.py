@@ -4,8 +4,7 @@ For a cosine over non-negative feature vectors (tags, courses, assessment tags) 
 ``u`` and ``v`` is a sum over features ``j`` of ``û_j · v̂_j`` (unit vectors): each shared feature's
 *contribution* is exact, and the three largest are the reasons (``weight`` = that contribution, so
 a neighbour's weights add up to at most its score).  The product is taken for all (user,
-neighbour) pairs of a block at once (sparse rows gathered for both sides and multiplied
-element-wise): no loop over users, no users × users matrix.
+neighbour) pairs of a block at once: no users × users matrix.
 
 Models without interpretable features say what they can: the ALS model the shared courses of its
 (BM25) confidence matrix, the DNN the overlap of the two users' course-level mixes, the ensemble
@@ -86,21 +85,21 @@ def shared_features(
     else:
         scale = np.divide(1.0, row_norms, out=np.zeros(len(row_norms)), where=row_norms > 0)
         unit = sparse.csr_matrix(sparse.diags(scale) @ sparse.csr_matrix(vectors, dtype=np.float64))
+    from recommender.search.pair_dots import top_shared_features  # numba: the API never explains
+
+    if feature_of_column is None:
+        feature_of_column = np.arange(unit.shape[1])
+    if np.any(np.diff(feature_of_column) < 0):
+        raise ValueError("feature_of_column must not decrease: a feature's columns are adjacent")
     shape = neighbours.similar.shape
     index = np.full((shape[0] * shape[1], MAX_REASONS), -1, dtype=np.int64)
     weight = np.zeros((shape[0] * shape[1], MAX_REASONS), dtype=np.float64)
     pair, user_rows, neighbour_rows = _pairs(neighbours, users)
     for start in range(0, len(pair), PAIR_BLOCK):
         block = slice(start, start + PAIR_BLOCK)
-        product = unit[user_rows[block]].multiply(unit[neighbour_rows[block]]).tocoo()
-        cols = product.col if feature_of_column is None else feature_of_column[product.col]
-        if feature_of_column is not None:  # add the coordinates of one feature
-            merged = sparse.coo_matrix((product.data, (product.row, cols)), shape=(product.shape[0], len(names))).tocsr()
-            merged.sum_duplicates()
-            product = merged.tocoo()
-            cols = product.col
-        idx, wt = _top_per_row(product.row, cols, product.data, product.shape[0])
-        index[pair[block]], weight[pair[block]] = idx, wt
+        idx, wt = top_shared_features(unit, np.asarray(feature_of_column, dtype=np.int64), user_rows[block],
+                                      neighbour_rows[block], MAX_REASONS)
+        index[pair[block]], weight[pair[block]] = idx, np.round(wt, WEIGHT_DECIMALS)
     return Explanations(kind, np.asarray(names), index.reshape(*shape, MAX_REASONS), weight.reshape(*shape, MAX_REASONS))
 
 

@@ -323,6 +323,27 @@ def bench_write() -> str:
     return "\n".join(rows)
 
 
+def bench_fusion_export() -> str:
+    """The ensemble's fusion and every model's reasons at 100,000 users, and the export's CPU per item."""
+    fusion = _json(BENCH / "results" / "fusion_reasons.json")
+    export = _json(BENCH / "results" / "export.json")
+    lines = [f"Fusion and reasons: {fusion['users']:,} users (`{fusion['data_dir']}`), {fusion['cpus']} shared cores, "
+             f"{fusion['date']} UTC, median of {len(next(iter(fusion['rounds'].values())))} rounds after a warm-up "
+             "(`benchmarks/results/fusion_reasons.json`); the last column scales linearly to 1,000,000 users.", "",
+             "| stage | seconds | load average (1 min) | seconds at 1,000,000 users (linear) |", "| --- | ---: | ---: | ---: |"]
+    for name, figures in fusion["median"].items():
+        lines.append(f"| {name} | {_n(figures['seconds'], 2)} | {_n(figures['loadavg_1m_start'], 1)} | "
+                     f"{_n(figures['seconds_at_1m_users_linear'], 0)} |")
+    lines += ["", f"Export (`benchmarks/results/export.json`, {export['items']:,} items of {', '.join(export['models'])} "
+              f"with reasons, {export['date']} UTC): build + serialise + gzip, client CPU per item.", "",
+              "| writer | items/s | client µs per item | gzip bytes per item | load average (1 min) |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for name, figures in export["median"].items():
+        lines.append(f"| {name} | {_n(figures['items_per_second'])} | {_n(figures['client_us_per_item'], 1)} | "
+                     f"{_n(figures['gzip_bytes_per_item'], 1)} | {_n(figures['loadavg_1m_start'], 1)} |")
+    return "\n".join(lines)
+
+
 def extrapolation() -> dict:
     """A 1,000,000-user run of the local engine, worked out from the measurements (not measured)."""
     run = _json(BENCH / "results" / "scale.json")["runs"]["100000-local-auto"]
@@ -420,7 +441,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "bench-results": bench_results, "bench-scale": bench_scale, "bench-search": bench_search,
     "bench-load": bench_load, "bench-dnn-fit": bench_dnn_fit, "bench-write": bench_write,
     "bench-extrapolation": bench_extrapolation, "ab-demo": ab_demo, "scaling-inputs": scaling_inputs,
-    "scale-measured": scale_measured, "scale-10m": scale_10m,
+    "scale-measured": scale_measured, "scale-10m": scale_10m, "bench-fusion-export": bench_fusion_export,
 }
 
 

@@ -6,12 +6,15 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
+from scipy import sparse
 
 from recommender.data.loader import Tables
 from recommender.models.knn_assessment_score import KnnUserAssessmentScore
 from recommender.models.tfidf_interest import TfidfUserInterest
-from recommender.reasons import MAX_REASONS, describe
+from recommender.reasons import MAX_REASONS, WEIGHT_DECIMALS, describe, shared_features
 from recommender.store.items import build_items, stored_size
+from recommender.topk import Neighbours
 
 EMPTY = pd.DataFrame()
 
@@ -63,3 +66,35 @@ def test_stored_items_with_reasons_stay_under_4_kb_at_n_10(small_tables):
     largest = max(stored_size(i.to_dynamo()) for i in items)
     assert largest < 4096, largest
     assert max(len(json.dumps(i.to_record()).encode()) for i in items) > largest
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_shared_features_equal_a_brute_force_oracle(grouped):
+    """Every pair's top reasons against dense products, one pair at a time; ``grouped``: two columns per feature."""
+    rng = np.random.default_rng(8)
+    users, columns, n = 60, 12, 6
+    dense = np.where(rng.random((users, columns)) < 0.45, rng.integers(1, 4, (users, columns)), 0).astype(float)
+    dense[5] = 0  # a user without features
+    dense[:, 3] = dense[:, 4] = np.where(dense[:, 3] > 0, 1.0, 0.0)  # equal contributions: ties by feature
+    handles = np.arange(100, 100 + users)
+    similar = np.stack([rng.choice(np.delete(handles, i), n, replace=False) for i in range(users)])
+    similar[::9, 4:] = -1
+    neighbours = Neighbours(handles, similar, np.where(similar >= 0, 0.5, np.nan).astype(np.float32))
+    feature = np.arange(columns) // 2 if grouped else np.arange(columns)
+    names = np.array([f"f{j}" for j in range(feature.max() + 1)])
+    got = shared_features(sparse.csr_matrix(dense), handles, neighbours, names, "tag",
+                          feature_of_column=feature if grouped else None)
+    unit = dense / np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-300)
+    for i in range(users):
+        for r in range(n):
+            v = similar[i, r]
+            if v < 0:
+                assert (got.index[i, r] == -1).all()
+                continue
+            products = unit[i] * unit[v - 100]
+            sums = np.bincount(feature, weights=products, minlength=len(names))
+            shared = np.bincount(feature, weights=(products > 0), minlength=len(names)) > 0
+            order = [j for j in sorted(range(len(names)), key=lambda j: (-sums[j], j)) if shared[j] and sums[j] > 0]
+            order = order[:MAX_REASONS]
+            assert got.index[i, r, :len(order)].tolist() == order and (got.index[i, r, len(order):] == -1).all()
+            np.testing.assert_allclose(got.weight[i, r, :len(order)], np.round(sums[order], WEIGHT_DECIMALS), atol=1e-12)

@@ -30,13 +30,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, Self
 
+import numba
 import numpy as np
 from scipy import sparse
 from sklearn.preprocessing import normalize
 
 from recommender.data.loader import Tables
 from recommender.models.base import NotFittedError, SimilarityModel
-from recommender.reasons import PAIR_BLOCK, Explanations, agreeing_models
+from recommender.reasons import Explanations, agreeing_models
+from recommender.search.pair_dots import pair_dots
 from recommender.topk import SCORE_DECIMALS, Neighbours
 
 if TYPE_CHECKING:
@@ -146,13 +148,11 @@ class EnsembleUserSimilarity(SimilarityModel):
             block = users[lo:lo + USER_BLOCK]
             row, col, parts = self._evidence(lists, used, block, units)
             fused = np.round(parts.sum(axis=1), SCORE_DECIMALS)
-            order = np.lexsort((col, -fused, row))  # best first, ties by user_handle
-            order = order[fused[order] > 0]
-            row, col, fused, parts = row[order], col[order], fused[order], parts[order]
-            rank = np.arange(len(row)) - np.searchsorted(row, row)
-            keep = rank < n
-            row, rank = row[keep] + lo, rank[keep]
-            similar[row, rank], scores[row, rank], contributions[row, rank] = col[keep], fused[keep], parts[keep]
+            best = np.full((len(block), n), -1, dtype=np.int64)  # [row, rank]: the pair, best first
+            _top_pairs(np.searchsorted(row, np.arange(len(block) + 1)), fused, best)
+            rows, rank = np.nonzero(best >= 0)
+            pair = best[rows, rank]
+            similar[rows + lo, rank], scores[rows + lo, rank], contributions[rows + lo, rank] = col[pair], fused[pair], parts[pair]
         self.used_ = tuple(used)
         self.users_ = users
         self.contributions_ = contributions  # [i, r, m]: model used_[m]'s part of neighbour r's score
@@ -176,7 +176,10 @@ class EnsembleUserSimilarity(SimilarityModel):
             weight = self.weights[handle]
             listed.append(weight / (self.c + rank) if self.fusion == "rrf" else weight * answer.scores[first:last][valid])
         row, col = np.concatenate(rows), np.concatenate(cols)
-        pair = np.lexsort((col, row))
+        if len(col) and col.min() >= 0 and col.max() < (1 << 62) // len(block):  # one integer key: one sort
+            pair = np.argsort(row * (col.max() + 1) + col)
+        else:
+            pair = np.lexsort((col, row))
         first = np.r_[True, (row[pair][1:] != row[pair][:-1]) | (col[pair][1:] != col[pair][:-1])]
         pair_of = np.empty(len(row), dtype=np.int64)
         pair_of[pair] = np.cumsum(first) - 1
@@ -199,27 +202,60 @@ class EnsembleUserSimilarity(SimilarityModel):
         raise NotImplementedError("the ensemble fuses ranked lists; it has no user vectors")
 
 
-def unit_vectors(model: SimilarityModel) -> tuple[np.ndarray | sparse.csr_matrix, np.ndarray]:
-    """(row-normalised vectors, users) of a fitted model: normalised once, used for every block."""
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _top_pairs(starts, fused, best):  # pragma: no cover - compiled
+    """``best[r]``: the pairs ``starts[r]:starts[r + 1]`` (one row's candidates, by user_handle) with the
+    largest positive ``fused``, best first, ties by user_handle: an insertion into the row's top n,
+    over both cores (sorting the block's pairs by row, score and handle took longer than the fusion)."""
+    n = best.shape[1]
+    for r in numba.prange(best.shape[0]):
+        kept = 0
+        for p in range(starts[r], starts[r + 1]):
+            score = fused[p]
+            if score <= 0 or (kept == n and score <= fused[best[r, n - 1]]):
+                continue
+            at = min(kept, n - 1)
+            while at > 0 and score > fused[best[r, at - 1]]:  # an equal score keeps the lower handle first
+                best[r, at] = best[r, at - 1]
+                at -= 1
+            best[r, at] = p
+            kept = min(kept + 1, n)
+
+
+def unit_vectors(model: SimilarityModel) -> tuple[np.ndarray | sparse.csr_matrix, RowLookup]:
+    """(row-normalised vectors, their rows by handle) of a fitted model: made once, used for every block."""
     vectors, users = model.user_vectors()
     unit = normalize(sparse.csr_matrix(vectors, dtype=np.float64) if sparse.issparse(vectors)
                      else np.asarray(vectors, dtype=np.float64))
-    return unit, users
+    return unit, RowLookup(users)
 
 
-def pair_cosines(unit: np.ndarray | sparse.csr_matrix, users: np.ndarray, a: np.ndarray, b: np.ndarray,
-                 block: int = PAIR_BLOCK) -> np.ndarray:
-    """Cosine (clipped at 0) of users ``a[i]`` and ``b[i]`` from row-normalised ``unit`` (one row per
-    handle in ``users``); 0 for a user without a row.  One row-wise product per pair, in blocks."""
-    if len(users) == 0:
-        return np.zeros(len(a))
-    ia, ib = (np.minimum(np.searchsorted(users, x), len(users) - 1) for x in (a, b))
-    known = (users[ia] == a) & (users[ib] == b)
-    out = np.zeros(len(a))
-    for start in range(0, len(a), block):
-        s = slice(start, start + block)
-        if sparse.issparse(unit):
-            out[s] = np.asarray(unit[ia[s]].multiply(unit[ib[s]]).sum(axis=1)).ravel()
-        else:
-            out[s] = np.einsum("ij,ij->i", unit[ia[s]], unit[ib[s]])
-    return np.where(known, np.clip(out, 0.0, 1.0), 0.0)
+class RowLookup:
+    """Handles → rows of the sorted ``users`` (-1: none).  A table indexed by handle when the handles
+    are small non-negative integers (one gather per pair; a binary search per pair was a sixth of
+    the fusion's time), else a binary search."""
+
+    def __init__(self, users: np.ndarray) -> None:
+        self.users = np.asarray(users, dtype=np.int64)
+        self.table: np.ndarray | None = None
+        if len(self.users) and self.users[0] >= 0 and self.users[-1] < 4 * len(self.users) + (1 << 16):
+            self.table = np.full(int(self.users[-1]) + 1, -1, dtype=np.int64)
+            self.table[self.users] = np.arange(len(self.users))
+
+    def __call__(self, handles: np.ndarray) -> np.ndarray:
+        if len(self.users) == 0:
+            return np.full(len(handles), -1, dtype=np.int64)
+        if self.table is not None:
+            inside = (handles >= 0) & (handles < len(self.table))
+            return np.where(inside, self.table[np.where(inside, handles, 0)], -1)
+        at = np.minimum(np.searchsorted(self.users, handles), len(self.users) - 1)
+        return np.where(self.users[at] == handles, at, -1)
+
+
+def pair_cosines(unit: np.ndarray | sparse.csr_matrix, rows: RowLookup, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine (clipped at 0) of users ``a[i]`` and ``b[i]`` from row-normalised ``unit`` (its rows by
+    handle: ``rows``); 0 for a user without a row.  Each pair's rows are read in place by the
+    compiled kernel of :mod:`recommender.search.pair_dots` (over both cores), never gathered."""
+    ia, ib = rows(a), rows(b)
+    known = (ia >= 0) & (ib >= 0)
+    return np.where(known, np.clip(pair_dots(unit, np.maximum(ia, 0), np.maximum(ib, 0)), 0.0, 1.0), 0.0)

@@ -9,7 +9,8 @@ Layout under the export location (a folder, or ``s3://bucket/prefix``):
 
 * ``data/<model_handle>/<first user>-<n>.json.gz``: one ``{"Item": {...}}`` per line, the attribute
   values :meth:`~recommender.store.items.ItemBlock.dynamo_items` gives, i.e. exactly what the
-  write path puts (:mod:`recommender.store.items` is their one home);
+  write path puts (:mod:`recommender.store.items` is their one home; it writes these lines as
+  text straight from the arrays, :meth:`~recommender.store.items.ItemBlock.import_lines`);
 * ``manifest.json``: run id, each model's item count and ``lists_checksum``, the table's key
   schema, the code's commit; written last, so an export with a manifest is complete.
 
@@ -52,8 +53,10 @@ PART_ITEMS = 100_000
 #: Users per writer-process slice of an export (one part file each): ImportTable reads at most
 #: 50,000 objects, so parts must stay large (a 10M-user, 6-model run: ~3,000 parts).
 PROCESS_SLICE_USERS = 20_000
-#: zlib level: 6 compresses these items within ~3% of 9 at a fraction of its CPU.
-GZIP_LEVEL = 6
+#: zlib level: 1 spends about a quarter of level 6's CPU per item for parts ~18% larger; ImportTable
+#: is priced on the uncompressed size, so the larger parts cost only S3 bytes, while the CPU is
+#: the nightly batch's (benchmarks/results/export.json).
+GZIP_LEVEL = 1
 
 log = logging.getLogger(__name__)
 
@@ -205,15 +208,15 @@ def import_lines(attributes: Iterable[dict[str, dict]]) -> Iterator[str]:
         yield '{"Item":' + _dumps(item) + "}\n"
 
 
-def encode_part(attributes: Iterator[dict[str, dict]], limit: int | None = None) -> tuple[bytes, int, int]:
-    """One gzip part of the next ``limit`` items of ``attributes`` (all when None): its bytes, item
+def encode_part(lines: Iterator[str], limit: int | None = None) -> tuple[bytes, int, int]:
+    """One gzip part of the next ``limit`` lines (items) of ``lines`` (all when None): its bytes, item
     count and uncompressed size (what an import is priced on).  Compressed as it goes: a part's
     memory is its gzip bytes, not its text."""
     buffer = io.BytesIO()
     count = size = 0
     with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as out:
-        for batch in batches(islice(attributes, limit), 1024):
-            text = "".join(import_lines(batch)).encode()
+        for batch in batches(islice(lines, limit), 1024):
+            text = "".join(batch).encode()
             out.write(text)
             count += len(batch)
             size += len(text)
@@ -247,15 +250,17 @@ class ExportTarget:
             if len(items.neighbours.users) == 0:
                 return 0
             name = f"{int(items.neighbours.users[0]):012d}"
-        values = iter(attribute_values(items))
-        first = next(values, None)
-        if first is None:
-            return 0
-        model = first["model_handle"]["S"]
-        values = chain([first], values)
+        if isinstance(items, ItemBlock):  # text straight from the arrays; the model is the block's
+            lines, model = items.import_lines(), items.model_handle
+        else:
+            values = iter(attribute_values(items))
+            first = next(values, None)
+            if first is None:
+                return 0
+            lines, model = import_lines(chain([first], values)), first["model_handle"]["S"]
         count = index = 0
         while True:
-            data, written, _ = encode_part(values, self.part_items)
+            data, written, _ = encode_part(lines, self.part_items)
             if not written:
                 return count
             self.location.put(f"{DATA}/{model}/{name}-{index:04d}.json.gz", data)

@@ -19,8 +19,9 @@ upgrade keep serving until they are replaced.
 
 The generator does not build an object per item on its hot path: :class:`ItemBlock` holds a
 model's answer as arrays, yields the DynamoDB attribute values straight from them (the same
-values :meth:`StoredItem.to_dynamo` gives), splits into slices that are cheap to send to a
-writer process, and still iterates as :class:`StoredItem` for every other consumer.
+values :meth:`StoredItem.to_dynamo` gives) or an export's DynamoDB JSON lines of them
+(:meth:`ItemBlock.import_lines`, text without the attribute dicts), splits into slices that are
+cheap to send to a writer process, and still iterates as :class:`StoredItem` for every other consumer.
 """
 
 from __future__ import annotations
@@ -181,6 +182,68 @@ def _attributes(user_handle: int, model_handle: str, similar: list[int], scores:
     return to_attributes(item)
 
 
+
+
+def _import_line(user: int, model: str, similar: str, scores: str, reasons: str | None, run: str) -> str:
+    """``'{"Item":' + JSON of _attributes(...) + '}\\n'``, ImportTable's DynamoDB JSON line, written as text.
+
+    ``similar`` and ``scores`` are the lists' compact JSON texts (:func:`_list_texts`), ``model`` the
+    model handle as JSON, ``run`` the ``generated_at`` and ``run_id`` attributes
+    as JSON (the same for a whole block: :meth:`ItemBlock.import_lines` makes them once).  Why not
+    through :func:`_attributes`: boto3's serializer and the dicts were most of an export's CPU per
+    item; the lists are JSON without anything to escape and the packed reasons are one string.
+    """
+    why = "" if reasons is None else ',"reasons":{"S":' + _dumps(reasons) + "}"
+    return ('{"Item":{"user_handle":{"N":"' + str(user) + '"},"model_handle":{"S":' + model + '},"similar_users":{"S":"'
+            + similar + '"},"scores":{"S":"' + scores + '"},' + run + why + "}}\n")
+
+
+def _list_texts(joined: str, lengths: np.ndarray, counts: np.ndarray) -> list[str]:
+    """``"[" + row's texts joined by "," + "]"`` for consecutive rows of ``counts[i]`` texts each, from
+    all the texts already ``joined`` by "," and their ``lengths``: one slice per row."""
+    ends = np.cumsum(lengths + 1)
+    stops = np.concatenate(([0], ends))[np.cumsum(counts)] - 1
+    starts = np.concatenate(([0], stops[:-1] + 1))
+    return ["[" + joined[a:b] + "]" for a, b in zip(starts.tolist(), stops.tolist())]
+
+
+def _int_texts(numbers: np.ndarray) -> tuple[str, np.ndarray]:
+    """``str`` of every integer joined by ",", and their lengths."""
+    texts = list(map(str, numbers.tolist()))
+    return ",".join(texts), np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+
+
+def _score_texts(scores: np.ndarray) -> tuple[str, np.ndarray]:
+    """``repr(round(score, SCORE_DECIMALS))`` of every score (what :meth:`ItemBlock.dynamo_items` stores)
+    joined by ",", and their lengths, written as digits in a byte matrix instead of a float's text
+    each (the per-value ``round`` and ``repr`` were most of an item's text).
+
+    A rounded score ``k / 10**d`` of 10**-4 ≤ score < 1 reads ``0.`` and the ``d`` digits of ``k``
+    without trailing zeros (the shortest text of the nearest float).  ``k`` is ``score * 10**d``
+    rounded, which is Python's decimal rounding unless the product is within 1e-6 of a half; such
+    scores, and the others (1.0, below 10**-4: exponent notation), take ``repr(round(...))``.
+    """
+    d = SCORE_DECIMALS
+    scaled = scores.astype(np.float64) * 10.0**d
+    k = np.floor(scaled + 0.5).astype(np.int64)
+    plain = (k >= 10 ** (d - 2)) & (k < 10**d) & (np.abs(scaled - np.floor(scaled) - 0.5) > 1e-6)
+    digits = (k[:, None] // 10 ** np.arange(d - 1, -1, -1)) % 10
+    trailing = np.argmax(np.cumsum(digits[:, ::-1], axis=1) > 0, axis=1)  # zeros at the end (k > 0)
+    others = np.flatnonzero(~plain)
+    texts = [repr(round(v, d)) for v in scores[others].astype(np.float64).tolist()]
+    width = max([2 + d, *map(len, texts)])
+    chars = np.full((len(scores), width + 1), ord(","), dtype=np.uint8)
+    chars[:, 0], chars[:, 1], chars[:, 2:2 + d] = ord("0"), ord("."), digits + ord("0")
+    lengths = np.where(plain, 2 + d - trailing, 0)
+    for row, text in zip(others.tolist(), texts):
+        chars[row, :len(text)] = np.frombuffer(text.encode(), dtype=np.uint8)
+        chars[row, len(text)] = ord(",")
+        lengths[row] = len(text)
+    chars[np.arange(len(scores)), lengths] = ord(",")
+    keep = np.arange(width + 1) <= lengths[:, None]
+    return chars[keep].tobytes().decode()[:-1], lengths
+
+
 #: Compact JSON (the C encoder; one instance: ``json.dumps`` with options builds an encoder per call).
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -336,12 +399,13 @@ class ItemBlock:
     def __len__(self) -> int:
         return self.neighbours.covered
 
-    def _rows(self, reasons: Callable[[slice], Iterable[Any]]) -> Iterator[tuple[int, list[int], list[float], Any]]:
+    def _rows(self, reasons: Callable[[slice], Iterable[Any]], as_text: bool = False) -> Iterator[tuple[int, Any, Any, Any]]:
         """(user, neighbours, scores, what ``reasons`` gives for the user's row) per user with a neighbour.
 
         Arrays become Python lists a chunk of rows at a time: one ``tolist`` per chunk instead of
         numpy scalars per value (most of the cost of building items), memory bounded by the chunk;
         ``reasons`` converts the same chunk of rows of the explanations (one item per row).
+        ``as_text``: neighbours and scores as their compact JSON texts instead (:func:`_list_texts`).
         """
         users, similar, scores = self.neighbours.users, self.neighbours.similar, self.neighbours.scores
         counts = (similar >= 0).sum(axis=1)
@@ -349,6 +413,13 @@ class ItemBlock:
             raise ValueError(f"{self.model_handle}: neighbour lists must be padded with -1 at the end only")
         for start in range(0, len(users), _CHUNK):
             rows = slice(start, start + _CHUNK)
+            if as_text:
+                listed = similar[rows] >= 0
+                ids = _list_texts(*_int_texts(similar[rows][listed]), counts[rows])
+                values = _list_texts(*_score_texts(scores[rows][listed]), counts[rows])
+                chunk = zip(users[rows].tolist(), counts[rows].tolist(), ids, values, reasons(rows))
+                yield from ((user, i, v, why) for user, k, i, v, why in chunk if k)
+                continue
             chunk = zip(users[rows].tolist(), counts[rows].tolist(), similar[rows].tolist(), scores[rows].tolist(),
                         reasons(rows))
             for user, k, ids, values, why in chunk:
@@ -375,12 +446,13 @@ class ItemBlock:
                                for u, s, i, wt in zip(similar, scores, index, weight))
             yield StoredItem(user, self.model_handle, neighbours, self.run_id, self.generated_at)
 
-    def dynamo_items(self) -> Iterator[dict[str, dict]]:
-        """``item.to_dynamo()`` for every item, without building the items (reasons packed a chunk at a time)."""
+    def _items(self, as_text: bool = False) -> Iterator[tuple[int, Any, Any, str | None]]:
+        """(user, neighbours, scores, packed reasons or None) of every item, reasons packed a chunk at a
+        time; ``as_text``: the lists as their JSON texts (:meth:`_rows`)."""
         why = self.explanations
         if why is None:
-            for user, similar, scores, _ in self._rows(lambda rows: repeat(None)):
-                yield _attributes(user, self.model_handle, similar, scores, None, self.run_id, self.generated_at)
+            for user, similar, scores, _ in self._rows(lambda rows: repeat(None), as_text):
+                yield user, similar, scores, None
             return
         kind, width = _dumps(why.kind), why.index.shape[2]
         names = [_dumps(str(name)) for name in why.names.tolist()]
@@ -390,9 +462,21 @@ class ItemBlock:
             counts = (self.neighbours.similar[rows] >= 0).sum(axis=1)
             return zip(*_pack_arrays(self._index(rows), why.weight[rows], counts, names, lengths))
 
-        for user, similar, scores, (values, ids, weights) in self._rows(packed_rows):
-            reasons = _packed(kind, width, values, ids, weights) if values else None
+        for user, similar, scores, (values, ids, weights) in self._rows(packed_rows, as_text):
+            yield user, similar, scores, _packed(kind, width, values, ids, weights) if values else None
+
+    def dynamo_items(self) -> Iterator[dict[str, dict]]:
+        """``item.to_dynamo()`` for every item, without building the items."""
+        for user, similar, scores, reasons in self._items():
             yield _attributes(user, self.model_handle, similar, scores, reasons, self.run_id, self.generated_at)
+
+    def import_lines(self) -> Iterator[str]:
+        """Every item's line of ImportTable's DynamoDB JSON (``{"Item": <dynamo_items()'s attributes>}``),
+        written as text without the attribute dicts (:func:`_import_line`): the export's hot path."""
+        model = _dumps(self.model_handle)
+        run = '"generated_at":{"S":' + _dumps(self.generated_at) + '},"run_id":{"S":' + _dumps(self.run_id) + "}"
+        for user, similar, scores, reasons in self._items(as_text=True):
+            yield _import_line(user, model, similar, scores, reasons, run)
 
     def split(self, users: int) -> Iterator[ItemBlock]:
         """Consecutive slices of at most ``users`` users; each keeps only the reason names it uses."""

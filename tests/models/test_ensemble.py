@@ -158,3 +158,51 @@ def test_fusion_memory_grows_with_the_answers_not_with_users_squared_nor_the_poo
     answers = 30_000 * 10 * (8 + 4 + 2 * 8)  # the extra users' similar, scores, contributions
     assert large < small + 2 * answers, f"{small / 2**20:.0f} MB at 10,000 users, {large / 2**20:.0f} MB at 40,000"
     assert large < 40_000**2 * 4 / 16
+
+
+def _brute_force_fusion(lists, models, weights, n):
+    """The fused top ``n`` of every user, one user at a time from whole cosine matrices (an oracle)."""
+    best = sum(weights.values())
+    cosines = {}
+    for handle, model in models.items():
+        vectors, users = model.user_vectors()
+        dense = np.asarray(vectors.toarray() if hasattr(vectors, "toarray") else vectors, dtype=np.float64)
+        unit = dense / np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-300)
+        cosines[handle] = (dict(zip(users.tolist(), range(len(users)))), np.clip(unit @ unit.T, 0.0, 1.0))
+    answers = {}
+    users = sorted(set().union(*(set(a.users[a.similar[:, 0] >= 0].tolist()) for a in lists.values())))
+    for user in users:
+        pool = set()
+        for answer in lists.values():
+            row = np.flatnonzero(answer.users == user)
+            pool |= {int(v) for v in answer.similar[row[0], :50] if v >= 0} if len(row) else set()
+        scored = []
+        for v in pool:
+            parts = []
+            for handle, weight in weights.items():
+                rows, cos = cosines[handle]
+                known = user in rows and v in rows
+                parts.append(weight * (cos[rows[user], rows[v]] if known else 0.0) / best)
+            score = round(float(np.sum(parts)), 6)
+            if score > 0:
+                scored.append((-score, v, parts))
+        scored.sort(key=lambda s: (s[0], s[1]))
+        answers[user] = scored[:n]
+    return answers
+
+
+def test_cosine_fusion_equals_a_brute_force_oracle(small_tables):
+    weights = {"tfidf_user_interest": 1.0, "als_collab_filtering_user_course_view": 1.0,
+               "knn_collab_filtering_user_assessment_score": 0.5}
+    models = {h: create_model(h).fit(small_tables) for h in weights}
+    components = {h: m.similar_users(50) for h, m in models.items()}
+    ensemble = EnsembleUserSimilarity(weights)
+    fused = ensemble.combine(components, 10, models=models)
+    oracle = _brute_force_fusion(components, models, weights, 10)
+    assert fused.users.tolist() == sorted(oracle)
+    for i, user in enumerate(fused.users.tolist()):
+        expected = oracle[user]
+        k = len(expected)
+        assert fused.similar[i, :k].tolist() == [v for _, v, _ in expected] and (fused.similar[i, k:] == -1).all()
+        np.testing.assert_allclose(fused.scores[i, :k], [-s for s, _, _ in expected], atol=1e-6)
+        np.testing.assert_allclose(ensemble.contributions_[i, :k], [p for _, _, p in expected], atol=1e-9)

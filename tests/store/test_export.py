@@ -105,6 +105,25 @@ def test_a_partition_target_pickles_and_a_retried_block_replaces_its_parts(tmp_p
     assert canonical(exported(target.location)) == canonical(items.dynamo_items())
 
 
+def test_parts_read_back_with_gzip_and_json_are_the_items_and_separate_writers_give_one_writers_set(tmp_path):
+    items = block(900)
+    one = ExportTarget(ExportLocation(str(tmp_path / "one")), part_items=1000)
+    assert one.write(items) == len(items)
+    many = ExportTarget(ExportLocation(str(tmp_path / "many")), part_items=100)
+    for part in reversed(list(items.split(250))):  # writers in any order, each its own parts
+        many.write(pickle.loads(pickle.dumps(part)))
+
+    def parsed(root):
+        return [json.loads(line)["Item"] for path in sorted((root / "data").rglob("*.json.gz"))
+                for line in gzip.decompress(path.read_bytes()).decode().splitlines()]
+
+    assert len(list((tmp_path / "many" / "data").rglob("*.json.gz"))) == 3 + 3 + 3 + 2  # writers of 250, 250, 250, 150 users
+    expected = [item.to_record() for item in items]
+    for root in ("one", "many"):
+        back = [StoredItem.from_dynamo(attributes).to_record() for attributes in parsed(tmp_path / root)]
+        assert sorted(back, key=lambda r: r["user_handle"]) == expected
+
+
 def test_a_folder_that_holds_files_is_refused(tmp_path):
     (tmp_path / "old.txt").write_text("x")
     with pytest.raises(ExportFailed, match="already holds files"):

@@ -149,3 +149,26 @@ def test_lists_padded_anywhere_but_the_end_are_refused():
     holes = Neighbours(np.array([1]), np.array([[2, -1, 3]]), np.array([[0.5, np.nan, 0.4]], dtype=np.float32))
     with pytest.raises(ValueError, match="padded with -1 at the end only"):
         list(build_items(TFIDF, holes, "r", "g").dynamo_items())
+
+
+def test_import_lines_are_the_json_of_the_attribute_values_byte_for_byte(tfidf_block):
+    from recommender.store.export import import_lines
+
+    n = tfidf_block.neighbours
+    # scores whose text is not "0." and digits: 1.0, exponent notation, a product near a rounding half
+    scores = n.scores.copy()
+    scores[0, :4] = [1.0, 5e-05, 0.0001, np.float32(0.1234565)]
+    scores[1, :3] = [0.5, 1.2e-05, 0.999999]
+    edged = ItemBlock(TFIDF, Neighbours(n.users, n.similar, scores), tfidf_block.run_id, 'gen "quoted"',
+                      tfidf_block.explanations)
+    for block in (edged, ItemBlock(TFIDF, edged.neighbours, "r", "g")):  # with and without reasons
+        assert "".join(block.import_lines()) == "".join(import_lines(block.dynamo_items()))
+
+
+def test_score_texts_are_the_stored_floats_texts():
+    rng = np.random.default_rng(4)
+    scores = np.concatenate([rng.random(50_000), rng.random(5_000) * 1e-3, np.arange(1, 20_001) / 2e4,
+                             [1.0, 1e-6, 0.0001, 0.00015, 0.5, 0.1234565, 0.0000005]]).astype(np.float32)
+    joined, lengths = items_module._score_texts(scores)
+    expected = [repr(round(v, 6)) for v in scores.astype(np.float64).tolist()]
+    assert joined == ",".join(expected) and lengths.tolist() == [len(t) for t in expected]
