@@ -8,9 +8,10 @@ it (independent per query), so every stage runs on all cores and the same vector
 candidates from run to run.
 
 Why a projection: the index needs dense vectors of modest width.  Sparse vectors (TF-IDF tags,
-BM25 course views, assessment percentiles) and dense ones wider than ``ann_dims`` are projected by
-a seeded randomized TruncatedSVD, fitted on a seeded sample of rows, to ``ann_dims`` dimensions;
-narrower dense vectors (the DNN's embeddings, ALS factors) go in as they are.  The projection only
+BM25 course views) and dense ones wider than :data:`DENSE_AS_IS_MAX` are projected by a seeded
+randomized TruncatedSVD, fitted on a seeded sample of rows, to ``ann_dims`` dimensions; narrower
+dense vectors (the DNN's embeddings, ALS factors, the assessment percentiles, sparse in storage
+but held by every user) go in as they are.  The projection only
 chooses candidates: each user's ``candidates`` are re-scored on the model's own vectors
 (:mod:`recommender.search.rerank`), so the published scores are exact, and recall is measured
 against exact search on those own vectors (:mod:`recommender.search.recall`).  A projection loses
@@ -48,6 +49,10 @@ _QUERY_BLOCK = 16384
 _TRAIN_PER_CELL = 64
 #: Rows the projection is fitted on: its components settle long before a million rows.
 _PROJECTION_SAMPLE = 200_000
+#: Dense vectors up to this wide go into the index as they are (assessment percentiles: 108).
+DENSE_AS_IS_MAX = 256
+#: Sparse vectors at least this full are dense in content and indexed as such.
+_DENSE_CONTENT = 0.5
 
 
 @dataclass(frozen=True)
@@ -65,18 +70,20 @@ class IvfPlan:
                 "nprobe": self.nprobe, "candidates": self.candidates}
 
 
-def plan(count: int, features: int, is_sparse: bool, k: int, options: SearchOptions) -> IvfPlan:
+def plan(count: int, features: int, sparse_content: bool, k: int, options: SearchOptions) -> IvfPlan:
     """Index shape for ``count`` users: nlist ~ ``ann_cells_per_sqrt`` × sqrt(users), clamped.
 
     Cells of about sqrt(users) vectors balance the two costs of a query, finding the nearest cells
     (nlist centroids) and scanning them (nprobe × users / nlist vectors).  Sparse models take
     ``ann_sparse_candidates`` (their projection ranks neighbours less faithfully), dense ones
     ``ann_candidates``; never fewer than k + 1 (self is among them) nor more than there are users.
+    Sparse content is always projected to ``ann_dims``; dense vectors up to :data:`DENSE_AS_IS_MAX`
+    wide go in as they are.
     """
-    projected = is_sparse or features > options.ann_dims
+    projected = sparse_content or features > DENSE_AS_IS_MAX
     dims = min(options.ann_dims, features) if projected else features
     nlist = int(np.clip(round(options.ann_cells_per_sqrt * math.sqrt(count)), 1, max(1, count // 39)))
-    wanted = options.ann_sparse_candidates if is_sparse else options.ann_candidates
+    wanted = options.ann_sparse_candidates if sparse_content else options.ann_candidates
     candidates = int(min(count, max(wanted, k + 1)))
     return IvfPlan(dims=max(1, dims), projected=projected, nlist=nlist, nprobe=min(nlist, options.ann_nprobe),
                    candidates=candidates)
@@ -85,7 +92,7 @@ def plan(count: int, features: int, is_sparse: bool, k: int, options: SearchOpti
 def index_vectors(unit: np.ndarray | sparse.csr_matrix, ivf: IvfPlan, seed: int) -> np.ndarray:
     """Dense float32 unit vectors for the index: as they are, or projected (seeded TruncatedSVD)."""
     if not ivf.projected:
-        return np.ascontiguousarray(unit, dtype=np.float32)
+        return np.ascontiguousarray(unit.toarray() if sparse.issparse(unit) else unit, dtype=np.float32)
     components = max(1, min(ivf.dims, unit.shape[1] - 1))
     sample = sample_rows(unit.shape[0], _PROJECTION_SAMPLE, seed)
     svd = TruncatedSVD(n_components=components, algorithm="randomized", random_state=seed).fit(unit[sample])
@@ -141,7 +148,8 @@ def ann_top_k(
         return Neighbours(users, similar, scores, method="ann")
     k = min(n, count - 1)
     unit = unit_rows(vectors)
-    ivf = plan(count, unit.shape[1], sparse.issparse(unit), k, options)
+    sparse_content = sparse.issparse(unit) and unit.nnz < _DENSE_CONTENT * count * unit.shape[1]
+    ivf = plan(count, unit.shape[1], sparse_content, k, options)
     times = {"build": 0.0, "query": 0.0, "rerank": 0.0}
     t0 = time.perf_counter()
     with _omp_threads(workers):

@@ -8,6 +8,10 @@ SEARCH_METHODS = ("exact", "ann", "auto")
 
 #: ``auto`` searches exactly up to this many users of a model, approximately above.  AUTO_THRESHOLD_PLACEHOLDER
 AUTO_EXACT_MAX_USERS = 200_000
+#: ... and above it still exactly the sparse vectors whose posting-list search costs at most this
+#: many accumulations per user (:func:`~recommender.search.exact.postings_per_user`): such a search
+#: grows about linearly with the users and needs no recall check.
+AUTO_EXACT_MAX_POSTINGS = 200_000
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,15 @@ class SearchOptions:
             recall_sample=settings.recall_sample_users,
         )
 
-    def resolve(self, users: int) -> str:
-        """The method for a model of ``users`` users: ``auto`` becomes exact or ann by size alone
-        (every model, dense or sparse, goes approximate above the threshold)."""
+    def resolve(self, users: int, postings_per_user: float | None = None) -> str:
+        """The method for a model of ``users`` users: ``auto`` becomes exact or ann.
+
+        Exact up to ``auto_exact_max_users``; above it approximate, except sparse vectors whose
+        posting-list search stays cheap (``postings_per_user`` at most :data:`AUTO_EXACT_MAX_POSTINGS`).
+        """
         if self.method == "auto":
-            return "exact" if users <= self.auto_exact_max_users else "ann"
+            if users <= self.auto_exact_max_users:
+                return "exact"
+            cheap = postings_per_user is not None and postings_per_user <= AUTO_EXACT_MAX_POSTINGS
+            return "exact" if cheap else "ann"
         return self.method

@@ -7,8 +7,8 @@ import pytest
 from scipy import sparse
 
 from recommender.search.ann import ann_top_k, plan
-from recommender.search.exact import exact_top_k, unit_rows
-from recommender.search.options import SearchOptions
+from recommender.search.exact import exact_top_k, postings_per_user, unit_rows
+from recommender.search.options import AUTO_EXACT_MAX_POSTINGS, SearchOptions
 from recommender.search.recall import RecallTooLow, check_recall, recall_at_k
 from recommender.search.rerank import rerank
 from recommender.topk import top_k_cosine
@@ -80,10 +80,17 @@ def test_auto_is_exact_up_to_the_threshold_and_ann_above():
     assert above.method == "ann" and above.recall_at_10 is not None
 
 
-def test_auto_goes_by_size_alone_whatever_the_width():
+def test_auto_goes_by_size_and_keeps_cheap_posting_lists_exact():
     options = SearchOptions(method="auto", auto_exact_max_users=1000)
     assert options.resolve(1000) == "exact" and options.resolve(1001) == "ann"
-    assert SearchOptions(method="ann").resolve(10) == "ann" and SearchOptions(method="exact").resolve(10**7) == "exact"
+    assert options.resolve(10**6, postings_per_user=AUTO_EXACT_MAX_POSTINGS) == "exact"
+    assert options.resolve(10**6, postings_per_user=AUTO_EXACT_MAX_POSTINGS + 1) == "ann"
+    assert SearchOptions(method="ann").resolve(10, 1.0) == "ann" and SearchOptions(method="exact").resolve(10**7) == "exact"
+    # Course-view-like rows (each course held by few users) stay exact above the size threshold.
+    views = wide_sparse(3000, 2000, 11)
+    assert postings_per_user(views) < AUTO_EXACT_MAX_POSTINGS
+    above = SearchOptions(method="auto", auto_exact_max_users=100)
+    assert top_k_cosine(views, np.arange(3000), 10, search=above).method == "exact"
 
 
 def test_a_forced_poor_setting_fails_the_recall_check():
@@ -121,6 +128,7 @@ def test_the_plan_grows_with_users_and_always_takes_more_candidates_than_n():
     assert plan(1_000_000, 32, False, 50, SearchOptions(ann_candidates=20)).candidates == 51
     sparse_plan = plan(1_000_000, 747, True, 10, options)
     assert sparse_plan.projected and sparse_plan.dims == options.ann_dims
+    assert not plan(300_000, 108, False, 50, options).projected and plan(300_000, 300, False, 50, options).dims == options.ann_dims
 
 
 def test_unknown_method_is_refused():
