@@ -80,7 +80,7 @@ class GeneratorSettings(StoreSettings):
     ann_sparse_candidates: int = Field(
         300, ge=1, le=4096, description="the same for sparse vectors (TF-IDF, BM25 views, assessments), whose projection ranks less faithfully")
     ann_nprobe: int = Field(16, ge=1, le=65536, description="approximate search: IVF cells scanned per user (of about 4 × sqrt(users) cells)")
-    ann_dims: int = Field(64, ge=2, le=1024, description="approximate search: dimensions of the seeded TruncatedSVD projection of sparse vectors (and of dense ones wider than this)")
+    ann_dims: int = Field(64, ge=2, le=1024, description="approximate search: dimensions of the seeded TruncatedSVD projection of sparse vectors (and of dense ones wider than 256)")
     search_dense_mb: int = Field(
         1024, ge=16, le=65536, description="memory (MB) for the dense copy of the candidates in the exact search; tiles above it")
     engine: Literal["local", "dask"] = Field(
