@@ -9,8 +9,8 @@ Per model: its vectors (fitted once on the synthetic data, seed 7, and cached as
 ensemble's components, 10 for the others).  Recorded: method, index parameters, seconds of each
 stage (projection + k-means + filing = build, query, exact re-rank, sampled recall), recall@10 on
 the generator's 2,000-user sample against exact search, and the peak RSS of the process that
-searched (each model searches in its own process, so the figure is that model's alone).  The
-machine's load average is recorded around each model: the CPU is shared.
+searched (each model searches in its own process, so the figure is that model's alone), with the
+process's CPU seconds.  The machine's load average is recorded around each model: the CPU is shared.
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ def search_one(handle: str, args: argparse.Namespace) -> dict:
         exact_top_k(vectors, users, depth)
         entry.update(params={"kernel": "postings" if sparse.issparse(vectors) else "dense"}, recall_at_10=1.0)
     entry["seconds_total"] = round(time.perf_counter() - t0, 1)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    entry["cpu_seconds_process"] = round(usage.ru_utime + usage.ru_stime, 1)  # loading the vectors included
     entry["load_after"] = round(os.getloadavg()[0], 2)
     entry["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     return entry

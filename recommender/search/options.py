@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 
 SEARCH_METHODS = ("exact", "ann", "auto")
 
-#: ``auto`` searches exactly up to this many users of a model, approximately above.  AUTO_THRESHOLD_PLACEHOLDER
+#: ``auto`` searches exactly up to this many users of a model, approximately above.  Exact
+#: answers need no recall check and the interest tags have no approximate search that keeps
+#: recall@10 at 0.95 (docs/search.md); the exact search is quadratic, so the switch sits where it
+#: still costs a few minutes a model (twice the 100,000 users of the scale benchmark).
 AUTO_EXACT_MAX_USERS = 200_000
 #: ... and above it still exactly the sparse vectors whose posting-list search costs at most this
 #: many accumulations per user (:func:`~recommender.search.exact.postings_per_user`): such a search
