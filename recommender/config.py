@@ -78,7 +78,7 @@ class GeneratorSettings(StoreSettings):
     ann_candidates: int = Field(
         100, ge=1, le=4096, description="approximate search: candidates per user from the IVF index re-ranked by exact cosine, dense vectors (at least top-N + 1 are taken)")
     ann_sparse_candidates: int = Field(
-        300, ge=1, le=4096, description="the same for sparse vectors (TF-IDF, BM25 views, assessments), whose projection ranks less faithfully")
+        300, ge=1, le=4096, description="the same for sparse vectors (TF-IDF, BM25 views), whose projection ranks less faithfully")
     ann_nprobe: int = Field(16, ge=1, le=65536, description="approximate search: IVF cells scanned per user (of about 4 × sqrt(users) cells)")
     ann_dims: int = Field(64, ge=2, le=1024, description="approximate search: dimensions of the seeded TruncatedSVD projection of sparse vectors (and of dense ones wider than 256)")
     search_dense_mb: int = Field(
