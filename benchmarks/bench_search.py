@@ -73,7 +73,7 @@ def search_one(handle: str, args: argparse.Namespace) -> dict:
     depth = DEFAULT_DEPTH if handle in COMPONENTS else 10
     options = SearchOptions(method=args.search)
     cost = postings_per_user(vectors) if sparse.issparse(vectors) else None
-    method = options.resolve(len(users), cost)
+    method = options.method_for(vectors)
     entry: dict = {"users": int(len(users)), "features": int(vectors.shape[1]), "depth": depth, "method": method,
                    "nnz": int(vectors.nnz) if sparse.issparse(vectors) else None,
                    "postings_per_user": round(cost) if cost is not None else None, "load_before": round(os.getloadavg()[0], 2)}

@@ -125,8 +125,7 @@ def _partitioned(model: object, search: SearchOptions | None) -> bool:
     of all users) are computed on the driver; their writes are still partitioned."""
     if search is None or search.engine is None or hasattr(model, "combine"):
         return False
-    _, users = model.user_vectors()
-    return search.resolve(len(users)) == "exact"
+    return search.method_for(model.user_vectors()[0]) == "exact"
 
 
 def _run_partitions(engine: object, model: object, job: ModelJob, sink: Sink, entry: ModelReport,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from recommender.search.exact import exact_top_k, postings_per_user
+from recommender.search.exact import exact_top_k
 from recommender.search.neighbours import SCORE_DECIMALS, Neighbours
 from recommender.search.options import SearchOptions
 
@@ -35,8 +35,7 @@ def top_k_cosine(
     search of sparse vectors is cheap) the answer is approximate and carries its measured ``recall_at_10``.
     """
     options = search or SearchOptions()
-    cost = postings_per_user(vectors) if sparse.issparse(vectors) and options.method == "auto" else None
-    if options.resolve(len(users), cost) == "ann":
+    if options.method_for(vectors) == "ann":
         from recommender.search.ann import ann_top_k  # faiss only when asked for
 
         return ann_top_k(vectors, users, n, options=options, block_mb=block_mb, workers=workers, progress=progress, desc=desc)

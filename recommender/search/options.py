@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from scipy import sparse
+
 SEARCH_METHODS = ("exact", "ann", "auto")
 
 #: ``auto`` searches exactly up to this many users of a model, approximately above.  Exact
@@ -57,6 +59,15 @@ class SearchOptions:
             ann_dims=settings.ann_dims,
             recall_sample=settings.recall_sample_users,
         )
+
+    def method_for(self, vectors: object) -> str:
+        """The method for one model's vectors (one row per user): :meth:`resolve` with their posting-list cost."""
+        cost = None
+        if self.method == "auto" and sparse.issparse(vectors):  # the posting-list cost decides above the size threshold
+            from recommender.search.exact import postings_per_user  # numba only when searching
+
+            cost = postings_per_user(vectors)
+        return self.resolve(vectors.shape[0], cost)
 
     def resolve(self, users: int, postings_per_user: float | None = None) -> str:
         """The method for a model of ``users`` users: ``auto`` becomes exact or ann.

@@ -90,6 +90,7 @@ def test_auto_goes_by_size_and_keeps_cheap_posting_lists_exact():
     views = wide_sparse(3000, 2000, 11)
     assert postings_per_user(views) < AUTO_EXACT_MAX_POSTINGS
     above = SearchOptions(method="auto", auto_exact_max_users=100)
+    assert above.method_for(views) == "exact" and above.method_for(views.toarray()) == "ann"
     assert top_k_cosine(views, np.arange(3000), 10, search=above).method == "exact"
 
 
