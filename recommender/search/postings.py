@@ -50,27 +50,31 @@ def _top_k_postings(q_indptr, q_indices, q_data, p_indptr, p_indices, p_data, qu
         acc = np.zeros(n_users, dtype=np.float32)
         # Users a query touched, in touch order: when they are few (very sparse vectors such as
         # course views), only they are read back and cleared, not the whole accumulator.
-        touched = np.empty(n_users, dtype=np.int64)
+        touched = np.empty(max(1, n_users // 8), dtype=np.int64)
         seen = np.zeros(n_users, dtype=np.bool_)
         best_key = np.empty(k, dtype=np.int64)
         best_col = np.empty(k, dtype=np.int64)
+        cap = n_users // 8
         for q in range(part * per_part, min(n_queries, (part + 1) * per_part)):
             n_touched = 0
+            few = True  # tracking stops once the touched users pass the cap
             for jj in range(q_indptr[q], q_indptr[q + 1]):
                 feature = q_indices[jj]
                 weight = q_data[jj]
                 for pp in range(p_indptr[feature], p_indptr[feature + 1]):
                     user = p_indices[pp]
-                    if not seen[user]:
-                        seen[user] = True
-                        touched[n_touched] = user
-                        n_touched += 1
+                    if few and not seen[user]:
+                        if n_touched == cap:
+                            few = False
+                        else:
+                            seen[user] = True
+                            touched[n_touched] = user
+                            n_touched += 1
                     acc[user] += weight * p_data[pp]
             acc[query_index[q]] = 0.0  # self is never a neighbour
             # Keep the k best by (rounded score desc, user asc): sorted insertion into k slots.
             filled = 0
             lower = _MIN_RAW
-            few = n_touched < n_users // 8
             for t in range(n_touched if few else n_users):
                 user = touched[t] if few else t
                 raw = acc[user]
@@ -82,13 +86,13 @@ def _top_k_postings(q_indptr, q_indices, q_data, p_indptr, p_indices, p_data, qu
                 filled = _offer(key, user, best_key, best_col, filled, k)
                 if filled == k:
                     lower = np.float32((best_key[k - 1] - 1) / _SCALE)
+            for t in range(n_touched):
+                seen[touched[t]] = False
             if few:
                 for t in range(n_touched):
                     acc[touched[t]] = 0.0
-                    seen[touched[t]] = False
             else:
                 acc[:] = 0.0
-                seen[:] = False
             for slot in range(filled):
                 out_cols[q, slot] = best_col[slot]
                 out_scores[q, slot] = np.float32(best_key[slot] / _SCALE)
