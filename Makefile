@@ -98,9 +98,9 @@ BENCH_DYNAMODB_PORT ?= 8100
 bench: install
 	BENCH_DYNAMODB_PORT=$(BENCH_DYNAMODB_PORT) $(PYTHON) -m benchmarks.run_bench $(BENCH_ARGS)
 
-# All-users search at 100,000 users (benchmarks/bench_search.py): exact vs HNSW, time and
-# recall@10 per model; generates benchmarks/out/data-100000 when missing.
-# Writes benchmarks/results/search.json (`make docs` renders it). `make bench-search SEARCH_BENCH_ARGS=--determinism` also rebuilds each index.
+# Every model's all-users search as the generator runs it (benchmarks/bench_search.py), default 1,000,000 users:
+# method, index parameters, seconds per stage, recall@10, peak RSS; generates benchmarks/out/data-USERS and caches the
+# fitted vectors in benchmarks/out/ when missing. Writes benchmarks/results/search-ann.json (`make docs` renders it).
 .PHONY: bench-search
 bench-search: install
 	$(PYTHON) benchmarks/bench_search.py $(SEARCH_BENCH_ARGS)

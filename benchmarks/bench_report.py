@@ -238,3 +238,18 @@ def search_table(results: dict) -> str:
             f"{e['ann']['seconds']} s ({e['ann']['recall_at_10_all_users']}) | "
             f"{str(other['seconds']) + ' s (' + str(other['recall_at_10_all_users']) + ')' if other else '–'} |")
     return "\n".join(rows)
+
+
+def search_ann_table(results: dict) -> str:
+    """The all-users search at scale of ``benchmarks/results/search-ann.json``, one row per model."""
+    rows = ["| model | users × features | depth | method, parameters | build | query | re-rank | recall check | total | recall@10 | peak RSS | load before → after |",
+            "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for handle, e in results["models"].items():
+        p, s = e["params"], e.get("seconds", {})
+        how = (f"IVF {p['dims']}-d{' (SVD)' if p['projected'] else ''}, nlist {p['nlist']:,}, nprobe {p['nprobe']}, "
+               f"{p['candidates']} candidates" if e["method"] == "ann" else f"exact ({p['kernel']})")
+        cell = (lambda name: f"{s[name]} s" if name in s else "–")
+        rows.append(f"| `{handle}` | {e['users']:,} × {e['features']:,} | {e['depth']} | {how} | {cell('build')} | {cell('query')} | "
+                    f"{cell('rerank')} | {cell('recall')} | {e['seconds_total']} s | {e['recall_at_10']} | {e['peak_rss_mb']:,} MB | "
+                    f"{e['load_before']} → {e['load_after']} |")
+    return "\n".join(rows)

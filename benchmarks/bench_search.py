@@ -1,22 +1,16 @@
 #!/usr/bin/env python
-"""All-users top-10 search at 100,000 users: exact vs approximate (``make bench-search``).
+"""The all-users search of every model at scale, as the generator runs it (``make bench-search``).
 
-    python benchmarks/bench_search.py [--data-dir benchmarks/out/data-100000] [--out benchmarks/results/search.json]
+    python benchmarks/bench_search.py [--users 1000000] [--data-dir DIR] [--cache-dir DIR] [--out benchmarks/results/search-ann.json]
 
-Per model (fitted once on the synthetic data, seed 7): wall time of
-
-* ``exact-new``: ``recommender.search.exact.exact_top_k`` (posting lists for sparse vectors, dense
-  GEMM for dense ones), all users; plus, for sparse vectors, the dense-GEMM kernel timed on
-  ``--dense-sample`` users and scaled to all users (it is linear in the queries);
-* ``ann``: ``recommender.search.ann.ann_top_k`` with the generator's defaults (faiss HNSW,
-  single-threaded build, exact re-ranking, recall check on 2,000 sampled users), all users;
-* ``hnswlib``: the same candidates from hnswlib's HNSW (same M, ef_construction, ef; build on one
-  thread with a fixed seed), re-ranked the same way (only when hnswlib is installed; it is not a
-  dependency: ``pip install hnswlib==0.8.0``).
-
-Recall@10 of every approximate answer is measured against exact-new on *all* users (and the
-generator's own sampled figure is shown next to it).  ``exact-old`` figures in an older results file
-were measured against the earlier exact search, whose code git keeps.  The machine's load average is recorded before and after each step: the CPU is shared.
+Per model: its vectors (fitted once on the synthetic data, seed 7, and cached as ``.npy`` /
+``.npz`` under ``--cache-dir`` so that a retry does not refit), then the search the generator's
+``--search`` (default ``auto``) picks for that many users, at the depth the run asks (50 for the
+ensemble's components, 10 for the others).  Recorded: method, index parameters, seconds of each
+stage (projection + k-means + filing = build, query, exact re-rank, sampled recall), recall@10 on
+the generator's 2,000-user sample against exact search, and the peak RSS of the process that
+searched (each model searches in its own process, so the figure is that model's alone), with the
+process's CPU seconds.  The machine's load average is recorded around each model: the CPU is shared.
 """
 
 from __future__ import annotations
@@ -25,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -35,105 +30,102 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+from scipy import sparse  # noqa: E402
 
-from benchmarks.bench_report import search_table  # noqa: E402
-from recommender.data.loader import load_tables  # noqa: E402
-from recommender.models.registry import MODEL_HANDLES, create_model  # noqa: E402
-from recommender.search.ann import ann_top_k, index_vectors  # noqa: E402
-from recommender.search.exact import dense_is_cheaper, exact_top_k, unit_rows  # noqa: E402
-from recommender.search.options import SearchOptions  # noqa: E402
-from recommender.search.recall import recall_at_k  # noqa: E402
-from recommender.search.rerank import rerank  # noqa: E402
+from benchmarks.bench_report import search_ann_table  # noqa: E402
+from recommender.models.ensemble import DEFAULT_DEPTH  # noqa: E402
+from recommender.models.registry import MODEL_HANDLES, MODELS  # noqa: E402
 
 log = logging.getLogger("bench_search")
 
+#: The ensemble's components are searched at its candidate depth, the other models at top-N.
+COMPONENTS = ("tfidf_user_interest", "als_collab_filtering_user_course_view", "knn_collab_filtering_user_assessment_score")
+SEARCHED = tuple(h for h in MODEL_HANDLES if h != "ensemble_user_similarity")
 
-def timed(label: str, func, *args, **kwargs):
-    """(result, figures) with wall seconds and the load average around the call."""
-    before = os.getloadavg()[0]
+
+def cached_vectors(handle: str, data_dir: Path, cache_dir: Path) -> tuple[np.ndarray | sparse.csr_matrix, np.ndarray]:
+    """The model's fitted (vectors, users), from ``cache_dir`` or fitted on ``data_dir`` and cached there."""
+    users_file = cache_dir / f"{handle}.users.npy"
+    if not users_file.exists():
+        from recommender.data.loader import load_tables
+
+        spec = next(s for s in MODELS if s.handle == handle)
+        model = spec.create().fit(load_tables(data_dir, spec.tables))
+        vectors, users = model.user_vectors()
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        if sparse.issparse(vectors):
+            sparse.save_npz(cache_dir / f"{handle}.vectors.npz", sparse.csr_matrix(vectors))
+        else:
+            np.save(cache_dir / f"{handle}.vectors.npy", np.asarray(vectors))
+        np.save(users_file, np.asarray(users))
+    stored = cache_dir / f"{handle}.vectors.npz"
+    vectors = sparse.load_npz(stored).tocsr() if stored.exists() else np.load(cache_dir / f"{handle}.vectors.npy")
+    return vectors, np.load(users_file)
+
+
+def search_one(handle: str, args: argparse.Namespace) -> dict:
+    """One model's search as the generator runs it (in this process: its peak RSS is the model's)."""
+    from recommender.search.ann import ann_top_k
+    from recommender.search.exact import exact_top_k, postings_per_user
+    from recommender.search.options import SearchOptions
+
+    vectors, users = cached_vectors(handle, args.data_dir, args.cache_dir)
+    depth = DEFAULT_DEPTH if handle in COMPONENTS else 10
+    options = SearchOptions(method=args.search)
+    cost = postings_per_user(vectors) if sparse.issparse(vectors) else None
+    method = options.method_for(vectors)
+    entry: dict = {"users": int(len(users)), "features": int(vectors.shape[1]), "depth": depth, "method": method,
+                   "nnz": int(vectors.nnz) if sparse.issparse(vectors) else None,
+                   "postings_per_user": round(cost) if cost is not None else None, "load_before": round(os.getloadavg()[0], 2)}
     t0 = time.perf_counter()
-    result = func(*args, **kwargs)
-    seconds = time.perf_counter() - t0
-    figures = {"seconds": round(seconds, 2), "load_before": round(before, 2), "load_after": round(os.getloadavg()[0], 2)}
-    log.info("%s: %.1fs (load %.1f → %.1f)", label, seconds, figures["load_before"], figures["load_after"])
-    return result, figures
-
-
-def hnswlib_hnsw(vectors, users, options: SearchOptions, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """The ANN path with hnswlib's HNSW in place of faiss's: same data, graph parameters and re-ranking."""
-    import hnswlib
-
-    unit = unit_rows(vectors)
-    data = index_vectors(unit, options.ann_dims, options.seed)
-    index = hnswlib.Index(space="ip", dim=data.shape[1])
-    index.init_index(max_elements=len(data), M=options.hnsw_m, ef_construction=options.hnsw_ef_construction, random_seed=options.seed)
-    index.add_items(data, np.arange(len(data)), num_threads=1)
-    index.set_ef(options.hnsw_ef)
-    labels, _ = index.knn_query(data, k=options.hnsw_ef, num_threads=2)
-    cols, scores = rerank(unit, np.arange(len(users)), labels.astype(np.int64), k)
-    return np.where(cols >= 0, users[np.maximum(cols, 0)], -1), scores
-
-
-def bench_model(handle: str, tables, args) -> dict:
-    (model, fit) = timed(f"{handle} fit", lambda: create_model(handle).fit(tables))
-    vectors, users = model.user_vectors()
-    sparse_input = hasattr(vectors, "nnz")
-    entry: dict = {"users": int(len(users)), "features": int(vectors.shape[1]), "fit": fit,
-                   "nnz": int(vectors.nnz) if sparse_input else None}
-    entry["kernel"] = "postings" if sparse_input and not dense_is_cheaper(unit_rows(vectors)) else "dense"
-    options = SearchOptions(method="ann")
-    exact, entry["exact_new"] = timed(f"{handle} exact-new", exact_top_k, vectors, users, 10)
-    if entry["kernel"] == "postings" and args.dense_sample:
-        rows = np.arange(min(args.dense_sample, len(users)))
-        _, dense = timed(f"{handle} dense GEMM kernel on {rows.size} users", exact_top_k, vectors, users, 10, rows=rows, kernel="dense")
-        entry["exact_dense_gemm_scaled"] = {**dense, "sample_users": int(rows.size),
-                                           "seconds": round(dense["seconds"] * len(users) / rows.size, 1)}
-    approx, entry["ann"] = timed(f"{handle} ann (faiss HNSW)", ann_top_k, vectors, users, 10, options=options)
-    entry["ann"]["recall_at_10_all_users"] = round(recall_at_k(approx.similar, approx.scores, exact.similar, exact.scores), 4)
-    entry["ann"]["recall_at_10_sampled"] = round(float(approx.recall_at_10), 4)
-    entry["ann"]["params"] = {"M": options.hnsw_m, "ef_construction": options.hnsw_ef_construction, "ef": options.hnsw_ef,
-                              "index_dims": int(min(vectors.shape[1], options.ann_dims) if vectors.shape[1] > 1024 else vectors.shape[1])}
-    if args.determinism:
-        again, _ = timed(f"{handle} ann again", ann_top_k, vectors, users, 10, options=options)
-        entry["ann"]["same_lists_on_rerun"] = bool(np.array_equal(again.similar, approx.similar))
-    try:
-        import hnswlib  # noqa: F401
-    except ImportError:
-        return entry
-    if args.skip_hnswlib:
-        return entry
-    (similar, scores), entry["hnswlib"] = timed(f"{handle} ann (hnswlib)", hnswlib_hnsw, vectors, users, options)
-    entry["hnswlib"]["recall_at_10_all_users"] = round(recall_at_k(similar, scores, exact.similar, exact.scores), 4)
-    if args.determinism:
-        (again, _), _ = timed(f"{handle} hnswlib again", hnswlib_hnsw, vectors, users, options)
-        entry["hnswlib"]["same_lists_on_rerun"] = bool(np.array_equal(again, similar))
+    if method == "ann":
+        stats: dict = {}
+        result = ann_top_k(vectors, users, depth, options=options, stats=stats)
+        entry.update(params=stats["params"], seconds=stats["seconds"], recall_at_10=round(float(result.recall_at_10), 4))
+    else:
+        exact_top_k(vectors, users, depth)
+        entry.update(params={"kernel": "postings" if sparse.issparse(vectors) else "dense"}, recall_at_10=1.0)
+    entry["seconds_total"] = round(time.perf_counter() - t0, 1)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    entry["cpu_seconds_process"] = round(usage.ru_utime + usage.ru_stime, 1)  # loading the vectors included
+    entry["load_after"] = round(os.getloadavg()[0], 2)
+    entry["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     return entry
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=REPO / "benchmarks/out/data-100000")
-    parser.add_argument("--users", type=int, default=100_000, help="users to generate when --data-dir is missing")
-    parser.add_argument("--models", default=",".join(MODEL_HANDLES))
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/search.json")
-    parser.add_argument("--dense-sample", type=int, default=10_000, help="users for the scaled dense-GEMM figure (0: skip)")
-    parser.add_argument("--determinism", action="store_true", help="build each approximate index twice and compare")
-    parser.add_argument("--skip-hnswlib", action="store_true", help="do not time hnswlib even when it is installed")
+    parser.add_argument("--users", type=int, default=1_000_000, help="users of the synthetic data (generated when --data-dir is missing)")
+    parser.add_argument("--data-dir", type=Path, help="default: benchmarks/out/data-USERS")
+    parser.add_argument("--cache-dir", type=Path, help="fitted vectors (default: benchmarks/out/vectors-USERS)")
+    parser.add_argument("--models", default=",".join(SEARCHED))
+    parser.add_argument("--search", default="auto", choices=("auto", "ann", "exact"), help="as the generator's --search")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/search-ann.json")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: search one model, print its JSON
     args = parser.parse_args()
+    args.data_dir = args.data_dir or REPO / f"benchmarks/out/data-{args.users}"
+    args.cache_dir = args.cache_dir or REPO / f"benchmarks/out/vectors-{args.users}"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.one:
+        print(json.dumps(search_one(args.one, args)))
+        return 0
     if not (args.data_dir / "user_interests.csv").exists():
         subprocess.run([sys.executable, "-m", "recommender_tools.datagen", "--users", str(args.users), "--seed", "7",
                         "--out", str(args.data_dir)], check=True, cwd=REPO)
-    tables = load_tables(args.data_dir)
-    results = {"data_dir": str(args.data_dir), "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    results = {"data_dir": str(args.data_dir), "users": args.users, "cpus": os.cpu_count(), "search": args.search,
+               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "commit": subprocess.run(["git", "log", "-1", "--format=%h"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
                "models": {}}
     for handle in args.models.split(","):
-        results["models"][handle] = bench_model(handle, tables, args)
+        command = [sys.executable, __file__, "--one", handle, "--users", str(args.users), "--search", args.search,
+                   "--data-dir", str(args.data_dir), "--cache-dir", str(args.cache_dir)]
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+        results["models"][handle] = json.loads(done.stdout.strip().splitlines()[-1])
+        log.info("%s: %s", handle, results["models"][handle])
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(search_table(results))
+    print(search_ann_table(results))
     return 0
 
 

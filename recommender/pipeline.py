@@ -235,7 +235,7 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
         answer = model.similar_users(top_n, block_mb=block_mb, progress=progress, search=search)
     else:
         vectors, users = model.user_vectors()
-        if search.resolve(len(users), vectors.shape[1]) != "exact":
+        if search.method_for(vectors) != "exact":
             answer = model.similar_users(depth, block_mb=block_mb, progress=progress, search=search)
     driver_seconds = time.perf_counter() - t0
     if answer is not None:

@@ -1,7 +1,7 @@
 """All-users top-N cosine search: the one entry point the models call.
 
 The work lives in :mod:`recommender.search` (``exact`` blocked dense/sparse products,
-``ann`` HNSW with exact re-ranking, ``recall`` the sampled check); this module picks one by
+``ann`` faiss IVF candidates with exact re-ranking, ``recall`` the sampled check); this module picks one by
 :class:`~recommender.search.options.SearchOptions` so that callers keep one interface.
 """
 
@@ -31,11 +31,11 @@ def top_k_cosine(
     """For every row of ``vectors`` (one per user in ``users``, ascending), its ``n`` most cosine-similar rows.
 
     Self is excluded; only positive similarities count; ties are broken by user_handle.  With
-    ``search.method`` "ann" (or "auto" above ``auto_exact_max_users`` users, for vectors narrow enough
-    to index as they are) the answer is approximate and carries its measured ``recall_at_10``.
+    ``search.method`` "ann" (or "auto" above ``auto_exact_max_users`` users, unless a posting-list
+    search of sparse vectors is cheap) the answer is approximate and carries its measured ``recall_at_10``.
     """
     options = search or SearchOptions()
-    if options.resolve(len(users), vectors.shape[1]) == "ann":
+    if options.method_for(vectors) == "ann":
         from recommender.search.ann import ann_top_k  # faiss only when asked for
 
         return ann_top_k(vectors, users, n, options=options, block_mb=block_mb, workers=workers, progress=progress, desc=desc)

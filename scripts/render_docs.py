@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_report import render as bench_render  # noqa: E402
-from benchmarks.bench_report import scale_stage_table, scale_table, search_table  # noqa: E402
+from benchmarks.bench_report import scale_stage_table, scale_table, search_ann_table, search_table  # noqa: E402
 from recommender.cli.common import EXIT_CODES  # noqa: E402
 from recommender.config import markdown_table  # noqa: E402
 
@@ -257,14 +257,15 @@ def scale_10m() -> str:
 
 def bench_search() -> str:
     results = _json(BENCH / "results" / "search.json")
-    ann = _json(BENCH / "results" / "search-ann.json")["models"]["tfidf_user_interest"]["ann"]
+    scale = _json(BENCH / "results" / "search-ann.json")
     return "\n".join([
         f"Measured {results['started']} – {results.get('finished', '?')} at commit `{results['commit']}`, "
         f"{results['cpus']} shared cores (load averages per step in `benchmarks/results/search.json`). Top-10 over all users, "
         "wall seconds; recall@10 against the exact search over all users.", "", search_table(results), "",
-        f"Determinism (`benchmarks/results/search-ann.json`): two approximate searches of the interest vectors gave the same lists: "
-        f"{'yes' if ann['same_lists_on_rerun'] else 'no'}; recall@10 sampled on 2,000 users "
-        f"{ann['recall_at_10_sampled']}, over all users {ann['recall_at_10_all_users']}."])
+        f"At {scale['users']:,} users (`benchmarks/results/search-ann.json`, `--search {scale['search']}`), measured "
+        f"{scale['started']} – {scale.get('finished', '?')} at commit `{scale['commit']}`, {scale['cpus']} shared cores "
+        "(load averages per model in the JSON); each model searched in its own process, at the depth the run asks; "
+        "recall@10 on the generator's 2,000-user sample against exact search:", "", search_ann_table(scale)])
 
 
 def scaling_inputs() -> str:

@@ -1,24 +1,32 @@
-"""Approximate all-users top-N: an HNSW graph (faiss) proposes candidates, exact cosine ranks them.
+"""Approximate all-users top-N: an inverted-file index (faiss IVF) proposes candidates, exact cosine ranks them.
 
-Why faiss's HNSW: it found the same neighbours as hnswlib's with the same graph parameters, faster
-on the wide interest vectors (docs/benchmarks.md, docs/design.md), and faiss-cpu is maintained
-and ships wheels where hnswlib compiles from source.  The graph is built on one thread (faiss's level draws are seeded, and a
-single-threaded insertion order is fixed), so the same vectors give the same graph; queries are
-independent and run on all cores, so the published lists stay the same from run to run.
+Why IVF and not an HNSW graph: the whole batch must use both cores, and an HNSW graph is only
+reproducible when it is built on one thread (its insertion order follows thread timing).  An IVF
+index is trained by a seeded k-means (both cores do the assignments), its vectors are filed under
+their nearest centroid (independent per vector) and each query scans the ``nprobe`` cells nearest to
+it (independent per query), so every stage runs on all cores and the same vectors give the same
+candidates from run to run.
 
-Why a reduced representation: the graph needs dense vectors of modest width.  Vectors wider
-than :data:`INDEX_MAX_FEATURES` (~6,000 courses) are reduced by a seeded TruncatedSVD to
-``ann_dims`` dimensions; narrower ones (750 tags, 32-d embeddings) go in as they are.  The
-reduction only chooses candidates: every candidate is re-scored on the model's own vectors (:mod:`recommender.search.rerank`), and recall
-is measured against exact search on those own vectors (:mod:`recommender.search.recall`).
+Why a projection: the index needs dense vectors of modest width.  Sparse vectors (TF-IDF tags,
+BM25 course views) and dense ones wider than :data:`DENSE_AS_IS_MAX` are projected by a seeded
+randomized TruncatedSVD, fitted on a seeded sample of rows, to ``ann_dims`` dimensions; narrower
+dense vectors (the DNN's embeddings, ALS factors, the assessment percentiles, sparse in storage
+but held by every user) go in as they are.  The projection only
+chooses candidates: each user's ``candidates`` are re-scored on the model's own vectors
+(:mod:`recommender.search.rerank`), so the published scores are exact, and recall is measured
+against exact search on those own vectors (:mod:`recommender.search.recall`).  A projection loses
+neighbours that a wider one would keep, but re-ranking more candidates exactly costs far less than
+scanning a wider index, so the sparse models take more candidates rather than more dimensions.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
@@ -29,42 +37,80 @@ from tqdm.auto import tqdm
 
 from recommender.search.exact import exact_top_k, unit_rows
 from recommender.search.neighbours import Neighbours, empty_answer
-from recommender.search.options import INDEX_MAX_FEATURES, SearchOptions
+from recommender.search.options import SearchOptions
 from recommender.search.recall import recall_at_k, sample_rows
 from recommender.search.rerank import rerank
 
 log = logging.getLogger(__name__)
 
-#: Queries per faiss call (the progress bar moves once per call).
-_QUERY_BLOCK = 8192
+#: Queries per faiss call (the progress bar moves once per call; bounds the candidate arrays).
+_QUERY_BLOCK = 16384
+#: Training points per IVF cell: faiss's k-means wants at least 39; more only slows the training.
+_TRAIN_PER_CELL = 64
+#: Rows the projection is fitted on: its components settle long before a million rows.
+_PROJECTION_SAMPLE = 200_000
+#: Dense vectors up to this wide go into the index as they are (assessment percentiles: 108).
+DENSE_AS_IS_MAX = 256
+#: Sparse vectors at least this full are dense in content and indexed as such.
+_DENSE_CONTENT = 0.5
 
 
-def index_vectors(unit: np.ndarray | sparse.csr_matrix, dims: int, seed: int) -> np.ndarray:
-    """Dense unit vectors for the graph.
+@dataclass(frozen=True)
+class IvfPlan:
+    """What the index of one search looks like: dimensions, cells, cells probed, candidates per user."""
 
-    Up to :data:`INDEX_MAX_FEATURES` features the vectors go in as they are (made dense): the
-    interest model's 750 tags reduced to 128 or 300 SVD dimensions gave candidates with recall@10
-    0.50 / 0.76 after re-ranking, as they are 0.99 (20,000 users).  Wider vectors are reduced by a
-    seeded TruncatedSVD to ``dims`` dimensions.
+    dims: int
+    projected: bool
+    nlist: int
+    nprobe: int
+    candidates: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"index": "IVFFlat", "dims": self.dims, "projected": self.projected, "nlist": self.nlist,
+                "nprobe": self.nprobe, "candidates": self.candidates}
+
+
+def plan(count: int, features: int, sparse_content: bool, k: int, options: SearchOptions) -> IvfPlan:
+    """Index shape for ``count`` users: nlist ~ ``ann_cells_per_sqrt`` × sqrt(users), clamped.
+
+    Cells of about sqrt(users) vectors balance the two costs of a query, finding the nearest cells
+    (nlist centroids) and scanning them (nprobe × users / nlist vectors).  Sparse models take
+    ``ann_sparse_candidates`` (their projection ranks neighbours less faithfully), dense ones
+    ``ann_candidates``; never fewer than k + 1 (self is among them) nor more than there are users.
+    Sparse content is always projected to ``ann_dims``; dense vectors up to :data:`DENSE_AS_IS_MAX`
+    wide go in as they are.
     """
-    if unit.shape[1] <= INDEX_MAX_FEATURES:
-        dense = unit.toarray() if sparse.issparse(unit) else unit
-        return np.ascontiguousarray(dense, dtype=np.float32)
-    components = max(1, min(dims, unit.shape[1] - 1))
-    reduced = TruncatedSVD(n_components=components, algorithm="randomized", random_state=seed).fit_transform(unit)
+    projected = sparse_content or features > DENSE_AS_IS_MAX
+    dims = min(options.ann_dims, features) if projected else features
+    nlist = int(np.clip(round(options.ann_cells_per_sqrt * math.sqrt(count)), 1, max(1, count // 39)))
+    wanted = options.ann_sparse_candidates if sparse_content else options.ann_candidates
+    candidates = int(min(count, max(wanted, k + 1)))
+    return IvfPlan(dims=max(1, dims), projected=projected, nlist=nlist, nprobe=min(nlist, options.ann_nprobe),
+                   candidates=candidates)
+
+
+def index_vectors(unit: np.ndarray | sparse.csr_matrix, ivf: IvfPlan, seed: int) -> np.ndarray:
+    """Dense float32 unit vectors for the index: as they are, or projected (seeded TruncatedSVD)."""
+    if not ivf.projected:
+        return np.ascontiguousarray(unit.toarray() if sparse.issparse(unit) else unit, dtype=np.float32)
+    components = max(1, min(ivf.dims, unit.shape[1] - 1))
+    sample = sample_rows(unit.shape[0], _PROJECTION_SAMPLE, seed)
+    svd = TruncatedSVD(n_components=components, algorithm="randomized", random_state=seed).fit(unit[sample])
+    reduced = np.asarray(unit @ svd.components_.T.astype(np.float32), dtype=np.float32)
     return np.ascontiguousarray(normalize(reduced), dtype=np.float32)
 
 
-def build_index(data: np.ndarray, options: SearchOptions) -> faiss.IndexHNSWFlat:
-    """HNSW graph over ``data`` (inner product of unit vectors = cosine), built on one thread.
-
-    A multi-threaded insertion order depends on thread timing, so two builds could differ and so
-    would the published lists; the build is pinned to one thread.
-    """
-    index = faiss.IndexHNSWFlat(data.shape[1], options.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = options.hnsw_ef_construction
-    with _omp_threads(1):
-        index.add(data)
+def build_index(data: np.ndarray, ivf: IvfPlan, seed: int) -> faiss.IndexIVFFlat:
+    """IVF index of ``data`` (inner product of unit vectors = cosine), trained by seeded spherical k-means."""
+    quantizer = faiss.IndexFlatIP(data.shape[1])
+    index = faiss.IndexIVFFlat(quantizer, data.shape[1], ivf.nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = seed
+    index.cp.spherical = True
+    index.cp.max_points_per_centroid = _TRAIN_PER_CELL
+    train = data[sample_rows(data.shape[0], ivf.nlist * _TRAIN_PER_CELL, seed)]
+    index.train(train)
+    index.add(data)
+    index.nprobe = ivf.nprobe
     return index
 
 
@@ -89,8 +135,12 @@ def ann_top_k(
     workers: int = 2,
     progress: bool = False,
     desc: str = "top-k",
+    stats: dict | None = None,
 ) -> Neighbours:
-    """Every user's ``n`` most similar users, approximately; recall@10 measured on a sample."""
+    """Every user's ``n`` most similar users, approximately; recall@10 measured on a sample.
+
+    ``stats``, when given, receives the index plan and the seconds of each stage (benchmarks).
+    """
     users = np.asarray(users, dtype=np.int64)
     count = len(users)
     similar, scores = empty_answer(users, n)
@@ -98,22 +148,35 @@ def ann_top_k(
         return Neighbours(users, similar, scores, method="ann")
     k = min(n, count - 1)
     unit = unit_rows(vectors)
+    sparse_content = sparse.issparse(unit) and unit.nnz < _DENSE_CONTENT * count * unit.shape[1]
+    ivf = plan(count, unit.shape[1], sparse_content, k, options)
+    times = {"build": 0.0, "query": 0.0, "rerank": 0.0}
     t0 = time.perf_counter()
-    data = index_vectors(unit, options.ann_dims, options.seed)
-    index = build_index(data, options)
-    candidates_per_user = min(count, max(options.hnsw_ef, k + 1))
-    index.hnsw.efSearch = candidates_per_user
-    log.info("%s: HNSW over %s users × %d dims built in %.1fs", desc, f"{count:,}", data.shape[1], time.perf_counter() - t0)
-    with _omp_threads(workers), tqdm(total=count, desc=f"{desc} (ann)", unit="user", disable=not progress, leave=False) as bar:
-        for start in range(0, count, _QUERY_BLOCK):
-            rows = np.arange(start, min(start + _QUERY_BLOCK, count))
-            _, labels = index.search(data[rows], candidates_per_user)
-            cols, found = rerank(unit, rows, labels.astype(np.int64), k)
-            similar[rows, :k] = np.where(cols >= 0, users[np.maximum(cols, 0)], -1)
-            scores[rows, :k] = found
-            bar.update(rows.size)
+    with _omp_threads(workers):
+        data = index_vectors(unit, ivf, options.seed)
+        index = build_index(data, ivf, options.seed)
+        times["build"] = time.perf_counter() - t0
+        log.info("%s: IVF %s over %s users built in %.1fs", desc, ivf.as_dict(), f"{count:,}", times["build"])
+        with tqdm(total=count, desc=f"{desc} (ann)", unit="user", disable=not progress, leave=False) as bar:
+            for start in range(0, count, _QUERY_BLOCK):
+                rows = np.arange(start, min(start + _QUERY_BLOCK, count))
+                t1 = time.perf_counter()
+                _, labels = index.search(data[rows], ivf.candidates)
+                t2 = time.perf_counter()
+                cols, found = rerank(unit, rows, labels, k)
+                times["query"] += t2 - t1
+                times["rerank"] += time.perf_counter() - t2
+                similar[rows, :k] = np.where(cols >= 0, users[np.maximum(cols, 0)], -1)
+                scores[rows, :k] = found
+                bar.update(rows.size)
+    del index, data
+    t3 = time.perf_counter()
     sample = sample_rows(count, options.recall_sample, options.seed)
     exact = exact_top_k(unit, users, n, rows=sample, block_mb=block_mb, dense_mb=options.dense_mb, workers=workers)
     recall = recall_at_k(similar[sample], scores[sample], exact.similar, exact.scores, k=min(10, n))
-    log.info("%s: recall@10 %.4f on %s sampled users against exact search", desc, recall, f"{sample.size:,}")
+    times["recall"] = time.perf_counter() - t3
+    log.info("%s: recall@10 %.4f on %s sampled users against exact search (query %.1fs, re-rank %.1fs)",
+             desc, recall, f"{sample.size:,}", times["query"], times["rerank"])
+    if stats is not None:
+        stats.update(params=ivf.as_dict(), seconds={name: round(value, 2) for name, value in times.items()})
     return Neighbours(users, similar, scores, method="ann", recall_at_10=recall)

@@ -61,6 +61,14 @@ def dense_is_cheaper(unit: sparse.csr_matrix) -> bool:
     return float(users) * users * features / BLAS_ADVANTAGE < float((holders**2).sum())
 
 
+def postings_per_user(vectors: sparse.spmatrix) -> float:
+    """Accumulations per query of the posting-list kernel: the sum over features of (users holding
+    it)², over users.  It stays small as users grow when each feature is held by few users (course
+    views), and grows with the users when features are shared widely (interest tags)."""
+    holders = np.bincount(sparse.csr_matrix(vectors).indices, minlength=vectors.shape[1]).astype(np.float64)
+    return float((holders**2).sum()) / max(1, vectors.shape[0])
+
+
 class _Tile:
     """Candidate users ``start:stop`` as a dense (features × users) view, zero-padded to whole chunks."""
 

@@ -1,17 +1,22 @@
-"""How the all-users search runs: exact, approximate (HNSW), or chosen by the number of users."""
+"""How the all-users search runs: exact, approximate (faiss IVF + exact re-ranking), or chosen by the number of users."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-SEARCH_METHODS = ("exact", "ann", "auto")
-#: Vectors up to this many features go into the HNSW graph as they are; wider ones are reduced.
-INDEX_MAX_FEATURES = 1024
+from scipy import sparse
 
-#: ``auto`` searches exactly up to this many users of a model, with HNSW above.  Exact is
-#: quadratic and HNSW about N log N, but building the graph has a high fixed cost: measured at
-#: 100,000 users exact was still the faster (docs/benchmarks.md), so the switch sits above that.
+SEARCH_METHODS = ("exact", "ann", "auto")
+
+#: ``auto`` searches exactly up to this many users of a model, approximately above.  Exact
+#: answers need no recall check and the interest tags have no approximate search that keeps
+#: recall@10 at 0.95 (docs/search.md); the exact search is quadratic, so the switch sits where it
+#: still costs a few minutes a model (twice the 100,000 users of the scale benchmark).
 AUTO_EXACT_MAX_USERS = 200_000
+#: ... and above it still exactly the sparse vectors whose posting-list search costs at most this
+#: many accumulations per user (:func:`~recommender.search.exact.postings_per_user`): such a search
+#: grows about linearly with the users and needs no recall check.
+AUTO_EXACT_MAX_POSTINGS = 200_000
 
 
 @dataclass(frozen=True)
@@ -22,12 +27,14 @@ class SearchOptions:
     auto_exact_max_users: int = AUTO_EXACT_MAX_USERS
     #: Memory for the dense copy of low-dimensional vectors (exact search); tiles above it.
     dense_mb: int = 1024
-    #: HNSW graph degree, build effort and query effort (faiss IndexHNSWFlat's M, efConstruction, efSearch).
-    hnsw_m: int = 16
-    hnsw_ef_construction: int = 100
-    hnsw_ef: int = 64
-    #: Dimensions of the dense representation (TruncatedSVD) built for wide sparse vectors.
-    ann_dims: int = 256
+    #: Candidates per user re-ranked by exact cosine: dense vectors, sparse (projected) ones.
+    ann_candidates: int = 100
+    ann_sparse_candidates: int = 300
+    #: IVF cells probed per query, and cells per sqrt(users) (nlist ~ this × sqrt(users)).
+    ann_nprobe: int = 16
+    ann_cells_per_sqrt: float = 4.0
+    #: Dimensions of the projection (seeded TruncatedSVD) of sparse vectors and wide dense ones.
+    ann_dims: int = 64
     #: Users sampled to measure the approximate search's recall@10 against exact search.
     recall_sample: int = 2000
     seed: int = 7
@@ -46,18 +53,31 @@ class SearchOptions:
             method=method or settings.search,
             auto_exact_max_users=settings.auto_exact_max_users,
             dense_mb=settings.search_dense_mb,
-            hnsw_ef=settings.hnsw_ef,
+            ann_candidates=settings.ann_candidates,
+            ann_sparse_candidates=settings.ann_sparse_candidates,
+            ann_nprobe=settings.ann_nprobe,
+            ann_dims=settings.ann_dims,
             recall_sample=settings.recall_sample_users,
         )
 
-    def resolve(self, users: int, features: int = 0) -> str:
-        """The method for a model of ``users`` users × ``features``: ``auto`` becomes exact or ann.
+    def method_for(self, vectors: object) -> str:
+        """The method for one model's vectors (one row per user): :meth:`resolve` with their posting-list cost."""
+        cost = None
+        if self.method == "auto" and sparse.issparse(vectors):  # the posting-list cost decides above the size threshold
+            from recommender.search.exact import postings_per_user  # numba only when searching
 
-        ``auto`` keeps vectors wider than :data:`INDEX_MAX_FEATURES` exact at any size: the
-        reduced representation the graph would need found too few of their neighbours, and their
-        exact search is cheap (posting lists).  ``ann`` asked explicitly still tries, and the recall check
-        stops the run.
+            cost = postings_per_user(vectors)
+        return self.resolve(vectors.shape[0], cost)
+
+    def resolve(self, users: int, postings_per_user: float | None = None) -> str:
+        """The method for a model of ``users`` users: ``auto`` becomes exact or ann.
+
+        Exact up to ``auto_exact_max_users``; above it approximate, except sparse vectors whose
+        posting-list search stays cheap (``postings_per_user`` at most :data:`AUTO_EXACT_MAX_POSTINGS`).
         """
         if self.method == "auto":
-            return "exact" if users <= self.auto_exact_max_users or features > INDEX_MAX_FEATURES else "ann"
+            if users <= self.auto_exact_max_users:
+                return "exact"
+            cheap = postings_per_user is not None and postings_per_user <= AUTO_EXACT_MAX_POSTINGS
+            return "exact" if cheap else "ann"
         return self.method

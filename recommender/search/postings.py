@@ -4,7 +4,9 @@ Why not a dense product: the interest model's rows hold a few tens of its ~750 t
 GEMM spends nearly all its multiply-adds on zeros.  Why not scipy's sparse × sparse product: it
 builds the (mostly full) product as a sparse matrix, cell by cell, on one thread, holding the GIL.
 Here each query row scatters its few features' posting lists (users holding that feature) into a
-dense accumulator, then keeps its top k while reading back only the touched users, in compiled
+dense accumulator, then keeps its top k while reading back only the touched users (the whole
+accumulator when they are many, the list of those touched when few: the course views touch a few
+thousand users of a million, so a query costs its postings, not the number of users), in compiled
 code, queries spread over all cores (numba).  Timings: docs/benchmarks.md.
 
 Same rules as the dense path: scores rounded to :data:`SCORE_DECIMALS` before ranking, ties by
@@ -25,44 +27,72 @@ _SCALE = 10.0**SCORE_DECIMALS
 _MIN_RAW = np.float32(0.4 / _SCALE)
 
 
+@numba.njit(cache=True, nogil=True)
+def _offer(key, user, best_key, best_col, filled, k):  # pragma: no cover - compiled
+    """Insert (key, user) into the k best slots ordered by (key desc, user asc); returns the new fill."""
+    if filled == k and (key < best_key[k - 1] or (key == best_key[k - 1] and user > best_col[k - 1])):
+        return filled
+    slot = filled if filled < k else k - 1
+    while slot > 0 and (best_key[slot - 1] < key or (best_key[slot - 1] == key and best_col[slot - 1] > user)):
+        best_key[slot] = best_key[slot - 1]
+        best_col[slot] = best_col[slot - 1]
+        slot -= 1
+    best_key[slot] = key
+    best_col[slot] = user
+    return filled + 1 if filled < k else k
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _top_k_postings(q_indptr, q_indices, q_data, p_indptr, p_indices, p_data, query_index, n_users, k, parts, out_cols, out_scores):  # pragma: no cover - compiled
     n_queries = query_index.shape[0]
     per_part = (n_queries + parts - 1) // parts
     for part in numba.prange(parts):
         acc = np.zeros(n_users, dtype=np.float32)
+        # Users a query touched, in touch order: when they are few (very sparse vectors such as
+        # course views), only they are read back and cleared, not the whole accumulator.
+        touched = np.empty(max(1, n_users // 8), dtype=np.int64)
+        seen = np.zeros(n_users, dtype=np.bool_)
         best_key = np.empty(k, dtype=np.int64)
         best_col = np.empty(k, dtype=np.int64)
+        cap = n_users // 8
         for q in range(part * per_part, min(n_queries, (part + 1) * per_part)):
+            n_touched = 0
+            few = True  # tracking stops once the touched users pass the cap
             for jj in range(q_indptr[q], q_indptr[q + 1]):
                 feature = q_indices[jj]
                 weight = q_data[jj]
                 for pp in range(p_indptr[feature], p_indptr[feature + 1]):
-                    acc[p_indices[pp]] += weight * p_data[pp]
+                    user = p_indices[pp]
+                    if few and not seen[user]:
+                        if n_touched == cap:
+                            few = False
+                        else:
+                            seen[user] = True
+                            touched[n_touched] = user
+                            n_touched += 1
+                    acc[user] += weight * p_data[pp]
             acc[query_index[q]] = 0.0  # self is never a neighbour
-            # Keep the k best by (rounded score desc, user asc): sorted insertion into k slots,
-            # reading the accumulator in user order (so equal keys arrive by ascending user).
+            # Keep the k best by (rounded score desc, user asc): sorted insertion into k slots.
             filled = 0
             lower = _MIN_RAW
-            for user in range(n_users):
+            for t in range(n_touched if few else n_users):
+                user = touched[t] if few else t
                 raw = acc[user]
                 if raw < lower:
                     continue
                 key = np.int64(np.rint(np.float64(raw) * _SCALE))
-                if key <= 0 or (filled == k and key <= best_key[k - 1]):
+                if key <= 0:
                     continue
-                slot = filled if filled < k else k - 1
-                while slot > 0 and best_key[slot - 1] < key:
-                    best_key[slot] = best_key[slot - 1]
-                    best_col[slot] = best_col[slot - 1]
-                    slot -= 1
-                best_key[slot] = key
-                best_col[slot] = user
-                if filled < k:
-                    filled += 1
+                filled = _offer(key, user, best_key, best_col, filled, k)
                 if filled == k:
                     lower = np.float32((best_key[k - 1] - 1) / _SCALE)
-            acc[:] = 0.0
+            for t in range(n_touched):
+                seen[touched[t]] = False
+            if few:
+                for t in range(n_touched):
+                    acc[touched[t]] = 0.0
+            else:
+                acc[:] = 0.0
             for slot in range(filled):
                 out_cols[q, slot] = best_col[slot]
                 out_scores[q, slot] = np.float32(best_key[slot] / _SCALE)

@@ -3,39 +3,109 @@
 The approximate search only proposes candidates; re-scoring them on the model's own vectors
 (not on the reduced ones the index holds) makes the published scores exact, raises recall, and
 lets the same rounding, tie-breaking by user_handle, self-exclusion and positivity rules apply
-as in the exact search.
+as in the exact search (the posting-list kernel's: scores rounded to :data:`SCORE_DECIMALS`,
+then the lower column first).
+
+Scoring and selection are one compiled pass per query, queries spread over all cores (numba):
+nothing of size (queries × candidates × features) is held, and no Python-level sort of all the
+(query, candidate) pairs is needed however many candidates each user gets.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy import sparse
 
 from recommender.search.neighbours import SCORE_DECIMALS
-from recommender.search.pair_dots import pair_dots
-from recommender.search.selection import rank_candidates
 
-#: Query rows re-scored per step: bounds the (rows × candidates × features) dense temporaries.
-_ROWS_PER_STEP = 4096
+_SCALE = 10.0**SCORE_DECIMALS
 
 
-def pair_cosines(unit: np.ndarray | sparse.csr_matrix, rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """(len(rows), C) cosines of each unit row ``rows[i]`` with the unit rows ``candidates[i]``."""
-    if sparse.issparse(unit):
-        return pair_dots(unit, rows, candidates, np.float32)
-    out = np.empty(candidates.shape, dtype=np.float32)
-    for start in range(0, rows.size, _ROWS_PER_STEP):
-        stop = start + _ROWS_PER_STEP
-        out[start:stop] = np.einsum("bd,bcd->bc", unit[rows[start:stop]], unit[candidates[start:stop]])
-    return out
+@numba.njit(cache=True, nogil=True)
+def _keep_best(key, col, best_key, best_col, filled, k):  # pragma: no cover - compiled
+    """Insert (key, col) into the k best slots ordered by (key desc, col asc); returns the new fill."""
+    if filled == k and (key < best_key[k - 1] or (key == best_key[k - 1] and col > best_col[k - 1])):
+        return filled
+    slot = filled if filled < k else k - 1
+    while slot > 0 and (best_key[slot - 1] < key or (best_key[slot - 1] == key and best_col[slot - 1] > col)):
+        best_key[slot] = best_key[slot - 1]
+        best_col[slot] = best_col[slot - 1]
+        slot -= 1
+    best_key[slot] = key
+    best_col[slot] = col
+    return filled + 1 if filled < k else k
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _rerank_sparse(indptr, indices, data, rows, cands, k, out_cols, out_scores):  # pragma: no cover - compiled
+    """Top k of each row's candidates by the dot product of sorted sparse rows (index merge)."""
+    for i in numba.prange(rows.shape[0]):
+        a = rows[i]
+        best_key = np.empty(k, dtype=np.int64)
+        best_col = np.empty(k, dtype=np.int64)
+        filled = 0
+        for j in range(cands.shape[1]):
+            b = cands[i, j]
+            if b < 0 or b == a:
+                continue
+            pa, ea, pb, eb = indptr[a], indptr[a + 1], indptr[b], indptr[b + 1]
+            total = np.float32(0.0)
+            while pa < ea and pb < eb:
+                if indices[pa] == indices[pb]:
+                    total += data[pa] * data[pb]
+                    pa += 1
+                    pb += 1
+                elif indices[pa] < indices[pb]:
+                    pa += 1
+                else:
+                    pb += 1
+            key = np.int64(np.rint(np.float64(total) * _SCALE))
+            if key > 0:
+                filled = _keep_best(key, b, best_key, best_col, filled, k)
+        for slot in range(filled):
+            out_cols[i, slot] = best_col[slot]
+            out_scores[i, slot] = np.float32(best_key[slot] / _SCALE)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _rerank_dense(unit, rows, cands, k, out_cols, out_scores):  # pragma: no cover - compiled
+    """Top k of each row's candidates by the dot product of dense rows, summed in feature order."""
+    for i in numba.prange(rows.shape[0]):
+        a = rows[i]
+        best_key = np.empty(k, dtype=np.int64)
+        best_col = np.empty(k, dtype=np.int64)
+        filled = 0
+        for j in range(cands.shape[1]):
+            b = cands[i, j]
+            if b < 0 or b == a:
+                continue
+            total = np.float32(0.0)
+            for f in range(unit.shape[1]):
+                total += unit[a, f] * unit[b, f]
+            key = np.int64(np.rint(np.float64(total) * _SCALE))
+            if key > 0:
+                filled = _keep_best(key, b, best_key, best_col, filled, k)
+        for slot in range(filled):
+            out_cols[i, slot] = best_col[slot]
+            out_scores[i, slot] = np.float32(best_key[slot] / _SCALE)
 
 
 def rerank(unit: np.ndarray | sparse.csr_matrix, rows: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(columns, rounded scores) of the top ``k`` candidates per row by exact cosine, ties by column.
 
-    ``candidates`` (rows × C, -1 for none) are column indices; self and non-positive scores drop.
+    ``unit`` holds unit rows (sparse ones with sorted indices); ``candidates`` (rows × C, -1 for
+    none, no repeats within a row) are column indices; self and non-positive scores drop.  Rows
+    with fewer than ``k`` neighbours are padded with -1 / NaN.
     """
-    scores = np.round(pair_cosines(unit, rows, np.maximum(candidates, 0)), SCORE_DECIMALS)
-    keep = (candidates >= 0) & (candidates != rows[:, None]) & (scores > 0)
-    r, c = np.nonzero(keep)
-    return rank_candidates(r, candidates[r, c], scores[r, c], rows.size, k)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    candidates = np.ascontiguousarray(candidates, dtype=np.int64)
+    cols = np.full((rows.size, k), -1, dtype=np.int64)
+    scores = np.full((rows.size, k), np.nan, dtype=np.float32)
+    if rows.size == 0 or k < 1:
+        return cols, scores
+    if sparse.issparse(unit):
+        _rerank_sparse(unit.indptr, unit.indices, unit.data.astype(np.float32, copy=False), rows, candidates, k, cols, scores)
+    else:
+        _rerank_dense(np.ascontiguousarray(unit, dtype=np.float32), rows, candidates, k, cols, scores)
+    return cols, scores

@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from recommender.search.ann import ann_top_k
-from recommender.search.exact import exact_top_k
-from recommender.search.options import SearchOptions
-from recommender.search.recall import recall_at_k
+from recommender.search.ann import ann_top_k, plan
+from recommender.search.exact import exact_top_k, postings_per_user, unit_rows
+from recommender.search.options import AUTO_EXACT_MAX_POSTINGS, SearchOptions
+from recommender.search.recall import RecallTooLow, check_recall, recall_at_k
+from recommender.search.rerank import rerank
 from recommender.topk import top_k_cosine
+from recommender.search.neighbours import Neighbours
+from tests.test_topk import assert_matches
 
 ANN = SearchOptions(method="ann", recall_sample=500)
 
@@ -23,7 +26,7 @@ def clustered(users: int, dims: int, seed: int) -> np.ndarray:
 
 
 def wide_sparse(users: int, features: int, seed: int) -> sparse.csr_matrix:
-    """Sparse rows wider than the index takes as they are (goes through the SVD), in communities."""
+    """Sparse rows (projected by the SVD for the index), in communities."""
     rng = np.random.default_rng(seed)
     community = rng.integers(0, 20, users)
     cols = (community[:, None] * (features // 20) + rng.integers(0, 60, (users, 8))).ravel()
@@ -48,9 +51,9 @@ def test_recall_at_10_is_at_least_095_against_exact_and_the_measured_value_is_ho
     np.testing.assert_allclose(approx.scores[same], exact.scores[same], atol=2e-6)
 
 
-def test_two_runs_publish_the_same_lists():
-    vectors = wide_sparse(2500, 1500, 5)
-    users = np.arange(2500) + 10
+@pytest.mark.parametrize("vectors", [clustered(4000, 32, 7), wide_sparse(2500, 1500, 5)], ids=["dense", "sparse"])
+def test_two_runs_publish_the_same_lists(vectors):
+    users = np.arange(vectors.shape[0]) + 10
     first = ann_top_k(vectors, users, 10, options=ANN)
     second = ann_top_k(vectors, users, 10, options=ANN)
     np.testing.assert_array_equal(first.similar, second.similar)
@@ -77,11 +80,56 @@ def test_auto_is_exact_up_to_the_threshold_and_ann_above():
     assert above.method == "ann" and above.recall_at_10 is not None
 
 
-def test_auto_keeps_vectors_too_wide_for_the_graph_exact_at_any_size():
-    options = SearchOptions(method="auto", auto_exact_max_users=10)
-    assert options.resolve(1000, features=5942) == "exact"
-    assert options.resolve(1000, features=750) == "ann"
-    assert SearchOptions(method="ann").resolve(1000, features=5942) == "ann"
+def test_auto_goes_by_size_and_keeps_cheap_posting_lists_exact():
+    options = SearchOptions(method="auto", auto_exact_max_users=1000)
+    assert options.resolve(1000) == "exact" and options.resolve(1001) == "ann"
+    assert options.resolve(10**6, postings_per_user=AUTO_EXACT_MAX_POSTINGS) == "exact"
+    assert options.resolve(10**6, postings_per_user=AUTO_EXACT_MAX_POSTINGS + 1) == "ann"
+    assert SearchOptions(method="ann").resolve(10, 1.0) == "ann" and SearchOptions(method="exact").resolve(10**7) == "exact"
+    # Course-view-like rows (each course held by few users) stay exact above the size threshold.
+    views = wide_sparse(3000, 2000, 11)
+    assert postings_per_user(views) < AUTO_EXACT_MAX_POSTINGS
+    above = SearchOptions(method="auto", auto_exact_max_users=100)
+    assert above.method_for(views) == "exact" and above.method_for(views.toarray()) == "ann"
+    assert top_k_cosine(views, np.arange(3000), 10, search=above).method == "exact"
+
+
+def test_a_forced_poor_setting_fails_the_recall_check():
+    vectors = clustered(3000, 32, 6)
+    poor = SearchOptions(method="ann", recall_sample=500, ann_candidates=1, ann_nprobe=1)
+    result = ann_top_k(vectors, np.arange(3000), 10, options=poor)
+    assert result.recall_at_10 < 0.95
+    with pytest.raises(RecallTooLow):
+        check_recall("m", result.recall_at_10, 0.95)
+
+
+@pytest.mark.parametrize("as_sparse", [True, False], ids=["sparse", "dense"])
+def test_rerank_scores_are_the_brute_force_cosines_and_all_candidates_give_the_brute_force_lists(as_sparse):
+    vectors = wide_sparse(600, 1200, 8)
+    vectors = vectors if as_sparse else vectors.toarray()
+    users = np.arange(600) * 2 + 5
+    unit = unit_rows(vectors)
+    rows = np.arange(600)
+    rng = np.random.default_rng(9)
+    some = np.stack([rng.permutation(600)[:40] for _ in rows])  # 40 random candidates (self may be among them)
+    cols, scores = rerank(unit, rows, some, 10)
+    dense = unit.toarray() if as_sparse else unit
+    shown = cols >= 0
+    np.testing.assert_allclose(scores[shown], (dense[rows[:, None].repeat(10, 1)] * dense[np.maximum(cols, 0)]).sum(2)[shown], atol=1e-6)
+    assert not (cols == rows[:, None]).any()
+    everyone = np.tile(np.arange(600), (600, 1))
+    cols, scores = rerank(unit, rows, everyone, 10)
+    assert_matches(Neighbours(users, np.where(cols >= 0, users[np.maximum(cols, 0)], -1), scores), vectors, users, 10)
+
+
+def test_the_plan_grows_with_users_and_always_takes_more_candidates_than_n():
+    options = SearchOptions(method="ann")
+    small, large = plan(10_000, 32, False, 10, options), plan(1_000_000, 32, False, 10, options)
+    assert small.nlist < large.nlist and large.nlist == 4000 and not large.projected
+    assert plan(1_000_000, 32, False, 50, SearchOptions(ann_candidates=20)).candidates == 51
+    sparse_plan = plan(1_000_000, 747, True, 10, options)
+    assert sparse_plan.projected and sparse_plan.dims == options.ann_dims
+    assert not plan(300_000, 108, False, 50, options).projected and plan(300_000, 300, False, 50, options).dims == options.ann_dims
 
 
 def test_unknown_method_is_refused():
