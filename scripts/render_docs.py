@@ -345,6 +345,24 @@ def bench_fusion_export() -> str:
     return "\n".join(lines)
 
 
+def bench_saturation() -> str:
+    """The same-minute comparison of ``MAX_IN_FLIGHT`` bounds under the overload phase (benchmarks/bench_saturation.py)."""
+    sat = _json(BENCH / "results" / "saturation.json")
+    rounds = max(r["round"] for r in sat["runs"])
+    lines = [f"{sat['connections']} closed-loop connections of wrk, {sat['seconds']:g} s per run, the bounds interleaved over "
+             f"{rounds} rounds, a fresh server ({sat['workers']} gevent workers) per run, {sat['users']:,} users, "
+             f"{sat['date']} UTC, commit {sat['commit']} (`benchmarks/results/saturation.json`); medians of the rounds. "
+             "*Answered*: 2xx answers, each answer's own time; */health*: probes on a fresh connection during the load.", "",
+             "| `MAX_IN_FLIGHT` | answered/s | answered p50 ms | answered p99 ms | answered max ms | shed | timeouts "
+             "| /health p50 ms | /health max ms | load average |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for bound, m in sat["median"].items():
+        lines.append(f"| {bound} | {_n(m['answered_per_second'])} | {_n(m['answered_p50_ms'], 1)} | {_n(m['answered_p99_ms'], 1)} | "
+                     f"{_n(m['answered_max_ms'])} | {100 * m['shed_share']:.1f}% | {_n(m['timeouts'])} | "
+                     f"{_n(m['health_p50_ms'], 1)} | {_n(m['health_max_ms'])} | {_n(m['loadavg_start'], 1)} |")
+    return "\n".join(lines)
+
+
 def extrapolation() -> dict:
     """A 1,000,000-user run of the local engine, worked out from the measurements (not measured)."""
     run = _json(BENCH / "results" / "scale.json")["runs"]["100000-local-auto"]
@@ -443,6 +461,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "bench-load": bench_load, "bench-dnn-fit": bench_dnn_fit, "bench-write": bench_write,
     "bench-extrapolation": bench_extrapolation, "ab-demo": ab_demo, "scaling-inputs": scaling_inputs,
     "scale-measured": scale_measured, "scale-10m": scale_10m, "bench-fusion-export": bench_fusion_export,
+    "bench-saturation": bench_saturation,
 }
 
 
