@@ -16,9 +16,7 @@ renders it into docs/performance.md.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -26,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import run_bench as rb
-from benchmarks.bench_api import Gunicorn, pick_pairs, run_python_load, zipf_sequence
+from benchmarks.bench_api import Gunicorn, run_python_load, zipf_sequence
 
 OUT_JSON = rb.BENCH / "results" / "saturation.json"
 USERS = 10_000
@@ -78,19 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _mix(env: dict, data_dir: Path) -> list:
-    from recommender.config import ApiSettings, load_settings
-
-    saved = dict(os.environ)
-    os.environ.update({k: env[k] for k in ("DYNAMODB_ENDPOINT_URL", "DYNAMODB_TABLE", "AWS_ACCESS_KEY_ID",
-                                           "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "API_KEYS")})
-    try:
-        settings = load_settings(ApiSettings, env_file=None)
-        with open(data_dir / "ground_truth.csv", newline="") as f:
-            handles = [int(row["user_handle"]) for row in csv.DictReader(f)]
-        pairs, _ = pick_pairs(settings, handles, list(rb.ALL_MODELS), 2000)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    _, pairs, _ = rb.request_pairs(env, data_dir, tuple(rb.ALL_MODELS), 2000)
     return zipf_sequence(pairs, 20_000, 1.1)
 
 

@@ -330,7 +330,8 @@ def _top_share(sequence: list, share: float) -> float:
     return sum(counts[: max(1, int(len(counts) * share))]) / len(sequence)
 
 
-def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out: Path, args, wrk: str | None) -> dict:
+def request_pairs(env: dict, data_dir: Path, models: tuple[str, ...], count: int) -> tuple[object, list, int]:
+    """The API's settings for the benchmark's table, and ``count`` (user, model) pairs the run covers."""
     from recommender.config import ApiSettings, load_settings
 
     saved = dict(os.environ)
@@ -340,13 +341,18 @@ def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out:
         settings = load_settings(ApiSettings, env_file=None)
         with open(data_dir / "ground_truth.csv", newline="") as f:
             handles = [int(row["user_handle"]) for row in csv.DictReader(f)]
-        pairs, misses = pick_pairs(settings, handles, list(models), args.pairs)
-        log(f"{users:,} users: {len(pairs)} (user, model) pairs ({misses} users not covered by a model skipped); "
-            f"raw reads, {args.raw_calls} calls each, in {MISS_ROUNDS} rounds alternating with the API's misses")
-        raw_reads = RawReads(settings, pairs)
+        pairs, misses = pick_pairs(settings, handles, list(models), count)
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    return settings, pairs, misses
+
+
+def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out: Path, args, wrk: str | None) -> dict:
+    settings, pairs, misses = request_pairs(env, data_dir, models, args.pairs)
+    log(f"{users:,} users: {len(pairs)} (user, model) pairs ({misses} users not covered by a model skipped); "
+        f"raw reads, {args.raw_calls} calls each, in {MISS_ROUNDS} rounds alternating with the API's misses")
+    raw_reads = RawReads(settings, pairs)
     extra = args.gunicorn_args.split() if args.gunicorn_args else []
     mix = zipf_sequence(pairs, args.zipf_requests, args.zipf_exponent)
     raw_samples: dict[str, list[float]] = {kind: [] for kind in RawReads.KINDS}

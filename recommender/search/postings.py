@@ -28,8 +28,11 @@ _MIN_RAW = np.float32(0.4 / _SCALE)
 
 
 @numba.njit(cache=True, nogil=True)
-def _offer(key, user, best_key, best_col, filled, k):  # pragma: no cover - compiled
-    """Insert (key, user) into the k best slots ordered by (key desc, user asc); returns the new fill."""
+def keep_best(key, user, best_key, best_col, filled, k):  # pragma: no cover - compiled
+    """Insert (key, user) into the k best slots ordered by (key desc, user asc); returns the new fill.
+
+    The one top-k insertion of the compiled kernels (the posting lists here, the re-rank).
+    """
     if filled == k and (key < best_key[k - 1] or (key == best_key[k - 1] and user > best_col[k - 1])):
         return filled
     slot = filled if filled < k else k - 1
@@ -83,7 +86,7 @@ def _top_k_postings(q_indptr, q_indices, q_data, p_indptr, p_indices, p_data, qu
                 key = np.int64(np.rint(np.float64(raw) * _SCALE))
                 if key <= 0:
                     continue
-                filled = _offer(key, user, best_key, best_col, filled, k)
+                filled = keep_best(key, user, best_key, best_col, filled, k)
                 if filled == k:
                     lower = np.float32((best_key[k - 1] - 1) / _SCALE)
             for t in range(n_touched):

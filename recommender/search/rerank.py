@@ -18,23 +18,9 @@ import numpy as np
 from scipy import sparse
 
 from recommender.search.neighbours import SCORE_DECIMALS
+from recommender.search.postings import keep_best
 
 _SCALE = 10.0**SCORE_DECIMALS
-
-
-@numba.njit(cache=True, nogil=True)
-def _keep_best(key, col, best_key, best_col, filled, k):  # pragma: no cover - compiled
-    """Insert (key, col) into the k best slots ordered by (key desc, col asc); returns the new fill."""
-    if filled == k and (key < best_key[k - 1] or (key == best_key[k - 1] and col > best_col[k - 1])):
-        return filled
-    slot = filled if filled < k else k - 1
-    while slot > 0 and (best_key[slot - 1] < key or (best_key[slot - 1] == key and best_col[slot - 1] > col)):
-        best_key[slot] = best_key[slot - 1]
-        best_col[slot] = best_col[slot - 1]
-        slot -= 1
-    best_key[slot] = key
-    best_col[slot] = col
-    return filled + 1 if filled < k else k
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -62,7 +48,7 @@ def _rerank_sparse(indptr, indices, data, rows, cands, k, out_cols, out_scores):
                     pb += 1
             key = np.int64(np.rint(np.float64(total) * _SCALE))
             if key > 0:
-                filled = _keep_best(key, b, best_key, best_col, filled, k)
+                filled = keep_best(key, b, best_key, best_col, filled, k)
         for slot in range(filled):
             out_cols[i, slot] = best_col[slot]
             out_scores[i, slot] = np.float32(best_key[slot] / _SCALE)
@@ -85,7 +71,7 @@ def _rerank_dense(unit, rows, cands, k, out_cols, out_scores):  # pragma: no cov
                 total += unit[a, f] * unit[b, f]
             key = np.int64(np.rint(np.float64(total) * _SCALE))
             if key > 0:
-                filled = _keep_best(key, b, best_key, best_col, filled, k)
+                filled = keep_best(key, b, best_key, best_col, filled, k)
         for slot in range(filled):
             out_cols[i, slot] = best_col[slot]
             out_scores[i, slot] = np.float32(best_key[slot] / _SCALE)

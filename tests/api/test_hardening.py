@@ -180,7 +180,9 @@ def test_no_redirect_is_built_from_the_host_header(served, path):
 # -- 10: a wiped database ---------------------------------------------------------------------------
 
 def test_missing_pointer_is_503_no_published_run_not_404(seeded_settings, tmp_path):
-    env = {"POINTER_CACHE_SECONDS": "0"}  # see the wipe at once (the cache is item 11's business)
+    # See the wipe at once: no pointer cache, and /health looks at the database on every probe
+    # (its refresh in the background is test_run_unavailable.py's business).
+    env = {"POINTER_CACHE_SECONDS": "0", "RUN_CHECK_SECONDS": "0"}
     with gunicorn_server(seeded_settings, tmp_path / "gunicorn.log", env=env) as base:
         url = f"{base}/similar-users/"
         assert requests.post(url, json={"user_handle": 999}, timeout=10).status_code == 200
