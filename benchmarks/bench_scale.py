@@ -40,6 +40,7 @@ from pathlib import Path
 
 from benchmarks.bench_procmon import Sampler, cpu, java_pid, run_measured
 from benchmarks.run_bench import BENCH, REPO, child_env, commit, drop_tables, dynamodb, log, make_data, warm_up_dynamodb
+from recommender.config import GeneratorSettings
 
 SCALE_JSON = BENCH / "results" / "scale.json"
 TABLE_PREFIX = "bench_scale"
@@ -61,13 +62,15 @@ class LoadSampler(Sampler):
 
 
 def run_one(users: int, engine: str, search: str, sink: str, workers: int, data_dir: Path, port: int,
-            timeout: float) -> dict:
+            timeout: float, min_recall: float | None = None) -> dict:
     """One generator run; its entry of ``scale.json`` (``export_dir``: where ``--sink export`` put its files)."""
     out = BENCH / "out"
     name = f"scale-{users}-{engine}-{sink}"
     report_path = out / f"{name}.json"
     report_path.unlink(missing_ok=True)
     env = {**child_env(port, TABLE_PREFIX, data_dir), "DASK_WORKERS": str(workers), "KEEP_RUNS": "2"}
+    if min_recall is not None:  # a measurement of a run the recall check would refuse: labelled in the entry
+        env["MIN_RECALL"] = str(min_recall)
     cmd = [sys.executable, str(REPO / "run_generator.py"), "--report", str(report_path), "--no-progress",
            "--data-dir", str(data_dir), "--top-n", "10", "--search", search, "--engine", engine, "--sink", sink]
     export_dir = out / f"export-{users}-{engine}"
@@ -113,6 +116,7 @@ def run_one(users: int, engine: str, search: str, sink: str, workers: int, data_
         "run_items_per_second": round(items / proc.wall_seconds),
         "stages": stages,
         "recall_at_10": {m["handle"]: m["recall_at_10"] for m in models},
+        "min_recall": min_recall if min_recall is not None else GeneratorSettings.model_fields["min_recall"].default,
         "generator_seconds": round(report["total_seconds"], 1),
         "peak_rss_process_mb": round(proc.peak_rss_mb),
         "workers": workers,
@@ -221,6 +225,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="no throw-away writes to warm DynamoDB Local's JVM before it is written to (as make bench does)")
     p.add_argument("--compare-items", action="store_true",
                    help="--sink write: also read both runs' tables back and compare every item's lists (~3 min per 1M items)")
+    p.add_argument("--min-recall", type=float, default=None,
+                   help="the generator's MIN_RECALL (default: its setting, 0.95); 0 measures a run whose approximate "
+                        "search misses the floor instead of stopping it, and the entry says so")
     args = p.parse_args(argv)
     args.engines = [e for e in args.engines.split(",") if e]
     if not args.engines or any(e not in ("local", "dask") for e in args.engines):
@@ -252,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         for engine in args.engines:
             warmup = warm_up_dynamodb(args.dynamodb_port, 2, 3000) if args.warmup and args.sink == "write" else []
             run = run_one(args.users, engine, args.search, args.sink, args.workers, data_dir, args.dynamodb_port,
-                          args.timeout)
+                          args.timeout, args.min_recall)
             run["data"] = {k: v for k, v in data.items() if k != "dir"}
             if warmup:
                 run["dynamodb_warmup"] = warmup
