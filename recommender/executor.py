@@ -13,7 +13,7 @@ differ only in where the partitions (:func:`~recommender.partitions.model_partit
 What stays on the driver, and why: the answer of a model that fuses others (declared in the
 registry: ``ModelSpec.fuses``) needs the other models' lists of *all* users, so it is fused, and
 explained, on the driver, and its items are written by write-only partitions; an approximate
-search (one HNSW graph of all users, docs/search.md) is answered on the driver and each partition
+search (one faiss IVF index of all users, docs/search.md) is answered on the driver and each partition
 receives its block of the answer to explain and write.  A sink without a partition target (a dry
 run: one file written in order) gets the partitions' items back, in order, from the driver.
 

@@ -7,7 +7,7 @@ driver writing every item is the bound of a large run (one process's write rate 
 So each partition takes a block of users and does, with the same code wherever it runs
 (:mod:`recommender.executor`: this process, local worker processes or Dask tasks): the exact top
 N against all users (:func:`~recommender.search.exact.exact_top_k`), or its block of the
-driver's answer when the search is not exact (the HNSW graph is one index of all users), the
+driver's answer when the search is not exact (the IVF index is one index of all users), the
 model's reasons (:meth:`~recommender.models.base.SimilarityModel.explain`), the items
 (:func:`~recommender.store.items.build_items`), written to the sink's partition target (each
 writer its own requests or part files) or sent back when the sink has none (a dry run: one file

@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.
     parser.add_argument("--force", action="store_true",
                         help="publish even when a model covers far fewer users than its published run (MIN_COVERAGE_RATIO)")
     parser.add_argument("--search", choices=("exact", "ann", "auto"), default=settings.search,
-                        help="all-users search: exact, ann (HNSW + exact re-ranking; fails below MIN_RECALL), "
+                        help="all-users search: exact, ann (faiss IVF + exact re-ranking; fails below MIN_RECALL), "
                              "auto: exact up to AUTO_EXACT_MAX_USERS users of a model (default: %(default)s, env SEARCH)")
     parser.add_argument("--engine", choices=("local", "dask"), default=settings.engine,
                         help="where the exact search, the reasons and the writes run (default: %(default)s, env ENGINE)")
