@@ -95,7 +95,7 @@ def run_one(users: int, engine: str, search: str, sink: str, workers: int, data_
     for m in models:
         stages["models"][m["handle"]] = {
             "search_method": m["search"], "users_covered": m["users_covered"], "items": m["items_written"],
-            "lists_checksum": m.get("lists_checksum"),
+            "lists_checksum": m.get("lists_checksum"), "peak_rss_mb_after": m.get("peak_rss_mb"),
             **{k: round(m[f"{k}_seconds"], 2) for k in ("fit", "search", "explain")},
             write: round(m["write_seconds"], 2),
             **({"partitions": m["partitions"], "partitions_seconds": round(m["partitions_seconds"], 2)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import time
 from collections.abc import Iterable
 import uuid
@@ -75,6 +76,9 @@ class ModelReport:
     #: Of the stored lists (users, neighbours, scores), whatever the engine or partitioning: two runs
     #: that published the same lists have the same checksum (:mod:`recommender.search.checksum`).
     lists_checksum: str = ""
+    #: The generator process's resident-memory high-water mark once this model was done (MB): the
+    #: model that raises it is the one that sets the run's memory.
+    peak_rss_mb: int = 0
 
 
 @dataclass
@@ -259,8 +263,9 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
     entry.partitions_seconds = time.perf_counter() - t0 if done.partitions else 0.0
     entry.explain_seconds, entry.write_seconds = done.seconds["explain"], done.seconds["write"]
     entry.items_written, entry.lists_checksum = done.items_written, done.lists_checksum
-    log.info("%s: wrote %s items in %.1fs (%d partitions)", handle, f"{entry.items_written:,}",
-             time.perf_counter() - t0, done.partitions)
+    entry.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # Linux: kilobytes
+    log.info("%s: wrote %s items in %.1fs (%d partitions), peak RSS so far %s MB", handle, f"{entry.items_written:,}",
+             time.perf_counter() - t0, done.partitions, f"{entry.peak_rss_mb:,}")
     return entry
 
 

@@ -48,7 +48,6 @@ KEY_SETTINGS = ("DYNAMODB_ENDPOINT_URL", "DYNAMODB_TABLE", "DATA_DIR", "TOP_N", 
 MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view", "dnn_collab_filtering_user_course_level",
           "als_collab_filtering_user_course_view", "knn_collab_filtering_user_assessment_score",
           "ensemble_user_similarity")
-HNSW_MAX_FEATURES = 1024  # recommender/search: wider vectors stay exact under SEARCH=auto
 
 
 def _json(path: Path):
@@ -208,11 +207,22 @@ def scale_measured() -> str:
     return "\n".join(rows)
 
 
-def scale_10m() -> str:
-    """docs/scaling.md's worked estimate of 10,000,000 users on N Dask workers, from the measured Dask run."""
-    _, run = _largest_export_runs()
+def _largest_dask_export_run() -> dict | None:
+    """The Dask run of the largest ``make bench-scale SCALE_SINK=export`` measurement that has one."""
+    runs = [r for r in _json(BENCH / "results" / "scale.json")["runs"].values()
+            if r.get("sink") == "export" and r["engine"] == "dask"]
+    return max(runs, key=lambda r: r["users"]) if runs else None
+
+
+#: Cluster sizes of the 10,000,000-user estimate; the README quotes the middle one.
+TEN_MILLION_WORKERS = (8, 32, 128)
+
+
+def ten_million() -> dict | None:
+    """10,000,000 users on N Dask workers, worked out stage by stage from the largest measured Dask run."""
+    run = _largest_dask_export_run()
     if run is None:
-        return "No Dask export run is recorded in `benchmarks/results/scale.json` yet."
+        return None
     target, users = 10_000_000, run["users"]
     linear = (target / users, "× users")
     square = ((target / users) ** 2, "× users² (all pairs)")
@@ -232,23 +242,32 @@ def scale_10m() -> str:
             stages.append((f"approximate search {short}", "driver", m["search"], ivf))
             stages.append((f"reasons {short}", "partitions", m["explain"], linear))
         stages.append((f"export {short}", "partitions", m.get("export", m.get("write", 0.0)), linear))
+    total = {where: sum(seconds * factor for _, w, seconds, (factor, _) in stages if w == where)
+             for where in ("driver", "partitions")}
+    n = TEN_MILLION_WORKERS[1]
+    return {"run": run, "users": users, "target": target, "stages": stages, "driver": total["driver"],
+            "partitions": total["partitions"], "workers": n, "total": total["driver"] + total["partitions"] / n}
+
+
+def scale_10m() -> str:
+    """docs/scaling.md's worked estimate of 10,000,000 users on N Dask workers, from the measured Dask run."""
+    e = ten_million()
+    if e is None:
+        return "No Dask export run is recorded in `benchmarks/results/scale.json` yet."
+    run, users, target, stages = e["run"], e["users"], e["target"], e["stages"]
     rows = [f"From the {users:,}-user Dask run ({run['workers']} workers, `{run['commit']}`): driver stages in seconds, "
             f"partition stages in worker-seconds (summed over the partitions), each scaled to {target:,} users by its "
             "rule; a cluster of N workers divides the partition stages by N, not the driver's.", "",
             f"| stage | runs on | measured at {users:,} | rule | {target:,} users |", "| --- | --- | ---: | --- | ---: |"]
     rows += [f"| {name} | {where} | {seconds:,.1f} s | {rule} | {_duration(seconds * factor)} |"
              for name, where, seconds, (factor, rule) in stages]
-    total = {where: sum(seconds * factor for _, w, seconds, (factor, _) in stages if w == where)
-             for where in ("driver", "partitions")}
-    workers = (8, 32, 128)
     rows += ["", "| workers N | driver | partitions ÷ N | whole run |", "| ---: | ---: | ---: | ---: |"]
-    rows += [f"| {n} | {_duration(total['driver'])} | {_duration(total['partitions'] / n)} "
-             f"| {_duration(total['driver'] + total['partitions'] / n)} |" for n in workers]
-    n = workers[1]
+    rows += [f"| {n} | {_duration(e['driver'])} | {_duration(e['partitions'] / n)} "
+             f"| {_duration(e['driver'] + e['partitions'] / n)} |" for n in TEN_MILLION_WORKERS]
+    n = e["workers"]
     name, where, seconds, (factor, _) = max(stages, key=lambda st: st[2] * st[3][0] / (n if st[1] == "partitions" else 1))
     rows += ["", f"The bound at {target:,} users on {n} workers: **{name}** ({where}, "
-             f"{_duration(seconds * factor / (n if where == 'partitions' else 1))} of the run's "
-             f"{_duration(total['driver'] + total['partitions'] / n)})."]
+             f"{_duration(seconds * factor / (n if where == 'partitions' else 1))} of the run's {_duration(e['total'])})."]
     if users < 200_000:
         rows.append(f"The source run has {users:,} users, below `AUTO_EXACT_MAX_USERS` (200,000): every model searched "
                     "exactly there, where `--search auto` searches approximately (faiss IVF) at this size all but the "
@@ -366,46 +385,6 @@ def bench_saturation() -> str:
     return "\n".join(lines)
 
 
-def extrapolation() -> dict:
-    """A 1,000,000-user run of the local engine, worked out from the measurements (not measured)."""
-    run = _json(BENCH / "results" / "scale.json")["runs"]["100000-local-auto"]
-    search = _json(BENCH / "results" / "search.json")["models"]
-    load = _json(BENCH / "results" / "load.json")[-1]
-    dnn = _json(BENCH / "results" / "dnn_fit.json")["runs"]["1000000-after"]
-    nlogn = 10 * math.log(1e6) / math.log(1e5)
-    parts: list[tuple[str, float, str]] = [(
-        "load + validate", load["seconds"], "measured at 1,000,000 users (`benchmarks/results/load.json`)")]
-    models = run["stages"]["models"]
-    dnn_handle = "dnn_collab_filtering_user_course_level"
-    fits = sum(m["fit"] for h, m in models.items() if h != dnn_handle) * 10
-    parts.append(("DNN fit", dnn["fit_seconds"], "measured at 1,000,000 users (`benchmarks/results/dnn_fit.json`)"))
-    parts.append(("other fits", fits, "100,000-user run × 10"))
-    exact = sum(m["search"] for h, m in models.items()
-                if h in search and search[h]["features"] > HNSW_MAX_FEATURES) * 100
-    parts.append(("search, vectors wider than 1,024 features (exact)", exact, "100,000-user run × 100 (quadratic)"))
-    ann = 0.0
-    for h, m in models.items():
-        if h == "ensemble_user_similarity" or (h in search and search[h]["features"] > HNSW_MAX_FEATURES):
-            continue
-        ann += (search[h]["ann"]["seconds"] if h in search else m["search"]) * nlogn
-    parts.append(("search, the other models (HNSW)", ann, f"HNSW at 100,000 (`benchmarks/results/search.json`; else the exact "
-                  f"search there) × {nlogn:.0f} (N log N)"))
-    linear = (models["ensemble_user_similarity"]["search"] + sum(m["explain"] for m in models.values())) * 10
-    parts.append(("ensemble fusion and reasons", linear, "100,000-user run × 10"))
-    writes = run["items_written"] * 10 / run["items_per_second"]
-    parts.append((f"writes: {run['items_written'] * 10:,} items at {run['items_per_second']:,} items/s", writes,
-                  "items × 10 at the 100,000-user run's rate (DynamoDB Local)"))
-    return {"parts": parts, "total": sum(p[1] for p in parts)}
-
-
-def bench_extrapolation() -> str:
-    e = extrapolation()
-    rows = ["| part | 1,000,000 users (estimate) | from |", "| --- | ---: | --- |"]
-    rows += [f"| {name} | {_duration(seconds)} | {how} |" for name, seconds, how in e["parts"]]
-    rows.append(f"| **total** | **{_duration(e['total'])}** | sum of the parts |")
-    return "\n".join(rows)
-
-
 def performance_summary() -> str:
     """The README's summary: measured runs first, then the one extrapolated figure, each labelled."""
     res = _json(BENCH / "results" / "results.json")
@@ -433,8 +412,12 @@ def performance_summary() -> str:
         f"| measured | API on an item-cache miss, 1 connection | p50 {misses['p50_ms']:.2f} ms, "
         f"{overhead['p50_vs_client_get_item']:.2f}× a raw boto3 `get_item` (median of {len(ratios)} rounds, "
         f"{ratios[0]:.2f}×–{ratios[-1]:.2f}×) | `benchmarks/results/results.json` |",
-        f"| **extrapolated** | generator, 1,000,000 users, local engine | ~{_duration(extrapolation()['total'])} "
-        "(not run) | [Benchmarks](docs/benchmarks.md#extrapolated-1000000-users) |"]
+    ]
+    estimate = ten_million()
+    if estimate is not None:
+        lines.append(f"| **extrapolated** | generator, 10,000,000 users, Dask, {estimate['workers']} workers | "
+                     f"~{_duration(estimate['total'])} (not run; from the {estimate['users']:,}-user Dask run) | "
+                     "[Scaling](docs/scaling.md#10-million-users-on-a-dask-cluster-of-n-workers-worked-from-the-measured-run) |")
     return "\n".join(lines)
 
 
@@ -462,7 +445,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "models-at-a-glance": models_at_a_glance, "evaluation": evaluation, "performance-summary": performance_summary,
     "bench-results": bench_results, "bench-scale": bench_scale, "bench-search": bench_search,
     "bench-load": bench_load, "bench-dnn-fit": bench_dnn_fit, "bench-write": bench_write,
-    "bench-extrapolation": bench_extrapolation, "ab-demo": ab_demo, "scaling-inputs": scaling_inputs,
+    "ab-demo": ab_demo, "scaling-inputs": scaling_inputs,
     "scale-measured": scale_measured, "scale-10m": scale_10m, "bench-fusion-export": bench_fusion_export,
     "bench-saturation": bench_saturation,
 }

@@ -56,12 +56,15 @@ def test_an_unknown_block_name_is_an_error():
         raise AssertionError("an unknown block was accepted")
 
 
-def test_the_extrapolation_is_the_sum_of_its_parts_and_labelled():
+def test_the_10m_estimate_is_the_sum_of_its_stages_and_labelled():
     render = _renderer()
-    estimate = render.extrapolation()
-    assert abs(estimate["total"] - sum(seconds for _, seconds, _ in estimate["parts"])) < 1e-6
+    estimate = render.ten_million()
+    driver = sum(s * f for _, where, s, (f, _) in estimate["stages"] if where == "driver")
+    partitions = sum(s * f for _, where, s, (f, _) in estimate["stages"] if where == "partitions")
+    assert abs(estimate["total"] - (driver + partitions / estimate["workers"])) < 1e-6
+    assert estimate["run"]["engine"] == "dask" and estimate["users"] == estimate["run"]["users"]
     summary = render.performance_summary()
-    assert re.search(r"^\| \*\*extrapolated\*\* \| generator, 1,000,000 users", summary, re.M)
+    assert re.search(r"^\| \*\*extrapolated\*\* \| generator, 10,000,000 users, Dask", summary, re.M)
     assert all(line.startswith(("| measured |", "| **extrapolated** |")) for line in summary.splitlines()[2:])
 
 
