@@ -13,14 +13,16 @@ import json
 import logging
 import resource
 import time
-from collections.abc import Iterable
 import uuid
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from recommender.data.loader import load_tables
+import pandas as pd
+
+from recommender.data.loader import Tables, load_tables
 from recommender.executor import Executor, LocalExecutor
 from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, run_order, tables_for
 from recommender.partitions import ModelJob, ModelOutcome
@@ -164,7 +166,7 @@ def run(
 
     t0 = time.perf_counter()
     checkpoint("load")
-    tables = load_tables(data_dir, needed, s3_endpoint_url=s3_endpoint_url)
+    tables = load_tables(data_dir, needed, s3_endpoint_url=s3_endpoint_url, modelled_only=True)
     report.load_seconds = time.perf_counter() - t0
     report.rows_read, report.dropped = tables.rows_read, tables.dropped
 
@@ -185,11 +187,13 @@ def run(
         kept: dict[str, Neighbours] = {}
         fusers = [instances[h] for h in models if get_spec(h).fuses]
         deeper = {h: max(top_n, f.depth) for f in fusers for h in f.components}
-        for handle in run_order(models):
+        order = run_order(models)
+        for position, handle in enumerate(order):
             report.models.append(_run_model(handle, instances, tables, kept, executor, sink, report, search,
                                             previous, depth=deeper.get(handle, top_n), top_n=top_n, keep=handle in deeper,
                                             block_mb=block_mb, progress=progress, explain=explain,
                                             min_recall=min_recall, min_coverage_ratio=min_coverage_ratio))
+            tables = _release_tables(tables, order[position + 1:], instances, models)
         checkpoint("commit")
         t0 = time.perf_counter()
         report.total_seconds = time.perf_counter() - started
@@ -214,6 +218,22 @@ def run(
     if held.received:
         raise StoppedAfterPublish(report, held.received[0])
     return report
+
+
+def _release_tables(tables: Tables, later: list[str], instances: dict, models: tuple[str, ...]) -> Tables:
+    """``tables`` with the frames no later model fits from emptied, so their memory goes back.
+
+    A fuser whose components are in the run fits nothing (it fuses their lists); one running
+    alone fits its components from their tables.
+    """
+    wanted = set()
+    for handle in later:
+        spec = get_spec(handle)
+        if not (spec.fuses and any(c in models for c in instances[handle].components)):
+            wanted.update(spec.tables)
+    done = {name: frame.iloc[:0] for name, frame in vars(tables).items()
+            if isinstance(frame, pd.DataFrame) and name not in wanted and len(frame)}
+    return replace(tables, **done) if done else tables
 
 
 def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Neighbours], executor: Executor,

@@ -141,3 +141,21 @@ def test_a_partition_that_fails_in_a_worker_process_fails_the_run_unpublished(sm
     assert not sink.published and not (tmp_path / "export" / "manifest.json").exists()
     assert executor._pool is None  # the workers were stopped
     executor.close()
+
+
+def test_each_table_is_released_after_the_last_model_that_fits_from_it(small_tables):
+    from recommender.pipeline import _release_tables
+
+    views, interests = "user_course_views", "user_interests"
+    models = (TFIDF, ALS, ENSEMBLE)
+    instances = {h: create_model(h, **({"weights": WEIGHTS} if h == ENSEMBLE else {})) for h in models}
+    # After the TF-IDF fit: ALS still fits from the views; the ensemble fuses lists and fits nothing.
+    after_tfidf = _release_tables(small_tables, [ALS, ENSEMBLE], instances, models)
+    assert len(after_tfidf.user_interests) == 0 and len(after_tfidf.user_course_views) == len(small_tables.user_course_views)
+    assert list(after_tfidf.user_interests.columns) == list(small_tables.user_interests.columns)
+    assert len(small_tables.user_interests) > 0  # the caller's tables are not changed
+    assert all(len(getattr(_release_tables(after_tfidf, [ENSEMBLE], instances, models), t)) == 0 for t in (views, interests))
+    # An ensemble run alone fits its components itself: nothing it reads is released before it.
+    alone = {ENSEMBLE: instances[ENSEMBLE]}
+    kept = _release_tables(small_tables, [ENSEMBLE], alone, (ENSEMBLE,))
+    assert len(kept.user_interests) == len(small_tables.user_interests) and len(kept.user_course_views) > 0

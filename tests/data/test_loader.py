@@ -304,3 +304,17 @@ def test_unreadable_table_is_permission_denied(tmp_path: Path, raised_unprivileg
     code = f"from recommender.data.loader import load_table\nload_table({str(tmp_path)!r}, 'course_tags')"
     assert raised_unprivileged(code) == \
         f"recommender.data.loader.DataValidationError: {tmp_path / 'course_tags.csv'}: permission denied"
+
+
+def test_the_generator_keeps_the_modelled_columns_with_the_same_values(small_dataset):
+    from recommender.data.loader import CATEGORICAL, NOT_MODELLED
+
+    full, modelled = load_tables(small_dataset), load_tables(small_dataset, modelled_only=True)
+    for name in NOT_MODELLED:
+        before, after = getattr(full, name), getattr(modelled, name)
+        assert list(after.columns) == [c for c in before.columns if c not in NOT_MODELLED[name]]
+        for column in after.columns:
+            if column in CATEGORICAL[name]:
+                assert isinstance(after[column].dtype, pd.CategoricalDtype)
+                assert set(after[column].cat.categories) == set(before[column])  # no unused category
+            assert after[column].astype(before[column].dtype).equals(before[column]), (name, column)
