@@ -159,3 +159,13 @@ def test_each_table_is_released_after_the_last_model_that_fits_from_it(small_tab
     alone = {ENSEMBLE: instances[ENSEMBLE]}
     kept = _release_tables(small_tables, [ENSEMBLE], alone, (ENSEMBLE,))
     assert len(kept.user_interests) == len(small_tables.user_interests) and len(kept.user_course_views) > 0
+
+
+def test_kept_lists_hold_int32_handles_only_when_every_handle_fits():
+    from recommender.pipeline import compact
+    from recommender.topk import Neighbours
+
+    small = Neighbours(np.array([1, 2]), np.array([[2, -1], [1, -1]]), np.array([[0.5, np.nan], [0.5, np.nan]], np.float32))
+    assert compact(small).similar.dtype == np.int32 and (compact(small).similar == small.similar).all()
+    big = Neighbours(np.array([1, 2**40]), np.array([[2**40, -1], [1, -1]]), small.scores)
+    assert compact(big) is big
