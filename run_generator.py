@@ -4,9 +4,7 @@
 ``run_generator.py --help`` lists the options and the exit codes (``recommender.cli.common``).
 """
 
-import sys
-
-from recommender.cli.generate import main
+from recommender.cli.generate import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from recommender.cli.common import (
     BAD_INPUT, FAILED, INTERRUPTED, LOCKED, OK, STOPPED_AFTER_PUBLISH, TERMINATED, add_models_argument,
@@ -232,5 +233,26 @@ def _summarise(report: RunReport, report_path: Path) -> None:
         log.warning("could not write the run summary to %s: %s", report_path, exc)
 
 
+def run() -> NoReturn:
+    """The process entry (``similar-users-generate``, ``run_generator.py``): :func:`main`, then exit
+    with its status without the interpreter's teardown.
+
+    Why: a native thread pool still alive at teardown (Arrow's CSV reader is one) can end the
+    process with SIGABRT ("terminate called without an active exception") after the one ``error:``
+    line was printed, so the operator's script would see -6 instead of the documented status.
+    Everything the run writes is closed by then; logs and the standard streams are flushed here.
+    """
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse: --help, usage errors
+        if not isinstance(exc.code, int | None):
+            raise
+        code = exc.code or 0
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
