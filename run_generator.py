@@ -4,7 +4,7 @@
 ``run_generator.py --help`` lists the options and the exit codes (``recommender.cli.common``).
 """
 
-from recommender.cli.generate import run
+from recommender.cli.generate import main, run  # noqa: F401 - main: for callers in the same process
 
 if __name__ == "__main__":
     run()
