@@ -234,5 +234,7 @@ def test_api_answers_503_fast_during_an_outage_and_recovers_by_itself(local_sett
     # No 500s, and no hangs: every request answered within the client's 5 s (-1: it gave up).
     assert all(s in (200, 404, 503) for rows in by_phase.values() for s, _ in rows), statuses
     assert by_phase["thawed"][-1][0] == 200 and by_phase["thawed/miss"][-1][0] == 404
-    assert by_phase["restarting"][-1][0] == 200
+    # Not the last "restarting" row: a request sent just before the freeze may land in it and be
+    # answered 503; the wait above saw the recovery while the database was still up.
+    assert 200 in statuses["restarting"] and statuses["restarting"] <= {200, 503}, statuses
     print(f"\noutage test: {len(results)} requests, {sum(s == 503 for _, s, _ in results)} answered 503, slowest {slowest:.2f}s")
