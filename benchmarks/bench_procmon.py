@@ -3,7 +3,11 @@
 Peak memory comes from two places: the kernel's high-water mark of the child (``wait4``'s
 ``ru_maxrss``, exact, the largest single process) and a psutil poll every ``interval`` seconds
 of the RSS summed over the child and all its descendants (catches worker processes; may miss a
-spike shorter than the poll interval).  The machine's CPU use over the same interval tells how
+spike shorter than the poll interval).  Forked workers share their parent's pages until they write
+them, and each one's RSS counts every shared page it has read, so the RSS sum counts shared memory
+once per process; the proportional set size (PSS: a shared page split among its sharers), summed
+over the tree and polled every ``pss_interval`` seconds (reading it walks the page tables), counts
+it once.  The machine's CPU use over the same interval tells how
 much of the two cores other processes took (the figures are noisy when that is high).
 """
 
@@ -27,6 +31,7 @@ class ProcResult:
     cpu_seconds: float  # user + system of the child and its waited-for descendants
     peak_rss_mb: float  # kernel high-water mark (largest single process)
     peak_rss_tree_mb: float  # polled sum over the process tree
+    peak_pss_tree_mb: float  # polled PSS sum over the process tree (shared pages counted once)
     machine_cpu_pct: float  # all cores, all processes, over the run (100 = every core busy)
     own_cpu_pct: float  # the child's CPU as a share of the machine (cpu_seconds / wall / cores)
     loadavg_start: tuple[float, float, float]
@@ -63,7 +68,8 @@ class Sampler:
         self._thread.join()
 
 
-def _tree_rss(proc: psutil.Process) -> int:
+def _tree_memory(proc: psutil.Process, pss: bool = False) -> int:
+    """RSS (or PSS) summed over ``proc`` and its descendants, in bytes."""
     total = 0
     try:
         procs = [proc, *proc.children(recursive=True)]
@@ -71,14 +77,14 @@ def _tree_rss(proc: psutil.Process) -> int:
         return 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            total += p.memory_full_info().pss if pss else p.memory_info().rss
         except psutil.Error:
             pass
     return total
 
 
 def run_measured(cmd: list[str], *, env: dict[str, str], cwd: Path, log_path: Path, timeout: float,
-                 interval: float = 0.1) -> ProcResult:
+                 interval: float = 0.1, pss_interval: float = 1.0) -> ProcResult:
     """Run ``cmd`` to completion (or ``timeout`` seconds, then kill its process group)."""
     cores = os.cpu_count() or 1
     load_start = os.getloadavg()
@@ -87,13 +93,17 @@ def run_measured(cmd: list[str], *, env: dict[str, str], cwd: Path, log_path: Pa
     with open(log_path, "wb") as log:
         child = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         proc = psutil.Process(child.pid)
-        peak_tree = 0
+        peak_tree = peak_pss = 0
+        next_pss = 0.0
         timed_out = False
         while True:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
-            peak_tree = max(peak_tree, _tree_rss(proc))
+            peak_tree = max(peak_tree, _tree_memory(proc))
+            if time.perf_counter() >= next_pss:
+                peak_pss = max(peak_pss, _tree_memory(proc, pss=True))
+                next_pss = time.perf_counter() + pss_interval
             if time.perf_counter() - started > timeout:
                 timed_out = True
                 os.killpg(child.pid, signal.SIGTERM)  # our own child's group only
@@ -116,6 +126,7 @@ def run_measured(cmd: list[str], *, env: dict[str, str], cwd: Path, log_path: Pa
         cpu_seconds=cpu,
         peak_rss_mb=usage.ru_maxrss / 1024,  # Linux: kilobytes
         peak_rss_tree_mb=max(peak_tree / 2**20, usage.ru_maxrss / 1024),
+        peak_pss_tree_mb=peak_pss / 2**20,
         machine_cpu_pct=machine,
         own_cpu_pct=100.0 * cpu / max(wall, 1e-9) / cores,
         loadavg_start=tuple(round(x, 2) for x in load_start),

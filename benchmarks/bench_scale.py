@@ -119,6 +119,7 @@ def run_one(users: int, engine: str, search: str, sink: str, workers: int, data_
         "min_recall": min_recall if min_recall is not None else GeneratorSettings.model_fields["min_recall"].default,
         "generator_seconds": round(report["total_seconds"], 1),
         "peak_rss_process_mb": round(proc.peak_rss_mb),
+        "peak_pss_mb": round(proc.peak_pss_tree_mb),
         "workers": workers,
         "run_id": report["run_id"],
         "cpu_seconds": round(proc.cpu_seconds, 1),

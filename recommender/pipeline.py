@@ -200,6 +200,7 @@ def run(
                                             block_mb=block_mb, progress=progress, explain=explain,
                                             min_recall=min_recall, min_coverage_ratio=min_coverage_ratio))
             tables = _release_tables(tables, order[position + 1:], instances, models)
+            instances[handle].release(keep_vectors=handle in deeper)  # a fuser's component: its vectors stay
             give_back_memory()
         checkpoint("commit")
         t0 = time.perf_counter()

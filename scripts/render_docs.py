@@ -191,6 +191,9 @@ def scale_measured() -> str:
     rows.append("| **total** (goal ≤ 20 min) | " + " | ".join(
         f"**{_duration(r['total_seconds'])}** ({r['total_seconds']:,.0f} s)" for r in runs) + " |")
     rows.append("| peak RSS, whole process tree (goal ≤ 8 GB) | " + " | ".join(f"{r['peak_rss_mb']:,} MB" for r in runs) + " |")
+    if all("peak_pss_mb" in r for r in runs):
+        rows.append("| peak PSS, whole process tree (a page the workers share with the generator counted once) | "
+                    + " | ".join(f"{r['peak_pss_mb']:,} MB" for r in runs) + " |")
     rows.append("| items exported | " + " | ".join(f"{r['items_written']:,}" for r in runs) + " |")
     if dask is not None and dask.get("compared_with"):
         rows.append("| same lists as the local run (lists checksums) | – | "

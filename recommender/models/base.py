@@ -50,6 +50,14 @@ class SimilarityModel(ABC):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
         return self.vectors_, self.users_
 
+    def release(self, *, keep_vectors: bool = False) -> None:
+        """Forget the fitted state (every ``name_`` attribute) once a run is done with the model, so its
+        memory goes back before the next model fits; ``keep_vectors`` keeps :meth:`user_vectors` for a
+        model that fuses this one later (the ensemble re-scores its candidates with them)."""
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
+            if not (keep_vectors and name in ("vectors_", "users_")):
+                setattr(self, name, None)
+
     def similar_users(
         self, n: int = 10, *, block_mb: int = 256, progress: bool = False, search: SearchOptions | None = None
     ) -> Neighbours:
