@@ -78,11 +78,7 @@ class GeneratorSettings(StoreSettings):
     ann_candidates: int = Field(
         100, ge=1, le=4096, description="approximate search: candidates per user from the IVF index re-ranked by exact cosine, dense vectors (at least top-N + 1 are taken)")
     ann_sparse_candidates: int = Field(
-        100, ge=1, le=4096, description="the same for sparse vectors (TF-IDF, BM25 views), whose projection ranks less faithfully")
-    ann_refine_rounds: int = Field(
-        1, ge=0, le=10, description="approximate search: rounds re-scoring each user's neighbours' neighbours (and those listing the user) by exact cosine after the index; 0: the index's candidates only")
-    ann_refine_expand: int = Field(
-        10, ge=1, le=100, description="approximate search: neighbours of a user whose lists each round reads, and users listing it that it reads")
+        300, ge=1, le=4096, description="the same for sparse vectors (TF-IDF, BM25 views), whose projection ranks less faithfully")
     ann_nprobe: int = Field(16, ge=1, le=65536, description="approximate search: IVF cells scanned per user (of about 4 × sqrt(users) cells)")
     ann_dims: int = Field(64, ge=2, le=1024, description="approximate search: dimensions of the seeded TruncatedSVD projection of sparse vectors (and of dense ones wider than 256)")
     search_dense_mb: int = Field(

@@ -13,6 +13,12 @@ read of that run's table has succeeded within ``RUN_CHECK_SECONDS``; the next re
 reads through, and a missing table then answers 503 ``run_unavailable`` like a miss would.
 Size: ``ITEM_CACHE_SIZE`` entries per process (0 turns the cache off).  The eviction order is
 cachetools' ``LRUCache``; it is not thread-safe, so one lock guards it (gevent and thread workers).
+
+Why items are kept as plain tuples of numbers and strings, rebuilt on a hit: the garbage
+collector stops tracking such a tuple after its first collection, but tracks every object and
+every tuple subclass (``StoredItem``, its ``Neighbour`` named tuples) for as long as it lives.  A full
+cache of objects made each full collection walk over a million of them, a pause that held every
+request of the worker (``/health`` included) under load.
 """
 
 from __future__ import annotations
@@ -24,9 +30,28 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from recommender.store.items import StoredItem
+from recommender.store.items import Neighbour, Reason, StoredItem
 
-_NO_ROW = object()
+_NO_ROW = ()  # "no row for this user": a plain tuple too
+
+
+def _frozen(item: StoredItem) -> tuple:
+    """``item`` as one flat tuple of numbers and strings, which the garbage collector stops tracking
+    at the first collection that sees it (a nested tuple needs one collection per level); decoded
+    reasons, which the API's reads never have (they stay ``pending_reasons``), nest."""
+    reasons = (tuple(tuple(tuple(r) for r in n.reasons) for n in item.neighbours)
+               if any(n.reasons for n in item.neighbours) else None)
+    return (item.user_handle, item.model_handle, item.run_id, item.generated_at, item.pending_reasons, reasons,
+            *(n.user_handle for n in item.neighbours), *(n.score for n in item.neighbours))
+
+
+def _thawed(entry: tuple) -> StoredItem:
+    user_handle, model_handle, run_id, generated_at, pending, reasons = entry[:6]
+    count = (len(entry) - 6) // 2
+    users, scores = entry[6:6 + count], entry[6 + count:]
+    why = reasons or ((),) * count
+    neighbours = tuple(Neighbour(u, s, tuple(Reason(*r) for r in w)) for u, s, w in zip(users, scores, why))
+    return StoredItem(user_handle, model_handle, neighbours, run_id, generated_at, pending)
 
 
 @cache
@@ -63,7 +88,7 @@ class CachedItems:
             found = self._items.get(key) if checked else None  # a hit becomes the most recently used
         if found is not None:
             self._hits.inc()
-            return None if found is _NO_ROW else found
+            return _thawed(found) if found else None
         self._misses.inc()
         item = self.inner.get(user_handle, model_handle, pointer=pointer)  # RunUnavailable: nothing cached
         # Keep it only when it is that run's answer: the store re-reads the pointer if the run's
@@ -76,7 +101,7 @@ class CachedItems:
         if same_run:
             self._run_read_at[pointer.run_id] = self._clock()  # its table answered just now
             with self._lock:
-                self._items[key] = _NO_ROW if item is None else item  # evicts the least recently used
+                self._items[key] = _NO_ROW if item is None else _frozen(item)  # evicts the least recently used
         return item
 
     def __len__(self) -> int:

@@ -17,15 +17,6 @@ chooses candidates: each user's ``candidates`` are re-scored on the model's own 
 against exact search on those own vectors (:mod:`recommender.search.recall`).  A projection loses
 neighbours that a wider one would keep, but re-ranking more candidates exactly costs far less than
 scanning a wider index, so the sparse models take more candidates rather than more dimensions.
-
-Why the neighbours of neighbours: on the interest tags a projection cannot rank at all (hundreds of
-users tie closely in each community, and which of them are a user's nearest depends on the few
-rare tags no 64-d projection keeps), and no IVF setting within the run's budget reaches recall@10
-0.95 on them (docs/search.md).  The index's answers still fall in the user's neighbourhood, and
-a neighbour's neighbours, and those who list the user, are most often the user's own; re-scoring
-them exactly (``ann_refine_rounds`` rounds, as in NN-descent: Dong, Charikar & Li 2011) fixes what
-the index got wrong.  Each round only adds candidates to the ones kept, so it never loses a
-neighbour, and each user's round is independent of the others (the same graph in, the same out).
 """
 
 from __future__ import annotations
@@ -123,47 +114,6 @@ def build_index(data: np.ndarray, ivf: IvfPlan, seed: int) -> faiss.IndexIVFFlat
     return index
 
 
-def refine(unit: np.ndarray | sparse.csr_matrix, graph: np.ndarray, expand: int) -> tuple[np.ndarray, np.ndarray]:
-    """One round of neighbour-of-neighbour search over ``graph`` (users × k column indices, -1 none).
-
-    Each user's candidates are its ``k`` listed users, the first ``expand`` of the lists of its first
-    ``expand`` neighbours, and of up to ``expand`` users that list it among their first ``expand``
-    (those that rank it highest, then by column); all are re-scored by exact cosine
-    (:func:`~recommender.search.rerank.rerank`).  Returns the new (columns, rounded scores).
-    """
-    count, k = graph.shape
-    width = max(1, min(expand, k))
-    heads = np.ascontiguousarray(graph[:, :width])
-    listed_by = _listed_by(heads, width)
-    new_graph = np.empty_like(graph)
-    new_scores = np.empty(graph.shape, dtype=np.float32)
-    for start in range(0, count, _QUERY_BLOCK):
-        rows = np.arange(start, min(start + _QUERY_BLOCK, count))
-        sources = np.concatenate([heads[rows], listed_by[rows]], axis=1)
-        theirs = np.where(sources[:, :, None] >= 0, heads[np.maximum(sources, 0)], -1).reshape(rows.size, -1)
-        candidates = np.sort(np.concatenate([graph[rows], theirs], axis=1), axis=1)
-        candidates[:, 1:][candidates[:, 1:] == candidates[:, :-1]] = -1  # each candidate once
-        new_graph[rows], new_scores[rows] = rerank(unit, rows, candidates, k)
-    return new_graph, new_scores
-
-
-def _listed_by(heads: np.ndarray, cap: int) -> np.ndarray:
-    """users × ``cap``: users whose ``heads`` list each user, those ranking it highest first, then by column (-1 pads)."""
-    count, width = heads.shape
-    source = np.repeat(np.arange(count), width)
-    rank = np.tile(np.arange(width), count)
-    target = heads.ravel()
-    listed = target >= 0
-    source, rank, target = source[listed], rank[listed], target[listed]
-    order = np.lexsort((source, rank, target))
-    source, target = source[order], target[order]
-    slot = np.arange(target.size) - np.searchsorted(target, target, side="left")
-    keep = slot < cap
-    out = np.full((count, cap), -1, dtype=np.int64)
-    out[target[keep], slot[keep]] = source[keep]
-    return out
-
-
 @contextmanager
 def _omp_threads(count: int) -> Iterator[None]:
     """faiss's OpenMP threads for the duration of the block (it is a process-wide setting)."""
@@ -200,8 +150,7 @@ def ann_top_k(
     unit = unit_rows(vectors)
     sparse_content = sparse.issparse(unit) and unit.nnz < _DENSE_CONTENT * count * unit.shape[1]
     ivf = plan(count, unit.shape[1], sparse_content, k, options)
-    times = {"build": 0.0, "query": 0.0, "rerank": 0.0, "refine": 0.0}
-    graph = np.full((count, k), -1, dtype=np.int64)  # each user's columns, best first
+    times = {"build": 0.0, "query": 0.0, "rerank": 0.0}
     t0 = time.perf_counter()
     with _omp_threads(workers):
         data = index_vectors(unit, ivf, options.seed)
@@ -214,25 +163,20 @@ def ann_top_k(
                 t1 = time.perf_counter()
                 _, labels = index.search(data[rows], ivf.candidates)
                 t2 = time.perf_counter()
-                graph[rows], scores[rows, :k] = rerank(unit, rows, labels, k)
+                cols, found = rerank(unit, rows, labels, k)
                 times["query"] += t2 - t1
                 times["rerank"] += time.perf_counter() - t2
+                similar[rows, :k] = np.where(cols >= 0, users[np.maximum(cols, 0)], -1)
+                scores[rows, :k] = found
                 bar.update(rows.size)
     del index, data
-    t1 = time.perf_counter()
-    for _ in range(options.ann_refine_rounds):
-        graph, scores[:, :k] = refine(unit, graph, options.ann_refine_expand)
-    times["refine"] = time.perf_counter() - t1
-    similar[:, :k] = np.where(graph >= 0, users[np.maximum(graph, 0)], -1)
-    del graph
     t3 = time.perf_counter()
     sample = sample_rows(count, options.recall_sample, options.seed)
     exact = exact_top_k(unit, users, n, rows=sample, block_mb=block_mb, dense_mb=options.dense_mb, workers=workers)
     recall = recall_at_k(similar[sample], scores[sample], exact.similar, exact.scores, k=min(10, n))
     times["recall"] = time.perf_counter() - t3
-    log.info("%s: recall@10 %.4f on %s sampled users against exact search (query %.1fs, re-rank %.1fs, "
-             "%d neighbour-of-neighbour rounds %.1fs)", desc, recall, f"{sample.size:,}", times["query"], times["rerank"],
-             options.ann_refine_rounds, times["refine"])
+    log.info("%s: recall@10 %.4f on %s sampled users against exact search (query %.1fs, re-rank %.1fs)",
+             desc, recall, f"{sample.size:,}", times["query"], times["rerank"])
     if stats is not None:
         stats.update(params=ivf.as_dict(), seconds={name: round(value, 2) for name, value in times.items()})
     return Neighbours(users, similar, scores, method="ann", recall_at_10=recall)

@@ -29,10 +29,7 @@ class SearchOptions:
     dense_mb: int = 1024
     #: Candidates per user re-ranked by exact cosine: dense vectors, sparse (projected) ones.
     ann_candidates: int = 100
-    ann_sparse_candidates: int = 100
-    #: Rounds of neighbour-of-neighbour re-scoring after the index, and the list heads each uses.
-    ann_refine_rounds: int = 1
-    ann_refine_expand: int = 10
+    ann_sparse_candidates: int = 300
     #: IVF cells probed per query, and cells per sqrt(users) (nlist ~ this × sqrt(users)).
     ann_nprobe: int = 16
     ann_cells_per_sqrt: float = 4.0
@@ -59,8 +56,6 @@ class SearchOptions:
             ann_candidates=settings.ann_candidates,
             ann_sparse_candidates=settings.ann_sparse_candidates,
             ann_nprobe=settings.ann_nprobe,
-            ann_refine_rounds=settings.ann_refine_rounds,
-            ann_refine_expand=settings.ann_refine_expand,
             ann_dims=settings.ann_dims,
             recall_sample=settings.recall_sample_users,
         )

@@ -45,10 +45,8 @@ if TYPE_CHECKING:
 _CHUNK = 4096  # rows converted to Python lists at once
 
 
-# Reason and Neighbour are named tuples, not dataclasses, for the API's item cache: a tuple of
-# numbers and strings is untracked by Python's garbage collector after its first collection, so
-# a full item cache does not make every full collection walk millions of objects (which stalls a
-# worker under load).
+# Reason and Neighbour are named tuples: light, immutable and hashable.  (The garbage collector
+# still tracks them, as it does every tuple subclass: the API's item cache keeps plain tuples.)
 class Reason(NamedTuple):
     """Why two users are similar: ``{"kind": "tag", "value": "python", "weight": 0.31}``."""
 

@@ -75,3 +75,27 @@ def test_hits_skip_the_database_and_a_new_run_replaces_every_answer(local_settin
 def test_size_zero_is_no_cache(local_settings):
     store = DynamoStore.for_api(local_settings)
     assert with_item_cache(store, 0) is store
+
+
+def test_a_hit_is_the_item_read_and_the_cache_holds_nothing_the_garbage_collector_walks(local_settings):
+    """A full collection walks every tracked object: a full cache of tracked items stalled each
+    worker's requests for the length of that walk.  Oracle: ``gc.is_tracked`` after a collection."""
+    import gc
+
+    from recommender.store.items import Neighbour, Reason
+
+    settings = local_settings.model_copy(update={"pointer_cache_seconds": 0})
+    run_id = "20260101T000003Z-cccccccc"
+    item = StoredItem.of(7, TFIDF, [(8, 0.9), (9, 0.8)], run_id=run_id)
+    publish(DynamoStore.for_generator(local_settings), run_id, [item])
+    cache = with_item_cache(DynamoStore.for_api(settings), 10, run_check_seconds=3600)
+    read = cache.get(7, TFIDF)
+    assert cache.get(7, TFIDF) == read and read.similar_users == [8, 9] and read.run_id == run_id
+    assert cache.get(404, TFIDF) is None and cache.get(404, TFIDF) is None
+    gc.collect()
+    assert len(cache._items) == 2 and not any(gc.is_tracked(entry) for entry in cache._items.values())
+
+    from recommender.api.item_cache import _frozen, _thawed
+
+    explained = StoredItem(7, TFIDF, (Neighbour(8, 0.9, (Reason("tag", "python", 0.31),)), Neighbour(9, 0.8)), run_id, "t", None)
+    assert _thawed(_frozen(explained)) == explained  # decoded reasons survive the round trip too

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 from scipy import sparse
 
-from recommender.search.ann import ann_top_k, plan, refine
+from recommender.search.ann import ann_top_k, plan
 from recommender.search.exact import exact_top_k, postings_per_user, unit_rows
 from recommender.search.options import AUTO_EXACT_MAX_POSTINGS, SearchOptions
 from recommender.search.recall import RecallTooLow, check_recall, recall_at_k
@@ -98,7 +96,7 @@ def test_auto_goes_by_size_and_keeps_cheap_posting_lists_exact():
 
 def test_a_forced_poor_setting_fails_the_recall_check():
     vectors = clustered(3000, 32, 6)
-    poor = SearchOptions(method="ann", recall_sample=500, ann_candidates=1, ann_nprobe=1, ann_refine_rounds=0)
+    poor = SearchOptions(method="ann", recall_sample=500, ann_candidates=1, ann_nprobe=1)
     result = ann_top_k(vectors, np.arange(3000), 10, options=poor)
     assert result.recall_at_10 < 0.95
     with pytest.raises(RecallTooLow):
@@ -122,62 +120,6 @@ def test_rerank_scores_are_the_brute_force_cosines_and_all_candidates_give_the_b
     everyone = np.tile(np.arange(600), (600, 1))
     cols, scores = rerank(unit, rows, everyone, 10)
     assert_matches(Neighbours(users, np.where(cols >= 0, users[np.maximum(cols, 0)], -1), scores), vectors, users, 10)
-
-
-def families(users: int, seed: int, count: int = 200, tags: int = 300, held: int = 24, swapped: int = 8) -> sparse.csr_matrix:
-    """TF-IDF-like rows in families of near-duplicates (each user: its family's 24 tags, about 8 of
-    them swapped for random ones), as the interest tags are at a million users: an 8-d projection
-    cannot tell the families apart, but a user's family members list one another."""
-    rng = np.random.default_rng(seed)
-    prototypes = np.stack([rng.choice(tags, held, replace=False) for _ in range(count)])
-    cols = prototypes[rng.integers(0, count, users)]
-    swap = rng.random((users, held)) < swapped / held
-    cols[swap] = rng.integers(0, tags, swap.sum())
-    rows = np.repeat(np.arange(users), held)
-    binary = sparse.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, cols.ravel())), shape=(users, tags))
-    binary.data[:] = 1.0  # a tag drawn twice is one interest
-    idf = np.log((1 + users) / (1 + binary.getnnz(axis=0))) + 1
-    return sparse.csr_matrix(binary.multiply(idf[None, :]).astype(np.float32))
-
-
-@pytest.mark.parametrize("as_sparse", [True, False], ids=["sparse", "dense"])
-def test_a_refine_round_lists_the_brute_force_best_of_its_candidates_and_loses_no_neighbour(as_sparse):
-    vectors = wide_sparse(700, 1400, 11)
-    vectors = vectors if as_sparse else vectors.toarray()
-    unit = unit_rows(vectors)
-    dense = unit.toarray() if as_sparse else unit
-    count, k, expand = 700, 8, 4
-    rng = np.random.default_rng(12)
-    start = np.stack([rng.choice(np.delete(np.arange(count), i), k, replace=False) for i in range(count)])
-    graph, _ = rerank(unit, np.arange(count), start, k)  # a poor graph, ordered as the search keeps it
-    graph, scores = refine(unit, graph, expand)
-    # Oracle: the candidates by the definition (own list, neighbours' heads, the heads listing the
-    # user: all of them here, none has more than the cap), ranked by numpy's exact cosine.
-    before = rerank(unit, np.arange(count), start, k)[0]
-    heads = before[:, :expand]
-    for user in range(count):
-        listing = [v for v in range(count) if user in heads[v]]
-        ranked = sorted(listing, key=lambda v: (list(heads[v]).index(user), v))[:expand]
-        pool = {c for c in before[user] if c >= 0} | {c for s in [*heads[user], *ranked] if s >= 0 for c in heads[s] if c >= 0}
-        pool.discard(user)
-        cosines = {c: round(float(dense[user] @ dense[c]), 4) for c in pool}
-        best = sorted((c for c in pool if cosines[c] > 0), key=lambda c: (-cosines[c], c))[:k]
-        assert list(graph[user][graph[user] >= 0]) == best, user
-        np.testing.assert_allclose(scores[user][: len(best)], [cosines[c] for c in best], atol=1.5e-4)
-    old_scores = np.nan_to_num(rerank(unit, np.arange(count), start, k)[1], nan=0.0)
-    assert (np.nan_to_num(scores, nan=0.0) >= old_scores - 1e-6).all(), "a round only adds candidates"
-
-
-def test_the_neighbours_of_neighbours_find_what_the_projection_cannot():
-    vectors = families(4000, 13)
-    users = np.arange(4000) + 1
-    exact = exact_top_k(vectors, users, 10)
-    recalls = []
-    for rounds in (0, 1, 2):
-        approx = ann_top_k(vectors, users, 10, options=replace(ANN, ann_refine_rounds=rounds, ann_dims=8))
-        recalls.append(recall_at_k(approx.similar, approx.scores, exact.similar, exact.scores))
-        assert abs(approx.recall_at_10 - recalls[-1]) < 0.03, "the sampled recall estimates the full one"
-    assert recalls[0] < 0.9 and recalls[0] < recalls[1] < recalls[2] and recalls[2] >= 0.95, recalls
 
 
 def test_the_plan_grows_with_users_and_always_takes_more_candidates_than_n():
