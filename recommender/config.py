@@ -164,8 +164,9 @@ class ApiSettings(StoreSettings):
     api_db_max_attempts: int = Field(
         1, ge=1, le=10, description="API's DynamoDB attempts per call, first included (more can exceed the 2 s budget)")
     api_db_max_pool_connections: int = Field(
-        10, ge=1, le=1000, description="kept-alive DynamoDB connections per API worker process (botocore "
-                                       "`max_pool_connections`); more concurrent misses open and close extra ones")
+        32, ge=1, le=1000, description="kept-alive DynamoDB connections per API worker process (botocore "
+                                       "`max_pool_connections`), as many as `MAX_IN_FLIGHT`; more concurrent misses "
+                                       "open and close extra ones")
     max_body_bytes: int = Field(4096, ge=256, le=1_048_576, description="larger request bodies get 413")
     max_in_flight: int = Field(
         32, ge=0, le=10_000, description="requests each API worker process works on at once; beyond, 503 `overloaded` with "

@@ -14,7 +14,7 @@ import os
 
 from flask import Flask
 
-from recommender.api import limits, middleware, shedding
+from recommender.api import limits, metrics, middleware, shedding
 from recommender.api.ab import init_ab
 from recommender.api.errors import register_error_handlers
 from recommender.api.health import init_health
@@ -75,6 +75,7 @@ def create_app(settings: ApiSettings | None = None, store: ReadStore | None = No
     app.register_blueprint(docs_bp)
     register_error_handlers(app)
     shedding.install(app, settings.max_in_flight, settings.max_body_bytes)
+    metrics.watch_gc()
     return app
 
 

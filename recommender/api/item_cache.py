@@ -11,6 +11,10 @@ rules), which this wrapper does not change.  A run's table can still vanish unde
 (dropped by hand, a restore without it): so a run's items are served from memory only while a
 read of that run's table has succeeded within ``RUN_CHECK_SECONDS``; the next request after that
 reads through, and a missing table then answers 503 ``run_unavailable`` like a miss would.
+Only that one request reads through: the others keep being served from memory while its read is
+under way, and all read through again if it fails.  Every request that found the check due used to
+read at once (one per request in flight, every ``RUN_CHECK_SECONDS``, for every run): a burst
+beyond the connection pool, new connections to the database, and a stall of the whole worker.
 Size: ``ITEM_CACHE_SIZE`` entries per process (0 turns the cache off).  The eviction order is
 cachetools' ``LRUCache``; it is not thread-safe, so one lock guards it (gevent and thread workers).
 
@@ -72,7 +76,7 @@ class CachedItems:
         self.size = size
         self.run_check_seconds = run_check_seconds
         self._clock = clock
-        #: run id -> when a read of its table last succeeded
+        #: run id -> when a read of its table last succeeded, or when the read that checks it began
         self._run_read_at: dict[str, float] = {}
         self._items: LRUCache[tuple[str, str, int], Any] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
@@ -83,14 +87,24 @@ class CachedItems:
         if pointer is None:  # nothing published: whatever the store does about it
             return self.inner.get(user_handle, model_handle)
         key = (pointer.run_id, model_handle, int(user_handle))
-        checked = self._clock() - self._run_read_at.get(pointer.run_id, float("-inf")) <= self.run_check_seconds
+        now = self._clock()
         with self._lock:
+            checked = now - self._run_read_at.get(pointer.run_id, float("-inf")) <= self.run_check_seconds
+            if not checked:  # this request checks the run's table; meanwhile the others trust it
+                self._run_read_at[pointer.run_id] = now
             found = self._items.get(key) if checked else None  # a hit becomes the most recently used
         if found is not None:
             self._hits.inc()
             return _thawed(found) if found else None
         self._misses.inc()
-        item = self.inner.get(user_handle, model_handle, pointer=pointer)  # RunUnavailable: nothing cached
+        try:
+            item = self.inner.get(user_handle, model_handle, pointer=pointer)  # RunUnavailable: nothing cached
+        except BaseException:
+            if not checked:  # the check failed: every next request reads through until one succeeds
+                with self._lock:
+                    if self._run_read_at.get(pointer.run_id) == now:
+                        del self._run_read_at[pointer.run_id]
+            raise
         # Keep it only when it is that run's answer: the store re-reads the pointer if the run's
         # table vanished meanwhile.  An item names its run; "no row" needs the pointer again.
         if item is not None and item.run_id:

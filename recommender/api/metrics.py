@@ -13,7 +13,9 @@ Label values are bounded: ``endpoint`` is the matched route (``unmatched`` for u
 
 from __future__ import annotations
 
+import gc
 import os
+import time
 from typing import Any
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -67,6 +69,40 @@ RUN_UNAVAILABLE_ANSWERS = Counter(
     "Requests answered 503 run_unavailable (the run's table is missing), by model",
     ["model_handle"],
 )
+
+GC_PAUSES = Histogram(
+    "similar_users_gc_pause_seconds",
+    "Garbage collections of generations 1 and 2 in the workers, by generation: while one runs, "
+    "every request of that worker waits",
+    ["generation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+
+
+def watch_gc() -> None:
+    """Time this process's older-generation collections into ``GC_PAUSES`` (once per process).
+
+    Why: a full collection stops the whole worker, so its pauses are the first suspect when the
+    latency tail or ``/health`` is slow under load.  Generation 0 runs thousands of times a second
+    and stays short (it only walks the newest objects), so it is not timed: a histogram update
+    each time would cost more than it tells.
+    """
+    if any(getattr(cb, "_similar_users", False) for cb in gc.callbacks):
+        return
+    children = {1: GC_PAUSES.labels("1"), 2: GC_PAUSES.labels("2")}
+    started = [0.0]
+
+    def callback(phase: str, info: dict) -> None:
+        child = children.get(info["generation"])
+        if child is None:
+            return
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            child.observe(time.perf_counter() - started[0])
+
+    callback._similar_users = True  # type: ignore[attr-defined]
+    gc.callbacks.append(callback)
 
 
 #: The labelled children per label values (bounded, see above): ``labels()`` validates and locks

@@ -99,3 +99,53 @@ def test_a_hit_is_the_item_read_and_the_cache_holds_nothing_the_garbage_collecto
 
     explained = StoredItem(7, TFIDF, (Neighbour(8, 0.9, (Reason("tag", "python", 0.31),)), Neighbour(9, 0.8)), run_id, "t", None)
     assert _thawed(_frozen(explained)) == explained  # decoded reasons survive the round trip too
+
+
+def test_one_request_checks_a_due_run_and_the_others_keep_the_cache_meanwhile(local_settings):
+    """When ``RUN_CHECK_SECONDS`` has passed, one request reads the run's table; every request in
+    flight used to read at once.  The check's read is held open (an event, no timing) while
+    another user is asked; a failed check (the table dropped) sends every next request to the table."""
+    import threading
+
+    from recommender.store.dynamo import RunUnavailable
+
+    settings = local_settings.model_copy(update={"pointer_cache_seconds": 0})
+    run_id = "20260101T000004Z-dddddddd"
+    publish(DynamoStore.for_generator(local_settings), run_id, run(run_id, 300))
+    reader = DynamoStore.for_api(settings)
+    reader.client = counting = CountingClient(reader.client)
+    now = [0.0]
+    cache = CachedItems(reader, 10, run_check_seconds=5, clock=lambda: now[0])
+    for user in (1, 2, 3):
+        assert cache.get(user, TFIDF).similar_users == [300]
+    assert counting.item_reads == 3  # three misses; now all three are in memory
+
+    reading, release = threading.Event(), threading.Event()
+    plain_get_item = counting.get_item
+
+    def held_get_item(**kwargs):
+        if not kwargs["TableName"].endswith("-control"):
+            reading.set()
+            assert release.wait(30)
+        return plain_get_item(**kwargs)
+
+    counting.get_item = held_get_item
+    now[0] = 6.0  # the check is due
+    checker = threading.Thread(target=lambda: cache.get(1, TFIDF))
+    checker.start()
+    assert reading.wait(30)
+    reads = counting.item_reads
+    counting.get_item = plain_get_item
+    assert cache.get(2, TFIDF).similar_users == [300] and cache.get(3, TFIDF).similar_users == [300]
+    assert counting.item_reads == reads  # served from memory while the check is under way
+    release.set()
+    checker.join(30)
+    assert not checker.is_alive()
+
+    reader.client.client.delete_table(TableName=reader.run_table(run_id))
+    now[0] = 12.0  # due again, and the table is gone
+    for _ in range(2):
+        with pytest.raises(RunUnavailable):
+            cache.get(2, TFIDF)  # the first request's check fails; the next one reads again
+    with pytest.raises(RunUnavailable):
+        cache.get(3, TFIDF)

@@ -61,6 +61,25 @@ def test_latency_histogram_observes_each_request(memory_app):
     assert len(buckets) >= 10  # a real histogram, with buckets
 
 
+def test_older_garbage_collections_are_timed_once_each(memory_app):
+    """Oracle: the collections asked for by hand (``gc.collect``), and a second app in the same
+    process does not time each collection twice."""
+    import gc
+
+    client = memory_app().test_client()
+    memory_app()
+    count = "similar_users_gc_pause_seconds_count"
+    before = scrape(client)
+    gc.collect(1)
+    gc.collect(2)
+    gc.collect(2)
+    after = scrape(client)
+    assert value(after, count, generation="2") - value(before, count, generation="2") >= 2  # or one more on its own
+    assert value(after, count, generation="1") - value(before, count, generation="1") >= 1
+    assert sum(getattr(callback, "_similar_users", False) for callback in gc.callbacks) == 1
+    assert value(after, "similar_users_gc_pause_seconds_sum", generation="2") > value(before, "similar_users_gc_pause_seconds_sum", generation="2")
+
+
 def test_unknown_paths_share_one_label(memory_app):
     client = memory_app().test_client()
     before = scrape(client)
