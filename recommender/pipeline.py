@@ -198,7 +198,8 @@ def run(
             report.models.append(_run_model(handle, instances, tables, kept, executor, sink, report, search,
                                             previous, depth=deeper.get(handle, top_n), top_n=top_n, keep=handle in deeper,
                                             block_mb=block_mb, progress=progress, explain=explain,
-                                            min_recall=min_recall, min_coverage_ratio=min_coverage_ratio))
+                                            min_recall=min_recall, min_coverage_ratio=min_coverage_ratio,
+                                            last_fuser=not any(get_spec(h).fuses for h in order[position + 1:])))
             tables = _release_tables(tables, order[position + 1:], instances, models)
             instances[handle].release(keep_vectors=handle in deeper)  # a fuser's component: its vectors stay
             give_back_memory()
@@ -279,7 +280,7 @@ def _release_tables(tables: Tables, later: list[str], instances: dict, models: t
 def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Neighbours], executor: Executor,
                sink: Sink, report: RunReport, search: SearchOptions, previous: dict[str, int], *, depth: int,
                top_n: int, keep: bool, block_mb: int, progress: bool, explain: bool, min_recall: float,
-               min_coverage_ratio: float) -> ModelReport:
+               min_coverage_ratio: float, last_fuser: bool = True) -> ModelReport:
     """Fit one model, answer on the driver what cannot be partitioned (a fusion, an approximate
     search), then the executor's partitions: exact search, reasons, items, writes."""
     model, spec = instances[handle], get_spec(handle)
@@ -294,7 +295,7 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
     checkpoint("search")
     answer = None
     if combines:
-        answer = model.combine(kept, top_n, models=instances)
+        answer = model.combine(kept, top_n, models=instances, release_models=last_fuser)  # no later use of them
     elif spec.fuses:
         answer = model.similar_users(top_n, block_mb=block_mb, progress=progress, search=search)
     else:

@@ -129,18 +129,27 @@ class EnsembleUserSimilarity(SimilarityModel):
         return self.neighbours_
 
     def combine(self, lists: Mapping[str, Neighbours], n: int | None = None,
-                models: Mapping[str, SimilarityModel] | None = None) -> Neighbours:
+                models: Mapping[str, SimilarityModel] | None = None, *, release_models: bool = False) -> Neighbours:
         """Fuse the components' lists (their first ``depth``; missing components are skipped) into
         every user's top ``n``; ``models``, the fitted components, give the cosines of candidates a
         component does not list (``fusion="cosine"``).  Users are fused ``USER_BLOCK`` at a time, so
-        memory is a block's users × depth × models, whatever the number of users."""
+        memory is a block's users × depth × models, whatever the number of users.
+
+        ``release_models``: the caller is done with the components (a run fuses last), so each
+        forgets its vectors as soon as their normalised copy is made, rather than both being held
+        through the fusion."""
         used = [h for h in self.components if h in lists]
         if not used:
             raise ValueError(f"none of the ensemble's models ({', '.join(self.components)}) was computed in this run")
         n = n or max(lists[h].similar.shape[1] for h in used)
         lists = {h: head(lists[h], self.depth) for h in used}
         users = np.unique(np.concatenate([lists[h].users[lists[h].similar[:, 0] >= 0] for h in used]))
-        units = {h: unit_vectors(models[h]) for h in used if self.fusion == "cosine" and models and h in models}
+        units = {}
+        for h in used:
+            if self.fusion == "cosine" and models and h in models:
+                units[h] = unit_vectors(models[h])
+                if release_models:
+                    models[h].release()
         similar = np.full((len(users), n), -1, dtype=np.int64)
         scores = np.full((len(users), n), np.nan, dtype=np.float32)
         contributions = np.zeros((len(users), n, len(used)))

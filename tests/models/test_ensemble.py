@@ -126,6 +126,18 @@ def test_fusing_in_user_blocks_gives_the_same_answer(small_tables, monkeypatch):
     np.testing.assert_array_equal(whole.scores, blocks.scores)
 
 
+def test_a_fusion_told_it_is_the_last_use_frees_the_components_vectors_and_answers_the_same(small_tables):
+    weights = {"tfidf_user_interest": 1.0, "als_collab_filtering_user_course_view": 1.0}
+    models = {h: create_model(h).fit(small_tables) for h in weights}
+    components = {h: m.similar_users(50) for h, m in models.items()}
+    kept = EnsembleUserSimilarity(weights).combine(components, 10, models=models)
+    assert all(m.vectors_ is not None for m in models.values())  # by default the caller may still use them
+    freed = EnsembleUserSimilarity(weights).combine(components, 10, models=models, release_models=True)
+    assert all(m.vectors_ is None and m.users_ is None for m in models.values())
+    np.testing.assert_array_equal(kept.similar, freed.similar)
+    np.testing.assert_array_equal(kept.scores, freed.scores)
+
+
 @pytest.mark.parametrize("params", [{"weights": {"a": -1.0}}, {"weights": {"a": 0.0}}, {"c": -1.0},
                                     {"depth": 0}, {"fusion": "borda"}])
 def test_bad_parameters_are_refused(params):
