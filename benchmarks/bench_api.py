@@ -355,19 +355,27 @@ def zipf_sequence(pairs: list[tuple[int, str]], length: int, exponent: float = 1
     return [(users[i], by_user[users[i]][int(rng.integers(len(by_user[users[i]])))]) for i in picks]
 
 
-def item_cache_lookups(port: int) -> dict[str, float]:
-    """``similar_users_item_cache_lookups_total`` by result, summed over the workers (multiprocess mode)."""
+def server_metrics(port: int) -> dict:
+    """From ``/metrics`` (summed over the workers, multiprocess mode): the item cache's lookups by
+    result, and the workers' older garbage collections (count, seconds, and how many took over 10 ms)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         conn.request("GET", "/metrics")
         text = conn.getresponse().read().decode()
     finally:
         conn.close()
-    out = {"hit": 0.0, "miss": 0.0}
+    out = {"hit": 0.0, "miss": 0.0, "gc_count": 0.0, "gc_seconds": 0.0, "gc_within_10ms": 0.0}
     for line in text.splitlines():
+        value = line.rsplit(" ", 1)[-1]
         if line.startswith("similar_users_item_cache_lookups_total{"):
             result = line.split('result="', 1)[1].split('"', 1)[0]
-            out[result] = out.get(result, 0.0) + float(line.rsplit(" ", 1)[1])
+            out[result] = out.get(result, 0.0) + float(value)
+        elif line.startswith("similar_users_gc_pause_seconds_count{"):
+            out["gc_count"] += float(value)
+        elif line.startswith("similar_users_gc_pause_seconds_sum{"):
+            out["gc_seconds"] += float(value)
+        elif line.startswith("similar_users_gc_pause_seconds_bucket{") and 'le="0.01"' in line:
+            out["gc_within_10ms"] += float(value)
     return out
 
 

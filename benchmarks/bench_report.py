@@ -143,7 +143,11 @@ def render(results: dict) -> str:
         if api.get("gunicorn_extra_args"):
             lines.append(f"| {s['users']:,} | gunicorn options: `{' '.join(api['gunicorn_extra_args'])}` | | | | | | | | | | | |")
         for run in api.get("load", []):
-            phase = f"{run['phase']}, hit ratio {_f(run.get('item_cache_hit_ratio'), 3)}: " if run.get("phase") else ""
+            gc_pauses = run.get("gc_pauses")
+            collections = (f", older garbage collections {gc_pauses['count']} ({gc_pauses['over_10ms']} over 10 ms, "
+                           f"{_f(gc_pauses['seconds'] * 1000, 1)} ms in all)" if gc_pauses else "")
+            phase = (f"{run['phase']}, hit ratio {_f(run.get('item_cache_hit_ratio'), 3)}{collections}: "
+                     if run.get("phase") else "")
             lines.append(f"| {s['users']:,} | {phase}HTTP ({run['tool'].split(' ')[0]}) | {run['connections']} | {_f(run['requests_per_second'], 0)} | "
                          f"{_f(run['p50_ms'], 2)} | {_f(run.get('p90_ms'), 2)} | {_f(run['p99_ms'], 2)} | "
                          f"{_answered(run)} | {_share(run.get('shed_share'))} | {_f(run.get('timeouts'))} | "

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.bench_api import (Gunicorn, HealthProbe, RawReads, ensure_wrk, item_cache_lookups, percentiles_ms, pick_pairs, post,
+from benchmarks.bench_api import (Gunicorn, HealthProbe, RawReads, ensure_wrk, server_metrics, percentiles_ms, pick_pairs, post,
                              run_python_load, run_wrk, wrk_version, zipf_sequence)
 from benchmarks.bench_procmon import run_measured
 from recommender.models.registry import MODEL_HANDLES
@@ -418,16 +418,19 @@ def api_load(port: int, name: str, sequence: list, seconds: float, connections: 
     """One load run (wrk, or the Python fallback) with the item cache's hit ratio and the machine's load."""
     psutil.cpu_percent(None)
     load_start = os.getloadavg()
-    before = item_cache_lookups(port)
+    before = server_metrics(port)
     with HealthProbe(port) as probe:
         if wrk:
             run = run_wrk(wrk, port, sequence, seconds, connections, out / "similar_users.lua", delay_ms=delay_ms)
         else:
             run = run_python_load(port, sequence, seconds, connections)
     run["health"] = probe.result()
-    after = item_cache_lookups(port)
-    hits, lookups = after["hit"] - before["hit"], sum(after.values()) - sum(before.values())
+    after = server_metrics(port)
+    delta = {k: after[k] - before[k] for k in after}
+    hits, lookups = delta["hit"], delta["hit"] + delta["miss"]
     run.update(phase=name, item_cache_hit_ratio=round(hits / lookups, 4) if lookups else None,
+               gc_pauses={"count": int(delta["gc_count"]), "seconds": round(delta["gc_seconds"], 4),
+                          "over_10ms": int(delta["gc_count"] - delta["gc_within_10ms"])},
                machine_cpu_pct=psutil.cpu_percent(None), loadavg_start=[round(x, 2) for x in load_start],
                loadavg_end=[round(x, 2) for x in os.getloadavg()])
     return run
