@@ -187,7 +187,7 @@ def run(
     try:
         sink.begin(report.run_id, models)
         previous = sink.previous_coverage()
-        # Each model's lists are kept until the end of the run, so that a model that fuses the
+        # Each model's lists are kept until the fusion, so that a model that fuses the
         # others' lists (``fuses`` in the registry) builds on them, without a refit; it goes last.
         # The fuser's components are searched to its ``depth`` (its candidate pool) but store their top N.
         kept: dict[str, Neighbours] = {}
@@ -296,6 +296,9 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
     answer = None
     if combines:
         answer = model.combine(kept, top_n, models=instances, release_models=last_fuser)  # no later use of them
+        if last_fuser:  # the components' lists too: gone before this model's partitions start
+            kept.clear()
+            give_back_memory()
     elif spec.fuses:
         answer = model.similar_users(top_n, block_mb=block_mb, progress=progress, search=search)
     else:
