@@ -100,8 +100,12 @@ def run_measured(cmd: list[str], *, env: dict[str, str], cwd: Path, log_path: Pa
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
-            peak_tree = max(peak_tree, _tree_memory(proc))
-            if time.perf_counter() >= next_pss:
+            tree = _tree_memory(proc)
+            peak_tree = max(peak_tree, tree)
+            # A process's PSS is at most its RSS, so a tree whose RSS sum is under the PSS peak cannot
+            # raise it; reading PSS walks the tree's page tables (tens of ms for a process of a few GB,
+            # holding the lock the process needs to map or unmap memory), so it is read only when it could.
+            if tree > peak_pss and time.perf_counter() >= next_pss:
                 peak_pss = max(peak_pss, _tree_memory(proc, pss=True))
                 next_pss = time.perf_counter() + pss_interval
             if time.perf_counter() - started > timeout:
