@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 WRK_MARK = "WRKJSON "
 EACH_MARK = "WRKEACH "
@@ -365,17 +366,16 @@ def server_metrics(port: int) -> dict:
     finally:
         conn.close()
     out = {"hit": 0.0, "miss": 0.0, "gc_count": 0.0, "gc_seconds": 0.0, "gc_within_10ms": 0.0}
-    for line in text.splitlines():
-        value = line.rsplit(" ", 1)[-1]
-        if line.startswith("similar_users_item_cache_lookups_total{"):
-            result = line.split('result="', 1)[1].split('"', 1)[0]
-            out[result] = out.get(result, 0.0) + float(value)
-        elif line.startswith("similar_users_gc_pause_seconds_count{"):
-            out["gc_count"] += float(value)
-        elif line.startswith("similar_users_gc_pause_seconds_sum{"):
-            out["gc_seconds"] += float(value)
-        elif line.startswith("similar_users_gc_pause_seconds_bucket{") and 'le="0.01"' in line:
-            out["gc_within_10ms"] += float(value)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "similar_users_item_cache_lookups_total":
+                out[sample.labels["result"]] = out.get(sample.labels["result"], 0.0) + sample.value
+            elif sample.name == "similar_users_gc_pause_seconds_count":
+                out["gc_count"] += sample.value
+            elif sample.name == "similar_users_gc_pause_seconds_sum":
+                out["gc_seconds"] += sample.value
+            elif sample.name == "similar_users_gc_pause_seconds_bucket" and float(sample.labels["le"]) == 0.01:
+                out["gc_within_10ms"] += sample.value
     return out
 
 

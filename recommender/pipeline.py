@@ -280,7 +280,7 @@ def _release_tables(tables: Tables, later: list[str], instances: dict, models: t
 def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Neighbours], executor: Executor,
                sink: Sink, report: RunReport, search: SearchOptions, previous: dict[str, int], *, depth: int,
                top_n: int, keep: bool, block_mb: int, progress: bool, explain: bool, min_recall: float,
-               min_coverage_ratio: float, last_fuser: bool = True) -> ModelReport:
+               min_coverage_ratio: float, last_fuser: bool) -> ModelReport:
     """Fit one model, answer on the driver what cannot be partitioned (a fusion, an approximate
     search), then the executor's partitions: exact search, reasons, items, writes."""
     model, spec = instances[handle], get_spec(handle)
