@@ -32,6 +32,7 @@ import tempfile
 import uuid
 
 from gunicorn import util
+from gunicorn.workers import ggevent
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
 
@@ -86,11 +87,46 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
+class FirstServedServer(ggevent.StreamServer):
+    """gevent's accepting server, whose new connections are served before the work already queued.
+
+    Why: a saturated worker's loop turn runs every admitted request's app work (they are queued
+    as callbacks, see ``recommender/api/shedding.py``), then polls the sockets.  gevent starts a
+    new connection's greenlet as one more callback, so a load balancer's ``/health`` probe, which
+    opens a new connection each time, waited for the turn it arrived in, then the poll, then the
+    next turn's queue: up to two turns.  Here the listener's watcher has libev's highest priority
+    (run first among the ready sockets) and a new connection's greenlet starts at once, from the
+    accept: the request the client sent with its connection is read and, for ``/health``, answered
+    before the queued work runs; any other request takes its place in the in-flight bound.
+    """
+
+    def start_accepting(self) -> None:
+        if self._watcher is None:
+            self._watcher = self.loop.io(self.socket.fileno(), 1, priority=2)  # EV_MAXPRI
+            self._watcher.start(self._do_read)
+
+
+class FirstServedPool(ggevent.Pool):
+    """A pool whose greenlets start inside the call that adds them when that call runs in the hub
+    (the accept of :class:`FirstServedServer`), rather than in a later callback."""
+
+    def start(self, greenlet, *args, **kwargs) -> None:
+        import gevent
+
+        self.add(greenlet, *args, **kwargs)
+        if gevent.getcurrent() is gevent.get_hub():
+            greenlet.switch()  # runs until it first waits (its socket, a slot's yield), then back here
+        else:
+            greenlet.start()
+
+
 class ApiWorker(GeventWorker):
-    """gunicorn's gevent worker, with JSON errors and a silence timeout per connection."""
+    """gunicorn's gevent worker, with JSON errors, a silence timeout per connection and new
+    connections served first (:class:`FirstServedServer`)."""
 
     def init_process(self) -> None:
         util.write_error = write_json_error  # after the fork: this worker process only
+        ggevent.StreamServer, ggevent.Pool = FirstServedServer, FirstServedPool  # what GeventWorker.run builds
         super().init_process()
 
     def handle(self, listener, client, addr) -> None:

@@ -181,3 +181,71 @@ def test_a_refusal_closes_its_connection_under_gunicorn_too():
     body = shedding.InFlightLimit.refuse({}, response.start_response)
     assert response.status_code == 503 and body
     assert response.should_close()
+
+
+NEW_CONNECTION_FIRST = """
+import sys
+from gevent import monkey
+monkey.patch_all()
+import runpy
+import gevent
+from gevent.event import Event
+from gevent.pool import Pool
+from gevent.server import StreamServer
+
+conf = runpy.run_path("recommender/api/gunicorn_conf.py")
+server_class, pool_class = ((conf["FirstServedServer"], conf["FirstServedPool"]) if sys.argv[1] == "first"
+                            else (StreamServer, Pool))
+BUSY = 8
+order, accepted, connected, everything_read = [], [], Event(), Event()
+
+def handle(sock, addr):  # one line per request
+    accepted.append(addr)
+    if len(accepted) == BUSY:
+        connected.set()
+    for line in sock.makefile("rb"):
+        order.append(line.strip().decode())
+        if len(order) == BUSY + 1:
+            everything_read.set()
+        gevent.sleep(0)  # an admitted request's yield (recommender/api/shedding.py)
+
+pool = pool_class(100)
+server = server_class(("127.0.0.1", 0), handle, spawn=pool)
+server.max_accept = 1  # as gunicorn sets it with more than one worker
+server.start()
+RawSocket = monkey.get_original("socket", "socket")
+busy = [RawSocket() for _ in range(BUSY)]
+for client in busy:
+    client.connect(server.address)
+assert connected.wait(30), "the busy connections were not accepted"
+# From here to the wait nothing yields: when the worker's loop polls next, every busy connection
+# has a request waiting and so has the listener (a new connection with its request).
+for i, client in enumerate(busy):
+    client.sendall(f"work-{i}\\n".encode())
+probe = RawSocket()
+probe.connect(server.address)
+probe.sendall(b"health\\n")
+assert everything_read.wait(30), order
+print(" ".join(order))
+"""
+
+
+@pytest.mark.parametrize("server", ["first", "stock"])
+def test_a_new_connection_is_read_before_the_requests_already_waiting(server):
+    """A probe on a new connection (what a load balancer's ``/health`` check opens) whose request
+    is ready in the same loop turn as eight kept-alive connections' requests is read first by the
+    worker's server (``FirstServedServer``); gevent's own server reads it last, a turn later."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", NEW_CONNECTION_FIRST, server], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    order = out.stdout.split()
+    assert sorted(order) == sorted(["health", *(f"work-{i}" for i in range(8))])
+    assert (order[0] == "health") is (server == "first"), order
+    if server == "stock":
+        assert order[-1] == "health", order
