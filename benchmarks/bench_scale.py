@@ -202,6 +202,32 @@ def compare_lists(port: int, first: dict, second: dict) -> dict:
 
 # -- tables ---------------------------------------------------------------------------------------
 
+def timed_load(local: dict, args: argparse.Namespace, data_dir: Path) -> dict:
+    """The local run's export loaded into this benchmark's own DynamoDB Local, timed."""
+    with dynamodb_local(args.dynamodb_port, data_dir):
+        warmup = warm_up_dynamodb(args.dynamodb_port, 2, 3000) if args.warmup else []
+        load = load_export(REPO / local["export_dir"], local["items_written"], data_dir, args.dynamodb_port, args.timeout)
+        load["warmup"] = warmup
+    log(f"loaded {load['items']:,} items into DynamoDB Local in {load['seconds']:,.0f} s ({load['items_per_second']:,} items/s)")
+    return load
+
+
+def load_recorded(runs: dict, args: argparse.Namespace, data_dir: Path) -> int:
+    """``--load-only``: the timed load of the export of the local run recorded in ``scale.json``,
+    when its export is still on disk and is that run's (same run id)."""
+    key = f"{args.users}-local-{args.search}-export"
+    local = runs.get(key)
+    if local is None:
+        raise SystemExit(f"error: {SCALE_JSON.name} holds no run {key}: run the generator first")
+    manifest = REPO / local["export_dir"] / "manifest.json"
+    run_id = json.loads(manifest.read_text())["run_id"] if manifest.is_file() else None
+    if run_id != local["run_id"]:
+        raise SystemExit(f"error: {manifest} is not the export of run {local['run_id']} (found {run_id})")
+    local["dynamodb_local_load"] = timed_load(local, args, data_dir)
+    write_outputs(runs)
+    return 0
+
+
 def write_outputs(runs: dict) -> None:
     """``benchmarks/results/scale.json`` only: ``scripts/render_docs.py`` (``make docs``) renders its tables."""
     SCALE_JSON.write_text(json.dumps({"schema": 1, "runs": runs}, indent=2) + "\n")
@@ -222,6 +248,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fresh-data", action="store_true", help="regenerate the synthetic data even when cached")
     p.add_argument("--no-load", dest="load", action="store_false",
                    help="--sink export: do not load the local run's export into DynamoDB Local")
+    p.add_argument("--load-only", action="store_true",
+                   help="--sink export: no generator run; time the load of the recorded local run's export (still on "
+                        "disk, the same run id) into DynamoDB Local and add it to that run's entry")
     p.add_argument("--no-warmup", dest="warmup", action="store_false",
                    help="no throw-away writes to warm DynamoDB Local's JVM before it is written to (as make bench does)")
     p.add_argument("--compare-items", action="store_true",
@@ -254,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     (BENCH / "out").mkdir(parents=True, exist_ok=True)
     data = make_data(args.users, BENCH / "out", args.fresh_data)
     data_dir = Path(data["dir"])
+    if args.load_only:
+        return load_recorded(runs, args, data_dir)
     # Export runs are measured without the emulator: its JVM would share the cores and the memory.
     with dynamodb_local(args.dynamodb_port, data_dir) if args.sink == "write" else nullcontext():
         done: list[dict] = []
@@ -276,14 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{run['items_written']:,} items")
     local = next((run for run in done if run["engine"] == "local"), None)
     if args.sink == "export" and args.load and local is not None:  # after the runs: one measurement at a time
-        with dynamodb_local(args.dynamodb_port, data_dir):
-            warmup = warm_up_dynamodb(args.dynamodb_port, 2, 3000) if args.warmup else []
-            local["dynamodb_local_load"] = load_export(REPO / local["export_dir"], local["items_written"], data_dir,
-                                                       args.dynamodb_port, args.timeout)
-            local["dynamodb_local_load"]["warmup"] = warmup
+        local["dynamodb_local_load"] = timed_load(local, args, data_dir)
         write_outputs(runs)
-        load = local["dynamodb_local_load"]
-        log(f"loaded {load['items']:,} items into DynamoDB Local in {load['seconds']:,.0f} s ({load['items_per_second']:,} items/s)")
     return 0
 
 

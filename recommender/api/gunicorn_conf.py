@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import struct
 import sys
 import tempfile
 import uuid
@@ -88,7 +90,8 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
 
 
 class FirstServedServer(ggevent.StreamServer):
-    """gevent's accepting server, whose new connections are served before the work already queued.
+    """gevent's accepting server, whose new connections are served before the work already queued,
+    and whose share of a burst of new connections is accepted in one go.
 
     Why: a saturated worker's loop turn runs every admitted request's app work (they are queued
     as callbacks, see ``recommender/api/shedding.py``), then polls the sockets.  gevent starts a
@@ -98,12 +101,39 @@ class FirstServedServer(ggevent.StreamServer):
     (run first among the ready sockets) and a new connection's greenlet starts at once, from the
     accept: the request the client sent with its connection is read and, for ``/health``, answered
     before the queued work runs; any other request takes its place in the in-flight bound.
+
+    How many to accept per turn: gunicorn accepts one connection per turn when it runs several
+    workers, so that one worker does not take every connection (a worker whose turns are long
+    accepts less often: the connections spread by load).  But when many clients connect at once
+    (64 in the same millisecond after a deploy, or a load generator starting), the listen queue
+    then drains one connection per turn while every turn grows with the connections already
+    taken, and a probe queued behind them waited for all those turns.  Each accept therefore takes this
+    worker's share of what is queued (the listen queue's length from ``TCP_INFO``, divided by
+    ``workers``, at least one): a burst is taken in about one turn, still spread over the
+    workers.  Where ``TCP_INFO`` cannot be read, one per turn, as gunicorn does.
     """
+
+    #: Worker processes sharing the listener (set by :class:`ApiWorker` from gunicorn's settings).
+    workers = 1
 
     def start_accepting(self) -> None:
         if self._watcher is None:
             self._watcher = self.loop.io(self.socket.fileno(), 1, priority=2)  # EV_MAXPRI
             self._watcher.start(self._do_read)
+
+    def _do_read(self) -> None:
+        self.max_accept = max(1, -(-listen_queue_length(self.socket) // self.workers))
+        super()._do_read()
+
+
+def listen_queue_length(sock) -> int:
+    """Connections waiting in a listening TCP socket's accept queue (Linux: ``tcpi_unacked`` of
+    ``TCP_INFO`` holds it for a socket in LISTEN); 0 where that cannot be read."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        return struct.unpack_from("I", info, 24)[0] if len(info) >= 28 else 0
+    except (OSError, AttributeError):
+        return 0
 
 
 class FirstServedPool(ggevent.Pool):
@@ -127,6 +157,7 @@ class ApiWorker(GeventWorker):
     def init_process(self) -> None:
         util.write_error = write_json_error  # after the fork: this worker process only
         ggevent.StreamServer, ggevent.Pool = FirstServedServer, FirstServedPool  # what GeventWorker.run builds
+        FirstServedServer.workers = max(1, self.cfg.workers)
         super().init_process()
 
     def handle(self, listener, client, addr) -> None:

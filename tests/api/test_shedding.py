@@ -249,3 +249,39 @@ def test_a_new_connection_is_read_before_the_requests_already_waiting(server):
     assert (order[0] == "health") is (server == "first"), order
     if server == "stock":
         assert order[-1] == "health", order
+
+
+BURST_SHARE = """
+from gevent import monkey
+monkey.patch_all()
+import runpy
+from gevent.pool import Pool
+
+conf = runpy.run_path("recommender/api/gunicorn_conf.py")
+server_class = conf["FirstServedServer"]
+server_class.workers = 2
+server = server_class(("127.0.0.1", 0), lambda sock, addr: sock.recv(1), spawn=Pool(100))
+server.start()
+RawSocket = monkey.get_original("socket", "socket")
+clients = [RawSocket() for _ in range(9)]
+for client in clients:
+    client.connect(server.address)
+queued = conf["listen_queue_length"](server.socket)
+server._do_read()  # one turn's accept (from here, not the loop: nothing else runs meanwhile)
+print(queued, len(server.pool), conf["listen_queue_length"](server.socket))
+"""
+
+
+def test_a_burst_of_connections_is_accepted_by_shares():
+    """Nine connections queued on the listener of one of two workers: one accept takes its share,
+    five (nine halved, rounded up), and leaves the rest to the other worker, rather than one a turn."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", BURST_SHARE], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["9", "5", "4"]
