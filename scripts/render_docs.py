@@ -174,8 +174,11 @@ def scale_measured() -> str:
         return "No `make bench-scale SCALE_SINK=export` run is recorded in `benchmarks/results/scale.json` yet."
     runs = [r for r in (local, dask) if r is not None]
     head = " | ".join(f"{r['engine']}{' ×' + str(r['workers']) if r['engine'] == 'dask' else ''}" for r in runs)
+    measured = ("; ".join(f"{r['engine']} {r['measured_at'][:10]} at `{r['commit']}`" for r in runs)
+                if len({(r["measured_at"][:10], r["commit"]) for r in runs}) > 1
+                else f"{local['measured_at'][:10]} at `{local['commit']}`")
     rows = [f"{local['users']:,} users, `--search {local['search']}`, `--sink export`, measured "
-            f"{local['measured_at'][:10]} at `{local['commit']}` (load average during the runs: "
+            f"{measured} (load average during the runs: "
             + "; ".join(f"{r['engine']} {r['loadavg_1min']['mean']} mean, {r['loadavg_1min']['max']} max" for r in runs)
             + ").", "", f"| stage | {head} |", "| --- |" + " ---: |" * len(runs)]
     rows.append("| load + validate | " + " | ".join(f"{r['stages']['load']:,.1f} s" for r in runs) + " |")
