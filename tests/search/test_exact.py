@@ -67,6 +67,19 @@ def test_a_sample_of_queries_gets_the_same_rows_as_the_full_search(as_sparse):
     np.testing.assert_array_equal(sample.scores, full.scores[rows])
 
 
+def test_a_sum_that_comes_back_to_zero_lists_its_user_once_on_the_postings_kernel():
+    """Negative weights: user 2's sum with user 1 goes 1/3, 0, 1/3 over the three shared features.
+    The kernel keeps a mark per touched user for signed vectors (non-negative ones go without it,
+    taking a sum's first non-zero value as the mark), so user 2 is listed once, not twice."""
+    # 30 more users that share nothing with the first two: enough users that the kernel reads back
+    # only the users a query touched (it reads the whole accumulator when they are most of it).
+    rows = [[1, 1, 1, 0], [1, -1, 1, 0]] + [[0, 0, 0, 1]] * 30
+    vectors = sparse.csr_matrix(np.array(rows, dtype=np.float32))
+    result = exact_top_k(vectors, np.arange(1, 33), 2, kernel="postings")
+    assert result.similar[:2].tolist() == [[2, -1], [1, -1]]
+    np.testing.assert_allclose(result.scores[:2, 0], 1 / 3, atol=1e-6)
+
+
 def test_only_positive_similarities_are_neighbours_on_the_postings_kernel():
     vectors = sparse.csr_matrix(np.array([[1, 0, 0], [1, -1, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32))
     result = exact_top_k(vectors, np.array([1, 2, 3, 4]), 3, kernel="postings")
