@@ -33,6 +33,7 @@ import sys
 import tempfile
 import uuid
 
+import gevent
 from gunicorn import util
 from gunicorn.workers import ggevent
 from gunicorn.workers.base_async import AsyncWorker
@@ -107,10 +108,10 @@ class FirstServedServer(ggevent.StreamServer):
     accepts less often: the connections spread by load).  But when many clients connect at once
     (64 in the same millisecond after a deploy, or a load generator starting), the listen queue
     then drains one connection per turn while every turn grows with the connections already
-    taken, and a probe queued behind them waited for all those turns.  Each accept therefore takes this
-    worker's share of what is queued (the listen queue's length from ``TCP_INFO``, divided by
-    ``workers``, at least one): a burst is taken in about one turn, still spread over the
-    workers.  Where ``TCP_INFO`` cannot be read, one per turn, as gunicorn does.
+    taken, and a probe queued behind them waited for all those turns.  Each accept therefore
+    takes this worker's share of what is queued (the listen queue's length from ``TCP_INFO``,
+    divided by ``workers``, at least one): a burst is taken in about one turn, still spread over
+    the workers.  Where ``TCP_INFO`` cannot be read, one per turn, as gunicorn does.
     """
 
     #: Worker processes sharing the listener (set by :class:`ApiWorker` from gunicorn's settings).
@@ -141,8 +142,6 @@ class FirstServedPool(ggevent.Pool):
     (the accept of :class:`FirstServedServer`), rather than in a later callback."""
 
     def start(self, greenlet, *args, **kwargs) -> None:
-        import gevent
-
         self.add(greenlet, *args, **kwargs)
         if gevent.getcurrent() is gevent.get_hub():
             greenlet.switch()  # runs until it first waits (its socket, a slot's yield), then back here
