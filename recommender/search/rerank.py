@@ -6,9 +6,12 @@ lets the same rounding, tie-breaking by user_handle, self-exclusion and positivi
 as in the exact search (the posting-list kernel's: scores rounded to :data:`SCORE_DECIMALS`,
 then the lower column first).
 
-Scoring and selection are one compiled pass per query, queries spread over all cores (numba):
-nothing of size (queries × candidates × features) is held, and no Python-level sort of all the
-(query, candidate) pairs is needed however many candidates each user gets.
+The dots come from :mod:`recommender.search.pair_dots` (the one home of pair dots: a sparse query
+row is scattered once and each candidate's row gathered against it, without a merge's branches),
+accumulated in float32 in the candidate's feature order, which is the order a merge of the two
+sorted rows adds them in; the selection is one compiled pass per query, queries spread over the
+cores (numba).  Nothing of size (queries × candidates × features) is held, and no Python-level
+sort of the (query, candidate) pairs is needed however many candidates each user gets.
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ import numpy as np
 from scipy import sparse
 
 from recommender.search.neighbours import SCORE_DECIMALS
+from recommender.search.pair_dots import pair_dots
 from recommender.search.postings import keep_best
 
 _SCALE = 10.0**SCORE_DECIMALS
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _rerank_sparse(indptr, indices, data, rows, cands, k, out_cols, out_scores):  # pragma: no cover - compiled
-    """Top k of each row's candidates by the dot product of sorted sparse rows (index merge)."""
+def _keep_top(rows, cands, dots, k, out_cols, out_scores):  # pragma: no cover - compiled
+    """Top k of each row's candidates by their rounded dot; no candidate (-1), self and non-positive drop."""
     for i in numba.prange(rows.shape[0]):
         a = rows[i]
         best_key = np.empty(k, dtype=np.int64)
@@ -35,41 +39,7 @@ def _rerank_sparse(indptr, indices, data, rows, cands, k, out_cols, out_scores):
             b = cands[i, j]
             if b < 0 or b == a:
                 continue
-            pa, ea, pb, eb = indptr[a], indptr[a + 1], indptr[b], indptr[b + 1]
-            total = np.float32(0.0)
-            while pa < ea and pb < eb:
-                if indices[pa] == indices[pb]:
-                    total += data[pa] * data[pb]
-                    pa += 1
-                    pb += 1
-                elif indices[pa] < indices[pb]:
-                    pa += 1
-                else:
-                    pb += 1
-            key = np.int64(np.rint(np.float64(total) * _SCALE))
-            if key > 0:
-                filled = keep_best(key, b, best_key, best_col, filled, k)
-        for slot in range(filled):
-            out_cols[i, slot] = best_col[slot]
-            out_scores[i, slot] = np.float32(best_key[slot] / _SCALE)
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _rerank_dense(unit, rows, cands, k, out_cols, out_scores):  # pragma: no cover - compiled
-    """Top k of each row's candidates by the dot product of dense rows, summed in feature order."""
-    for i in numba.prange(rows.shape[0]):
-        a = rows[i]
-        best_key = np.empty(k, dtype=np.int64)
-        best_col = np.empty(k, dtype=np.int64)
-        filled = 0
-        for j in range(cands.shape[1]):
-            b = cands[i, j]
-            if b < 0 or b == a:
-                continue
-            total = np.float32(0.0)
-            for f in range(unit.shape[1]):
-                total += unit[a, f] * unit[b, f]
-            key = np.int64(np.rint(np.float64(total) * _SCALE))
+            key = np.int64(np.rint(np.float64(dots[i, j]) * _SCALE))
             if key > 0:
                 filled = keep_best(key, b, best_key, best_col, filled, k)
         for slot in range(filled):
@@ -90,8 +60,6 @@ def rerank(unit: np.ndarray | sparse.csr_matrix, rows: np.ndarray, candidates: n
     scores = np.full((rows.size, k), np.nan, dtype=np.float32)
     if rows.size == 0 or k < 1:
         return cols, scores
-    if sparse.issparse(unit):
-        _rerank_sparse(unit.indptr, unit.indices, unit.data.astype(np.float32, copy=False), rows, candidates, k, cols, scores)
-    else:
-        _rerank_dense(np.ascontiguousarray(unit, dtype=np.float32), rows, candidates, k, cols, scores)
+    dots = pair_dots(unit, rows, np.maximum(candidates, 0), np.float32)
+    _keep_top(rows, candidates, dots, k, cols, scores)
     return cols, scores
