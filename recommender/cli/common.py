@@ -1,4 +1,5 @@
-"""What every command line shares: the exit codes and the ``--models`` argument.
+"""What every command line shares: the exit codes, the ``error:`` line, the batch commands' settings
+and the ``--models`` argument.
 
 The exit codes are a contract with schedulers (systemd's ``SuccessExitStatus``, cron wrappers,
 Kubernetes job policies), so they are written once here; the generator's ``--help``, the table in
@@ -8,7 +9,10 @@ Kubernetes job policies), so they are written once here; the generator's ``--hel
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
+from recommender.config import GeneratorSettings, SettingsError, load_settings
 from recommender.models.registry import MODEL_HANDLES
 
 OK, FAILED, BAD_INPUT, LOCKED, STOPPED_AFTER_PUBLISH, INTERRUPTED, TERMINATED = 0, 1, 2, 3, 4, 130, 143
@@ -26,6 +30,23 @@ EXIT_CODES: dict[int, str] = {
 
 def exit_codes_epilog() -> str:
     return "exit status:\n" + "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items())
+
+
+def fail(code: int, message: str) -> int:
+    """Print the one ``error:`` line of a command that stops, and return its exit code."""
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def batch_settings() -> GeneratorSettings | int:
+    """The generator's settings (environment over ``.env``) with the batch commands' log format, or
+    the exit code after the ``error:`` line naming the bad setting (the generator and the loader)."""
+    try:
+        settings = load_settings(GeneratorSettings)
+    except SettingsError as exc:
+        return fail(BAD_INPUT, str(exc))
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings
 
 
 def parse_models(text: str) -> tuple[str, ...]:

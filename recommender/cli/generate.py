@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, NoReturn
 
 from recommender.cli.common import (
     BAD_INPUT, FAILED, INTERRUPTED, LOCKED, OK, STOPPED_AFTER_PUBLISH, TERMINATED, add_models_argument,
-    exit_codes_epilog, top_n,
+    batch_settings, exit_codes_epilog, fail, top_n,
 )
-from recommender.config import GeneratorSettings, SettingsError, load_settings
+from recommender.config import GeneratorSettings
 from recommender.data.preflight import UsageError, check_sink, preflight
 from recommender.models.registry import tables_for
 
@@ -79,11 +79,6 @@ def _stopped(signal_name: str, published: bool) -> tuple[int, str]:
     return (INTERRUPTED if signal_name == "SIGINT" else TERMINATED), f"{verb} ({signal_name}); the run was not published"
 
 
-def _fail(code: int, message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
-
-
 def _export_sink(args: argparse.Namespace, settings: GeneratorSettings):
     """``--sink export`` (files only) or ``--sink import`` (files on S3, then ImportTable and the pointer flip)."""
     from recommender.store.dynamo import DynamoStore
@@ -107,17 +102,15 @@ def _export_sink(args: argparse.Namespace, settings: GeneratorSettings):
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = load_settings(GeneratorSettings)
-    except SettingsError as exc:
-        return _fail(BAD_INPUT, str(exc))
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = batch_settings()
+    if isinstance(settings, int):
+        return settings
     args = parse_args(argv, settings)
     try:  # usage and environment mistakes, before any work (and before pandas is imported)
         preflight(args.data_dir, tables_for(args.models), {"--dry-run": args.dry_run, "--report": args.report})
         check_sink(args.sink, args.export_uri, args.dry_run)
     except UsageError as exc:
-        return _fail(BAD_INPUT, str(exc))
+        return fail(BAD_INPUT, str(exc))
 
     # After argument parsing: --help stays instant.
     from recommender import pipeline
@@ -181,11 +174,11 @@ def main(argv: list[str] | None = None) -> int:
             if executor is not None:
                 executor.close()
     except (DataValidationError, pipeline.CoverageError) as exc:
-        return _fail(BAD_INPUT, str(exc))
+        return fail(BAD_INPUT, str(exc))
     except LockHeld as exc:
-        return _fail(LOCKED, str(exc))
+        return fail(LOCKED, str(exc))
     except (StoreUnavailable, LockLost, RetriesExhausted, DataSourceError, RecallTooLow, ExportFailed, ImportFailed) as exc:
-        return _fail(FAILED, str(exc))
+        return fail(FAILED, str(exc))
     except StoppedAfterPublish as exc:  # the signal was held until the clean-up was done
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as after any SIGTERM: a second one must not interrupt us
         report = exc.report
@@ -199,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         if sink is not None and sink.published:  # e.g. closing the executor after the run: it stays published
             log.warning("run published, then: %s: %s", exc.__class__.__name__, exc)
         else:
-            return _fail(FAILED, f"generator failed: {exc.__class__.__name__}: {exc}")
+            return fail(FAILED, f"generator failed: {exc.__class__.__name__}: {exc}")
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
     if report is not None:  # published: the summary is written even when a signal ends the run
@@ -209,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         # compiler): collect such objects now, so that their finalizers' complaints reach stderr
         # before the operator's one line, not after it at interpreter exit.
         gc.collect()
-        return _fail(*stopped)
+        return fail(*stopped)
     return OK
 
 

@@ -16,19 +16,13 @@ import logging
 import sys
 from collections.abc import Iterator
 
-from recommender.cli.common import BAD_INPUT, FAILED, INTERRUPTED, LOCKED, OK, exit_codes_epilog
-from recommender.config import GeneratorSettings, SettingsError, load_settings
+from recommender.cli.common import BAD_INPUT, FAILED, INTERRUPTED, LOCKED, OK, batch_settings, exit_codes_epilog, fail
 
 log = logging.getLogger("similar_users_load")
 
 
 class BadExport(ValueError):
     """The export's files do not agree with its manifest, or a part is not DynamoDB JSON."""
-
-
-def _fail(code: int, message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
 
 
 def _items(location, model: str, parts: list[str]) -> Iterator[dict[str, dict]]:
@@ -48,11 +42,9 @@ def _items(location, model: str, parts: list[str]) -> Iterator[dict[str, dict]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = load_settings(GeneratorSettings)
-    except SettingsError as exc:
-        return _fail(BAD_INPUT, str(exc))
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = batch_settings()
+    if isinstance(settings, int):
+        return settings
     parser = argparse.ArgumentParser(prog="similar-users-load", description=__doc__.split("\n\n")[0],
                                      epilog=exit_codes_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("export_uri", metavar="EXPORT_URI", help="the export's folder or s3://bucket/prefix (holding manifest.json)")
@@ -87,13 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             publisher.release_lock()
     except (BadExport, KeyError) as exc:
-        return _fail(BAD_INPUT, f"{args.export_uri}: manifest.json lacks {exc}" if isinstance(exc, KeyError) else str(exc))
+        return fail(BAD_INPUT, f"{args.export_uri}: manifest.json lacks {exc}" if isinstance(exc, KeyError) else str(exc))
     except LockHeld as exc:
-        return _fail(LOCKED, str(exc))
+        return fail(LOCKED, str(exc))
     except (ExportFailed, StoreUnavailable, LockLost, RetriesExhausted) as exc:
-        return _fail(FAILED, str(exc))
+        return fail(FAILED, str(exc))
     except KeyboardInterrupt:
-        return _fail(INTERRUPTED, "interrupted (SIGINT); nothing was published")
+        return fail(INTERRUPTED, "interrupted (SIGINT); nothing was published")
     log.info("loaded run %s from %s: %s", manifest["run_id"], args.export_uri,
              ", ".join(f"{m} ({c:,} items)" for m, c in publisher.counts.items()))
     return OK
