@@ -132,17 +132,36 @@ def wrk_version(wrk: str | None) -> str | None:
     return text.splitlines()[0].split(" Copyright")[0].strip() if text else None
 
 
+#: How the load generator is scheduled: ``default`` (the kernel's normal policy) or ``batch``
+#: (``SCHED_BATCH``: same share of the CPU, but its wake-ups never preempt a running process).
+WRK_SCHEDULING = ("default", "batch")
+
+
+def _batch_scheduling() -> None:
+    os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+
+
 def run_wrk(wrk: str, port: int, pairs: list[tuple[int, str]], seconds: float, connections: int, script_path: Path,
-            delay_ms: int = 0) -> dict:
+            delay_ms: int = 0, scheduling: str = "default") -> dict:
     """``delay_ms`` > 0 paces each connection (wrk waits that long after each answer): latency at a
-    given request rate, rather than at whatever rate saturates the machine."""
+    given request rate, rather than at whatever rate saturates the machine.
+
+    ``scheduling="batch"`` runs wrk under ``SCHED_BATCH`` (Linux).  Why: in a closed loop on the
+    server's own cores, every answer wakes a wrk thread, and the kernel lets a waking thread
+    preempt the worker that is serving the next request; the worker then waits for a core while
+    its request is timed.  Clients on other hosts (production) cannot do that.  Under
+    ``SCHED_BATCH`` wrk still takes its share of the same cores, but waits for its turn instead of
+    preempting (docs/performance.md has the same-minute comparison)."""
+    if scheduling not in WRK_SCHEDULING:
+        raise ValueError(f"scheduling {scheduling!r} is not one of {WRK_SCHEDULING}")
     lua_pairs = ",\n".join(f'  {{{u}, "{m}"}}' for u, m in pairs)
     pacing = f"function delay()\n  return {int(delay_ms)}\nend" if delay_ms > 0 else ""
     script_path.write_text(LUA_TEMPLATE % {"pairs": lua_pairs, "mark": WRK_MARK, "each": EACH_MARK, "pacing": pacing})
     threads = max(1, min(connections, 2))
     cmd = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{int(seconds)}s", "--timeout", "2s",
            "-s", str(script_path), f"http://127.0.0.1:{port}/"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
+                         preexec_fn=_batch_scheduling if scheduling == "batch" else None)
     line = next((l for l in out.stdout.splitlines() if l.startswith(WRK_MARK)), None)
     if line is None:
         raise RuntimeError(f"wrk gave no summary (exit {out.returncode}): {out.stdout[-500:]} {out.stderr[-500:]}")
@@ -160,6 +179,7 @@ def run_wrk(wrk: str, port: int, pairs: list[tuple[int, str]], seconds: float, c
         "threads": threads,
         "connections": connections,
         "delay_ms": delay_ms,
+        "load_generator_scheduling": scheduling,
         "seconds": round(duration, 2),
         "requests": raw["requests"],
         "requests_per_second": round(raw["requests"] / duration, 1),

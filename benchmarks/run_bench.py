@@ -365,10 +365,14 @@ def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out:
     # The last load of the second server is paced (wrk waits PACED_DELAY_MS after each answer, on
     # TARGET_CONNECTIONS connections): the latency at about the target's request rate, where the
     # unpaced loads measure it at whatever rate saturates the 2 cores (server, wrk and DynamoDB Local).
+    # The closed loops of TARGET_CONNECTIONS and more run twice in a row: wrk under SCHED_BATCH (the
+    # figures judged against the targets: wrk's wake-ups cannot preempt a worker, as remote clients
+    # cannot) and under the default scheduling (reported for comparison).
+    closed = [(c, 0, kind) for c in args.api_connections
+              for kind in (("batch", "default") if c >= TARGET_CONNECTIONS and wrk else ("default",))]
     phases = [("misses: ITEM_CACHE_SIZE=0, pairs cycled uniformly", {"ITEM_CACHE_SIZE": "0"}, pairs,
-               [(1, 0)]),
-              ("Zipf mix, all models, item cache on", {}, mix,
-               [(c, 0) for c in args.api_connections] + [(TARGET_CONNECTIONS, PACED_DELAY_MS)])]
+               [(1, 0, "default")]),
+              ("Zipf mix, all models, item cache on", {}, mix, closed + [(TARGET_CONNECTIONS, PACED_DELAY_MS, "default")])]
     for name, overrides, sequence, connection_counts in phases:
         prometheus = out / "prometheus"
         shutil.rmtree(prometheus, ignore_errors=True)
@@ -379,7 +383,7 @@ def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out:
             if status != 200 or body[0]["user_handle"] != pairs[0][0]:
                 raise RuntimeError(f"API sanity check failed: {status} {body}")
             run_python_load(server.port, sequence, seconds=3, connections=2, max_requests=2000)  # warm-up
-            for connections, delay_ms in connection_counts:
+            for connections, delay_ms, scheduling in connection_counts:
                 if delay_ms and not wrk:
                     continue  # pacing needs wrk
                 if name.startswith("misses"):
@@ -387,13 +391,18 @@ def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out:
                     continue
                 log(f"{users:,} users: API load ({name}), {connections} connection(s)"
                     f"{f', paced: {delay_ms} ms after each answer' if delay_ms else ''}, {args.api_seconds:.0f} s "
-                    f"({'wrk' if wrk else 'python'})")
-                result["load"].append(api_load(server.port, name, sequence, args.api_seconds, connections, delay_ms, out, wrk))
+                    f"({'wrk' if wrk else 'python'}{', SCHED_BATCH' if scheduling == 'batch' else ''})")
+                result["load"].append(api_load(server.port, name, sequence, args.api_seconds, connections, delay_ms, out, wrk,
+                                               scheduling))
     result["raw"] = {kind: percentiles_ms(raw_samples[kind]) for kind in RawReads.KINDS}
     one = next((r for r in result["load"] if r["connections"] == 1 and r["phase"].startswith("misses")), None)
     for run in result["load"]:
         if run.get("delay_ms"):
             run["phase"] += f", paced ({run['delay_ms']} ms between answer and next request per connection)"
+        elif run.get("load_generator_scheduling") == "batch":
+            run["phase"] += ", wrk under SCHED_BATCH"
+        elif run["connections"] >= TARGET_CONNECTIONS and _judged_scheduling(result["load"]) == "batch":
+            run["phase"] += ", wrk under the default scheduling (comparison)"
     if one:
         rounds = one["rounds"]
         result["overhead"] = {
@@ -414,14 +423,15 @@ MISS_ROUNDS = 4
 
 
 def api_load(port: int, name: str, sequence: list, seconds: float, connections: int, delay_ms: int, out: Path,
-             wrk: str | None) -> dict:
+             wrk: str | None, scheduling: str = "default") -> dict:
     """One load run (wrk, or the Python fallback) with the item cache's hit ratio and the machine's load."""
     psutil.cpu_percent(None)
     load_start = os.getloadavg()
     before = server_metrics(port)
     with HealthProbe(port) as probe:
         if wrk:
-            run = run_wrk(wrk, port, sequence, seconds, connections, out / "similar_users.lua", delay_ms=delay_ms)
+            run = run_wrk(wrk, port, sequence, seconds, connections, out / "similar_users.lua", delay_ms=delay_ms,
+                          scheduling=scheduling)
         else:
             run = run_python_load(port, sequence, seconds, connections)
     run["health"] = probe.result()
@@ -513,14 +523,28 @@ PACED_DELAY_MS = 5  # per connection: 4 / (5 ms + ~2 ms answer) = ~500-570 reque
 # Saturation targets (closed loop, unpaced): 4 connections at p99 <= 20 ms; 64 connections (beyond
 # what 2 workers answer: the excess is shed) at p99 <= 100 ms and max <= 1 s of the answered
 # requests, no timeouts; /health within 100 ms meanwhile.  Judged on each answer's own time (the
-# Lua script's), wrk's coordinated-omission-corrected p99 shown next to it.
+# Lua script's), wrk's coordinated-omission-corrected p99 shown next to it; on the runs with wrk under
+# SCHED_BATCH when wrk is there (bench_api.run_wrk says why), the default scheduling's shown for comparison.
 UNPACED_P99_MS, OVERLOAD_CONNECTIONS, OVERLOAD_P99_MS, OVERLOAD_MAX_MS, HEALTH_MAX_MS = 20.0, 64, 100.0, 1000.0, 100.0
 
 
-def _saturation_line(users: int, run: dict) -> str:
+def _judged_scheduling(runs: list[dict]) -> str:
+    """The load generator's scheduling whose closed loops are judged: SCHED_BATCH when it ran (see
+    ``bench_api.run_wrk``), else the default one (the Python fallback, results of older runs)."""
+    return "batch" if any(r.get("load_generator_scheduling") == "batch" for r in runs) else "default"
+
+
+def _saturation_line(users: int, run: dict, judged: bool = True) -> str:
     answered = run.get("answered") or {}
     health = run.get("health") or {}
     p99, worst = answered.get("p99_ms"), answered.get("max_ms")
+    if not judged:
+        return (f"{users:,} users, {run['connections']} connections unpaced, wrk under the default scheduling "
+                f"(for comparison, no target: its wake-ups preempt the workers): {answered.get('calls', 0) / run['seconds']:,.0f} "
+                f"answered requests/s, answered p50 {answered.get('p50_ms', float('nan')):.2f} / p99 "
+                f"{p99 if p99 is not None else float('nan'):.2f} / max {worst if worst is not None else float('nan'):.1f} ms; "
+                f"shed {100 * (run.get('shed_share') or 0):.1f}%; timeouts {run.get('timeouts', 0)}; /health max "
+                f"{health.get('max_ms', float('nan')):.1f} ms.")
     if run["connections"] == TARGET_CONNECTIONS:
         met = p99 is not None and p99 <= UNPACED_P99_MS and not run.get("timeouts")
         goal = f"p99 <= {UNPACED_P99_MS:g} ms"
@@ -528,7 +552,8 @@ def _saturation_line(users: int, run: dict) -> str:
         met = (p99 is not None and p99 <= OVERLOAD_P99_MS and worst <= OVERLOAD_MAX_MS and not run.get("timeouts")
                and health.get("max_ms", 0) <= HEALTH_MAX_MS and not health.get("failures"))
         goal = f"answered p99 <= {OVERLOAD_P99_MS:g} ms, max <= {OVERLOAD_MAX_MS:g} ms, /health <= {HEALTH_MAX_MS:g} ms"
-    return (f"{users:,} users, target {run['connections']} connections unpaced (closed loop, Zipf mix): {goal}, no timeouts: "
+    batch = ", wrk under SCHED_BATCH" if run.get("load_generator_scheduling") == "batch" else ""
+    return (f"{users:,} users, target {run['connections']} connections unpaced (closed loop, Zipf mix{batch}): {goal}, no timeouts: "
             f"{'MET' if met else 'NOT MET'} ({answered.get('calls', 0) / run['seconds']:,.0f} answered requests/s, "
             f"answered p50 {answered.get('p50_ms', float('nan')):.2f} / p99 {p99 if p99 is not None else float('nan'):.2f} / "
             f"max {worst if worst is not None else float('nan'):.1f} ms; shed {100 * (run.get('shed_share') or 0):.1f}% "
@@ -550,10 +575,11 @@ def api_targets(size: dict) -> list[str]:
                      f"and request): {'MET' if met else 'NOT MET'} ({mix['requests_per_second']:,.0f} requests/s, "
                      f"p99 {mix['p99_ms']:.2f} ms (wrk's), each answer's own p99 {(mix.get('answered') or {}).get('p99_ms', float('nan')):.2f} ms, "
                      f"hit ratio {mix.get('item_cache_hit_ratio')}).")
+    judged = _judged_scheduling(api.get("load", []))
     for run in api.get("load", []):
         if (run["phase"].startswith("Zipf") and not run.get("delay_ms") and run.get("answered")
                 and run["connections"] in (TARGET_CONNECTIONS, OVERLOAD_CONNECTIONS)):
-            lines.append(_saturation_line(size["users"], run))
+            lines.append(_saturation_line(size["users"], run, run.get("load_generator_scheduling", "default") == judged))
     ov = api.get("overhead")
     if ov:
         rounds = ov.get("rounds_p50_vs_client_get_item")
