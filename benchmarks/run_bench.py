@@ -396,12 +396,13 @@ def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out:
                                                scheduling))
     result["raw"] = {kind: percentiles_ms(raw_samples[kind]) for kind in RawReads.KINDS}
     one = next((r for r in result["load"] if r["connections"] == 1 and r["phase"].startswith("misses")), None)
+    judged = _judged_scheduling(result["load"])
     for run in result["load"]:
         if run.get("delay_ms"):
             run["phase"] += f", paced ({run['delay_ms']} ms between answer and next request per connection)"
         elif run.get("load_generator_scheduling") == "batch":
             run["phase"] += ", wrk under SCHED_BATCH"
-        elif run["connections"] >= TARGET_CONNECTIONS and _judged_scheduling(result["load"]) == "batch":
+        elif run["connections"] >= TARGET_CONNECTIONS and judged == "batch":
             run["phase"] += ", wrk under the default scheduling (comparison)"
     if one:
         rounds = one["rounds"]
@@ -535,16 +536,20 @@ def _judged_scheduling(runs: list[dict]) -> str:
 
 
 def _saturation_line(users: int, run: dict, judged: bool = True) -> str:
+    """A closed loop's figures: against its target (``judged``), or shown for comparison."""
     answered = run.get("answered") or {}
     health = run.get("health") or {}
     p99, worst = answered.get("p99_ms"), answered.get("max_ms")
+    figures = (f"{answered.get('calls', 0) / run['seconds']:,.0f} answered requests/s, "
+               f"answered p50 {answered.get('p50_ms', float('nan')):.2f} / p99 {p99 if p99 is not None else float('nan'):.2f} / "
+               f"max {worst if worst is not None else float('nan'):.1f} ms; shed {100 * (run.get('shed_share') or 0):.1f}% "
+               f"(503 p99 {run.get('shed_p99_ms') or 0:.2f} ms); timeouts {run.get('timeouts', 0)}; "
+               f"/health max {health.get('max_ms', float('nan')):.1f} ms over {health.get('calls', 0)} probes, "
+               f"{health.get('failures', 0)} failed; wrk's corrected p99 {run['p99_ms']:.2f} ms; "
+               f"load average {run.get('loadavg_start', ['?'])[0]}")
     if not judged:
-        return (f"{users:,} users, {run['connections']} connections unpaced, wrk under the default scheduling "
-                f"(for comparison, no target: its wake-ups preempt the workers): {answered.get('calls', 0) / run['seconds']:,.0f} "
-                f"answered requests/s, answered p50 {answered.get('p50_ms', float('nan')):.2f} / p99 "
-                f"{p99 if p99 is not None else float('nan'):.2f} / max {worst if worst is not None else float('nan'):.1f} ms; "
-                f"shed {100 * (run.get('shed_share') or 0):.1f}%; timeouts {run.get('timeouts', 0)}; /health max "
-                f"{health.get('max_ms', float('nan')):.1f} ms.")
+        return (f"{users:,} users, {run['connections']} connections unpaced (closed loop, Zipf mix), wrk under the default "
+                f"scheduling, for comparison (no target: its wake-ups preempt the workers): {figures}.")
     if run["connections"] == TARGET_CONNECTIONS:
         met = p99 is not None and p99 <= UNPACED_P99_MS and not run.get("timeouts")
         goal = f"p99 <= {UNPACED_P99_MS:g} ms"
@@ -553,14 +558,8 @@ def _saturation_line(users: int, run: dict, judged: bool = True) -> str:
                and health.get("max_ms", 0) <= HEALTH_MAX_MS and not health.get("failures"))
         goal = f"answered p99 <= {OVERLOAD_P99_MS:g} ms, max <= {OVERLOAD_MAX_MS:g} ms, /health <= {HEALTH_MAX_MS:g} ms"
     batch = ", wrk under SCHED_BATCH" if run.get("load_generator_scheduling") == "batch" else ""
-    return (f"{users:,} users, target {run['connections']} connections unpaced (closed loop, Zipf mix{batch}): {goal}, no timeouts: "
-            f"{'MET' if met else 'NOT MET'} ({answered.get('calls', 0) / run['seconds']:,.0f} answered requests/s, "
-            f"answered p50 {answered.get('p50_ms', float('nan')):.2f} / p99 {p99 if p99 is not None else float('nan'):.2f} / "
-            f"max {worst if worst is not None else float('nan'):.1f} ms; shed {100 * (run.get('shed_share') or 0):.1f}% "
-            f"(503 p99 {run.get('shed_p99_ms') or 0:.2f} ms); timeouts {run.get('timeouts', 0)}; "
-            f"/health max {health.get('max_ms', float('nan')):.1f} ms over {health.get('calls', 0)} probes, "
-            f"{health.get('failures', 0)} failed; wrk's corrected p99 {run['p99_ms']:.2f} ms; "
-            f"load average {run.get('loadavg_start', ['?'])[0]}).")
+    return (f"{users:,} users, target {run['connections']} connections unpaced (closed loop, Zipf mix{batch}): {goal}, "
+            f"no timeouts: {'MET' if met else 'NOT MET'} ({figures}).")
 
 
 def api_targets(size: dict) -> list[str]:
