@@ -16,6 +16,24 @@ import numpy as np
 SCORE_DECIMALS = 6
 
 
+def stored_units(scores: np.ndarray) -> np.ndarray:
+    """Each score as it is stored, in units of ``10**-SCORE_DECIMALS`` (int64): the ``k`` of the text
+    ``repr(round(score, SCORE_DECIMALS))`` = ``k / 10**SCORE_DECIMALS``, by Python's decimal rounding.
+
+    ``score * 10**d`` rounded half up is that rounding but within 1e-6 of a half, where the float's
+    exact value decides: those few take Python's ``round``.  (NaN must be masked by the caller.)
+    """
+    d = SCORE_DECIMALS
+    values = np.asarray(scores, dtype=np.float64)
+    scaled = values * 10.0**d
+    k = np.floor(scaled + 0.5).astype(np.int64)
+    near_half = np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) <= 1e-6)
+    flat = k.reshape(-1)
+    for i, value in zip(near_half.tolist(), values.reshape(-1)[near_half].tolist()):
+        flat[i] = round(round(value, d) * 10**d)
+    return k
+
+
 @dataclass(frozen=True)
 class Neighbours:
     """Top-N answer for all users of one model.

@@ -299,15 +299,6 @@ def manifest(run_id: str, counts: dict[str, int], summary: str, table: str | Non
     }
 
 
-def read_manifest(location: ExportLocation) -> dict[str, Any]:
-    try:
-        return json.loads(location.get(MANIFEST))
-    except ExportFailed as exc:
-        raise ExportFailed(f"{exc} (no {MANIFEST}: not an export, or an unfinished one)") from exc
-    except ValueError as exc:
-        raise ExportFailed(f"{location.describe(MANIFEST)}: not valid JSON ({exc})") from exc
-
-
 class ExportSink:
     """The pipeline's export sink (``--sink export``): parts as they come, the manifest on commit.
 

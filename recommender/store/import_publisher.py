@@ -12,10 +12,10 @@ export on S3 (:mod:`recommender.store.export`) instead of ``BatchWriteItem``.  A
    manifest's count (an item DynamoDB skipped, or a stray object under the prefix, is a failure);
 5. the pointers flip in :meth:`RunPublisher.commit`'s conditional transaction.
 
-Anything else fails the run: :meth:`abort` marks it failed, drops its table and deletes its export,
-and the previous run keeps serving.  An import cannot be cancelled, so a run stopped while one is
-in progress (SIGTERM) leaves a table being created; it is dropped as the leftover of a failed run
-by the next run's clean-up.  Each run exports under ``EXPORT_URI/<run_id>/``, because ImportTable
+Anything else fails the run: :meth:`abort` drops its table and record and deletes its export, and
+the previous run keeps serving.  An import cannot be cancelled, so a run stopped while one is in
+progress (SIGTERM) leaves a table being created, and its record marked failed; both are dropped as
+the leftovers of a failed run by the next run's clean-up.  Each run exports under ``EXPORT_URI/<run_id>/``, because ImportTable
 reads every object under its prefix: runs must never share one.  The exports of published runs
 are kept (``similar-users-load`` loads one into DynamoDB Local); an S3 lifecycle rule expires them.
 
@@ -31,6 +31,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from recommender.publishing import RunExists
 from recommender.store.dynamo import DynamoStore, error_code
 from recommender.store.export import COMPRESSION, FORMAT, MANIFEST, ExportFailed, ExportLocation, ExportSink, ExportTarget
 from recommender.store.items import StoredItem
@@ -63,10 +64,13 @@ class ImportPublisher(RunPublisher):
         self.export: ExportSink | None = None
         self.manifest: dict[str, Any] | None = None
         self.import_arn: str | None = None
+        self._import_ended = False  # the import is over (whatever its outcome): its table cannot appear later
 
     def _open_table(self, run_id: str) -> str:
-        """No table yet (ImportTable creates it): the run's export location instead."""
+        """No table yet (ImportTable creates it; it must not exist): the run's export location instead."""
         table = self.store.run_table(run_id)
+        if self.store.table_exists(table):
+            raise RunExists(f"table {table} exists already; a run's table must be new: nothing was changed")
         self.export = ExportSink(self.base.child(run_id), write_processes=self.write_processes, table=table)
         self.export.begin(run_id, ())
         return table
@@ -116,8 +120,10 @@ class ImportPublisher(RunPublisher):
             raise ImportFailed(f"ImportTable of {self.export.location.describe('data/')} into {self.table} was refused: "
                                f"{error_code(exc) or exc}") from exc
         self.import_arn = started["ImportArn"]
+        self._created = self.table  # the import creates it: from here on an abort drops it
         log.info("importing %s items into %s (%s)", f"{manifest['items']:,}", self.table, self.import_arn)
         description = self._wait(started)
+        self._import_ended = True
         status, errors = description.get("ImportStatus"), description.get("ErrorCount", 0)
         imported = description.get("ImportedItemCount", 0)
         where = f"ImportTable of {self.export.location.describe('data/')} into {self.table}"
@@ -146,8 +152,11 @@ class ImportPublisher(RunPublisher):
                 raise ImportFailed(f"DescribeImport of {self.import_arn} failed: {error_code(exc) or exc}") from exc
         return description
 
+    def _table_may_still_appear(self) -> bool:
+        return self.import_arn is not None and not self._import_ended
+
     def abort(self) -> None:
-        """The write path's abort (run failed, table dropped), and the run's export deleted."""
+        """The write path's abort (table and record removed), and the run's export deleted."""
         if self.export is not None:
             self.export.abort()
         super().abort()

@@ -1,12 +1,16 @@
-"""Versioned, atomic publishing of a generator run into DynamoDB (the pipeline's DynamoDB sink).
+"""Versioned, atomic publishing of a run into DynamoDB: the sink of every road to the readers
+(:mod:`recommender.publishing` drives it; the generator's write and import sinks, ``similar-users-load``).
 
-A run (1) takes the generator lock (:mod:`lock`), (2) records itself as ``writing`` and creates
-its own table (:mod:`runs`), (3) writes every item there (:mod:`writer`), (4) in one
-transaction, checks it still holds the lock, points every model it computed at its table and
-marks itself ``complete`` (:mod:`control` has the layout), (5) drops the tables of runs no
-longer needed, and (6) releases the lock.  Killed at any point before (4), it leaves the pointers
-on the previous complete run; its leftovers are dropped by the next run.  (4) is the commit
-point: after it the run is never aborted (:mod:`recommender.stopping`).
+A run (0) has a valid id and registered models (:func:`~recommender.publishing.validate_run`), (1)
+takes the generator lock (:mod:`lock`), (2) records itself as ``writing`` and creates its own
+table (:mod:`runs`), both of which must be new: a run id that exists in any state is refused and
+left untouched, (3) writes every item there (:mod:`writer`), (4) in one transaction, checks it
+still holds the lock, points every model it computed at its table and marks itself
+``complete`` (:mod:`control` has the layout), (5) drops the tables of runs no longer needed, and
+(6) releases the lock.  Stopped before (4), it removes only what it created itself (its table,
+then its record) and the pointers stay on the previous complete run; killed outright (SIGKILL),
+its leftovers are dropped by the next run.  (4) is the commit point: after it the run is never
+aborted (:mod:`recommender.stopping`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from recommender.publishing import validate_run
 from recommender.store.control import Pointer
 from recommender.store.dynamo import DynamoStore, StoreUnavailable, error_code
 from recommender.store.items import ItemBlock, StoredItem
@@ -53,18 +58,24 @@ class RunPublisher:
         self.counts: dict[str, int] = {}
         #: The flip's transaction went through: from here on the run must never be aborted.
         self.published = False
+        #: What this run created itself (and so what an abort may remove): never another run's.
+        self._recorded = False
+        self._created: str | None = None
 
     def begin(self, run_id: str, models: tuple[str, ...]) -> None:
-        """Lock, record the run as writing, create its table."""
+        """Check the run, lock, record it as writing, create its table (both new, or RunExists)."""
+        self.models = validate_run(run_id, models)
         self.store.ensure_control_table()
         self.lock.acquire(run_id)
         self.run_id = run_id
-        self.runs.started(run_id, models)
+        self.runs.started(run_id, self.models)
+        self._recorded = True
         self.table = self._open_table(run_id)
 
     def _open_table(self, run_id: str) -> str:
         """Where the run's items go: its table, created now (the import publisher creates it at commit)."""
-        return self.store.create_run_table(run_id)
+        self._created = self.store.create_run_table(run_id)
+        return self._created
 
     def _check_writable(self) -> None:
         if self.table is None:
@@ -130,21 +141,33 @@ class RunPublisher:
         log.info("published run %s: %s", self.run_id, ", ".join(f"{m} ({c:,} items)" for m, c in self.counts.items()))
 
     def abort(self) -> None:
-        """Best effort: mark the run failed and drop its table (the next run would do it anyway).
+        """Best effort: drop the run's table, then its record (the next run would do it anyway).
 
         Never after the flip: a published run's table is live."""
         if self.published:
             raise RuntimeError(f"run {self.run_id} is published; it cannot be aborted")
         if self.processes is not None:
             self.processes.terminate()  # before the table goes: no worker may still be writing
-        if self.run_id is None:
+        if not self._recorded:  # refused before it was recorded (lock held, the id taken): nothing is ours
             return
         try:
-            self.runs.failed(self.run_id)
-            if self.table:
-                self.store.drop_table(self.table)
+            if self._created:
+                self.store.drop_table(self._created)
+                self._created = None
+            if self._table_may_still_appear():  # its record stays, marked failed, for the next run's clean-up
+                self.runs.failed(self.run_id)
+            else:
+                self.runs.forget(self.run_id)
         except (ClientError, BotoCoreError) as exc:
             log.warning("could not clean up failed run %s: %s", self.run_id, exc)
+            try:  # its record stays, marked failed: the next run's clean-up drops what is left
+                self.runs.failed(self.run_id)
+            except (ClientError, BotoCoreError):
+                pass
+
+    def _table_may_still_appear(self) -> bool:
+        """Whether the run's table may appear after the abort (an ImportTable cannot be cancelled)."""
+        return False
 
     def cleanup(self) -> list[str]:
         return self.runs.clean_up(self.keep_runs, self.run_id)
