@@ -210,8 +210,21 @@ class ApiSettings(StoreSettings):
     def _keys(cls, value: Any) -> Any:
         # ``API_KEYS=k1, k2``: stripped, empty ones dropped.
         if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                raise ValueError("a comma-separated list, API_KEYS=key-one,key-two, not JSON")
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _header_safe(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        # A key a client cannot send in the X-API-Key header as it is written (a character outside
+        # printable ASCII: an accent, a control character) would never match: refused, not kept.
+        for number, key in enumerate(keys, 1):
+            if not all(" " <= c <= "~" for c in key):
+                raise ValueError(f"key {number} of {len(keys)} has a character other than printable ASCII, "
+                                 "which no X-API-Key header carries as written")
+        return keys
 
     @field_validator("default_model", mode="before")
     @classmethod

@@ -90,6 +90,16 @@ def test_gunicorn_serves_a_public_address_with_keys_or_when_allowed(env, tmp_pat
     assert f"Listening at: http://0.0.0.0:{port}" in log.read_text()
 
 
+def test_gunicorn_refuses_api_keys_no_client_could_send():
+    """Every file and setting read at start is validated by the master, API_KEYS too (one line, no key shown)."""
+    refused = subprocess.run(command(f"127.0.0.1:{free_port()}"), cwd=ROOT, env=server_env(API_KEYS='["k-1", "k-2"]'),
+                             capture_output=True, text=True, timeout=WAIT)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert [line for line in refused.stderr.splitlines() if line.startswith("error:")] == [
+        "error: setting API_KEYS=…: a comma-separated list, API_KEYS=key-one,key-two, not JSON"], refused.stderr
+    assert "Booting worker" not in refused.stderr and "k-1" not in refused.stderr
+
+
 def test_gunicorn_on_loopback_needs_no_key(tmp_path):
     port = free_port()
     with serving(f"127.0.0.1:{port}", port, tmp_path / "gunicorn.log") as server:
