@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from recommender.api.errors import ApiError
 
@@ -45,12 +46,12 @@ def buffer_body(environ: dict, limit: int) -> None:
     chunked body up to ``limit``), so that nothing after this waits on the client.
 
     A body that cannot be read whole (short, malformed, a chunked one past ``limit``) is left
-    under :data:`BODY_ERROR` as an :class:`ApiError`; a declared length past ``limit`` is left to
+    under :data:`BODY_ERROR` as the HTTP error the app raises for it; a declared length past ``limit`` is left to
     Flask's ``MAX_CONTENT_LENGTH`` (413 without reading it), a malformed one to the app.
     """
     try:
         body = _read_whole(environ, limit)
-    except ApiError as exc:
+    except HTTPException as exc:
         environ[BODY_ERROR] = exc
         return
     if body is not None:  # from here on an ordinary body with its length, whatever the server
@@ -72,7 +73,7 @@ def _read_whole(environ: dict, limit: int) -> bytes | None:
         except Exception:  # noqa: BLE001 - the socket or the server's reader: the client's doing either way
             body = b""
         if len(body) < length:
-            raise ApiError(400, "bad_request", "the request body is incomplete")
+            raise BadRequest("the request body is incomplete")
         return body
     if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         return None
@@ -87,9 +88,9 @@ def _read_whole(environ: dict, limit: int) -> bytes | None:
             chunks.append(chunk)
             size += len(chunk)
     except Exception:  # noqa: BLE001 - the server's chunk parser or the socket: the client's doing either way
-        raise ApiError(400, "bad_request", "the chunked request body is malformed or incomplete") from None
+        raise BadRequest("the chunked request body is malformed or incomplete") from None
     if size > limit:
-        raise ApiError(413, "payload_too_large", "request body is too large")
+        raise RequestEntityTooLarge()
     return b"".join(chunks)
 
 
