@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from recommender.data.loader import load_tables
     from recommender.models.registry import create_model
-    from recommender.store.export import ExportLocation, ExportSink, import_lines, read_part
-    from recommender.store.items import build_items, stored_size
+    from recommender.store.codec import dynamo_items, import_lines, stored_size
+    from recommender.store.export import ExportLocation, ExportSink, read_part
+    from recommender.store.items import build_items
 
     tables = load_tables(args.data_dir, ("user_interests", "user_course_views"))
     blocks = []
@@ -59,10 +60,10 @@ def main(argv: list[str] | None = None) -> None:
         answer = model.similar_users(10, progress=False)
         blocks.append(build_items(handle, answer, "20260101T000000Z-benchexp", "2026-01-01T00:00:00Z", model.explain(answer)))
     count = sum(len(b) for b in blocks)
-    attributes = [a for b in blocks for a in b.dynamo_items()]
+    attributes = [a for b in blocks for a in dynamo_items(b)]
     sizes = {
         "dynamodb_item_bytes": round(statistics.fmean(stored_size(a) for a in attributes), 1),
-        "import_json_bytes": round(statistics.fmean(len(line.encode()) for line in import_lines(attributes)), 1),
+        "import_json_bytes": round(statistics.fmean(len(line.encode()) for b in blocks for line in import_lines(b)), 1),
     }
     root = Path(tempfile.mkdtemp(prefix="bench-export-"))
     variants = {"1 process (generator's thread)": 1, f"{args.processes} writer processes": args.processes}

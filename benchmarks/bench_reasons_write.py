@@ -8,7 +8,7 @@ that a busy machine slows both variants alike.  Prints items/s per round, the me
 the change with reasons per round and its median (paired: robust to the load drifting between rounds), this process's CPU per item
 (building and sending), DynamoDB Local's CPU per item with ``--server-pid`` (its /proc counters:
 the whole server, so other clients of a shared one count too), the size of the largest item
-(:func:`~recommender.store.items.stored_size`), and what building the attribute values costs
+(:func:`~recommender.store.codec.stored_size`), and what building the attribute values costs
 alone (best of 5), with the reasons compressed (zlib into a ``B`` attribute) as the alternative
 that was measured and not taken.
 """
@@ -25,7 +25,8 @@ from recommender.config import GeneratorSettings, load_settings
 from recommender.data.loader import load_tables
 from recommender.models.registry import create_model
 from recommender.store.dynamo import DynamoStore
-from recommender.store.items import ItemBlock, build_items, stored_size
+from recommender.store.codec import dynamo_items, stored_size
+from recommender.store.items import ItemBlock, build_items
 from recommender.store.writer import BatchWriter
 
 MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view")
@@ -45,7 +46,7 @@ def build_cost(blocks: list[ItemBlock], compress: bool = False) -> float:
     for _ in range(5):
         started, count = time.process_time(), 0
         for block in blocks:
-            for attributes in block.dynamo_items():
+            for attributes in dynamo_items(block):
                 if compress and "reasons" in attributes:
                     attributes["reasons"] = {"B": zlib.compress(attributes["reasons"]["S"].encode(), 6, -11)}
                 count += 1
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         store.drop_table(table)
     median = statistics.median
     for name, items in variants.items():
-        largest = max(stored_size(a) for block in items for a in block.dynamo_items())
+        largest = max(stored_size(a) for block in items for a in dynamo_items(block))
         db_text = f", DynamoDB Local {median(server[name]):.0f} µs/item" if args.server_pid else ""
         print(f"{name}: median {median(rates[name]):,.0f} items/s, client {median(client[name]):.0f} µs/item{db_text}, "
               f"largest item {largest:,} bytes")
@@ -96,10 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     paired = [b / a - 1 for a, b in zip(rates["lists only"], rates["with reasons"])]
     print(f"write-rate change with reasons: {-drop:+.1%} (medians); per round "
           f"{' / '.join(f'{c:+.1%}' for c in paired)}, median {median(paired):+.1%}")
-    reasons = [len(a["reasons"]["S"].encode()) for block in variants["with reasons"] for a in block.dynamo_items()
+    reasons = [len(a["reasons"]["S"].encode()) for block in variants["with reasons"] for a in dynamo_items(block)
                if "reasons" in a]
     packed = [len(zlib.compress(a["reasons"]["S"].encode(), 6, -11)) for block in variants["with reasons"]
-              for a in block.dynamo_items() if "reasons" in a]
+              for a in dynamo_items(block) if "reasons" in a]
     print(f"building the attribute values (client CPU, best of 5): lists only {build_cost(variants['lists only']):.1f}, "
           f"with reasons {build_cost(variants['with reasons']):.1f}, reasons zlib-compressed "
           f"{build_cost(variants['with reasons'], compress=True):.1f} µs/item; reasons median {median(reasons):.0f} "

@@ -1,8 +1,8 @@
 """Stored item sizes per model, from a generator ``--dry-run`` file: what DynamoDB would count.
 
 ``python -m benchmarks.item_sizes out/items.jsonl``: each JSON line is turned into the attribute values
-the generator writes (:meth:`StoredItem.to_dynamo`) and measured with
-:func:`~recommender.store.items.stored_size` (DynamoDB's rule: names plus values).  Prints, per
+the generator writes (:func:`~recommender.store.codec.to_dynamo`) and measured with
+:func:`~recommender.store.codec.stored_size` (DynamoDB's rule: names plus values).  Prints, per
 model and for all, the items, the mean and largest size with the reasons, the share of items
 over 1 KB and the mean write units per item (DynamoDB bills a write per started KB), and the mean
 and largest size without the reasons.
@@ -11,11 +11,10 @@ and largest size without the reasons.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from collections import defaultdict
 
-from recommender.store.items import StoredItem, stored_size
+from recommender.store.codec import from_json_line, stored_size, to_dynamo
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes: dict[str, list[tuple[int, int]]] = defaultdict(list)
     with open(args.jsonl, encoding="utf-8") as lines:
         for line in lines:
-            attributes = StoredItem.from_record(json.loads(line)).to_dynamo()
+            attributes = to_dynamo(from_json_line(line))
             reasons = attributes.pop("reasons", None)
             plain = stored_size(attributes)
             sizes[attributes["model_handle"]["S"]].append((plain, plain + (stored_size({"reasons": reasons}) if reasons else 0)))

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from recommender import pipeline
+from recommender.store.codec import from_dynamo, json_line
 from recommender.store.dynamo import DynamoStore
-from recommender.store.items import StoredItem
 from recommender.store.jsonl import JsonLinesSink
 from recommender.store.publisher import RunPublisher
 from recommender.topk import SearchOptions
@@ -57,10 +57,10 @@ def published(settings) -> dict[tuple[int, str], dict]:
     for pointer in store.pointers():
         for page in store.client.get_paginator("scan").paginate(TableName=pointer.table):
             for attributes in page["Items"]:
-                item = StoredItem.from_dynamo(attributes)
+                item = from_dynamo(attributes)
                 if item.model_handle == pointer.model_handle:
                     assert item.run_id == pointer.run_id
-                    items[(item.user_handle, item.model_handle)] = _unstamped(item.to_record())
+                    items[(item.user_handle, item.model_handle)] = _unstamped(json.loads(json_line(item)))
     return items
 
 

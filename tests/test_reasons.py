@@ -13,7 +13,8 @@ from recommender.data.loader import Tables
 from recommender.models.knn_assessment_score import KnnUserAssessmentScore
 from recommender.models.tfidf_interest import TfidfUserInterest
 from recommender.reasons import MAX_REASONS, WEIGHT_DECIMALS, describe, shared_features
-from recommender.store.items import build_items, stored_size
+from recommender.store.codec import json_line, stored_size, to_dynamo
+from recommender.store.items import build_items
 from recommender.topk import Neighbours
 
 EMPTY = pd.DataFrame()
@@ -63,9 +64,9 @@ def test_stored_items_with_reasons_stay_under_4_kb_at_n_10(small_tables):
                              model.explain(answer)))
     assert any(len(n.reasons) == MAX_REASONS for i in items for n in i.neighbours)
     # as DynamoDB counts it (stored_size); the readable JSON record (dry-run) is larger still
-    largest = max(stored_size(i.to_dynamo()) for i in items)
+    largest = max(stored_size(to_dynamo(i)) for i in items)
     assert largest < 4096, largest
-    assert max(len(json.dumps(i.to_record()).encode()) for i in items) > largest
+    assert max(len(json.dumps(json.loads(json_line(i))).encode()) for i in items) > largest
 
 
 @pytest.mark.parametrize("grouped", [False, True])

@@ -18,7 +18,8 @@ beyond the connection pool, new connections to the database, and a stall of the 
 Size: ``ITEM_CACHE_SIZE`` entries per process (0 turns the cache off).  The eviction order is
 cachetools' ``LRUCache``; it is not thread-safe, so one lock guards it (gevent and thread workers).
 
-Why items are kept as plain tuples of numbers and strings, rebuilt on a hit: the garbage
+Why items are kept as plain tuples of numbers and strings (the codec's row form,
+:func:`~recommender.store.codec.to_row`), rebuilt on a hit: the garbage
 collector stops tracking such a tuple after its first collection, but tracks every object and
 every tuple subclass (``StoredItem``, its ``Neighbour`` named tuples) for as long as it lives.  A full
 cache of objects made each full collection walk over a million of them, a pause that held every
@@ -34,28 +35,10 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from recommender.store.items import Neighbour, Reason, StoredItem
+from recommender.store.codec import from_row, to_row
+from recommender.store.items import StoredItem
 
 _NO_ROW = ()  # "no row for this user": a plain tuple too
-
-
-def _frozen(item: StoredItem) -> tuple:
-    """``item`` as one flat tuple of numbers and strings, which the garbage collector stops tracking
-    at the first collection that sees it (a nested tuple needs one collection per level); decoded
-    reasons, which the API's reads never have (they stay ``pending_reasons``), nest."""
-    reasons = (tuple(tuple(tuple(r) for r in n.reasons) for n in item.neighbours)
-               if any(n.reasons for n in item.neighbours) else None)
-    return (item.user_handle, item.model_handle, item.run_id, item.generated_at, item.pending_reasons, reasons,
-            *(n.user_handle for n in item.neighbours), *(n.score for n in item.neighbours))
-
-
-def _thawed(entry: tuple) -> StoredItem:
-    user_handle, model_handle, run_id, generated_at, pending, reasons = entry[:6]
-    count = (len(entry) - 6) // 2
-    users, scores = entry[6:6 + count], entry[6 + count:]
-    why = reasons or ((),) * count
-    neighbours = tuple(Neighbour(u, s, tuple(Reason(*r) for r in w)) for u, s, w in zip(users, scores, why))
-    return StoredItem(user_handle, model_handle, neighbours, run_id, generated_at, pending)
 
 
 @cache
@@ -95,7 +78,7 @@ class CachedItems:
             found = self._items.get(key) if checked else None  # a hit becomes the most recently used
         if found is not None:
             self._hits.inc()
-            return _thawed(found) if found else None
+            return from_row(found) if found else None
         self._misses.inc()
         try:
             item = self.inner.get(user_handle, model_handle, pointer=pointer)  # RunUnavailable: nothing cached
@@ -115,7 +98,7 @@ class CachedItems:
         if same_run:
             self._run_read_at[pointer.run_id] = self._clock()  # its table answered just now
             with self._lock:
-                self._items[key] = _NO_ROW if item is None else _frozen(item)  # evicts the least recently used
+                self._items[key] = _NO_ROW if item is None else to_row(item)  # evicts the least recently used
         return item
 
     def __len__(self) -> int:

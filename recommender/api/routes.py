@@ -16,6 +16,7 @@ from recommender.api.health import get_health
 from recommender.api.openapi import NO_INPUT, api_spec, error_responses
 from recommender.api.store import get_store
 from recommender.reasons import describe
+from recommender.store.codec import explained
 from recommender.api.models_list import models_answer
 from recommender.api.schemas import (
     HealthBody,
@@ -55,7 +56,7 @@ def _answer(req: SimilarUsersRequest):
     }
     answer.update(ab.expose(served, req.user_handle, answer["similar_users"]))
     if req.explain:
-        neighbours = item.explained().neighbours[: req.k]
+        neighbours = explained(item).neighbours[: req.k]
         answer["neighbours"] = [
             {"user_handle": n.user_handle, "score": n.score,
              "reasons": [{**r.to_dict(), "text": describe(r.kind, r.value)} for r in n.reasons]}

@@ -37,6 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from recommender.publishing import RunExists
 from recommender.store import control
+from recommender.store.codec import from_dynamo
 from recommender.store.control import Pointer
 from recommender.store.items import StoredItem
 from recommender.store.marshal import from_attributes, to_attributes
@@ -150,7 +151,7 @@ class DynamoStore:
         #: The generator's: lets writer processes open the same kind of client (None for the API).
         self.client_spec = client_spec
         #: False for the API: items keep their reasons undecoded until an ``explain`` asks
-        #: (:meth:`StoredItem.explained`).
+        #: (:func:`~recommender.store.codec.explained`).
         self.decode_reasons = decode_reasons
         self._pointers = PointerCache(self.prefix, pointer_cache_dir)
 
@@ -244,7 +245,7 @@ class DynamoStore:
                 # A cached pointer to a run cleaned up meanwhile: re-read the pointer once.
                 failed = pointer
                 continue
-            return StoredItem.from_dynamo(response["Item"], reasons=self.decode_reasons) if "Item" in response else None
+            return from_dynamo(response["Item"], reasons=self.decode_reasons) if "Item" in response else None
         raise RunUnavailable(failed or pointer)
 
     def pointers(self) -> list[Pointer]:

@@ -8,9 +8,9 @@ The same export loads into DynamoDB Local with the batch writer (``similar-users
 Layout under the export location (a folder, or ``s3://bucket/prefix``):
 
 * ``data/<model_handle>/<first user>-<n>.json.gz``: one ``{"Item": {...}}`` per line, the attribute
-  values :meth:`~recommender.store.items.ItemBlock.dynamo_items` gives, i.e. exactly what the
-  write path puts (:mod:`recommender.store.items` is their one home; it writes these lines as
-  text straight from the arrays, :meth:`~recommender.store.items.ItemBlock.import_lines`);
+  values :func:`~recommender.store.codec.dynamo_items` gives, i.e. exactly what the write path
+  puts (:mod:`recommender.store.codec` is their one home; it writes these lines as text straight
+  from the arrays, :func:`~recommender.store.codec.import_lines`);
 * ``manifest.json``: run id, each model's item count and ``lists_checksum``, the table's key
   schema, the code's commit; written last, so an export with a manifest is complete.
 
@@ -41,8 +41,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from recommender.store.codec import import_line, import_lines
 from recommender.store.items import ItemBlock, StoredItem
-from recommender.store.writer import attribute_values, batches
+from recommender.store.writer import batches
 
 DATA = "data"
 MANIFEST = "manifest.json"
@@ -59,8 +60,6 @@ PROCESS_SLICE_USERS = 20_000
 GZIP_LEVEL = 1
 
 log = logging.getLogger(__name__)
-
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class ExportFailed(RuntimeError):
@@ -202,12 +201,6 @@ class ExportLocation:
         shutil.rmtree(self.uri, ignore_errors=True)
 
 
-def import_lines(attributes: Iterable[dict[str, dict]]) -> Iterator[str]:
-    """ImportTable's DYNAMODB_JSON input: one ``{"Item": {...}}`` per line."""
-    for item in attributes:
-        yield '{"Item":' + _dumps(item) + "}\n"
-
-
 def encode_part(lines: Iterator[str], limit: int | None = None) -> tuple[bytes, int, int]:
     """One gzip part of the next ``limit`` lines (items) of ``lines`` (all when None): its bytes, item
     count and uncompressed size (what an import is priced on).  Compressed as it goes: a part's
@@ -251,13 +244,13 @@ class ExportTarget:
                 return 0
             name = f"{int(items.neighbours.users[0]):012d}"
         if isinstance(items, ItemBlock):  # text straight from the arrays; the model is the block's
-            lines, model = items.import_lines(), items.model_handle
+            lines, model = import_lines(items), items.model_handle
         else:
-            values = iter(attribute_values(items))
-            first = next(values, None)
+            rest = iter(items)
+            first = next(rest, None)
             if first is None:
                 return 0
-            lines, model = import_lines(chain([first], values)), first["model_handle"]["S"]
+            lines, model = map(import_line, chain([first], rest)), first.model_handle
         count = index = 0
         while True:
             data, written, _ = encode_part(lines, self.part_items)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import IO
 
 from tqdm.auto import tqdm
 
+from recommender.store.codec import json_line
 from recommender.store.items import StoredItem
 
 
@@ -33,7 +33,7 @@ class JsonLinesSink:
         assert self._out is not None, "begin() first"
         count = 0
         for item in tqdm(items, total=total, desc=f"write {model_handle}", unit="item", disable=not progress, leave=False):
-            self._out.write(json.dumps(item.to_record(), separators=(",", ":")) + "\n")
+            self._out.write(json_line(item))
             count += 1
         return count
 

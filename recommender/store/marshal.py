@@ -1,8 +1,10 @@
-"""DynamoDB attribute values to and from plain Python: the one place anything is marshalled.
+"""DynamoDB attribute values to and from plain Python, for everything but the run items' lists.
 
-Every item that reaches DynamoDB (run items, control rows: pointers, run records, the lock) is
-built from a plain ``dict`` by :func:`to_attributes`, and every item read back goes through
-:func:`from_attributes` (keys and expression values too).  The work is boto3's
+Every control row that reaches DynamoDB (pointers, run records, the lock) is built from a plain
+``dict`` by :func:`to_attributes`, and every item read back goes through :func:`from_attributes`
+(keys and expression values too).  A run item's attribute values are written by its codec
+(:mod:`recommender.store.codec`: its lists and reasons are JSON texts, the rest strings and one
+number), which reads them back through :func:`from_attributes`.  The work is boto3's
 :class:`~boto3.dynamodb.types.TypeSerializer` / :class:`~boto3.dynamodb.types.TypeDeserializer`
 (what boto3's resource layer uses), with the two conversions they leave to the caller:
 

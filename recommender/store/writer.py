@@ -25,6 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from tqdm.auto import tqdm
 
+from recommender.store.codec import dynamo_items, to_dynamo
 from recommender.store.dynamo import StoreUnavailable
 from recommender.store.items import ItemBlock, StoredItem
 from recommender.store.retry import Backoff, RetriesExhausted
@@ -41,8 +42,8 @@ def batches(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
 def attribute_values(items: Iterable[StoredItem] | ItemBlock) -> Iterator[dict[str, dict]]:
     """Each item's DynamoDB attributes; straight from the arrays for an :class:`ItemBlock`."""
     if isinstance(items, ItemBlock):
-        return items.dynamo_items()
-    return (item.to_dynamo() for item in items)
+        return dynamo_items(items)
+    return map(to_dynamo, items)
 
 
 class BatchWriter:

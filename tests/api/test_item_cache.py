@@ -95,10 +95,10 @@ def test_a_hit_is_the_item_read_and_the_cache_holds_nothing_the_garbage_collecto
     gc.collect()
     assert len(cache._items) == 2 and not any(gc.is_tracked(entry) for entry in cache._items.values())
 
-    from recommender.api.item_cache import _frozen, _thawed
+    from recommender.store.codec import from_row, to_row
 
     explained = StoredItem(7, TFIDF, (Neighbour(8, 0.9, (Reason("tag", "python", 0.31),)), Neighbour(9, 0.8)), run_id, "t", None)
-    assert _thawed(_frozen(explained)) == explained  # decoded reasons survive the round trip too
+    assert from_row(to_row(explained)) == explained  # decoded reasons survive the round trip too
 
 
 def test_one_request_checks_a_due_run_and_the_others_keep_the_cache_meanwhile(local_settings):

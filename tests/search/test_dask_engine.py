@@ -16,6 +16,7 @@ from recommender.models.registry import create_model
 from recommender.partitions import ModelJob
 from recommender.search.checksum import checksum
 from recommender.search.exact import exact_top_k
+from recommender.store.codec import json_line
 from tests.conftest import ROOT
 
 pytest.importorskip("distributed")
@@ -50,7 +51,7 @@ class BlockSink:
     def write(self, model_handle, items, total=None, progress=False) -> int:
         self.calls += 1
         before = len(self.records)
-        self.records.extend(item.to_record() for item in items)
+        self.records.extend(json.loads(json_line(item)) for item in items)
         return len(self.records) - before
 
     def written(self, model_handle, count) -> None:

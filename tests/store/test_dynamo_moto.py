@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from moto import mock_aws
 
+from recommender.store.codec import from_dynamo, from_json_line, json_line, to_dynamo
 from recommender.store.dynamo import DynamoStore, NoPublishedRun, StoreUnavailable
 from recommender.store.items import Neighbour, Reason, StoredItem, build_items
 from recommender.topk import Neighbours
@@ -14,13 +17,13 @@ from tests.conftest import local_settings_class, publish
 
 def test_item_round_trips_through_dynamodb_attributes_and_records():
     item = StoredItem(7, "m", (Neighbour(1, 0.5, (Reason("tag", "python", 0.31),)), Neighbour(2, 1.0)), "r", "2026-01-01T00:00:00Z")
-    attributes = item.to_dynamo()
-    assert attributes["scores"] == {"S": "[0.5,1.0]"}  # lists as compact JSON strings (store/items.py)
+    attributes = to_dynamo(item)
+    assert attributes["scores"] == {"S": "[0.5,1.0]"}  # lists as compact JSON strings (store/codec.py)
     assert attributes["similar_users"] == {"S": "[1,2]"}
-    assert StoredItem.from_dynamo(attributes) == item
-    assert StoredItem.from_record(item.to_record()) == item
-    assert item.to_record()["reasons"] == [[{"kind": "tag", "value": "python", "weight": 0.31}], []]
-    assert "reasons" not in StoredItem.of(7, "m", [(1, 0.5)]).to_record()  # no reasons, no attribute
+    assert from_dynamo(attributes) == item
+    assert from_json_line(json_line(item)) == item
+    assert json.loads(json_line(item))["reasons"] == [[{"kind": "tag", "value": "python", "weight": 0.31}], []]
+    assert "reasons" not in json.loads(json_line(StoredItem.of(7, "m", [(1, 0.5)])))  # no reasons, no attribute
 
 
 def test_items_skip_users_without_neighbours():

@@ -26,6 +26,7 @@ from moto import mock_aws
 
 from recommender import pipeline
 from recommender.reasons import Explanations
+from recommender.store.codec import dynamo_items, explained, from_dynamo, json_line
 from recommender.store.dynamo import DynamoStore
 from recommender.store.export import ExportFailed, ExportLocation, ExportSink, ExportTarget, read_part
 from recommender.store.import_publisher import ImportFailed, ImportPublisher
@@ -70,7 +71,7 @@ def test_export_holds_exactly_the_items_the_write_path_puts(tmp_path):
     assert sink.write(TFIDF, items) == len(items)
     manifest = sink.commit()
     location = sink.location
-    assert canonical(exported(location)) == canonical(items.dynamo_items())
+    assert canonical(exported(location)) == canonical(dynamo_items(items))
     parts = location.list("data")
     assert len(parts) == 3 and all(p.startswith(f"data/{TFIDF}/") and p.endswith(".json.gz") for p in parts)
     first = gzip.decompress(location.get(parts[0])).decode().splitlines()[0]
@@ -93,7 +94,7 @@ def test_writer_processes_each_write_their_own_parts(tmp_path):
     finally:
         sink.release_lock()
     assert len(sink.location.list("data")) == 5
-    assert canonical(exported(sink.location)) == canonical(items.dynamo_items())
+    assert canonical(exported(sink.location)) == canonical(dynamo_items(items))
 
 
 def test_a_partition_target_pickles_and_a_retried_block_replaces_its_parts(tmp_path):
@@ -102,7 +103,7 @@ def test_a_partition_target_pickles_and_a_retried_block_replaces_its_parts(tmp_p
     parts = list(items.split(120))
     for part in parts + parts[:1]:  # the first partition runs twice (a Dask retry)
         target.write(part)
-    assert canonical(exported(target.location)) == canonical(items.dynamo_items())
+    assert canonical(exported(target.location)) == canonical(dynamo_items(items))
 
 
 def test_parts_read_back_with_gzip_and_json_are_the_items_and_separate_writers_give_one_writers_set(tmp_path):
@@ -118,9 +119,9 @@ def test_parts_read_back_with_gzip_and_json_are_the_items_and_separate_writers_g
                 for line in gzip.decompress(path.read_bytes()).decode().splitlines()]
 
     assert len(list((tmp_path / "many" / "data").rglob("*.json.gz"))) == 3 + 3 + 3 + 2  # writers of 250, 250, 250, 150 users
-    expected = [item.to_record() for item in items]
+    expected = [json.loads(json_line(item)) for item in items]
     for root in ("one", "many"):
-        back = [StoredItem.from_dynamo(attributes).to_record() for attributes in parsed(tmp_path / root)]
+        back = [json.loads(json_line(from_dynamo(attributes))) for attributes in parsed(tmp_path / root)]
         assert sorted(back, key=lambda r: r["user_handle"]) == expected
 
 
@@ -176,8 +177,8 @@ def test_an_import_run_publishes_exactly_the_exported_items(aws, small_dataset):
     scanned = store.client.get_paginator("scan").paginate(TableName=store.run_table(run_id)).build_full_result()["Items"]
     assert canonical(scanned) == canonical(items)  # the imported table holds the export, item for item
     reader = DynamoStore.for_api(settings)
-    some = StoredItem.from_dynamo(next(i for i in items if i["model_handle"]["S"] == TFIDF and "reasons" in i))
-    assert reader.get(some.user_handle, TFIDF).explained() == some
+    some = from_dynamo(next(i for i in items if i["model_handle"]["S"] == TFIDF and "reasons" in i))
+    assert explained(reader.get(some.user_handle, TFIDF)) == some
     desc = store.client.describe_table(TableName=store.run_table(run_id))["Table"]
     assert desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
 
@@ -345,7 +346,7 @@ def test_generator_imports_into_a_moto_server_and_the_api_serves_it(moto_server,
 
     answer = ask()
     location = ExportLocation(f"s3://{BUCKET}/nightly/{run_id}", moto_server)
-    item = next(StoredItem.from_dynamo(i) for i in exported(location)
+    item = next(from_dynamo(i) for i in exported(location)
                 if i["user_handle"]["N"] == "5" and i["model_handle"]["S"] == TFIDF)
     assert answer["similar_users"] == item.similar_users and len(item.similar_users) > 0  # the imported run serves
 

@@ -10,9 +10,11 @@ import pytest
 
 from recommender.api import create_app
 from recommender.reasons import Explanations
-from recommender.store import items as items_module
+from recommender.store import codec, items as items_module
 from recommender.store.dynamo import DynamoStore
-from recommender.store.items import ItemBlock, Neighbour, Reason, StoredItem, build_items, stored_size
+from recommender.store.codec import (dynamo_items, explained, from_dynamo, import_lines, json_line, stored_size,
+                                     to_dynamo)
+from recommender.store.items import ItemBlock, Neighbour, Reason, StoredItem, build_items
 from recommender.store.publisher import RunPublisher
 from recommender.topk import Neighbours
 
@@ -30,36 +32,36 @@ def reasoned_item(user: int = 7, run_id: str = "20260101T000000Z-items000") -> S
 
 def test_lists_are_stored_as_compact_json_strings_and_read_back_exactly():
     item = reasoned_item()
-    attributes = item.to_dynamo()
+    attributes = to_dynamo(item)
     assert attributes["similar_users"] == {"S": f"[{BIG},2,3]"}
     assert attributes["scores"] == {"S": "[0.30000000000000004,1e-06,0.5]"}  # repr: the same float back
     # the kind once, each value once, then 3 slots per neighbour: index into v (-1: none), weight in thousandths
     assert json.loads(attributes["reasons"]["S"]) == {"k": "tag", "n": 3, "v": ["python", "c#"],
                                                      "i": [0, 1, -1, 0, -1, -1, -1, -1, -1],
                                                      "w": [310, 50, 0, 2, 0, 0, 0, 0, 0]}
-    assert StoredItem.from_dynamo(attributes) == item
-    assert "reasons" not in StoredItem.of(1, TFIDF, [(2, 0.5)]).to_dynamo()
+    assert from_dynamo(attributes) == item
+    assert "reasons" not in to_dynamo(StoredItem.of(1, TFIDF, [(2, 0.5)]))
 
 
 def test_reasons_left_packed_until_asked_read_back_the_same():
     """The API reads items with ``reasons=False``: the neighbours at once, the reasons when an explain asks."""
     item = reasoned_item()
-    lazy = StoredItem.from_dynamo(item.to_dynamo(), reasons=False)
+    lazy = from_dynamo(to_dynamo(item), reasons=False)
     assert lazy.pending_reasons is not None and all(n.reasons == () for n in lazy.neighbours)
     assert lazy.similar_users == item.similar_users and lazy.scores == item.scores
-    assert lazy.explained() == item
-    assert lazy.to_dynamo() == item.to_dynamo() and lazy.to_record() == item.to_record()
+    assert explained(lazy) == item
+    assert to_dynamo(lazy) == to_dynamo(item) and json_line(lazy) == json_line(item)
     plain = StoredItem.of(1, TFIDF, [(2, 0.5)])
-    assert StoredItem.from_dynamo(plain.to_dynamo(), reasons=False) == plain == plain.explained()
+    assert from_dynamo(to_dynamo(plain), reasons=False) == plain == explained(plain)
 
 
 def test_reasons_of_mixed_kinds_and_more_than_three_per_neighbour_read_back():
     many = tuple(Reason("course", f"c{i}", round(0.1 * i, 3)) for i in range(1, 6))
     item = StoredItem(7, "m", (Neighbour(1, 0.5, (Reason("tag", "python", 0.31), Reason("model", "knn", 0.5))),
                                Neighbour(2, 0.4, many)), "r", "g")
-    packed = json.loads(item.to_dynamo()["reasons"]["S"])
+    packed = json.loads(to_dynamo(item)["reasons"]["S"])
     assert "k" not in packed and packed["v"][:2] == [["tag", "python"], ["model", "knn"]] and packed["n"] == 5
-    assert StoredItem.from_dynamo(item.to_dynamo()) == item
+    assert from_dynamo(to_dynamo(item)) == item
 
 
 def test_a_run_written_through_boto3_is_served_by_the_api_with_its_reasons(local_settings):
@@ -105,15 +107,15 @@ def test_the_array_path_gives_the_items_of_the_object_path(tfidf_block):
     items = list(tfidf_block)
     assert items == expected and len(tfidf_block) == len(items) > 500
     assert any(n.reasons for i in items for n in i.neighbours)
-    assert list(tfidf_block.dynamo_items()) == [i.to_dynamo() for i in items]
+    assert list(dynamo_items(tfidf_block)) == [to_dynamo(i) for i in items]
     # every weight (3 decimals, stored in thousandths) and name reads back exactly
-    assert [StoredItem.from_dynamo(a) for a in tfidf_block.dynamo_items()] == items
+    assert [from_dynamo(a) for a in dynamo_items(tfidf_block)] == items
 
 
 def test_chunks_of_rows_give_the_same_attribute_values(tfidf_block, monkeypatch):
-    whole = list(tfidf_block.dynamo_items())
+    whole = list(dynamo_items(tfidf_block))
     monkeypatch.setattr(items_module, "_CHUNK", 7)  # many chunks: each packs its own texts
-    assert list(tfidf_block.dynamo_items()) == whole
+    assert list(dynamo_items(tfidf_block)) == whole
 
 
 def test_the_array_path_packs_any_weight_and_leaves_out_users_without_reasons():
@@ -123,9 +125,9 @@ def test_the_array_path_packs_any_weight_and_leaves_out_users_without_reasons():
     weight = np.array([[[0.5, -2.25, 0], [7.125, 0, 0]], [[0] * 3] * 2, [[0.001, 0, 0], [0.3, 0.2, 0]]])
     block = build_items(TFIDF, answer, "r", "g", Explanations("tag", np.array(["a", "b", 'c "q"']), index, weight))
     items = list(block)
-    attributes = list(block.dynamo_items())
-    assert attributes == [i.to_dynamo() for i in items] and "reasons" not in attributes[1]
-    assert [StoredItem.from_dynamo(a) for a in attributes] == items
+    attributes = list(dynamo_items(block))
+    assert attributes == [to_dynamo(i) for i in items] and "reasons" not in attributes[1]
+    assert [from_dynamo(a) for a in attributes] == items
     assert [r.weight for r in items[0].neighbours[0].reasons] == [0.5, -2.25]
     assert items[2].neighbours[0].reasons == (Reason("tag", 'c "q"', 0.001),)
 
@@ -134,13 +136,13 @@ def test_slices_cover_every_item_once_and_carry_only_the_names_they_use(tfidf_bl
     parts = list(tfidf_block.split(97))
     assert len(parts) == -(-len(tfidf_block.neighbours.users) // 97)
     assert [i for part in parts for i in part] == list(tfidf_block)
-    assert [a for part in parts for a in part.dynamo_items()] == list(tfidf_block.dynamo_items())
+    assert [a for part in parts for a in dynamo_items(part)] == list(dynamo_items(tfidf_block))
     assert all(len(p.explanations.names) < len(tfidf_block.explanations.names) for p in parts)
 
 
 def test_items_with_reasons_stay_under_4_kb_at_n_10(tfidf_block):
     # DynamoDB's size: attribute names plus values (strings: their UTF-8 bytes)
-    sizes = [stored_size(a) for a in tfidf_block.dynamo_items()]
+    sizes = [stored_size(a) for a in dynamo_items(tfidf_block)]
     assert 0 < max(sizes) < 4096, max(sizes)
     assert stored_size({"ab": {"S": "é"}, "c": {"N": "12"}, "d": {"L": [{"S": "x"}]}}) == 2 + 2 + 1 + 2 + 1 + 3 + 2
 
@@ -148,12 +150,10 @@ def test_items_with_reasons_stay_under_4_kb_at_n_10(tfidf_block):
 def test_lists_padded_anywhere_but_the_end_are_refused():
     holes = Neighbours(np.array([1]), np.array([[2, -1, 3]]), np.array([[0.5, np.nan, 0.4]], dtype=np.float32))
     with pytest.raises(ValueError, match="padded with -1 at the end only"):
-        list(build_items(TFIDF, holes, "r", "g").dynamo_items())
+        list(dynamo_items(build_items(TFIDF, holes, "r", "g")))
 
 
 def test_import_lines_are_the_json_of_the_attribute_values_byte_for_byte(tfidf_block):
-    from recommender.store.export import import_lines
-
     n = tfidf_block.neighbours
     # scores whose text is not "0." and digits: 1.0, exponent notation, a product near a rounding half
     scores = n.scores.copy()
@@ -162,13 +162,14 @@ def test_import_lines_are_the_json_of_the_attribute_values_byte_for_byte(tfidf_b
     edged = ItemBlock(TFIDF, Neighbours(n.users, n.similar, scores), tfidf_block.run_id, 'gen "quoted"',
                       tfidf_block.explanations)
     for block in (edged, ItemBlock(TFIDF, edged.neighbours, "r", "g")):  # with and without reasons
-        assert "".join(block.import_lines()) == "".join(import_lines(block.dynamo_items()))
+        assert "".join(import_lines(block)) == "".join('{"Item":' + json.dumps(a, separators=(",", ":")) + "}\n"
+                                                       for a in dynamo_items(block))
 
 
 def test_score_texts_are_the_stored_floats_texts():
     rng = np.random.default_rng(4)
     scores = np.concatenate([rng.random(50_000), rng.random(5_000) * 1e-3, np.arange(1, 20_001) / 2e4,
                              [1.0, 1e-6, 0.0001, 0.00015, 0.5, 0.1234565, 0.0000005]]).astype(np.float32)
-    joined, lengths = items_module._score_texts(scores)
+    joined, lengths = codec._score_texts(scores)
     expected = [repr(round(v, 6)) for v in scores.astype(np.float64).tolist()]
     assert joined == ",".join(expected) and lengths.tolist() == [len(t) for t in expected]

@@ -18,6 +18,7 @@ import sys
 import pytest
 
 from recommender.search.checksum import checksum
+from recommender.store.codec import explained
 from recommender.store.dynamo import DynamoStore
 from recommender.store.export import ExportLocation, ExportSink
 from recommender.store.publisher import RunPublisher
@@ -132,7 +133,7 @@ def test_an_export_loads_into_dynamodb_local_as_the_write_path_would_have_writte
     assert canonical(loaded) == canonical(exported(location)) == canonical(scan(store, "direct-" + local_settings.dynamodb_table))
     reader = DynamoStore.for_api(local_settings.model_copy(update={"pointer_cache_seconds": 0}))
     first = next(iter(blocks[1]))
-    assert reader.get(first.user_handle, KNN).explained() == first
+    assert explained(reader.get(first.user_handle, KNN)) == first
 
 
 def test_a_folder_without_a_manifest_is_one_error_line(local_settings, tmp_path):

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from recommender.reasons import Explanations
+from recommender.store.codec import from_dynamo
 from recommender.store.dynamo import DynamoStore, StoreUnavailable
 from recommender.store.items import StoredItem, build_items
 from recommender.store.process_writer import MIN_ITEMS, ProcessWriter
@@ -51,7 +52,7 @@ def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 def scan(store: DynamoStore, table: str) -> list[StoredItem]:
     pages = store.client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
-    return [StoredItem.from_dynamo(item) for page in pages for item in page["Items"]]
+    return [from_dynamo(item) for page in pages for item in page["Items"]]
 
 
 def test_processes_write_every_item_exactly_once(local_settings):

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from recommender.config import GeneratorSettings
+from recommender.store.codec import to_dynamo
 from recommender.store.dynamo import DynamoStore, StoreUnavailable
 
 from recommender.store.items import StoredItem
@@ -54,7 +55,7 @@ ITEMS = [StoredItem.of(u, "m", [(1, 0.5)]) for u in range(1, 11)]
 
 def test_unprocessed_items_are_resent_until_written():
     client, slept = FlakyClient(failures=2), []
-    assert writer_with(client, slept=slept)._write_batch("t-run", [i.to_dynamo() for i in ITEMS]) == 10
+    assert writer_with(client, slept=slept)._write_batch("t-run", [to_dynamo(i) for i in ITEMS]) == 10
     assert client.calls == [10, 1, 1]
     assert len(slept) == 2 and 0 <= slept[0] <= 0.2 and 0 <= slept[1] <= 0.3  # one backoff per retry, capped
 
@@ -62,7 +63,7 @@ def test_unprocessed_items_are_resent_until_written():
 def test_the_cap_fails_loudly():
     client, slept = FlakyClient(failures=100), []
     with pytest.raises(RetriesExhausted, match="1 items still unprocessed by DynamoDB after 3 retries"):
-        writer_with(client, max_retries=3, slept=slept)._write_batch("t-run", [i.to_dynamo() for i in ITEMS])
+        writer_with(client, max_retries=3, slept=slept)._write_batch("t-run", [to_dynamo(i) for i in ITEMS])
     assert len(client.calls) == 4 and len(slept) == 3
 
 
