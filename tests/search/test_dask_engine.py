@@ -45,7 +45,7 @@ class BlockSink:
         self.records: list[dict] = []
         self.calls = 0
 
-    def partition_target(self) -> None:
+    def target(self) -> None:
         return None
 
     def write(self, model_handle, items, total=None, progress=False) -> int:
@@ -53,9 +53,6 @@ class BlockSink:
         before = len(self.records)
         self.records.extend(json.loads(json_line(item)) for item in items)
         return len(self.records) - before
-
-    def written(self, model_handle, count) -> None:
-        raise AssertionError("no partition target: the driver writes")
 
 
 def _job(handle: str, explain: bool = True) -> ModelJob:
