@@ -19,6 +19,7 @@ share where the data lives (:class:`StoreSettings`).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import sys
@@ -156,7 +157,8 @@ class ApiSettings(StoreSettings):
     """The HTTP service's settings (``run_server.py``, gunicorn)."""
 
     host: str = Field("127.0.0.1", description="`run_server.py` bind address (gunicorn: `make serve HOST=… PORT=…`); "
-                                                 "an address other machines reach is refused while `API_KEYS` is empty")
+                                                 "an address other machines reach is refused while `API_KEYS` is empty, "
+                                                 "by `run_server.py` and by gunicorn's `--bind` alike")
     port: int = Field(5000, ge=1, le=65535, description="`run_server.py` port")
     default_model: str = Field(MODEL_HANDLES[0], description="model used when a request names none")
     api_db_connect_timeout: float = Field(0.5, gt=0, le=30, description="API's DynamoDB connect timeout, seconds")
@@ -174,6 +176,9 @@ class ApiSettings(StoreSettings):
     log_format: Literal["text", "json"] = Field("text", description="`json`: one JSON object per log line")
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
         (), repr=False, description="comma-separated keys; when set, every endpoint with data (all but `/health` and the docs) needs `X-API-Key`")
+    allow_public_without_keys: bool = Field(
+        False, description="`true`: serve an address other machines reach with `API_KEYS` empty (something in front, a "
+                           "gateway or a private network, decides who gets in); by default such a start is refused")
     docs_require_key: bool = Field(
         False, description="`true`: `/docs`, `/openapi.json` and the docs' assets need `X-API-Key` too (by default they hold no data and stay open)")
     validate_responses: bool = Field(
@@ -205,8 +210,21 @@ class ApiSettings(StoreSettings):
     def _keys(cls, value: Any) -> Any:
         # ``API_KEYS=k1, k2``: stripped, empty ones dropped.
         if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                raise ValueError("a comma-separated list, API_KEYS=key-one,key-two, not JSON")
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _header_safe(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        # A key a client cannot send in the X-API-Key header as it is written (a character outside
+        # printable ASCII: an accent, a control character) would never match: refused, not kept.
+        for number, key in enumerate(keys, 1):
+            if not all(" " <= c <= "~" for c in key):
+                raise ValueError(f"key {number} of {len(keys)} has a character other than printable ASCII, "
+                                 "which no X-API-Key header carries as written")
+        return keys
 
     @field_validator("default_model", mode="before")
     @classmethod
@@ -220,6 +238,26 @@ class ApiSettings(StoreSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+
+def public_without_keys(host: str, settings: ApiSettings, shown: str | None = None) -> str | None:
+    """The error when the service would answer anyone: ``host`` faces other machines, no API key
+    guards the service and ``ALLOW_PUBLIC_WITHOUT_KEYS`` does not say that is intended; else None.
+
+    One rule for every way the service starts: ``run_server.py`` (``HOST``, named so by
+    default) and gunicorn's master (each ``--bind`` address, ``shown`` as such, in
+    ``recommender/api/gunicorn_conf.py``), whoever runs them.  Loopback needs no key; a host
+    name may resolve to anything, so it counts as public.
+    """
+    if settings.api_keys or settings.allow_public_without_keys or host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return (f"{shown or f'HOST={host}'} is reachable from other machines but API_KEYS is empty: set API_KEYS, "
+            f"or bind 127.0.0.1 (the default), or set ALLOW_PUBLIC_WITHOUT_KEYS=true if something in front checks clients")
 
 
 S = TypeVar("S", bound=StoreSettings)

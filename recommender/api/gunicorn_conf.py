@@ -177,7 +177,7 @@ def on_starting(server) -> None:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         os.makedirs(directory, exist_ok=True)
-    check_experiments_file()
+    check_before_serving(server.cfg.bind)
     # One pointer cache for all the workers of this instance (inherited through the fork).
     if not os.environ.get("POINTER_CACHE_DIR"):
         os.environ["POINTER_CACHE_DIR"] = tempfile.mkdtemp(prefix="similar-users-pointers-")
@@ -190,15 +190,28 @@ def on_exit(server) -> None:
         shutil.rmtree(owned, ignore_errors=True)
 
 
-def check_experiments_file() -> None:
-    """Refuse to start (one line, exit 2) on a broken EXPERIMENTS_FILE or EVALUATION_RESULTS_FILE,
-    before any worker boots (a worker failing to boot on it would only say so in a traceback)."""
+def check_before_serving(binds: list[str]) -> None:
+    """Refuse to start (one line, exit 2), before any socket is bound or worker booted (a worker
+    failing to boot would only say so in a traceback), on a bad setting, a broken EXPERIMENTS_FILE
+    or EVALUATION_RESULTS_FILE, or a ``--bind`` address other machines reach while ``API_KEYS`` is
+    empty (:func:`recommender.config.public_without_keys`, the rule ``run_server.py`` applies to
+    ``HOST``): whoever starts gunicorn with this file gets the same checks as ``make serve``."""
     from recommender.evaluation.quality import load_quality
-    from recommender.config import ApiSettings, SettingsError, load_settings
+    from recommender.config import ApiSettings, SettingsError, load_settings, public_without_keys
     from recommender.experiments.live import check_at_start, experiments_file
 
     try:
         settings = load_settings(ApiSettings)
+        for bind in binds:
+            try:
+                address = util.parse_address(bind)
+            except RuntimeError:
+                continue  # not an address: gunicorn refuses it itself when it binds
+            if isinstance(address, str):  # a unix socket: this machine only
+                continue
+            host = address[0] if isinstance(address, tuple) else bind  # fd://N: cannot tell, so public
+            if (problem := public_without_keys(host, settings, shown=f"--bind {bind}")) is not None:
+                raise SettingsError(problem)
         path = experiments_file(settings)
         load_quality(settings.evaluation_results_file)
     except (SettingsError, ValueError) as exc:

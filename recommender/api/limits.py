@@ -1,8 +1,13 @@
 """Limits on what a request may be, enforced by the app whatever server runs it.
 
-* Bodies sent chunked (no ``Content-Length``) are held to ``MAX_BODY_BYTES`` like the others:
-  Werkzeug only stops reading at the limit, so an over-size chunked body used to be cut to
-  ``MAX_BODY_BYTES`` bytes silently (then accepted, or refused as "not valid JSON").
+* A body is read whole, within ``MAX_BODY_BYTES``, before anything else of the request runs
+  (:func:`buffer_body`, called by ``shedding.py`` before the request takes its in-flight slot),
+  whether it comes with a ``Content-Length`` or chunked: a client that dribbles its body then
+  holds a connection, never a slot.  Bodies sent chunked are held to ``MAX_BODY_BYTES`` like the
+  others (Werkzeug only stops reading at the limit, so an over-size chunked body used to be cut to
+  ``MAX_BODY_BYTES`` bytes silently, then accepted or refused as "not valid JSON"): 413 past it.
+  A body that stops short or is malformed is a 400.  These answers come from the app (its JSON
+  errors, access-log line and metrics), without a slot.
 * JSON nested deeper than Python's recursion limit (a 4 KB body can nest ~2,000 levels) is a
   400, not a ``RecursionError`` and a 500 with a traceback per request.
 * No redirect is ever built from the client's ``Host`` header: Werkzeug's routing would answer
@@ -17,7 +22,7 @@ from typing import Any
 
 from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from recommender.api.errors import ApiError
 
@@ -32,8 +37,46 @@ class DepthSafeJSONProvider(DefaultJSONProvider):
             raise ApiError(400, "invalid_json", "request body is nested too deeply; send an object such as {\"user_handle\": 999}") from None
 
 
-def read_chunked_body(environ: dict, limit: int) -> bytes:
-    """The whole body of a request without ``Content-Length``, or 413 past ``limit`` bytes."""
+#: Where :func:`buffer_body` leaves the error of a body it could not read, for the app to answer.
+BODY_ERROR = "recommender.body_error"
+
+
+def buffer_body(environ: dict, limit: int) -> None:
+    """Read the request's body into memory (a declared ``Content-Length`` up to ``limit``, or a
+    chunked body up to ``limit``), so that nothing after this waits on the client.
+
+    A body that cannot be read whole (short, malformed, a chunked one past ``limit``) is left
+    under :data:`BODY_ERROR` as the HTTP error the app raises for it; a declared length past ``limit`` is left to
+    Flask's ``MAX_CONTENT_LENGTH`` (413 without reading it), a malformed one to the app.
+    """
+    try:
+        body = _read_whole(environ, limit)
+    except HTTPException as exc:
+        environ[BODY_ERROR] = exc
+        return
+    if body is not None:  # from here on an ordinary body with its length, whatever the server
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+
+def _read_whole(environ: dict, limit: int) -> bytes | None:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if length:
+        if length > limit:
+            return None
+        try:
+            body = environ["wsgi.input"].read(length)
+        except Exception:  # noqa: BLE001 - the socket or the server's reader: the client's doing either way
+            body = b""
+        if len(body) < length:
+            raise BadRequest("the request body is incomplete")
+        return body
+    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return None
     stream = environ["wsgi.input"]
     chunks: list[bytes] = []
     size = 0
@@ -59,11 +102,7 @@ def install(app: Flask) -> None:
     app.json.sort_keys = False
 
     @app.before_request
-    def _bounded_chunked_body() -> None:
-        environ = request.environ
-        if environ.get("CONTENT_LENGTH") or "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            return
-        body = read_chunked_body(environ, app.config["MAX_CONTENT_LENGTH"])
-        # From here on the body is an ordinary one with a length (nothing has read the stream yet).
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
+    def _body_error() -> None:
+        error = request.environ.get(BODY_ERROR)
+        if error is not None:
+            raise error
