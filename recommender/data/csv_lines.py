@@ -54,7 +54,7 @@ class _State:
     start: int = 0  # byte offset of the pending record
     start_line: int = 1
     commas: int = 0  # unquoted commas of the pending record so far
-    filled: int = 0  # bytes of the pending record that are not blank
+    filled: bool = False  # the pending record has a byte that is not blank
 
 
 def _active_quotes(block: np.ndarray, quotes: np.ndarray, state: _State, first: int) -> np.ndarray:
@@ -104,41 +104,66 @@ def scan(path: Path | str, block_size: int = _BLOCK) -> Iterator[Records]:
             yield from _block(block, offset, first if offset == 0 else -1, state)
             offset += len(chunk)
     if offset > state.start:  # the last record, without a final line break
-        yield Records(np.array([state.start_line]), np.array([state.commas + 1]), np.array([state.filled == 0]),
+        yield Records(np.array([state.start_line]), np.array([state.commas + 1]), np.array([not state.filled]),
                       np.array([state.start]), np.array([offset]), unclosed=state.in_quote)
+
+
+_BLANK_BYTE = np.zeros(256, dtype=bool)
+_BLANK_BYTE[[ord(" "), ord("\t"), _CR]] = True
+
+
+def _blank(block: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Whether each segment ``block[starts[i]:ends[i]]`` holds blank bytes only.
+
+    Byte by byte across all segments at once, each leaving at its first other byte: nearly every
+    record leaves at its first, so a pass or two decide them all.
+    """
+    blank = np.ones(len(starts), dtype=bool)
+    at = starts.copy()
+    open_ = np.flatnonzero(at < ends)
+    while len(open_):
+        blank_byte = _BLANK_BYTE[block[at[open_]]]
+        blank[open_[~blank_byte]] = False
+        open_ = open_[blank_byte]
+        at[open_] += 1
+        open_ = open_[at[open_] < ends[open_]]
+    return blank
 
 
 def _block(block: np.ndarray, offset: int, first: int, state: _State) -> Iterator[Records]:
     quotes = _active_quotes(block, np.flatnonzero(block == _QUOTE), state, first)
-    quoted_before = lambda positions: (np.searchsorted(quotes, positions) + state.in_quote) % 2 == 1  # noqa: E731
-    lf = np.flatnonzero(block == _LF)
-    cr = np.flatnonzero(block == _CR)
-    lone_cr = cr[(cr + 1 >= len(block)) | (block[np.minimum(cr + 1, len(block) - 1)] != _LF)]
-    breaks = np.union1d(lf, lone_cr)
+
+    def quoted_before(positions: np.ndarray) -> np.ndarray:
+        return (np.searchsorted(quotes, positions) + state.in_quote) % 2 == 1
+
+    is_break = block == _LF
+    cr = block == _CR
+    is_break[:-1] |= cr[:-1] & ~is_break[1:]  # a lone \r; of \r\n, the \n
+    is_break[-1] |= cr[-1]
+    breaks = np.flatnonzero(is_break)
+    del is_break, cr
     ends = breaks[~quoted_before(breaks)]
     commas = np.flatnonzero(block == _COMMA)
     commas = commas[~quoted_before(commas)]
-    filled = np.cumsum(~np.isin(block, (ord(" "), ord("\t"), _CR, _LF)), dtype=np.int64)
-    filled = np.concatenate(([0], filled))
     if len(ends):
         starts = np.concatenate(([0], ends[:-1] + 1))
         record_commas = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
-        record_filled = filled[ends] - filled[starts]
         record_commas[0] += state.commas
-        record_filled[0] += state.filled
+        blank = _blank(block, starts, ends)
+        blank[0] &= not state.filled
         lines = state.breaks + 1 + np.searchsorted(breaks, starts)
         lines[0] = state.start_line
         global_starts = starts + offset
         global_starts[0] = state.start
         content_ends = ends - ((ends > 0) & (block[np.maximum(ends - 1, 0)] == _CR) & (block[ends] == _LF))
-        yield Records(lines, record_commas + 1, record_filled == 0, global_starts, content_ends + offset)
+        yield Records(lines, record_commas + 1, blank, global_starts, content_ends + offset)
         rest = int(ends[-1]) + 1
         state.start, state.start_line = offset + rest, state.breaks + 1 + int(np.searchsorted(breaks, rest))
-        state.commas, state.filled = 0, 0
+        state.commas, state.filled = 0, False
     else:
         rest = 0
     state.commas += int(len(commas) - np.searchsorted(commas, rest))
-    state.filled += int(filled[-1] - filled[rest])
+    state.filled = state.filled or not _blank(block, np.array([rest]), np.array([len(block)]))[0]
     state.breaks += len(breaks)
     state.in_quote = bool((len(quotes) + state.in_quote) % 2)
     state.last_quote_active = len(quotes) > 0 and int(quotes[-1]) == len(block) - 1
