@@ -74,7 +74,7 @@ def read_columns(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     of two columns of one name); ``CsvError`` naming the line of a problem."""
     skip, fields_bound = _head(path)
     options = _options(fields_bound)
-    odd_rows: list[int] = []
+    odd_rows: list[int] = []  # fields of each row skipped for a wrong count (not blank)
 
     def on_invalid(row: pa_csv.InvalidRow) -> str:
         if row.text.strip(_BLANK):
@@ -131,31 +131,36 @@ def _unreadable(path: Path, exc: Exception) -> CsvError:
     if where:
         line, raw = where
         return CsvError(f"not UTF-8 text (bytes {raw.hex(' ')}); save the file as UTF-8", row=line)
-    fields, odd = odd_records(path)
-    if odd and (odd[-1].unclosed or odd[-1].fields > fields):
-        return _odd_error(odd[-1], fields)
+    try:
+        _short_rows(path)
+    except CsvError as error:
+        return error
     return CsvError(f"not a readable CSV file: {str(exc).strip().splitlines()[0]}")
 
 
-def _odd_error(record: OddRecord, fields: int) -> CsvError:
-    if record.unclosed:
-        return CsvError("not a readable CSV file: a quoted field that starts here is never closed", row=record.line)
-    return CsvError(f"not a readable CSV file: expected {fields} fields, saw {record.fields}", row=record.line)
+def _short_rows(path: Path) -> tuple[int, list[OddRecord]]:
+    """(the header's fields, the rows with fewer); ``CsvError`` naming the first row with more,
+    or a quote that is never closed."""
+    fields, odd = odd_records(path)
+    last = odd[-1] if odd else None
+    if last is not None and last.unclosed:
+        raise CsvError("not a readable CSV file: a quoted field that starts here is never closed", row=last.line)
+    if last is not None and last.fields > fields:
+        raise CsvError(f"not a readable CSV file: expected {fields} fields, saw {last.fields}", row=last.line)
+    return fields, odd
 
 
 def _with_short_rows(path: Path, table: pa.Table, count: int, options: pa_csv.ConvertOptions) -> pa.Table:
-    """``table`` with the rows the reader skipped for having too few fields put back in their
-    places, their missing fields empty; ``CsvError`` for a row with too many."""
-    fields, odd = odd_records(path)
-    if odd and (odd[-1].unclosed or odd[-1].fields > fields):
-        raise _odd_error(odd[-1], fields)
-    if len(odd) != count or fields != table.num_columns:  # the scan and the reader disagree on the file: name no line rather than a wrong one
+    """``table`` with the ``count`` rows the reader skipped for a wrong number of fields put back
+    in their places, their missing fields empty; ``CsvError`` for a row with too many."""
+    fields, odd = _short_rows(path)
+    if len(odd) != count or fields != table.num_columns:  # the scan and the reader disagree: name no wrong line
         raise CsvError(f"not a readable CSV file: {count} rows with fewer than {fields} fields could not be placed")
     with open(path, "rb") as handle:
         texts = []
         for record in odd:
             handle.seek(record.start)
-            texts.append(handle.read(record.end - record.start).removeprefix(_BOM) + b"," * (fields - record.fields))
+            texts.append(handle.read(record.end - record.start) + b"," * (fields - record.fields))
     short = pa_csv.read_csv(
         io.BytesIO(b"\n".join(texts) + b"\n"),
         read_options=pa_csv.ReadOptions(column_names=table.column_names),
@@ -167,4 +172,4 @@ def _with_short_rows(path: Path, table: pa.Table, count: int, options: pa_csv.Co
     order = np.empty(len(placed), dtype=np.int64)
     order[~placed] = np.arange(table.num_rows)
     order[placed] = table.num_rows + np.arange(short.num_rows)
-    return pa.concat_tables([table, short.cast(table.schema)]).take(order)
+    return pa.concat_tables([table, short]).take(order)
