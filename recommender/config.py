@@ -111,7 +111,7 @@ class GeneratorSettings(StoreSettings):
                           "empty: botocore's own "
                           "(`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`), else AWS")
     sink: Literal["write", "export", "import"] = Field(
-        "write", description="where a run goes (`--sink`, `--publish`; docs/sinks.md): `write` BatchWriteItem into a new run table, `export` DynamoDB-JSON files at `EXPORT_URI` only, `import` export to S3 then ImportTable (AWS; not DynamoDB Local)")
+        "write", description="where a run goes (`--sink`; docs/sinks.md): `write` BatchWriteItem into a new run table, `export` DynamoDB-JSON files at `EXPORT_URI` only, `import` export to S3 then ImportTable (AWS; not DynamoDB Local)")
     export_uri: str | None = Field(
         None, description="with `SINK=export`: an empty folder or `s3://bucket/prefix`; with `SINK=import`: `s3://bucket/prefix`, each run under `<prefix>/<run_id>/` (`--export-uri`)")
     import_poll_seconds: float = Field(10.0, gt=0, le=600, description="with `SINK=import`: seconds between two DescribeImport calls")

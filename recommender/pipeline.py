@@ -156,7 +156,7 @@ def run(
     deeper = {h: max(top_n, f.depth) for f in fusers for h in f.components}
     order = run_order(models)
 
-    def write(run: RunWrite) -> None:
+    def write(run: RunWrite) -> dict[str, int]:
         nonlocal tables
         for position, handle in enumerate(order):
             report.models.append(_run_model(handle, instances, tables, kept, executor, sink, report, search, run,
@@ -166,6 +166,7 @@ def run(
             tables = _release_tables(tables, order[position + 1:], instances, models)
             instances[handle].release(keep_vectors=handle in deeper)  # a fuser's component: its vectors stay
             give_back_memory()
+        return {entry.handle: entry.items_written for entry in report.models}
 
     def summary() -> str:
         nonlocal publish_started

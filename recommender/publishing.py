@@ -73,23 +73,31 @@ def validate_run(run_id: object, models: Iterable[object]) -> tuple[str, ...]:
 
 
 class Sink(Protocol):
-    """A versioned destination: RunPublisher (DynamoDB writes), ImportPublisher (S3 export + ImportTable),
-    ExportSink (files only) or JsonLinesSink (dry run); docs/sinks.md.
+    """A versioned destination (docs/sinks.md): :class:`~recommender.store.publisher.RunPublisher`
+    (a new run table, filled by writes or by ImportTable), :class:`~recommender.store.export_sink.ExportSink`
+    (files only) or :class:`~recommender.store.jsonl.JsonLinesSink` (dry run).
 
     ``published`` turns true when ``commit`` has made the run visible (and only then)."""
 
     published: bool
 
-    def begin(self, run_id: str, models: tuple[str, ...]) -> None: ...
-    def previous_coverage(self) -> dict[str, int]: ...
-    def write(self, model_handle: str, items: Iterable, total: int | None = None, progress: bool = False) -> int: ...
-    def partition_target(self) -> object | None: ...
-    def written(self, model_handle: str, count: int) -> None: ...
-    def prepare(self, summary: str = "") -> None: ...
-    def commit(self, summary: str = "") -> None: ...
-    def abort(self) -> None: ...
-    def cleanup(self) -> list[str]: ...
-    def release_lock(self) -> None: ...
+    def begin(self, run_id: str, models: tuple[str, ...]) -> dict[str, int]:
+        """Start the run; the users each model's published run covers (the coverage baseline)."""
+
+    def write(self, model_handle: str, items: Iterable, total: int | None = None, progress: bool = False) -> int:
+        """Write a block of a model's items from this process; the count written."""
+
+    def target(self) -> object | None:
+        """Where a partition writes its block itself (picklable, ``.write(items)``), or None: the driver writes."""
+
+    def commit(self, counts: dict[str, int], summary: str = "", at_commit_point: Callable[[], None] = ...) -> None:
+        """Make the run visible (``counts``: each model's items); ``at_commit_point`` is called just before."""
+
+    def abort(self) -> None:
+        """Before the commit: remove what the run created, release what it holds."""
+
+    def finish(self, clean_up: bool = True) -> list[str]:
+        """After the commit: remove what is no longer needed (``clean_up``), release what the run holds."""
 
 
 def check_coverage(handle: str, covered: int, before: int | None, min_ratio: float) -> None:
@@ -129,9 +137,10 @@ class Published:
     signal: int | None = None
 
 
-def publish_run(sink: Sink, run_id: str, models: tuple[str, ...], write: Callable[[RunWrite], None],
+def publish_run(sink: Sink, run_id: str, models: tuple[str, ...], write: Callable[[RunWrite], dict[str, int]],
                 summary: Callable[[], str], *, min_coverage_ratio: float) -> Published:
-    """Begin the run in ``sink``, let ``write`` write it, then publish it (module docstring).
+    """Begin the run in ``sink``, let ``write`` write it (it returns each model's item count), then
+    publish it (module docstring).
 
     ``summary`` is called once everything is written: the text kept with the run record.  Raises
     whatever failed before the flip, after aborting the run; from the flip on nothing is raised
@@ -139,19 +148,17 @@ def publish_run(sink: Sink, run_id: str, models: tuple[str, ...], write: Callabl
     """
     held = HeldSignals()
     try:
-        sink.begin(run_id, models)
-        write(RunWrite(run_id, sink.previous_coverage(), min_coverage_ratio))
+        previous = sink.begin(run_id, models)
+        counts = write(RunWrite(run_id, previous, min_coverage_ratio))
         checkpoint("commit")
-        text = summary()
-        sink.prepare(text)  # long work before the flip (an import): still interruptible
-        held.start()  # the flip is one request: act on a signal only once its outcome is known
-        sink.commit(text)
+        # Long work before the flip (an import) is still interruptible; from ``held.start`` on, a
+        # signal is acted on only once the flip's outcome is known (it is one request).
+        sink.commit(counts, summary(), held.start)
     except BaseException:
         if not sink.published:  # (once published, e.g. a failure logging the flip: carry on as published)
             try:
                 sink.abort()
             finally:
-                sink.release_lock()
                 held.stop(replay=True)  # a signal held during a failed flip: raised now, the run not published
             raise
     done = _after_publish(sink, run_id)
@@ -166,13 +173,12 @@ def _after_publish(sink: Sink, run_id: str) -> Published:
     try:
         checkpoint("published")
         checkpoint("cleanup")
-        done.removed_runs = sink.cleanup()
     except Exception as exc:  # noqa: BLE001 - the run is live whatever failed here
         done.cleanup_error = f"removing old runs: {exc.__class__.__name__}: {exc}"
     try:
-        sink.release_lock()
+        done.removed_runs = sink.finish(clean_up=done.cleanup_error is None)
     except Exception as exc:  # noqa: BLE001
-        done.cleanup_error = done.cleanup_error or f"releasing the lock: {exc.__class__.__name__}: {exc}"
+        done.cleanup_error = done.cleanup_error or f"removing old runs: {exc.__class__.__name__}: {exc}"
     if done.cleanup_error:
         log.warning("run %s is published; %s (the next run cleans up)", run_id, done.cleanup_error)
     return done

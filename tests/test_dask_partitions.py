@@ -104,7 +104,9 @@ def test_a_dask_dry_run_writes_the_local_engines_file_byte_for_byte(engine, smal
 
 
 def test_each_dask_partition_exports_its_own_parts_holding_the_local_engines_items(engine, small_dataset, tmp_path):
-    from recommender.store.export import ExportLocation, ExportSink, read_part
+    from recommender.store.export import read_part
+    from recommender.store.export_location import ExportLocation
+    from recommender.store.export_sink import ExportSink
 
     def export(folder: Path, engine=None) -> tuple[list[str], dict, list[str]]:
         sink = ExportSink(ExportLocation(str(folder)))

@@ -23,18 +23,19 @@ class CollectingSink:
         self.items: dict[str, list[StoredItem]] = {}
         self.published = False
 
-    def begin(self, run_id: str, models: tuple[str, ...]) -> None: ...
-    def previous_coverage(self) -> dict[str, int]: return {}
+    def begin(self, run_id: str, models: tuple[str, ...]) -> dict[str, int]: return {}
+    def target(self) -> None: return None
 
     def write(self, model_handle: str, items: Iterable[StoredItem], total: int | None = None, progress: bool = False) -> int:
         self.items[model_handle] = list(items)
         return len(self.items[model_handle])
 
-    def prepare(self, summary: str = "") -> None: ...
-    def commit(self, summary: str = "") -> None: self.published = True
+    def commit(self, counts: dict[str, int], summary: str = "", at_commit_point=lambda: None) -> None:
+        at_commit_point()
+        self.published = True
+
     def abort(self) -> None: ...
-    def cleanup(self) -> list[str]: return []
-    def release_lock(self) -> None: ...
+    def finish(self, clean_up: bool = True) -> list[str]: return []
 
 
 def test_components_are_searched_deeper_for_the_ensemble_but_store_their_top_n(small_dataset, small_tables):
@@ -88,7 +89,9 @@ def _unstamped(text: str, report) -> str:
 
 
 def test_every_executor_writes_the_one_process_dry_run_and_export(small_dataset, tmp_path):
-    from recommender.store.export import ExportLocation, ExportSink, read_part
+    from recommender.store.export import read_part
+    from recommender.store.export_location import ExportLocation
+    from recommender.store.export_sink import ExportSink
     from recommender.store.jsonl import JsonLinesSink
 
     def dry_run(path, executor=None) -> str:
@@ -128,10 +131,11 @@ class RefusingTarget:
 
 def test_a_partition_that_fails_in_a_worker_process_fails_the_run_unpublished(small_dataset, tmp_path):
     from recommender.executor import LocalExecutor
-    from recommender.store.export import ExportLocation, ExportSink
+    from recommender.store.export_location import ExportLocation
+    from recommender.store.export_sink import ExportSink
 
     class Refusing(ExportSink):
-        def partition_target(self):
+        def target(self):
             return RefusingTarget()
 
     sink = Refusing(ExportLocation(str(tmp_path / "export")))

@@ -50,7 +50,7 @@ def test_second_generator_refuses_with_exit_3_while_one_runs(local_settings, sma
         result = generate(local_settings, small_dataset, tmp_path)
     finally:
         holder.abort()
-        holder.release_lock()
+        holder.abort()
     assert result.returncode == 3
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: another generator run (20260101T000000Z-holder00 on ") and "holds the lock" in last

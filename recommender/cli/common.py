@@ -98,7 +98,7 @@ def run_batch(name: str, body: Callable[[], Any], published: Callable[[], bool],
     from recommender.publishing import RunRejected
     from recommender.stopping import StoppedAfterPublish
     from recommender.store.dynamo import StoreUnavailable
-    from recommender.store.export import ExportFailed
+    from recommender.store.export_location import ExportFailed
     from recommender.store.import_publisher import ImportFailed
     from recommender.store.lock import LockHeld, LockLost
     from recommender.store.retry import RetriesExhausted

@@ -32,6 +32,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("run_generator")
 
 
+class _DeprecatedAlias(argparse.Action):
+    """``--publish``, the former name of ``--sink``: still accepted, with a line saying so."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"warning: {option_string} is deprecated; use --sink {values}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="run_generator.py", description=__doc__.split("\n\n")[0],
                                      epilog=exit_codes_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,9 +48,11 @@ def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.
     parser.add_argument("--data-dir", default=settings.data_dir,
                         help="folder or s3://bucket/prefix with the four CSVs (default: %(default)s, env DATA_DIR)")
     parser.add_argument("--dry-run", metavar="FILE", type=Path, help="write JSON lines to FILE instead of DynamoDB")
-    parser.add_argument("--sink", "--publish", dest="sink", choices=("write", "export", "import"), default=settings.sink,
+    parser.add_argument("--sink", dest="sink", choices=("write", "export", "import"), default=settings.sink,
                         help="write: BatchWriteItem into a new run table; export: DynamoDB-JSON files at --export-uri "
                              "only; import: export to S3, then ImportTable (AWS) (default: %(default)s, env SINK; docs/sinks.md)")
+    parser.add_argument("--publish", dest="sink", choices=("write", "export", "import"), action=_DeprecatedAlias,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.add_argument("--export-uri", metavar="DIR|s3://BUCKET/PREFIX", default=settings.export_uri,
                         help="where --sink export / import put the run's files (env EXPORT_URI)")
     parser.add_argument("--report", metavar="FILE", type=Path,
@@ -63,13 +73,14 @@ def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.
 def _export_sink(args: argparse.Namespace, settings: GeneratorSettings):
     """``--sink export`` (files only) or ``--sink import`` (files on S3, then ImportTable and the pointer flip)."""
     from recommender.store.dynamo import DynamoStore
-    from recommender.store.export import ExportLocation, ExportSink
-    from recommender.store.import_publisher import ImportPublisher
+    from recommender.store.export_location import ExportLocation
+    from recommender.store.export_sink import ExportSink
+    from recommender.store.import_publisher import import_publisher
 
     location = ExportLocation(args.export_uri, settings.s3_endpoint_url)
     if args.sink == "export":
         return ExportSink(location, write_processes=settings.write_processes)
-    return ImportPublisher(
+    return import_publisher(
         DynamoStore.for_generator(settings), location,
         poll_seconds=settings.import_poll_seconds,
         timeout_seconds=settings.import_timeout_seconds,

@@ -57,7 +57,8 @@ def read_export(location: Any) -> tuple[Manifest, dict[str, list[str]]]:
     from pathlib import Path
 
     from recommender.publishing import validate_run
-    from recommender.store.export import DATA, MANIFEST, ExportFailed, is_s3
+    from recommender.store.export import DATA, MANIFEST
+    from recommender.store.export_location import ExportFailed, is_s3
 
     where = location.describe(MANIFEST)
     try:
@@ -160,7 +161,9 @@ def load(location: Any, settings: Any, publisher_slot: list) -> dict[str, int]:
                              keep_runs=settings.keep_runs, write_threads=settings.write_threads)
     publisher_slot.append(publisher)
 
-    def write(run: RunWrite) -> None:
+    counts: dict[str, int] = {}
+
+    def write(run: RunWrite) -> dict[str, int]:
         for model in models:
             claimed = manifest.models[model]
             run.check_coverage(model, claimed.items)  # before its items are read: a short export is refused first
@@ -169,6 +172,8 @@ def load(location: Any, settings: Any, publisher_slot: list) -> dict[str, int]:
             run.verify(model, "items read", claimed.items, source.count)
             run.verify(model, "items written", claimed.items, written)
             run.verify(model, "lists_checksum", claimed.lists_checksum, source.lists_checksum)
+            counts[model] = written
+        return counts
 
     summary = json.dumps({"loaded_from": location.uri, **manifest.model_dump()})
     done = publish_run(publisher, manifest.run_id, models, write, lambda: summary,
@@ -176,8 +181,8 @@ def load(location: Any, settings: Any, publisher_slot: list) -> dict[str, int]:
     if done.signal is not None:
         from recommender.stopping import StoppedAfterPublish
 
-        raise StoppedAfterPublish(dict(publisher.counts), done.signal)
-    return dict(publisher.counts)
+        raise StoppedAfterPublish(counts, done.signal)
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("export_uri", metavar="EXPORT_URI", help="the export's folder or s3://bucket/prefix (holding manifest.json)")
     args = parser.parse_args(argv)
 
-    from recommender.store.export import ExportLocation
+    from recommender.store.export_location import ExportLocation
 
     location = ExportLocation(args.export_uri, settings.s3_endpoint_url)
     slot: list = []  # the publisher, once there is one: whether the flip went through

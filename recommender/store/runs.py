@@ -41,6 +41,18 @@ class RunRecords:
             raise RunExists(f"run {run_id} exists already (status {record.get('status', '?')}); "
                             f"a run id is published once: nothing was changed") from None
 
+    def refuse_existing(self, run_id: str) -> None:
+        """:class:`~recommender.publishing.RunExists` when a record or a table of ``run_id`` exists
+        (:meth:`started` checks the record again, atomically, once the lock is held)."""
+        record = from_attributes(self.client.get_item(TableName=self.store.control_table, Key=control.run_key(run_id),
+                                                      ConsistentRead=True).get("Item", {}))
+        if record:
+            raise RunExists(f"run {run_id} exists already (status {record.get('status', '?')}); "
+                            f"a run id is published once: nothing was changed")
+        table = self.store.run_table(run_id)
+        if self.store.table_exists(table):
+            raise RunExists(f"table {table} exists already; a run's table must be new: nothing was changed")
+
     def forget(self, run_id: str) -> None:
         """Delete the record of a run that never published (its table is gone)."""
         self.client.delete_item(TableName=self.store.control_table, Key=control.run_key(run_id))

@@ -19,7 +19,8 @@ import pytest
 
 from recommender.search.checksum import checksum
 from recommender.store.dynamo import DynamoStore
-from recommender.store.export import ExportLocation, ExportSink
+from recommender.store.export_location import ExportLocation
+from recommender.store.export_sink import ExportSink
 from recommender.store.publisher import RunPublisher
 from tests.conftest import ROOT
 from tests.store.test_export import KNN, TFIDF, block, canonical, exported
@@ -35,9 +36,8 @@ def export(folder, blocks, run_id: str = RUN) -> ExportLocation:
     """The blocks exported as the generator exports a run: with each model's lists checksum."""
     sink = ExportSink(ExportLocation(str(folder)), part_items=150)
     sink.begin(run_id, tuple(b.model_handle for b in blocks))
-    for items in blocks:
-        sink.write(items.model_handle, items)
-    sink.commit(json.dumps({"models": [{"handle": b.model_handle, "lists_checksum": checksum(b.neighbours)} for b in blocks]}))
+    counts = {items.model_handle: sink.write(items.model_handle, items) for items in blocks}
+    sink.commit(counts, json.dumps({"models": [{"handle": b.model_handle, "lists_checksum": checksum(b.neighbours)} for b in blocks]}))
     return sink.location
 
 
@@ -122,7 +122,7 @@ def test_an_export_loads_into_dynamodb_local_as_the_write_path_would_have_writte
     written = RunPublisher(store)  # the write path, for the same items, into a table of its own
     written.store.create_table("direct-" + local_settings.dynamodb_table, (("user_handle", "N", "HASH"), ("model_handle", "S", "RANGE")))
     for items in blocks:
-        written.writer.write("direct-" + local_settings.dynamodb_table, items)
+        written.fill.writer.write("direct-" + local_settings.dynamodb_table, items)
 
     location = export(tmp_path / "export", blocks)
     done = load(location, local_settings)

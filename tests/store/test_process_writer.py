@@ -119,6 +119,6 @@ def test_a_killed_writer_process_fails_the_run_with_exit_1_and_the_previous_run_
     runs = {r["sk"]: r["status"] for r in store.query_control("run")}
     assert runs == {before.run_id: "complete"}  # the failed run's record went with its table
     assert store.pointers() == [before]  # nothing of the failed run is visible
-    assert {t for t in store.client.list_tables()["TableNames"] if t.startswith(store.prefix + "-")} == {
-        store.control_table, before.table}
+    tables = store.client.get_paginator("list_tables").paginate().build_full_result()["TableNames"]
+    assert {t for t in tables if t.startswith(store.prefix + "-")} == {store.control_table, before.table}
     assert not alive(workers)
