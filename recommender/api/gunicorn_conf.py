@@ -17,7 +17,7 @@ request) is JSON with the service's security headers, like the app's own errors.
 Command-line options (``--workers``, ``--bind``) still win.  The master reads ``.env`` of the
 working directory into its environment at start (``recommender.config.load_env_file``), so the
 workers, boto3's credentials included, see it without ``make`` exporting it.  The hooks keep Prometheus'
-multiprocess mode right (``PROMETHEUS_MULTIPROC_DIR``, see ``recommender/api/metrics.py``) and
+multiprocess mode right (``PROMETHEUS_MULTIPROC_DIR``, see ``recommender/api/http/metrics.py``) and
 give the workers one shared pointer cache (``POINTER_CACHE_DIR``, see
 ``recommender/store/pointer_cache.py``).
 """
@@ -76,7 +76,8 @@ _MESSAGES = {
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """Replacement for ``gunicorn.util.write_error`` (its only caller is ``Worker.handle_error``)."""
-    from recommender.api.middleware import REQUEST_ID_HEADER, security_headers
+    from recommender.api.http.middleware import security_headers
+    from recommender.api.http.request_ids import REQUEST_ID_HEADER
 
     body = json.dumps({"error": _reason_code(reason), "message": _MESSAGES.get(status_int, reason.lower())}).encode()
     headers = {
