@@ -194,7 +194,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
-conf = runpy.run_path("recommender/api/gunicorn_conf.py")
+conf = runpy.run_path("recommender/api/http/gunicorn_worker.py")
 server_class, pool_class = ((conf["FirstServedServer"], conf["FirstServedPool"]) if sys.argv[1] == "first"
                             else (StreamServer, Pool))
 BUSY = 8
@@ -258,7 +258,7 @@ monkey.patch_all()
 import runpy
 from gevent.pool import Pool
 
-conf = runpy.run_path("recommender/api/gunicorn_conf.py")
+conf = runpy.run_path("recommender/api/http/gunicorn_worker.py")
 server_class = conf["FirstServedServer"]
 server_class.workers = 2
 server = server_class(("127.0.0.1", 0), lambda sock, addr: sock.recv(1), spawn=Pool(100))
