@@ -23,7 +23,8 @@ class Neighbours:
     ``similar[i]`` are the user handles most similar to ``users[i]``, best first; a row with
     fewer than N users of positive similarity is padded with -1 (and NaN scores).
     ``method`` says which search produced it ("exact" or "ann"); ``recall_at_10`` is the recall
-    measured on a sample against exact search (1.0 for the exact search, by construction).
+    measured on a sample against exact search (1.0 for the exact search, by construction); ``plan``
+    how an approximate search (or ``auto``'s exact fallback) ran.
     """
 
     users: np.ndarray  # (U,) int64
@@ -31,6 +32,9 @@ class Neighbours:
     scores: np.ndarray  # (U, N) float32
     method: str = "exact"
     recall_at_10: float | None = 1.0
+    #: How the approximate search ran (index, its parameters, the pilot's recall per probe count,
+    #: an exact fallback): for the run report; None for a plain exact search.
+    plan: dict | None = None
 
     def rows(self) -> Iterator[tuple[int, list[int], list[float]]]:
         """(user, neighbours, scores) for every user with at least one neighbour."""
