@@ -38,7 +38,7 @@ from sklearn.preprocessing import normalize
 from tqdm.auto import tqdm
 
 from recommender.search.exact import exact_top_k, unit_rows
-from recommender.search.neighbours import Neighbours, empty_answer
+from recommender.search.neighbours import Neighbours, start_answer
 from recommender.search.options import SearchOptions
 from recommender.search.recall import recall_at_k, sample_rows
 from recommender.search.rerank import rerank
@@ -138,12 +138,10 @@ def ann_top_k(
 
     ``stats``, when given, receives the index plan and the seconds of each stage (benchmarks).
     """
-    users = np.asarray(users, dtype=np.int64)
-    count = len(users)
-    similar, scores = empty_answer(users, n)
-    if count < 2 or n < 1:
+    users, similar, scores, k = start_answer(users, n)
+    if k < 1:
         return Neighbours(users, similar, scores, method="ann")
-    k = min(n, count - 1)
+    count = len(users)
     unit = unit_rows(vectors)
     ivf = plan(count, unit.shape[1], k, options)
     times = {"build": 0.0, "query": 0.0, "rerank": 0.0}

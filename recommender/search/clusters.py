@@ -35,7 +35,7 @@ from scipy import sparse
 from tqdm.auto import tqdm
 
 from recommender.search.exact import exact_top_k, unit_rows
-from recommender.search.neighbours import Neighbours, empty_answer
+from recommender.search.neighbours import Neighbours, start_answer
 from recommender.search.options import SearchOptions
 from recommender.search.postings import RangedPostings
 from recommender.search.recall import recall_at_k, sample_rows
@@ -169,12 +169,10 @@ def cluster_top_k(
     the recall check judges the answer.  ``stats``, when given, receives the plan and the seconds
     of each stage (benchmarks).
     """
-    users = np.asarray(users, dtype=np.int64)
-    count = len(users)
-    similar, scores = empty_answer(users, n)
-    if count < 2 or n < 1:
+    users, similar, scores, k = start_answer(users, n)
+    if k < 1:
         return Neighbours(users, similar, scores, method="ann")
-    k = min(n, count - 1)
+    count = len(users)
     unit = unit_rows(vectors)
     times = {"build": 0.0, "recall": 0.0, "pilot": 0.0, "query": 0.0}
     index = ClusterIndex.build(unit, options.sparse_clusters, options.seed)

@@ -52,3 +52,12 @@ class Neighbours:
 def empty_answer(users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(similar, scores) arrays meaning "no neighbour yet" for every user."""
     return np.full((len(users), n), -1, dtype=np.int64), np.full((len(users), n), np.nan, dtype=np.float32)
+
+
+def start_answer(users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """An approximate search's start: (users as int64, empty similar, empty scores, k), where k, the
+    neighbours a user can have (``n``, but never more than the other users), is below 1 when there is
+    nothing to search."""
+    users = np.asarray(users, dtype=np.int64)
+    similar, scores = empty_answer(users, n)
+    return users, similar, scores, min(n, len(users) - 1)
