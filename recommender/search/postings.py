@@ -150,6 +150,20 @@ def _top_k_ranges(q_indptr, q_indices, q_data, r_ptr, p_indices, p_data, bounds,
                 out_scores[q0 + i, slot] = np.float32(best_key[i, slot] / _SCALE)
 
 
+@numba.njit(cache=True, nogil=True)
+def _range_pointers(indptr, indices, bounds, out):  # pragma: no cover - compiled
+    """``out[f, r]``: where range ``r`` starts in feature ``f``'s sorted list (``out[f, -1]``: its end);
+    one pass over the lists, nothing of their size allocated."""
+    n_ranges = bounds.shape[0] - 1
+    for f in range(indptr.shape[0] - 1):
+        pp = indptr[f]
+        for r in range(n_ranges):
+            while pp < indptr[f + 1] and indices[pp] < bounds[r]:
+                pp += 1
+            out[f, r] = pp
+        out[f, n_ranges] = indptr[f + 1]
+
+
 class RangedPostings:
     """Posting lists (one row of users per feature) cut at user ``bounds`` into ranges.
 
@@ -166,14 +180,8 @@ class RangedPostings:
         self.indices = postings.indices
         self.data = postings.data.astype(np.float32, copy=False)
         self.signed = bool(unit.nnz) and bool(unit.data.min() < 0)
-        n_features, n_ranges = postings.shape[0], self.bounds.size - 1
-        # Where each range starts in each (sorted) list: counts of (feature, range) pairs, summed along.
-        feature = np.repeat(np.arange(n_features, dtype=np.int64), np.diff(postings.indptr))
-        in_range = np.searchsorted(self.bounds, postings.indices, side="right") - 1
-        counts = np.bincount(feature * n_ranges + in_range, minlength=n_features * n_ranges).reshape(n_features, n_ranges)
-        self.r_ptr = np.zeros((n_features, n_ranges + 1), dtype=np.int64)
-        self.r_ptr[:, 0] = postings.indptr[:-1]
-        self.r_ptr[:, 1:] = postings.indptr[:-1, None] + np.cumsum(counts, axis=1)
+        self.r_ptr = np.empty((postings.shape[0], self.bounds.size), dtype=np.int64)
+        _range_pointers(postings.indptr.astype(np.int64), postings.indices, self.bounds, self.r_ptr)
 
     def top_k(self, queries: sparse.csr_matrix, query_self: np.ndarray, k: int, threads: int,
               probe: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
