@@ -259,8 +259,9 @@ def search_ann_table(results: dict) -> str:
                    f"{p['candidates']} candidates")
         else:
             how = f"exact ({p['kernel']})"
-        if "exact" in e:
-            how += f"; exact search {e['exact']['seconds_total']} s"
+        if "exact" in e:  # CPU seconds too: on a shared machine the wall time follows the others' load
+            how += (f"; CPU {e.get('cpu_seconds_process', '?')} s; exact search {e['exact']['seconds_total']} s, "
+                    f"CPU {e['exact'].get('cpu_seconds_process', '?')} s, load {e['exact']['load_before']} → {e['exact']['load_after']}")
         cell = (lambda name: f"{s[name]} s" if name in s else "–")
         rows.append(f"| `{handle}` | {e['users']:,} × {e['features']:,} | {e['depth']} | {how} | {cell('build')} | {cell('query')} | "
                     f"{cell('rerank')} | {cell('recall')} | {e['seconds_total']} s | {e['recall_at_10']} | {e['peak_rss_mb']:,} MB | "

@@ -141,7 +141,7 @@ def main() -> int:
         results["models"][handle] = one(args.search)
         if args.with_exact and results["models"][handle]["method"] != "exact":
             exact = one("exact")
-            results["models"][handle]["exact"] = {k: exact[k] for k in ("seconds_total", "load_before", "load_after", "peak_rss_mb")}
+            results["models"][handle]["exact"] = {k: exact[k] for k in ("seconds_total", "cpu_seconds_process", "load_before", "load_after", "peak_rss_mb")}
         log.info("%s: %s", handle, results["models"][handle])
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
