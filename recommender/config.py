@@ -70,18 +70,20 @@ class GeneratorSettings(StoreSettings):
     top_n: int = Field(10, ge=1, le=100, description="neighbours stored per user and model (`--top-n`)")
     topk_block_mb: int = Field(256, ge=8, le=65536, description="memory budget (MB) of one block of the top-k search")
     search: Literal["exact", "ann", "auto"] = Field(
-        "auto", description="all-users search: `exact`, `ann` (faiss IVF candidates, exact re-ranking), `auto`: exact up to `AUTO_EXACT_MAX_USERS` users of a model, ann above (`--search`)")
+        "auto", description="all-users search: `exact`, `ann` (sparse vectors: a cluster index on the full vectors; dense ones: faiss IVF candidates, exact re-ranking), `auto`: exact up to `AUTO_EXACT_MAX_USERS` users of a model; above, ann at the effort whose recall@10 on the recall sample reaches `MIN_RECALL`, else exact (`--search`)")
     auto_exact_max_users: int = Field(
         200_000, ge=2, le=10**9, description="`SEARCH=auto` searches exactly up to this many users of a model (docs: Search)")
     min_recall: float = Field(
-        0.95, ge=0, le=1, description="an approximate search whose sampled recall@10 is below this fails the run before publishing (exit 1)")
+        0.95, ge=0, le=1, description="recall@10 floor of an approximate search: `SEARCH=auto` raises its probes or searches exactly to reach it; below it `SEARCH=ann` fails the run before publishing (exit 1)")
     recall_sample_users: int = Field(2000, ge=100, le=1_000_000, description="users sampled to measure the approximate search's recall@10")
     ann_candidates: int = Field(
         100, ge=1, le=4096, description="approximate search: candidates per user from the IVF index re-ranked by exact cosine, dense vectors (at least top-N + 1 are taken)")
-    ann_sparse_candidates: int = Field(
-        300, ge=1, le=4096, description="the same for sparse vectors (TF-IDF, BM25 views), whose projection ranks less faithfully")
+    ann_sparse_clusters: int = Field(
+        64, ge=2, le=4096, description="approximate search of sparse vectors (TF-IDF, BM25 views): clusters of the index (seeded spherical k-means on the full vectors)")
+    ann_sparse_probes: int = Field(
+        12, ge=1, le=4096, description="approximate search of sparse vectors: clusters walked per user, the nearest by centroid (`SEARCH=auto` raises it while the pilot's recall@10 is under `MIN_RECALL`)")
     ann_nprobe: int = Field(16, ge=1, le=65536, description="approximate search: IVF cells scanned per user (of about 4 × sqrt(users) cells)")
-    ann_dims: int = Field(64, ge=2, le=1024, description="approximate search: dimensions of the seeded TruncatedSVD projection of sparse vectors (and of dense ones wider than 256)")
+    ann_dims: int = Field(64, ge=2, le=1024, description="approximate search: dimensions of the seeded TruncatedSVD projection of dense vectors wider than 256 in the IVF index")
     search_dense_mb: int = Field(
         1024, ge=16, le=65536, description="memory (MB) for the dense copy of the candidates in the exact search; tiles above it")
     engine: Literal["local", "dask"] = Field(

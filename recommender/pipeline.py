@@ -50,6 +50,9 @@ class ModelReport:
     search: str = "exact"
     #: Approximate search: measured on a sample against exact search; exact search: 1.0.
     recall_at_10: float | None = None
+    #: How a search answered on the driver ran: the index and its parameters, the pilot's recall@10
+    #: per probe count, ``"fallback": "exact"`` when ``auto`` found no approximate search at the floor.
+    search_plan: dict | None = None
     #: Partitions (worker processes or Dask tasks) that searched, explained and wrote this model (0:
     #: this process did), and their wall time; search / explain / write seconds are then summed over them.
     partitions: int = 0
@@ -92,6 +95,8 @@ def _log_search(entry: ModelReport, top_n: int) -> None:
         entry.handle, f"{entry.users_covered:,}", entry.fit_seconds, top_n, entry.search, entry.search_seconds,
         "1 (exact)" if entry.search == "exact" else f"{entry.recall_at_10:.4f}",
     )
+    if entry.search_plan and entry.search_plan.get("fallback"):
+        log.info("%s: searched exactly, as no approximate search reached MIN_RECALL (%s)", entry.handle, entry.search_plan)
 
 
 def run(
@@ -117,7 +122,8 @@ def run(
     rows looks like valid data); ``min_coverage_ratio=0`` forces it.  Either raises
     :class:`CoverageError` and the previous run keeps serving.  An approximate search whose
     sampled recall@10 is under ``min_recall`` raises :class:`~recommender.search.recall.RecallTooLow`,
-    also before anything of the run is published.
+    also before anything of the run is published; under ``search.method`` "auto" it never is (the
+    search raises its probes or searches exactly), as ``min_recall`` is the search's floor too.
 
     A signal after the flip raises :class:`~recommender.stopping.StoppedAfterPublish` (with this
     report) once the clean-up is done.
@@ -126,7 +132,7 @@ def run(
     processes, closed at the end) the same way: only where its partitions run differs.
     """
     started = time.perf_counter()
-    search = search or SearchOptions()
+    search = replace(search or SearchOptions(), min_recall=min_recall)  # one floor: the search's and the check's
     own_executor = executor is None
     executor = executor or LocalExecutor()
     now = datetime.now(UTC).replace(microsecond=0)
@@ -266,6 +272,7 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
             answer = model.similar_users(depth, block_mb=block_mb, progress=progress, search=search)
     driver_seconds = time.perf_counter() - t0
     if answer is not None:
+        entry.search_plan = answer.plan
         check_recall(handle, answer.recall_at_10, min_recall)
     job = ModelJob(handle, depth, top_n, report.run_id, report.generated_at, explain, keep=keep, block_mb=block_mb,
                    dense_mb=search.dense_mb, progress=progress)

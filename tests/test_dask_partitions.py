@@ -195,7 +195,7 @@ def test_an_approximate_search_runs_on_the_driver_and_is_explained_and_written_b
     models = ("tfidf_user_interest",)
     from recommender.executor import DaskExecutor
 
-    ann = SearchOptions(method="ann", recall_sample=200)
+    ann = SearchOptions(method="ann", recall_sample=200, sparse_probes=32)  # half the clusters: at the floor on 600 users
     report = pipeline.run(small_dataset, _publisher(local_settings), models, 10, progress=False, search=ann,
                           executor=DaskExecutor(engine))
     pipeline.run(small_dataset, JsonLinesSink(tmp_path / "local.jsonl"), models, 10, progress=False, search=ann)

@@ -24,7 +24,7 @@ OK, FAILED, BAD_INPUT, LOCKED, STOPPED_AFTER_PUBLISH, INTERRUPTED, TERMINATED = 
 
 EXIT_CODES: dict[int, str] = {
     OK: "success: the run is published",
-    FAILED: "failed: database, S3 or model failure (after retries), or an approximate search under MIN_RECALL; the previous run stays published",
+    FAILED: "failed: database, S3 or model failure (after retries), or `--search ann` under MIN_RECALL; the previous run stays published",
     BAD_INPUT: "bad input or usage: one line names the setting, file, column, row, model or run; nothing is published",
     LOCKED: "lock held: another generator run holds the lock; nothing was done",
     STOPPED_AFTER_PUBLISH: "stopped after publishing (SIGINT or SIGTERM after the pointer flip): the new run is published and serves",

@@ -60,8 +60,9 @@ def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.
     parser.add_argument("--force", action="store_true",
                         help="publish even when a model covers far fewer users than its published run (MIN_COVERAGE_RATIO)")
     parser.add_argument("--search", choices=("exact", "ann", "auto"), default=settings.search,
-                        help="all-users search: exact, ann (faiss IVF + exact re-ranking; fails below MIN_RECALL), "
-                             "auto: exact up to AUTO_EXACT_MAX_USERS users of a model (default: %(default)s, env SEARCH)")
+                        help="all-users search: exact, ann (sparse vectors: cluster index; dense: faiss IVF + exact "
+                             "re-ranking; fails below MIN_RECALL), auto: exact up to AUTO_EXACT_MAX_USERS users of a model, "
+                             "above it ann at an effort that reaches MIN_RECALL, else exact (default: %(default)s, env SEARCH)")
     parser.add_argument("--engine", choices=("local", "dask"), default=settings.engine,
                         help="where the exact search, the reasons and the writes run (default: %(default)s, env ENGINE)")
     parser.add_argument("--scheduler", metavar="ADDRESS", default=settings.dask_scheduler_address,

@@ -17,17 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from recommender.hashing import splitmix64
 from recommender.search.neighbours import Neighbours, stored_units
 
 _SEEDS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F)
 _MASK = (1 << 64) - 1
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, on every element (uint64 arithmetic wraps)."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
 
 
 def parts(neighbours: Neighbours) -> tuple[int, int]:
@@ -42,9 +36,10 @@ def parts(neighbours: Neighbours) -> tuple[int, int]:
     sums = []
     with np.errstate(over="ignore"):
         for seed in _SEEDS:
-            row = _mix(np.full(len(users), seed, dtype=np.uint64) ^ users)
+            row = splitmix64(np.full(len(users), seed, dtype=np.uint64) ^ users, in_place=True)
             for column in range(ids.shape[1]):  # a padded entry leaves the row as it was
-                row = np.where(valid[:, column], _mix(_mix(row ^ ids[:, column]) ^ units[:, column]), row)
+                mixed = splitmix64(splitmix64(row ^ ids[:, column], in_place=True) ^ units[:, column], in_place=True)
+                row = np.where(valid[:, column], mixed, row)
             sums.append(int(row.sum(dtype=np.uint64)))
     return sums[0], sums[1]
 

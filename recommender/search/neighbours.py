@@ -41,7 +41,8 @@ class Neighbours:
     ``similar[i]`` are the user handles most similar to ``users[i]``, best first; a row with
     fewer than N users of positive similarity is padded with -1 (and NaN scores).
     ``method`` says which search produced it ("exact" or "ann"); ``recall_at_10`` is the recall
-    measured on a sample against exact search (1.0 for the exact search, by construction).
+    measured on a sample against exact search (1.0 for the exact search, by construction); ``plan``
+    how an approximate search (or ``auto``'s exact fallback) ran.
     """
 
     users: np.ndarray  # (U,) int64
@@ -49,6 +50,9 @@ class Neighbours:
     scores: np.ndarray  # (U, N) float32
     method: str = "exact"
     recall_at_10: float | None = 1.0
+    #: How the approximate search ran (index, its parameters, the pilot's recall per probe count,
+    #: an exact fallback): for the run report; None for a plain exact search.
+    plan: dict | None = None
 
     def rows(self) -> Iterator[tuple[int, list[int], list[float]]]:
         """(user, neighbours, scores) for every user with at least one neighbour."""
@@ -66,3 +70,12 @@ class Neighbours:
 def empty_answer(users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(similar, scores) arrays meaning "no neighbour yet" for every user."""
     return np.full((len(users), n), -1, dtype=np.int64), np.full((len(users), n), np.nan, dtype=np.float32)
+
+
+def start_answer(users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """An approximate search's start: (users as int64, empty similar, empty scores, k), where k, the
+    neighbours a user can have (``n``, but never more than the other users), is below 1 when there is
+    nothing to search."""
+    users = np.asarray(users, dtype=np.int64)
+    similar, scores = empty_answer(users, n)
+    return users, similar, scores, min(n, len(users) - 1)

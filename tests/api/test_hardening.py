@@ -96,7 +96,7 @@ def test_health_and_answers_while_64_slow_clients_hold_connections(served):
 def test_a_client_that_stalls_its_body_is_dropped(served):
     """Slow clients cost a greenlet, and not for ever: silence past CLIENT_SILENCE_SECONDS ends them."""
     base, _ = served
-    silence = 10.0  # CLIENT_SILENCE_SECONDS in recommender/api/gunicorn_conf.py
+    silence = 10.0  # CLIENT_SILENCE_SECONDS in recommender/api/http/gunicorn_worker.py
     with socket.create_connection(address(base), timeout=silence + 10) as sock:
         sock.sendall(b"POST /similar-users/ HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 100\r\n\r\n{\"user_handle\": ")

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from recommender.api import create_app
-from recommender.api.middleware import key_is_valid
+from recommender.api.http.middleware import key_is_valid
 from recommender.config import ApiSettings
 from tests.api.conftest import MemoryStore
 

@@ -1,4 +1,4 @@
-"""Load shedding (``recommender/api/shedding.py``), over real HTTP and without timing: requests
+"""Load shedding (``recommender/api/http/shedding.py``), over real HTTP and without timing: requests
 are held in flight by the middleware's injection point until the test releases them."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from werkzeug.serving import make_server
 
-from recommender.api import shedding
-from recommender.api.metrics import exposition
+from recommender.api.http import shedding
+from recommender.api.http.metrics import exposition
 from tests.api.conftest import NEIGHBOURS
 
 PORT = 5131
@@ -131,7 +131,7 @@ GEVENT_BURST = """
 from gevent import monkey
 monkey.patch_all()
 import gevent
-from recommender.api.shedding import InFlightLimit
+from recommender.api.http.shedding import InFlightLimit
 
 def app(environ, start_response):  # a cache hit: no I/O, so it never yields by itself
     start_response("200 OK", [])
@@ -194,7 +194,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
-conf = runpy.run_path("recommender/api/gunicorn_conf.py")
+conf = runpy.run_path("recommender/api/http/gunicorn_worker.py")
 server_class, pool_class = ((conf["FirstServedServer"], conf["FirstServedPool"]) if sys.argv[1] == "first"
                             else (StreamServer, Pool))
 BUSY = 8
@@ -208,7 +208,7 @@ def handle(sock, addr):  # one line per request
         order.append(line.strip().decode())
         if len(order) == BUSY + 1:
             everything_read.set()
-        gevent.sleep(0)  # an admitted request's yield (recommender/api/shedding.py)
+        gevent.sleep(0)  # an admitted request's yield (recommender/api/http/shedding.py)
 
 pool = pool_class(100)
 server = server_class(("127.0.0.1", 0), handle, spawn=pool)
@@ -258,7 +258,7 @@ monkey.patch_all()
 import runpy
 from gevent.pool import Pool
 
-conf = runpy.run_path("recommender/api/gunicorn_conf.py")
+conf = runpy.run_path("recommender/api/http/gunicorn_worker.py")
 server_class = conf["FirstServedServer"]
 server_class.workers = 2
 server = server_class(("127.0.0.1", 0), lambda sock, addr: sock.recv(1), spawn=Pool(100))

@@ -45,8 +45,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from recommender.api import limits, metrics
-from recommender.api.middleware import REQUEST_ID_HEADER, request_id_from, security_headers
+from recommender.api.http import limits, metrics
+from recommender.api.http.middleware import security_headers
+from recommender.api.http.request_ids import REQUEST_ID_HEADER, request_id_from
 
 #: Never shed: the probes an operator needs most when the server is overloaded.
 EXEMPT_PATHS = frozenset({"/health", "/metrics"})
