@@ -174,7 +174,7 @@ def draw() -> plt.Figure:
 
     x, w = cols["topk"]
     box(ax, x, mid - sh / 2 + 0.6, w, sh + 0.4, "recommender\n.topk",
-        "all-users top-N:\nexact (posting lists,\nBLAS blocks) or\nHNSW (faiss) +\nrecall check;\nreasons", step=5)
+        "all-users top-N:\nexact (posting lists,\nBLAS blocks) or\nclusters / IVF +\nrecall floor;\nreasons", step=5)
     box(ax, x, mid - sh / 2 - 1.05, w, 1.2, "ENGINE=dask", "partitions search,\nexplain and write", kind="gen",
         dashed=True, title_size=9.5, body_size=8.5)
 
@@ -188,7 +188,7 @@ def draw() -> plt.Figure:
     # the S3 road: the run exported as files, then loaded by DynamoDB's ImportTable
     s3_y, s3_h = by + 0.05, 1.45
     s3_x = x + 0.5
-    box(ax, s3_x, s3_y, x + w - s3_x, s3_h, "S3 export / import", "--sink export: files in S3\n--publish import:\nImportTable \u2192 run table",
+    box(ax, s3_x, s3_y, x + w - s3_x, s3_h, "S3 export / import", "--sink export: files in S3\n--sink import:\nImportTable \u2192 run table",
         kind="data", dashed=True, title_size=9.5, body_size=8.5)
     arrow(ax, (x + w - 0.35, s3_y + s3_h), (x + w - 0.35, st_y), dashed=True)
 
