@@ -10,7 +10,7 @@ thousand users of a million, so a query costs its postings, not the number of us
 code, queries spread over all cores (numba).  Timings: docs/benchmarks.md.
 
 Same rules as the dense path: scores rounded to :data:`SCORE_DECIMALS` before ranking, ties by
-user index (= user_handle order), self excluded, positive only.  Each score is summed in the
+:func:`~recommender.search.selection.tie_key` of the handles, self excluded, positive only.  Each score is summed in the
 query's feature order, so the result does not depend on threads or blocks.
 """
 
@@ -21,6 +21,7 @@ import numpy as np
 from scipy import sparse
 
 from recommender.search.neighbours import SCORE_DECIMALS
+from recommender.search.selection import tie_key
 
 _SCALE = 10.0**SCORE_DECIMALS
 #: Raw scores below this round to 0 (not a neighbour): skipped without rounding.
@@ -28,15 +29,25 @@ _MIN_RAW = np.float32(0.4 / _SCALE)
 
 
 @numba.njit(cache=True, nogil=True)
-def keep_best(key, user, best_key, best_col, filled, k):  # pragma: no cover - compiled
-    """Insert (key, user) into the k best slots ordered by (key desc, user asc); returns the new fill.
+def _after(key_a, user_a, key_b, user_b, query, ids):  # pragma: no cover - compiled
+    """Whether (key_a, user_a) ranks after (key_b, user_b) for ``query``: key desc, then tie_key asc, then user asc."""
+    if key_a != key_b:
+        return key_a < key_b
+    tie_a, tie_b = tie_key(query, ids[user_a]), tie_key(query, ids[user_b])
+    return tie_a > tie_b or (tie_a == tie_b and user_a > user_b)
+
+
+@numba.njit(cache=True, nogil=True)
+def keep_best(key, user, best_key, best_col, filled, k, query, ids):  # pragma: no cover - compiled
+    """Insert (key, user) into the k best slots ordered by (key desc, tie_key(query, ids[user]) asc);
+    returns the new fill.  ``query`` is the querying user's handle, ``ids`` the handles by column.
 
     The one top-k insertion of the compiled kernels (the posting lists here, the re-rank).
     """
-    if filled == k and (key < best_key[k - 1] or (key == best_key[k - 1] and user > best_col[k - 1])):
+    if filled == k and _after(key, user, best_key[k - 1], best_col[k - 1], query, ids):
         return filled
     slot = filled if filled < k else k - 1
-    while slot > 0 and (best_key[slot - 1] < key or (best_key[slot - 1] == key and best_col[slot - 1] > user)):
+    while slot > 0 and _after(best_key[slot - 1], best_col[slot - 1], key, user, query, ids):
         best_key[slot] = best_key[slot - 1]
         best_col[slot] = best_col[slot - 1]
         slot -= 1
@@ -47,7 +58,7 @@ def keep_best(key, user, best_key, best_col, filled, k):  # pragma: no cover - c
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _top_k_postings(q_indptr, q_indices, q_data, p_indptr, p_indices, p_data, query_index, n_users, k, parts, signed,
-                    out_cols, out_scores):  # pragma: no cover - compiled
+                    ids, out_cols, out_scores):  # pragma: no cover - compiled
     """``signed``: some weights are negative.  Without them a user's sum only grows, so the first
     product that makes it non-zero marks the user as touched, and no separate mark per user is read
     for every product: one random access fewer per product, the same answers (docs/search.md)."""
@@ -86,7 +97,8 @@ def _top_k_postings(q_indptr, q_indices, q_data, p_indptr, p_indices, p_data, qu
                             touched[n_touched] = user
                             n_touched += 1
             acc[query_index[q]] = 0.0  # self is never a neighbour
-            # Keep the k best by (rounded score desc, user asc): sorted insertion into k slots.
+            # Keep the k best by (rounded score desc, tie_key asc): sorted insertion into k slots.
+            query = ids[query_index[q]]
             filled = 0
             lower = _MIN_RAW
             for t in range(n_touched if few else n_users):
@@ -97,7 +109,7 @@ def _top_k_postings(q_indptr, q_indices, q_data, p_indptr, p_indices, p_data, qu
                 key = np.int64(np.rint(np.float64(raw) * _SCALE))
                 if key <= 0:
                     continue
-                filled = keep_best(key, user, best_key, best_col, filled, k)
+                filled = keep_best(key, user, best_key, best_col, filled, k, query, ids)
                 if filled == k:
                     lower = np.float32((best_key[k - 1] - 1) / _SCALE)
             if signed:
@@ -114,11 +126,13 @@ def _top_k_postings(q_indptr, q_indices, q_data, p_indptr, p_indices, p_data, qu
 
 
 def postings_top_k(
-    unit: sparse.csr_matrix, postings: sparse.csr_matrix, query_index: np.ndarray, k: int, threads: int
+    unit: sparse.csr_matrix, postings: sparse.csr_matrix, query_index: np.ndarray, k: int, threads: int,
+    ids: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(columns, rounded scores) of the top ``k`` users of each query row ``unit[query_index]``.
 
-    ``postings`` is ``unit.T`` as CSR (one row of users per feature), built once per search.
+    ``postings`` is ``unit.T`` as CSR (one row of users per feature), built once per search;
+    ``ids`` the users' handles (ties).
     """
     queries = unit[query_index]
     cols = np.full((query_index.size, k), -1, dtype=np.int64)
@@ -129,6 +143,6 @@ def postings_top_k(
             queries.indptr, queries.indices, queries.data.astype(np.float32, copy=False),
             postings.indptr, postings.indices, postings.data.astype(np.float32, copy=False),
             query_index.astype(np.int64), unit.shape[0], k, max(1, min(threads * 4, query_index.size)),
-            bool(unit.nnz) and bool(unit.data.min() < 0), cols, scores,
+            bool(unit.nnz) and bool(unit.data.min() < 0), np.ascontiguousarray(ids, dtype=np.int64), cols, scores,
         )
     return cols, scores
