@@ -99,7 +99,8 @@ def shared_features(
         block = slice(start, start + PAIR_BLOCK)
         idx, wt = top_shared_features(unit, np.asarray(feature_of_column, dtype=np.int64), user_rows[block],
                                       neighbour_rows[block], MAX_REASONS)
-        index[pair[block]], weight[pair[block]] = idx, np.round(wt, WEIGHT_DECIMALS)
+        wt = np.round(wt, WEIGHT_DECIMALS)
+        index[pair[block]], weight[pair[block]] = np.where(wt > 0, idx, -1), np.where(wt > 0, wt, 0.0)  # 0.000: no reason
     return Explanations(kind, np.asarray(names), index.reshape(*shape, MAX_REASONS), weight.reshape(*shape, MAX_REASONS))
 
 
