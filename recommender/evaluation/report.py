@@ -174,11 +174,13 @@ def ensemble_lines(results: dict[str, Any]) -> list[str]:
              "standard error: paired per user where both are scored on the same users, unpaired otherwise.", ""]
     for title, c in found:
         answer = "yes" if c["at_least_as_good"] else "**NO**"
+        tests = (f" One-sided p-values (ensemble above): paired t-test {c['p_value_paired_t']:.3g}, "
+                 f"Wilcoxon signed-rank {c['p_value_wilcoxon']:.3g}." if "p_value_paired_t" in c else "")
         lines.append(
             f"- {title}: `{c['candidate']}` {c['candidate_value']:.4f} ± {c['candidate_error']:.4f} vs "
             f"`{c['best_single']}` {c['best_value']:.4f} ± {c['best_error']:.4f}; difference "
             f"{c['difference']:+.4f} ± {c['difference_error']:.4f} ({'paired' if c['paired'] else 'unpaired'}). "
-            f"≥ best single model: {answer}, {c['verdict']}.")
+            f"≥ best single model: {answer}, {c['verdict']}.{tests}")
     return lines + [""]
 
 
@@ -190,7 +192,12 @@ def verdict_lines(task_name: str, task: dict[str, Any], k: int) -> list[str]:
     for system, beats in task["beats_most_active_users"].items():
         verb = "beats" if beats else "DOES NOT BEAT"
         line = (f"- {task_name}: `{system}` {verb} the most active users on {label(metric)} "
-                f"({values[system][metric]:.4f} vs {values[MOST_ACTIVE][metric]:.4f})")
+                f"({values[system][metric]:.4f} vs {values[MOST_ACTIVE][metric]:.4f}")
+        paired = task.get("versus_most_active_users", {}).get(system)
+        if paired:
+            line += (f"; paired difference {paired['difference']:+.4f} ± {paired['difference_error']:.4f}, "
+                     + ("beyond two standard errors" if paired["clear"] else "not beyond two standard errors"))
+        line += ")"
         if not task["beats_random"][system]:
             line += f"; it does not beat random users either ({values[RANDOM][metric]:.4f})"
         out.append(line)
