@@ -265,7 +265,8 @@ def tuning_markdown(tuning: dict[str, Any]) -> str:
         "metric; the margin is z standard errors of the paired per-user differences, z Bonferroni-corrected "
         "for picking the best of the grid (one-sided 2.5%); 'clear' when the gain exceeds the margin. "
         "Planted-precision columns (synthetic data only) belong to the same fit as the row (validation rows: "
-        "fitted without the validation items; test rows: without the test items) and are not used to choose.",
+        "fitted without the validation items; test rows: without the test items) and are not used to choose. "
+        "± is the standard error of the per-user mean.",
         "",
     ]
     for handle, model in tuning["models"].items():
@@ -274,7 +275,7 @@ def tuning_markdown(tuning: dict[str, Any]) -> str:
         columns = list(model["grid"][0]["validation"])
         rows = [
             [f"`{describe_params(entry['params'])}`" + (" (default)" if entry["default"] else "")]
-            + [_fmt(entry["validation"][c]) for c in columns]
+            + [_fmt(entry["validation"][c], entry.get("validation_errors", {}).get(c)) for c in columns]
             for entry in model["grid"]
         ]
         lines += _table(rows, ["configuration"] + [f"val {label(c)}" for c in columns]) + [""]
@@ -283,7 +284,7 @@ def tuning_markdown(tuning: dict[str, Any]) -> str:
         for which in ("default", "best"):
             entry = model["before_after"][which]
             for split in ("validation", "test"):
-                figures = [_fmt(entry[split].get(c, "")) for c in columns]
+                figures = [_fmt(entry[split].get(c, ""), entry.get(f"{split}_errors", {}).get(c)) for c in columns]
                 rows.append([which, f"`{describe_params(entry['params'])}`", split] + figures)
         lines += _table(rows, ["", "configuration", "split"] + [label(c) for c in columns]) + [""]
         gain = model["gain"]
