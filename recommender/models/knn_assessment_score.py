@@ -30,8 +30,8 @@ unit length) is appended to the unit assessment vector, times ``interests``, so 
 ``(cos_assessments + interests² · cos_interests) / (1 + interests²)`` for users who follow topics
 (users without an interest keep the assessment part alone).  Why: most takers took one or two
 assessments (54 tags in all), so the assessment vector alone finds many users at cosine ~1 whose
-assessments are a subset of the user's and who have no other assessment to bring (held-out-tag
-NDCG@10 0.158 on test, below random users); what a user follows says which assessment comes next.
+assessments are a subset of the user's and who have no other assessment to bring (below random
+users on held-out assessment tags); what a user follows says which assessment comes next.
 The weight was chosen on the validation split (docs/evaluation/tuning.md: 0, 1, 2, 3, 5, 10, and
 the interests alone among takers).  Neighbours are still only users who took an assessment: a user
 who took none has none to bring.
