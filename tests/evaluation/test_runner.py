@@ -33,6 +33,11 @@ def test_every_system_gets_every_figure(fast_results):
             errors = task["standard_errors"][system]
             assert set(errors) <= set(values) and all(0.0 < e < 0.1 for e in errors.values())
         assert set(task["beats_most_active_users"]) == set(FAST_MODELS)
+        paired = task["versus_most_active_users"]
+        assert set(paired) == set(FAST_MODELS) and all(p["difference_error"] > 0 for p in paired.values())
+        for system, p in paired.items():  # the paired mean difference is the difference of the means
+            gap = task["metrics"][system]["ndcg_at_10"] - task["metrics"]["most_active_users"]["ndcg_at_10"]
+            assert abs(p["difference"] - gap) < 2e-6
     assert fast_results["agreement"]["fit"] == "full data"
     assert len(fast_results["agreement"]["pairs"]) == 1
 
