@@ -59,7 +59,7 @@ MODELS: tuple[ModelSpec, ...] = (
               "Assessment scores as within-tag percentiles plus the TF-IDF interests, cosine: takers who took related assessments at a similar level and follow the same topics"),
     ModelSpec("ensemble_user_similarity", "recommender.models.ensemble:EnsembleUserSimilarity",
               ("user_assessment_scores", "user_course_views", "user_interests"),
-              "Weighted cosine fusion of the other models' candidates: users several models agree on", fuses=True),
+              "The other models' candidates scored on their cosines, the ALS taste affinity and the candidate's activity: users whose courses the user would watch next", fuses=True),
 )
 
 MODEL_HANDLES: tuple[str, ...] = tuple(spec.handle for spec in MODELS)
