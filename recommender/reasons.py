@@ -56,7 +56,12 @@ def _top_per_row(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows:
     weight = np.zeros((n_rows, MAX_REASONS), dtype=np.float64)
     index[rows[top], rank[top]] = cols[top]
     weight[rows[top], rank[top]] = np.round(values[top], WEIGHT_DECIMALS)
-    return index, weight
+    return _named(index, weight)
+
+
+def _named(index: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index, weight) without the reasons whose weight rounds to 0 (too small to be a reason)."""
+    return np.where(weight > 0, index, -1), np.where(weight > 0, weight, 0.0)
 
 
 def _pairs(neighbours: Neighbours, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -100,8 +105,7 @@ def shared_features(
         block = slice(start, start + PAIR_BLOCK)
         idx, wt = top_shared_features(unit, np.asarray(feature_of_column, dtype=np.int64), user_rows[block],
                                       neighbour_rows[block], MAX_REASONS)
-        wt = np.round(wt, WEIGHT_DECIMALS)
-        index[pair[block]], weight[pair[block]] = np.where(wt > 0, idx, -1), np.where(wt > 0, wt, 0.0)  # 0.000: no reason
+        index[pair[block]], weight[pair[block]] = _named(idx, np.round(wt, WEIGHT_DECIMALS))
     return Explanations(kind, np.asarray(names), index.reshape(*shape, MAX_REASONS), weight.reshape(*shape, MAX_REASONS))
 
 
