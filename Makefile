@@ -101,6 +101,9 @@ bench: install
 # Every model's all-users search as the generator runs it (benchmarks/bench_search.py), default 1,000,000 users:
 # method, index parameters, seconds per stage, recall@10, peak RSS; generates benchmarks/out/data-USERS and caches the
 # fitted vectors in benchmarks/out/ when missing. Writes benchmarks/results/search-ann.json (`make docs` renders it).
+# The sparse models against their exact search (benchmarks/results/search-sparse-USERS.json, docs/search.md):
+#   make bench-search SEARCH_BENCH_ARGS="--users 300000 --models tfidf_user_interest,knn_collab_filtering_user_course_view
+#   --with-exact --out benchmarks/results/search-sparse-300000.json"
 .PHONY: bench-search
 bench-search: install
 	$(PYTHON) benchmarks/bench_search.py $(SEARCH_BENCH_ARGS)

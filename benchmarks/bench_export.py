@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from recommender.data.loader import load_tables
     from recommender.models.registry import create_model
-    from recommender.store.export import ExportLocation, ExportSink, import_lines, read_part
+    from recommender.store.export import import_lines, read_part
+    from recommender.store.export_location import ExportLocation
+    from recommender.store.export_sink import ExportSink
     from recommender.store.items import build_items, stored_size
 
     tables = load_tables(args.data_dir, ("user_interests", "user_course_views"))
@@ -79,10 +81,10 @@ def main(argv: list[str] | None = None) -> None:
                         wait([sink.processes._pool.submit(time.sleep, 0.5) for _ in range(processes)])
                     load, cpu, t0 = os.getloadavg()[0], cpu_seconds(), time.perf_counter()
                     written = sum(sink.write(b.model_handle, b) for b in blocks)
-                    sink.commit()
+                    sink.commit({b.model_handle: len(b) for b in blocks})
                     wall, used = time.perf_counter() - t0, cpu_seconds() - cpu
                 finally:
-                    sink.release_lock()
+                    sink.finish()
                 assert written == count
                 gz = sum(p.stat().st_size for p in (folder / "data").rglob("*.json.gz"))
                 figures = {"seconds": round(wall, 3), "items_per_second": round(written / wall),

@@ -250,8 +250,18 @@ def search_ann_table(results: dict) -> str:
             "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for handle, e in results["models"].items():
         p, s = e["params"], e.get("seconds", {})
-        how = (f"IVF {p['dims']}-d{' (SVD)' if p['projected'] else ''}, nlist {p['nlist']:,}, nprobe {p['nprobe']}, "
-               f"{p['candidates']} candidates" if e["method"] == "ann" else f"exact ({p['kernel']})")
+        if p.get("index") == "clusters":
+            pilot = ", pilot " + ", ".join(f"{k}: {v:.3f}" for k, v in p["pilot"].items()) if p.get("pilot") else ""
+            how = (f"clusters {p['clusters']}, probes {p['probes']}{pilot}" if "probes" in p
+                   else f"exact (fallback{pilot})")
+        elif e["method"] == "ann":
+            how = (f"IVF {p['dims']}-d{' (SVD)' if p['projected'] else ''}, nlist {p['nlist']:,}, nprobe {p['nprobe']}, "
+                   f"{p['candidates']} candidates")
+        else:
+            how = f"exact ({p['kernel']})"
+        if "exact" in e:  # CPU seconds too: on a shared machine the wall time follows the others' load
+            how += (f"; CPU {e.get('cpu_seconds_process', '?')} s; exact search {e['exact']['seconds_total']} s, "
+                    f"CPU {e['exact'].get('cpu_seconds_process', '?')} s, load {e['exact']['load_before']} → {e['exact']['load_after']}")
         cell = (lambda name: f"{s[name]} s" if name in s else "–")
         rows.append(f"| `{handle}` | {e['users']:,} × {e['features']:,} | {e['depth']} | {how} | {cell('build')} | {cell('query')} | "
                     f"{cell('rerank')} | {cell('recall')} | {e['seconds_total']} s | {e['recall_at_10']} | {e['peak_rss_mb']:,} MB | "

@@ -2,6 +2,7 @@
 """The all-users search of every model at scale, as the generator runs it (``make bench-search``).
 
     python benchmarks/bench_search.py [--users 1000000] [--data-dir DIR] [--cache-dir DIR] [--out benchmarks/results/search-ann.json]
+        [--auto-exact-max-users N] [--with-exact]
 
 Per model: its vectors (fitted once on the synthetic data, seed 7, and cached as ``.npy`` /
 ``.npz`` under ``--cache-dir`` so that a retry does not refit), then the search the generator's
@@ -11,6 +12,8 @@ stage (projection + k-means + filing = build, query, exact re-rank, sampled reca
 the generator's 2,000-user sample against exact search, and the peak RSS of the process that
 searched (each model searches in its own process, so the figure is that model's alone), with the
 process's CPU seconds.  The machine's load average is recorded around each model: the CPU is shared.
+``--with-exact`` also times the exact search of each model searched approximately (the comparison of
+``benchmarks/results/search-sparse.json``).
 """
 
 from __future__ import annotations
@@ -66,12 +69,13 @@ def cached_vectors(handle: str, data_dir: Path, cache_dir: Path) -> tuple[np.nda
 def search_one(handle: str, args: argparse.Namespace) -> dict:
     """One model's search as the generator runs it (in this process: its peak RSS is the model's)."""
     from recommender.search.ann import ann_top_k
-    from recommender.search.exact import exact_top_k, postings_per_user
-    from recommender.search.options import SearchOptions
+    from recommender.search.clusters import cluster_top_k
+    from recommender.search.exact import exact_top_k, postings_per_user, sparse_content
+    from recommender.search.options import AUTO_EXACT_MAX_USERS, SearchOptions
 
     vectors, users = cached_vectors(handle, args.data_dir, args.cache_dir)
     depth = DEFAULT_DEPTH if handle in COMPONENTS else 10
-    options = SearchOptions(method=args.search)
+    options = SearchOptions(method=args.search, auto_exact_max_users=args.auto_exact_max_users or AUTO_EXACT_MAX_USERS)
     cost = postings_per_user(vectors) if sparse.issparse(vectors) else None
     method = options.method_for(vectors)
     entry: dict = {"users": int(len(users)), "features": int(vectors.shape[1]), "depth": depth, "method": method,
@@ -80,7 +84,11 @@ def search_one(handle: str, args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     if method == "ann":
         stats: dict = {}
-        result = ann_top_k(vectors, users, depth, options=options, stats=stats)
+        if sparse_content(vectors):  # as top_k_cosine picks: the cluster index, with the pilot under auto
+            result = cluster_top_k(vectors, users, depth, options=options, pilot=args.search == "auto", stats=stats)
+            entry["method"] = result.method  # "exact" when the pilot found no probes at the floor
+        else:
+            result = ann_top_k(vectors, users, depth, options=options, stats=stats)
         entry.update(params=stats["params"], seconds=stats["seconds"], recall_at_10=round(float(result.recall_at_10), 4))
     else:
         exact_top_k(vectors, users, depth)
@@ -100,6 +108,9 @@ def main() -> int:
     parser.add_argument("--cache-dir", type=Path, help="fitted vectors (default: benchmarks/out/vectors-USERS)")
     parser.add_argument("--models", default=",".join(SEARCHED))
     parser.add_argument("--search", default="auto", choices=("auto", "ann", "exact"), help="as the generator's --search")
+    parser.add_argument("--auto-exact-max-users", type=int, help="as the setting AUTO_EXACT_MAX_USERS (default: its default)")
+    parser.add_argument("--with-exact", action="store_true",
+                        help="also search every model that is not searched exactly exactly, in its own process (seconds to compare)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/search-ann.json")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: search one model, print its JSON
     args = parser.parse_args()
@@ -116,11 +127,21 @@ def main() -> int:
                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "commit": subprocess.run(["git", "log", "-1", "--format=%h"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
                "models": {}}
+    if args.auto_exact_max_users:
+        results["auto_exact_max_users"] = args.auto_exact_max_users
     for handle in args.models.split(","):
-        command = [sys.executable, __file__, "--one", handle, "--users", str(args.users), "--search", args.search,
-                   "--data-dir", str(args.data_dir), "--cache-dir", str(args.cache_dir)]
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
-        results["models"][handle] = json.loads(done.stdout.strip().splitlines()[-1])
+        def one(search: str) -> dict:
+            command = [sys.executable, __file__, "--one", handle, "--users", str(args.users), "--search", search,
+                       "--data-dir", str(args.data_dir), "--cache-dir", str(args.cache_dir)]
+            if args.auto_exact_max_users:
+                command += ["--auto-exact-max-users", str(args.auto_exact_max_users)]
+            done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+            return json.loads(done.stdout.strip().splitlines()[-1])
+
+        results["models"][handle] = one(args.search)
+        if args.with_exact and results["models"][handle]["method"] != "exact":
+            exact = one("exact")
+            results["models"][handle]["exact"] = {k: exact[k] for k in ("seconds_total", "cpu_seconds_process", "load_before", "load_after", "peak_rss_mb")}
         log.info("%s: %s", handle, results["models"][handle])
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -224,18 +224,18 @@ def warm_up_dynamodb(port: int, passes: int, items: int) -> list[dict]:
         for k in range(passes):
             settings = GeneratorSettings(dynamodb_endpoint_url=f"http://127.0.0.1:{port}", dynamodb_table="bench_warmup", write_threads=4)
             publisher = RunPublisher(DynamoStore.for_generator(settings), write_threads=4)
-            run_id = f"warmup-{k}-{int(time.time())}"
-            publisher.begin(run_id, ("m",))
+            run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-warmup{k:02d}"
+            publisher.begin(run_id, ("tfidf_user_interest",))
             try:
                 j0, c0, t0 = cpu(jpid), time.process_time(), time.perf_counter()
-                written = publisher.write("m", build_items("m", neighbours, run_id, "2026-01-01T00:00:00Z"))
+                written = publisher.write("tfidf_user_interest", build_items("tfidf_user_interest", neighbours, run_id,
+                                                                             "2026-01-01T00:00:00Z"))
                 wall, client = time.perf_counter() - t0, time.process_time() - c0
                 out.append({"pass": k + 1, "items": written, "items_per_second": round(written / wall, 1),
                             "client": "boto3", "client_cpu_us_per_item": round(1e6 * client / written, 1),
                             "dynamodb_local_cpu_seconds": round(cpu(jpid) - j0, 2)})
             finally:
                 publisher.abort()
-                publisher.release_lock()
     finally:
         for key, value in saved.items():
             if value is None:

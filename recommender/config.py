@@ -19,6 +19,7 @@ share where the data lives (:class:`StoreSettings`).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import sys
@@ -69,18 +70,20 @@ class GeneratorSettings(StoreSettings):
     top_n: int = Field(10, ge=1, le=100, description="neighbours stored per user and model (`--top-n`)")
     topk_block_mb: int = Field(256, ge=8, le=65536, description="memory budget (MB) of one block of the top-k search")
     search: Literal["exact", "ann", "auto"] = Field(
-        "auto", description="all-users search: `exact`, `ann` (faiss IVF candidates, exact re-ranking), `auto`: exact up to `AUTO_EXACT_MAX_USERS` users of a model, ann above (`--search`)")
+        "auto", description="all-users search: `exact`, `ann` (sparse vectors: a cluster index on the full vectors; dense ones: faiss IVF candidates, exact re-ranking), `auto`: exact up to `AUTO_EXACT_MAX_USERS` users of a model; above, ann at the effort whose recall@10 on the recall sample reaches `MIN_RECALL`, else exact (`--search`)")
     auto_exact_max_users: int = Field(
         200_000, ge=2, le=10**9, description="`SEARCH=auto` searches exactly up to this many users of a model (docs: Search)")
     min_recall: float = Field(
-        0.95, ge=0, le=1, description="an approximate search whose sampled recall@10 is below this fails the run before publishing (exit 1)")
+        0.95, ge=0, le=1, description="recall@10 floor of an approximate search: `SEARCH=auto` raises its probes or searches exactly to reach it; below it `SEARCH=ann` fails the run before publishing (exit 1)")
     recall_sample_users: int = Field(2000, ge=100, le=1_000_000, description="users sampled to measure the approximate search's recall@10")
     ann_candidates: int = Field(
         100, ge=1, le=4096, description="approximate search: candidates per user from the IVF index re-ranked by exact cosine, dense vectors (at least top-N + 1 are taken)")
-    ann_sparse_candidates: int = Field(
-        300, ge=1, le=4096, description="the same for sparse vectors (TF-IDF, BM25 views), whose projection ranks less faithfully")
+    ann_sparse_clusters: int = Field(
+        64, ge=2, le=4096, description="approximate search of sparse vectors (TF-IDF, BM25 views): clusters of the index (seeded spherical k-means on the full vectors)")
+    ann_sparse_probes: int = Field(
+        12, ge=1, le=4096, description="approximate search of sparse vectors: clusters walked per user, the nearest by centroid (`SEARCH=auto` raises it while the pilot's recall@10 is under `MIN_RECALL`)")
     ann_nprobe: int = Field(16, ge=1, le=65536, description="approximate search: IVF cells scanned per user (of about 4 × sqrt(users) cells)")
-    ann_dims: int = Field(64, ge=2, le=1024, description="approximate search: dimensions of the seeded TruncatedSVD projection of sparse vectors (and of dense ones wider than 256)")
+    ann_dims: int = Field(64, ge=2, le=1024, description="approximate search: dimensions of the seeded TruncatedSVD projection of dense vectors wider than 256 in the IVF index")
     search_dense_mb: int = Field(
         1024, ge=16, le=65536, description="memory (MB) for the dense copy of the candidates in the exact search; tiles above it")
     engine: Literal["local", "dask"] = Field(
@@ -110,7 +113,7 @@ class GeneratorSettings(StoreSettings):
                           "empty: botocore's own "
                           "(`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`), else AWS")
     sink: Literal["write", "export", "import"] = Field(
-        "write", description="where a run goes (`--sink`, `--publish`; docs/sinks.md): `write` BatchWriteItem into a new run table, `export` DynamoDB-JSON files at `EXPORT_URI` only, `import` export to S3 then ImportTable (AWS; not DynamoDB Local)")
+        "write", description="where a run goes (`--sink`; docs/sinks.md): `write` BatchWriteItem into a new run table, `export` DynamoDB-JSON files at `EXPORT_URI` only, `import` export to S3 then ImportTable (AWS; not DynamoDB Local)")
     export_uri: str | None = Field(
         None, description="with `SINK=export`: an empty folder or `s3://bucket/prefix`; with `SINK=import`: `s3://bucket/prefix`, each run under `<prefix>/<run_id>/` (`--export-uri`)")
     import_poll_seconds: float = Field(10.0, gt=0, le=600, description="with `SINK=import`: seconds between two DescribeImport calls")
@@ -156,7 +159,8 @@ class ApiSettings(StoreSettings):
     """The HTTP service's settings (``run_server.py``, gunicorn)."""
 
     host: str = Field("127.0.0.1", description="`run_server.py` bind address (gunicorn: `make serve HOST=… PORT=…`); "
-                                                 "an address other machines reach is refused while `API_KEYS` is empty")
+                                                 "an address other machines reach is refused while `API_KEYS` is empty, "
+                                                 "by `run_server.py` and by gunicorn's `--bind` alike")
     port: int = Field(5000, ge=1, le=65535, description="`run_server.py` port")
     default_model: str = Field(MODEL_HANDLES[0], description="model used when a request names none")
     api_db_connect_timeout: float = Field(0.5, gt=0, le=30, description="API's DynamoDB connect timeout, seconds")
@@ -174,6 +178,9 @@ class ApiSettings(StoreSettings):
     log_format: Literal["text", "json"] = Field("text", description="`json`: one JSON object per log line")
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
         (), repr=False, description="comma-separated keys; when set, every endpoint with data (all but `/health` and the docs) needs `X-API-Key`")
+    allow_public_without_keys: bool = Field(
+        False, description="`true`: serve an address other machines reach with `API_KEYS` empty (something in front, a "
+                           "gateway or a private network, decides who gets in); by default such a start is refused")
     docs_require_key: bool = Field(
         False, description="`true`: `/docs`, `/openapi.json` and the docs' assets need `X-API-Key` too (by default they hold no data and stay open)")
     validate_responses: bool = Field(
@@ -205,8 +212,21 @@ class ApiSettings(StoreSettings):
     def _keys(cls, value: Any) -> Any:
         # ``API_KEYS=k1, k2``: stripped, empty ones dropped.
         if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                raise ValueError("a comma-separated list, API_KEYS=key-one,key-two, not JSON")
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _header_safe(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        # A key a client cannot send in the X-API-Key header as it is written (a character outside
+        # printable ASCII: an accent, a control character) would never match: refused, not kept.
+        for number, key in enumerate(keys, 1):
+            if not all(" " <= c <= "~" for c in key):
+                raise ValueError(f"key {number} of {len(keys)} has a character other than printable ASCII, "
+                                 "which no X-API-Key header carries as written")
+        return keys
 
     @field_validator("default_model", mode="before")
     @classmethod
@@ -220,6 +240,26 @@ class ApiSettings(StoreSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+
+def public_without_keys(host: str, settings: ApiSettings, shown: str | None = None) -> str | None:
+    """The error when the service would answer anyone: ``host`` faces other machines, no API key
+    guards the service and ``ALLOW_PUBLIC_WITHOUT_KEYS`` does not say that is intended; else None.
+
+    One rule for every way the service starts: ``run_server.py`` (``HOST``, named so by
+    default) and gunicorn's master (each ``--bind`` address, ``shown`` as such, in
+    ``recommender/api/gunicorn_conf.py``), whoever runs them.  Loopback needs no key; a host
+    name may resolve to anything, so it counts as public.
+    """
+    if settings.api_keys or settings.allow_public_without_keys or host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return (f"{shown or f'HOST={host}'} is reachable from other machines but API_KEYS is empty: set API_KEYS, "
+            f"or bind 127.0.0.1 (the default), or set ALLOW_PUBLIC_WITHOUT_KEYS=true if something in front checks clients")
 
 
 S = TypeVar("S", bound=StoreSettings)

@@ -127,7 +127,7 @@ class Executor:
         if answer is not None:
             stored = head(answer, job.top_n)
             checked(ModelOutcome(stored.covered, 0, 0, {"search": searched}, "", None, answer.method, answer.recall_at_10))
-        target = None if local else sink.partition_target()
+        target = None if local else sink.target()
         work = [(rows, None if answer is None else rows_of(answer, rows)) for rows in parts]
         if local:
             results = [_block_partition(part, model, job, target) for part in work]
@@ -150,8 +150,6 @@ class Executor:
             done.items_written = sum(sink.write(job.handle, r.items, total=r.covered, progress=job.progress)
                                      for r in results)
             done.seconds["write"] += time.perf_counter() - t0
-        else:
-            sink.written(job.handle, done.items_written)
         return done
 
     def _fused(self, model: Any, job: ModelJob, sink: Any, answer: Neighbours,
@@ -166,14 +164,13 @@ class Executor:
         items = build_items(job.handle, stored, job.run_id, job.generated_at, reasons)
         t1 = time.perf_counter()
         local = self.in_process(len(stored.users))
-        target = None if local else sink.partition_target()
+        target = None if local else sink.target()
         if target is None:
             written, parts = sink.write(job.handle, items, total=stored.covered, progress=job.progress), 0
         else:
             per_part = max(1000, min(WRITE_SLICE_USERS, -(-len(stored.users) // (self.workers * PARTS_PER_WORKER))))
             slices = list(items.split(per_part))
             written, parts = sum(self.map(write_slice, slices, target, name=f"write-{job.handle}")), len(slices)
-            sink.written(job.handle, written)
         done.items_written, done.partitions = written, parts
         done.seconds.update(explain=t1 - t0, write=time.perf_counter() - t1)
         return done

@@ -18,11 +18,9 @@ import logging
 import resource
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -31,37 +29,13 @@ from recommender.data.loader import Tables, load_tables
 from recommender.executor import Executor, LocalExecutor
 from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, run_order, tables_for
 from recommender.partitions import ModelJob, ModelOutcome
+from recommender.publishing import CoverageError, RunWrite, Sink, publish_run
 from recommender.search.options import SearchOptions
 from recommender.search.recall import check_recall
-from recommender.stopping import HeldSignals, StoppedAfterPublish, checkpoint
-from recommender.store.items import StoredItem
+from recommender.stopping import StoppedAfterPublish, checkpoint
 from recommender.topk import Neighbours
 
 log = logging.getLogger(__name__)
-
-
-class Sink(Protocol):
-    """A versioned destination: RunPublisher (DynamoDB writes), ImportPublisher (S3 export + ImportTable),
-    ExportSink (files only) or JsonLinesSink (dry run); docs/sinks.md.
-
-    ``published`` turns true when ``commit`` has made the run visible (and only then)."""
-
-    published: bool
-
-    def begin(self, run_id: str, models: tuple[str, ...]) -> None: ...
-    def previous_coverage(self) -> dict[str, int]: ...
-    def write(self, model_handle: str, items: Iterable[StoredItem], total: int | None = None, progress: bool = False) -> int: ...
-    def partition_target(self) -> object | None: ...
-    def written(self, model_handle: str, count: int) -> None: ...
-    def prepare(self, summary: str = "") -> None: ...
-    def commit(self, summary: str = "") -> None: ...
-    def abort(self) -> None: ...
-    def cleanup(self) -> list[str]: ...
-    def release_lock(self) -> None: ...
-
-
-class CoverageError(ValueError):
-    """A model would publish no user, or far fewer than the run it replaces: refuse before publishing."""
 
 
 @dataclass
@@ -76,6 +50,9 @@ class ModelReport:
     search: str = "exact"
     #: Approximate search: measured on a sample against exact search; exact search: 1.0.
     recall_at_10: float | None = None
+    #: How a search answered on the driver ran: the index and its parameters, the pilot's recall@10
+    #: per probe count, ``"fallback": "exact"`` when ``auto`` found no approximate search at the floor.
+    search_plan: dict | None = None
     #: Partitions (worker processes or Dask tasks) that searched, explained and wrote this model (0:
     #: this process did), and their wall time; search / explain / write seconds are then summed over them.
     partitions: int = 0
@@ -112,21 +89,14 @@ def new_run_id(now: datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
-def check_coverage(handle: str, covered: int, before: int | None, min_ratio: float) -> None:
-    if covered == 0:
-        raise CoverageError(f"model {handle} covers no user (before: {before or 0:,}, after: 0); not publishing")
-    if before and covered < min_ratio * before:
-        raise CoverageError(
-            f"model {handle} covers {covered:,} users, fewer than {min_ratio:g} of the {before:,} of the published run "
-            f"(before: {before:,}, after: {covered:,}); not publishing (--force or MIN_COVERAGE_RATIO=0 to publish anyway)")
-
-
 def _log_search(entry: ModelReport, top_n: int) -> None:
     log.info(
         "%s: %s users covered, fit %.1fs, top-%d %s search %.1fs, recall@10 %s",
         entry.handle, f"{entry.users_covered:,}", entry.fit_seconds, top_n, entry.search, entry.search_seconds,
         "1 (exact)" if entry.search == "exact" else f"{entry.recall_at_10:.4f}",
     )
+    if entry.search_plan and entry.search_plan.get("fallback"):
+        log.info("%s: searched exactly, as no approximate search reached MIN_RECALL (%s)", entry.handle, entry.search_plan)
 
 
 def run(
@@ -152,7 +122,8 @@ def run(
     rows looks like valid data); ``min_coverage_ratio=0`` forces it.  Either raises
     :class:`CoverageError` and the previous run keeps serving.  An approximate search whose
     sampled recall@10 is under ``min_recall`` raises :class:`~recommender.search.recall.RecallTooLow`,
-    also before anything of the run is published.
+    also before anything of the run is published; under ``search.method`` "auto" it never is (the
+    search raises its probes or searches exactly), as ``min_recall`` is the search's floor too.
 
     A signal after the flip raises :class:`~recommender.stopping.StoppedAfterPublish` (with this
     report) once the clean-up is done.
@@ -161,7 +132,7 @@ def run(
     processes, closed at the end) the same way: only where its partitions run differs.
     """
     started = time.perf_counter()
-    search = search or SearchOptions()
+    search = replace(search or SearchOptions(), min_recall=min_recall)  # one floor: the search's and the check's
     own_executor = executor is None
     executor = executor or LocalExecutor()
     now = datetime.now(UTC).replace(microsecond=0)
@@ -183,49 +154,43 @@ def run(
                     f"model {handle} covers no user: {table} has no usable rows ({tables.rows_read.get(table, 0):,} read, "
                     f"dropped: {tables.dropped.get(table) or 'none'}); not publishing")
 
-    held = HeldSignals()
-    try:
-        sink.begin(report.run_id, models)
-        previous = sink.previous_coverage()
-        # Each model's lists are kept until the fusion, so that a model that fuses the
-        # others' lists (``fuses`` in the registry) builds on them, without a refit; it goes last.
-        # The fuser's components are searched to its ``depth`` (its candidate pool) but store their top N.
-        kept: dict[str, Neighbours] = {}
-        fusers = [instances[h] for h in models if get_spec(h).fuses]
-        deeper = {h: max(top_n, f.depth) for f in fusers for h in f.components}
-        order = run_order(models)
+    # Each model's lists are kept until the fusion, so that a model that fuses the
+    # others' lists (``fuses`` in the registry) builds on them, without a refit; it goes last.
+    # The fuser's components are searched to its ``depth`` (its candidate pool) but store their top N.
+    kept: dict[str, Neighbours] = {}
+    fusers = [instances[h] for h in models if get_spec(h).fuses]
+    deeper = {h: max(top_n, f.depth) for f in fusers for h in f.components}
+    order = run_order(models)
+
+    def write(run: RunWrite) -> dict[str, int]:
+        nonlocal tables
         for position, handle in enumerate(order):
-            report.models.append(_run_model(handle, instances, tables, kept, executor, sink, report, search,
-                                            previous, depth=deeper.get(handle, top_n), top_n=top_n, keep=handle in deeper,
-                                            block_mb=block_mb, progress=progress, explain=explain,
-                                            min_recall=min_recall, min_coverage_ratio=min_coverage_ratio,
+            report.models.append(_run_model(handle, instances, tables, kept, executor, sink, report, search, run,
+                                            depth=deeper.get(handle, top_n), top_n=top_n, keep=handle in deeper,
+                                            block_mb=block_mb, progress=progress, explain=explain, min_recall=min_recall,
                                             last_fuser=not any(get_spec(h).fuses for h in order[position + 1:])))
             tables = _release_tables(tables, order[position + 1:], instances, models)
             instances[handle].release(keep_vectors=handle in deeper)  # a fuser's component: its vectors stay
             give_back_memory()
-        checkpoint("commit")
-        t0 = time.perf_counter()
-        report.total_seconds = time.perf_counter() - started
-        sink.prepare(report.to_json())  # long work before the flip (an import): still interruptible
-        held.start()  # the flip is one request: act on a signal only once its outcome is known
-        sink.commit(report.to_json())
-    except BaseException:
-        if not sink.published:  # (once published, e.g. a failure logging the flip: carry on as published)
-            try:
-                sink.abort()
-            finally:
-                sink.release_lock()
-                held.stop(replay=True)  # a signal held during a failed flip: raised now, the run not published
-            raise
+        return {entry.handle: entry.items_written for entry in report.models}
+
+    def summary() -> str:
+        nonlocal publish_started
+        publish_started = time.perf_counter()
+        report.total_seconds = publish_started - started
+        return report.to_json()
+
+    publish_started = 0.0
+    try:
+        done = publish_run(sink, report.run_id, models, write, summary, min_coverage_ratio=min_coverage_ratio)
     finally:
         if own_executor:
             executor.close()
-    _after_publish(sink, report)
-    held.stop()
-    report.publish_seconds = time.perf_counter() - t0
+    report.removed_runs, report.cleanup_error = done.removed_runs, done.cleanup_error
+    report.publish_seconds = time.perf_counter() - publish_started
     report.total_seconds = time.perf_counter() - started
-    if held.received:
-        raise StoppedAfterPublish(report, held.received[0])
+    if done.signal is not None:
+        raise StoppedAfterPublish(report, done.signal)
     return report
 
 
@@ -278,9 +243,9 @@ def _release_tables(tables: Tables, later: list[str], instances: dict, models: t
 
 
 def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Neighbours], executor: Executor,
-               sink: Sink, report: RunReport, search: SearchOptions, previous: dict[str, int], *, depth: int,
+               sink: Sink, report: RunReport, search: SearchOptions, run: RunWrite, *, depth: int,
                top_n: int, keep: bool, block_mb: int, progress: bool, explain: bool, min_recall: float,
-               min_coverage_ratio: float, last_fuser: bool) -> ModelReport:
+               last_fuser: bool) -> ModelReport:
     """Fit one model, answer on the driver what cannot be partitioned (a fusion, an approximate
     search), then the executor's partitions: exact search, reasons, items, writes."""
     model, spec = instances[handle], get_spec(handle)
@@ -307,6 +272,7 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
             answer = model.similar_users(depth, block_mb=block_mb, progress=progress, search=search)
     driver_seconds = time.perf_counter() - t0
     if answer is not None:
+        entry.search_plan = answer.plan
         check_recall(handle, answer.recall_at_10, min_recall)
     job = ModelJob(handle, depth, top_n, report.run_id, report.generated_at, explain, keep=keep, block_mb=block_mb,
                    dense_mb=search.dense_mb, progress=progress)
@@ -315,7 +281,7 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
         entry.users_covered, entry.search, entry.recall_at_10 = done.users_covered, done.search, done.recall_at_10
         entry.search_seconds = driver_seconds + done.seconds.get("search", 0.0)
         _log_search(entry, top_n)
-        check_coverage(handle, done.users_covered, previous.get(handle), min_coverage_ratio)
+        run.check_coverage(handle, done.users_covered)
         checkpoint("write")
 
     t0 = time.perf_counter()
@@ -327,26 +293,8 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
     entry.partitions_seconds = time.perf_counter() - t0 if done.partitions else 0.0
     entry.explain_seconds, entry.write_seconds = done.seconds["explain"], done.seconds["write"]
     entry.items_written, entry.lists_checksum = done.items_written, done.lists_checksum
+    run.verify(handle, "items written", done.users_covered, done.items_written)  # one item per covered user
     entry.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # Linux: kilobytes
     log.info("%s: wrote %s items in %.1fs (%d partitions), peak RSS so far %s MB", handle, f"{entry.items_written:,}",
              time.perf_counter() - t0, done.partitions, f"{entry.peak_rss_mb:,}")
     return entry
-
-
-def _after_publish(sink: Sink, report: RunReport) -> None:
-    """Past the commit point (signals held): remove old runs and release the lock; nothing here undoes the run.
-
-    A failure is logged and kept in the report (``cleanup_error``): the next run removes what is
-    left, the lock's lease expires."""
-    try:
-        checkpoint("published")
-        checkpoint("cleanup")
-        report.removed_runs = sink.cleanup()
-    except Exception as exc:  # noqa: BLE001 - the run is live whatever failed here
-        report.cleanup_error = f"removing old runs: {exc.__class__.__name__}: {exc}"
-    try:
-        sink.release_lock()
-    except Exception as exc:  # noqa: BLE001
-        report.cleanup_error = report.cleanup_error or f"releasing the lock: {exc.__class__.__name__}: {exc}"
-    if report.cleanup_error:
-        log.warning("run %s is published; %s (the next run cleans up)", report.run_id, report.cleanup_error)

@@ -167,3 +167,9 @@ TEXT = {
 def describe(kind: str, value: str) -> str:
     """The human-readable form of a reason (the API adds it; the store keeps only kind/value/weight)."""
     return TEXT.get(kind, "{value}").format(value=value)
+
+
+def described(reason) -> dict:
+    """A stored reason (``recommender.store.items.Reason``) as the API and the explorer show it:
+    its kind, value and weight, and :func:`describe`'s text."""
+    return {**reason.to_dict(), "text": describe(reason.kind, reason.value)}

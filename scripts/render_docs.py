@@ -294,6 +294,18 @@ def bench_search() -> str:
         "recall@10 on the generator's 2,000-user sample against exact search:", "", search_ann_table(scale)])
 
 
+def bench_search_sparse() -> str:
+    """docs/search.md: the sparse models' exact search against ``auto``'s choice, per size measured."""
+    parts = []
+    for path in sorted((BENCH / "results").glob("search-sparse-*.json"), key=lambda p: int(p.stem.rsplit("-", 1)[1])):
+        r = _json(path)
+        switch = r.get("auto_exact_max_users")
+        parts += [f"At {r['users']:,} users (`benchmarks/results/{path.name}`, `--search {r['search']}`"
+                  f"{f', AUTO_EXACT_MAX_USERS={switch:,}' if switch else ''}), measured {r['started']} – "
+                  f"{r.get('finished', '?')} at commit `{r['commit']}`, {r['cpus']} shared cores:", "", search_ann_table(r), ""]
+    return "\n".join(parts) or "No measurement yet."
+
+
 def scaling_inputs() -> str:
     """docs/scaling.md's measured inputs: the all-users search at 100,000 users, in core-seconds."""
     results = _json(BENCH / "results" / "search.json")
@@ -453,7 +465,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "bench-load": bench_load, "bench-dnn-fit": bench_dnn_fit, "bench-write": bench_write,
     "ab-demo": ab_demo, "scaling-inputs": scaling_inputs,
     "scale-measured": scale_measured, "scale-10m": scale_10m, "bench-fusion-export": bench_fusion_export,
-    "bench-saturation": bench_saturation,
+    "bench-saturation": bench_saturation, "bench-search-sparse": bench_search_sparse,
 }
 
 

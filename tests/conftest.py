@@ -81,14 +81,14 @@ def publish(store, run_id: str, items, **options):
     items = [dataclasses.replace(i, run_id=run_id) for i in items]
     models = tuple(dict.fromkeys(i.model_handle for i in items))
     publisher = RunPublisher(store, **options)
+    publisher.begin(run_id, models)
     try:
-        publisher.begin(run_id, models)
-        for model in models:
-            publisher.write(model, (i for i in items if i.model_handle == model))
-        publisher.commit()
-        publisher.cleanup()
-    finally:
-        publisher.release_lock()
+        counts = {model: publisher.write(model, (i for i in items if i.model_handle == model)) for model in models}
+        publisher.commit(counts)
+    except BaseException:
+        publisher.abort()
+        raise
+    publisher.finish()
     return publisher
 
 

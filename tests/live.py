@@ -35,10 +35,11 @@ class BaseUrl(str):
 
 @contextmanager
 def gunicorn_server(settings, log_path: Path, *, workers: int = 2, env: dict[str, str | None] | None = None,
-                    cwd: Path = ROOT) -> Iterator[BaseUrl]:
+                    cwd: Path = ROOT, app: str = "recommender.api:create_app()") -> Iterator[BaseUrl]:
     """Serve ``recommender.api:create_app()`` for ``settings``' DynamoDB table; yields the base URL.
 
-    ``env``: variables to set, or with None to unset; ``cwd``: the server's working directory.
+    ``env``: variables to set, or with None to unset; ``cwd``: the server's working directory;
+    ``app``: another app to serve (a test's wrapper of the service's, with an injection point).
     """
     port = free_port()
     server_env = {k: v for k, v in os.environ.items() if k.upper() != "PROMETHEUS_MULTIPROC_DIR"}
@@ -57,7 +58,7 @@ def gunicorn_server(settings, log_path: Path, *, workers: int = 2, env: dict[str
     log = open(log_path, "w")  # noqa: SIM115 - closed below; a file never blocks the server like a full pipe
     server = subprocess.Popen(
         [str(GUNICORN), "-c", str(ROOT / "recommender/api/gunicorn_conf.py"), "--workers", str(workers),
-         "--bind", f"127.0.0.1:{port}", "recommender.api:create_app()"],
+         "--bind", f"127.0.0.1:{port}", app],
         cwd=cwd, env=server_env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = BaseUrl(f"http://127.0.0.1:{port}")

@@ -104,7 +104,9 @@ def test_a_dask_dry_run_writes_the_local_engines_file_byte_for_byte(engine, smal
 
 
 def test_each_dask_partition_exports_its_own_parts_holding_the_local_engines_items(engine, small_dataset, tmp_path):
-    from recommender.store.export import ExportLocation, ExportSink, read_part
+    from recommender.store.export import read_part
+    from recommender.store.export_location import ExportLocation
+    from recommender.store.export_sink import ExportSink
 
     def export(folder: Path, engine=None) -> tuple[list[str], dict, list[str]]:
         sink = ExportSink(ExportLocation(str(folder)))
@@ -193,7 +195,7 @@ def test_an_approximate_search_runs_on_the_driver_and_is_explained_and_written_b
     models = ("tfidf_user_interest",)
     from recommender.executor import DaskExecutor
 
-    ann = SearchOptions(method="ann", recall_sample=200)
+    ann = SearchOptions(method="ann", recall_sample=200, sparse_probes=32)  # half the clusters: at the floor on 600 users
     report = pipeline.run(small_dataset, _publisher(local_settings), models, 10, progress=False, search=ann,
                           executor=DaskExecutor(engine))
     pipeline.run(small_dataset, JsonLinesSink(tmp_path / "local.jsonl"), models, 10, progress=False, search=ann)

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 import pytest
 
+from recommender.data.loader import load_tables
 from recommender.models.registry import create_model
 from recommender.pipeline import run
 from recommender.store.items import StoredItem
@@ -23,18 +24,19 @@ class CollectingSink:
         self.items: dict[str, list[StoredItem]] = {}
         self.published = False
 
-    def begin(self, run_id: str, models: tuple[str, ...]) -> None: ...
-    def previous_coverage(self) -> dict[str, int]: return {}
+    def begin(self, run_id: str, models: tuple[str, ...]) -> dict[str, int]: return {}
+    def target(self) -> None: return None
 
     def write(self, model_handle: str, items: Iterable[StoredItem], total: int | None = None, progress: bool = False) -> int:
         self.items[model_handle] = list(items)
         return len(self.items[model_handle])
 
-    def prepare(self, summary: str = "") -> None: ...
-    def commit(self, summary: str = "") -> None: self.published = True
+    def commit(self, counts: dict[str, int], summary: str = "", at_commit_point=lambda: None) -> None:
+        at_commit_point()
+        self.published = True
+
     def abort(self) -> None: ...
-    def cleanup(self) -> list[str]: return []
-    def release_lock(self) -> None: ...
+    def finish(self, clean_up: bool = True) -> list[str]: return []
 
 
 def test_components_are_searched_deeper_for_the_ensemble_but_store_their_top_n(small_dataset, small_tables):
@@ -88,7 +90,9 @@ def _unstamped(text: str, report) -> str:
 
 
 def test_every_executor_writes_the_one_process_dry_run_and_export(small_dataset, tmp_path):
-    from recommender.store.export import ExportLocation, ExportSink, read_part
+    from recommender.store.export import read_part
+    from recommender.store.export_location import ExportLocation
+    from recommender.store.export_sink import ExportSink
     from recommender.store.jsonl import JsonLinesSink
 
     def dry_run(path, executor=None) -> str:
@@ -128,10 +132,11 @@ class RefusingTarget:
 
 def test_a_partition_that_fails_in_a_worker_process_fails_the_run_unpublished(small_dataset, tmp_path):
     from recommender.executor import LocalExecutor
-    from recommender.store.export import ExportLocation, ExportSink
+    from recommender.store.export_location import ExportLocation
+    from recommender.store.export_sink import ExportSink
 
     class Refusing(ExportSink):
-        def partition_target(self):
+        def target(self):
             return RefusingTarget()
 
     sink = Refusing(ExportLocation(str(tmp_path / "export")))
@@ -169,3 +174,31 @@ def test_kept_lists_hold_int32_handles_only_when_every_handle_fits():
     assert compact(small).similar.dtype == np.int32 and (compact(small).similar == small.similar).all()
     big = Neighbours(np.array([1, 2**40]), np.array([[2**40, -1], [1, -1]]), small.scores)
     assert compact(big) is big
+
+
+def test_auto_publishes_at_the_recall_floor_where_the_set_effort_misses_it_and_the_report_says_how(small_dataset):
+    from recommender.search.options import SearchOptions
+    from recommender.search.recall import RecallTooLow
+
+    # One of 64 clusters walked per user misses neighbours on these 600 users: --search ann refuses to publish ...
+    poor = SearchOptions(method="ann", sparse_probes=1, recall_sample=600)
+    with pytest.raises(RecallTooLow):
+        run(small_dataset, CollectingSink(), models=(TFIDF,), progress=False, search=poor, min_recall=0.95)
+    # ... auto (its switch-over size set low) raises the effort or searches exactly, and publishes.
+    sink = CollectingSink()
+    auto = SearchOptions(method="auto", auto_exact_max_users=10, sparse_probes=1, recall_sample=600)
+    report = run(small_dataset, sink, models=(TFIDF,), progress=False, search=auto, min_recall=0.95)
+    entry = report.models[0]
+    assert sink.published and entry.recall_at_10 >= 0.95
+    pilot = entry.search_plan["pilot"]
+    assert pilot[1] < 0.95 and entry.search_plan["index"] == "clusters"
+    if entry.search == "ann":
+        assert entry.recall_at_10 == pilot[entry.search_plan["probes"]]
+    else:
+        assert entry.search == "exact" and entry.search_plan["fallback"] == "exact" and max(pilot.values()) < 0.95
+    assert json.loads(report.to_json())["models"][0]["search_plan"]["index"] == "clusters"
+    # Published lists at that recall: the exact ones wherever the search was exact.
+    exact = create_model(TFIDF).fit(load_tables(small_dataset)).similar_users(10)
+    stored = {i.user_handle: i.similar_users for i in sink.items[TFIDF]}
+    found = [len(set(ids) & set(stored.get(u, []))) / len(ids) for u, ids, _ in exact.rows()]
+    assert np.mean(found) >= 0.95

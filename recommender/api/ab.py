@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, g, jsonify
 from spectree import Response
 
 from recommender.api.errors import ApiError
-from recommender.api.request_ids import new_request_id
+from recommender.api.http.request_ids import new_request_id
 from recommender.api.openapi import api_spec, error_responses
 from recommender.api.schemas import ErrorBody, FeedbackAccepted, FeedbackRequest
 from recommender.api.store import get_store
@@ -36,7 +36,6 @@ feedback_bp = Blueprint("feedback", __name__)
 def init_ab(app: Any, experiments: LiveExperiments, exposure_log: ExposureLog | None) -> None:
     app.extensions[_EXPERIMENTS] = experiments
     app.extensions[_LOG] = exposure_log
-    app.register_blueprint(feedback_bp)
 
 
 def live_experiments() -> LiveExperiments | None:
@@ -57,10 +56,10 @@ class Served:
 
 
 def _read(user_handle: int, model_handle: str) -> StoredItem | None:
-    try:
-        return get_store().get(user_handle, model_handle)
-    except LookupError:  # the model has no published run: no row for anyone
-        return None
+    """The store's item; the model read last is the one that answers (or failed), so it is the
+    request's ``model_handle`` for the access log and the metrics' label."""
+    g.model_handle = model_handle
+    return get_store().get(user_handle, model_handle)
 
 
 def serve(user_handle: int, model_handle: str | None, default_model: str) -> Served:
@@ -68,16 +67,17 @@ def serve(user_handle: int, model_handle: str | None, default_model: str) -> Ser
     experiments = live_experiments()
     experiment = experiments.active() if experiments is not None and model_handle is None else None
     if experiment is None:
-        g.model_handle = model = model_handle or default_model  # (labels even a failed read)
-        return Served(get_store().get(user_handle, model), model)
+        model = model_handle or default_model
+        return Served(_read(user_handle, model), model)
     arm = assign(experiment, user_handle)
-    g.model_handle = arm.model
-    item = _read(user_handle, arm.model)
+    try:
+        item = _read(user_handle, arm.model)
+    except LookupError:  # the arm's model has no published run: no row for anyone
+        item = None
     if item is not None:
         return Served(item, arm.model, experiment, arm.name, arm.name)
     metrics.FALLBACKS.labels(experiment.name, arm.name).inc()
-    g.model_handle = default_model
-    return Served(get_store().get(user_handle, default_model), default_model, experiment, arm.name, FALLBACK)
+    return Served(_read(user_handle, default_model), default_model, experiment, arm.name, FALLBACK)
 
 
 def expose(served: Served, user_handle: int, shown: list[int]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from flask import Flask, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from recommender.api import metrics
+from recommender.api.http import metrics
 from recommender.store.dynamo import NoPublishedRun, RunUnavailable, StoreUnavailable
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ Two ways to the same markup (``templates/explore/``):
 
 Errors are plain sentences in the page with the HTTP status of the JSON API (400 a bad handle,
 404 an unknown user, 503 the database unreachable), never a trace.  The page's script and style
-are static files of this package, so its Content-Security-Policy (``middleware.CSP_EXPLORE``)
+are static files of this package, so its Content-Security-Policy (``http.middleware.CSP_EXPLORE``)
 allows nothing inline and nothing from another origin.
 """
 
@@ -25,10 +25,13 @@ from typing import Any
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 from pydantic import ValidationError
 
-from recommender.api import ab, metrics
+from recommender.api import ab
 from recommender.api.errors import validation_message
 from recommender.api.explore_data import ExperimentReports, NoSuchUser, experiment_views, user_models
+from recommender.api.http import metrics
+from recommender.api.http.middleware import CSP_EXPLORE, declare
 from recommender.api.schemas import SimilarUsersRequest
+from recommender.api.settings import get_settings
 from recommender.api.store import get_store
 from recommender.store.dynamo import StoreUnavailable
 
@@ -38,20 +41,22 @@ explore_bp = Blueprint("explore", __name__, template_folder="templates", static_
                        static_url_path="/explore/static")
 _QUALITY = "similar_users_explore_quality"
 _REPORTS = "similar_users_explore_reports"
-# The pages hold no data when keys are set (the panels do): open like /health. Their static files too.
-OPEN_ENDPOINTS = frozenset({"explore.page", "explore.experiments_page", "explore.static"})
-EXPLORE_ENDPOINTS = OPEN_ENDPOINTS | {"explore.panel", "explore.experiments_panel"}
 UNAVAILABLE = "The similar-users database cannot be reached right now. Try again in a moment."
+
+
+@explore_bp.record_once
+def _policy(state) -> None:
+    # The pages hold no data when keys are set (the panels do): open like /health. Their static files too.
+    declare(state.app, explore_bp.name, csp=CSP_EXPLORE, open_endpoints=("page", "experiments_page", "static"))
 
 
 def init_explore(app: Any, quality: dict, reports: ExperimentReports) -> None:
     app.extensions[_QUALITY] = quality
     app.extensions[_REPORTS] = reports
-    app.register_blueprint(explore_bp)
 
 
 def _needs_key() -> bool:
-    return bool(current_app.config["API_KEYS"])
+    return bool(get_settings().api_keys)
 
 
 def _user_panel(raw: str | None) -> tuple[dict[str, Any], int]:
@@ -63,7 +68,7 @@ def _user_panel(raw: str | None) -> tuple[dict[str, Any], int]:
     except ValidationError as exc:
         return {"user_handle": raw, "message": f"Not a user handle: {validation_message(exc)}."}, 400
     try:
-        models = user_models(get_store(), user_handle, current_app.config["DEFAULT_MODEL"], current_app.extensions[_QUALITY])
+        models = user_models(get_store(), user_handle, get_settings().default_model, current_app.extensions[_QUALITY])
     except NoSuchUser:
         return {"user_handle": user_handle, "message": f"User {user_handle} is unknown: no published model has similar users for them."}, 404
     except StoreUnavailable as exc:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from recommender.api.models_list import models_answer
 from recommender.api.store import ReadStore
 from recommender.evaluation.quality import Quality
-from recommender.reasons import describe
+from recommender.reasons import described
 from recommender.store.dynamo import NoPublishedRun
 
 
@@ -67,7 +67,7 @@ def user_models(store: ReadStore, user_handle: int, default_model: str, quality:
                 item, view.published = None, False
             if item is not None:
                 view.neighbours = [
-                    NeighbourView(n.user_handle, n.score, [{**r.to_dict(), "text": describe(r.kind, r.value)} for r in n.reasons])
+                    NeighbourView(n.user_handle, n.score, [described(r) for r in n.reasons])
                     for n in item.explained().neighbours
                 ]
                 view.top_score = max((n.score for n in view.neighbours), default=1.0) or 1.0

@@ -13,19 +13,22 @@ starts one refresh in the background and answers with the last result, so it nev
 the database and a change is seen within about two intervals of probing.  The first probe of a
 process, and every probe with ``RUN_CHECK_SECONDS=0``, checks inline.  Every call has the API's
 short timeouts.  The result also sets the gauge ``similar_users_run_unavailable`` per model.
+The interval runs on the clock of the service's :class:`~recommender.api.run_check.RunCheck`,
+and the missing tables a refresh finds are reported to it (the item cache then stops answering
+for those runs from memory).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from flask import Flask, current_app
 
-from recommender.api import metrics
+from recommender.api.http import metrics
+from recommender.api.run_check import RunCheck
 from recommender.store.control import Pointer
 from recommender.store.dynamo import StoreUnavailable
 
@@ -45,17 +48,16 @@ class Health:
 
 
 class HealthCheck:
-    """One process's view, refreshed at most every ``refresh_seconds`` (0: on every call).
+    """One process's view, refreshed at most every ``run_check.seconds`` (0: on every call).
 
     ``start_refresh(fn)`` runs a due refresh: a daemon thread by default (a greenlet once gevent
     has patched threading); the tests pass one that runs it at once, or holds it on an event.
     """
 
-    def __init__(self, store: Any, refresh_seconds: float, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, store: Any, run_check: RunCheck,
                  start_refresh: Callable[[Callable[[], Any]], None] | None = None):
         self.store = store
-        self.refresh_seconds = refresh_seconds
-        self._clock = clock
+        self.run_check = run_check
         self._start_refresh = start_refresh or _in_background
         self._lock = threading.Lock()
         self._state: Health | None = None
@@ -64,13 +66,13 @@ class HealthCheck:
         self._flagged: set[str] = set()
 
     def current(self) -> Health:
+        seconds = self.run_check.seconds
         with self._lock:
             state = self._state
-            due = self._clock() - self._at >= self.refresh_seconds
-            start = state is not None and due and self.refresh_seconds > 0 and not self._refreshing
+            start = state is not None and self.run_check.due(self._at) and seconds > 0 and not self._refreshing
             if start:
                 self._refreshing = True
-        if state is None or self.refresh_seconds <= 0:
+        if state is None or seconds <= 0:
             return self.refresh()
         if start:
             self._start_refresh(self.refresh)
@@ -92,8 +94,10 @@ class HealthCheck:
         except Exception:  # noqa: BLE001 - an unexpected failure must not leave the probe stuck on "refreshing"
             log.exception("health check failed")
             state = Health(reachable=False)
+        for pointer in state.unavailable_runs:
+            self.run_check.unreadable(pointer.run_id)
         with self._lock:
-            self._state, self._at, self._refreshing = state, self._clock(), False
+            self._state, self._at, self._refreshing = state, self.run_check.clock(), False
         return state
 
     def _report(self, missing: tuple[Pointer, ...]) -> None:
@@ -111,8 +115,8 @@ def _in_background(refresh: Callable[[], Any]) -> None:
     threading.Thread(target=refresh, name="health-refresh", daemon=True).start()
 
 
-def init_health(app: Flask, store: Any, refresh_seconds: float) -> None:
-    app.extensions[_EXTENSION] = HealthCheck(store, refresh_seconds)
+def init_health(app: Flask, store: Any, run_check: RunCheck) -> None:
+    app.extensions[_EXTENSION] = HealthCheck(store, run_check)
 
 
 def get_health() -> Health:

@@ -8,13 +8,14 @@ immutable), so unknown users and experiment fallbacks cost no read either.
 
 The pointer itself still comes from :meth:`DynamoStore.pointer` (its own short cache and
 rules), which this wrapper does not change.  A run's table can still vanish under its pointer
-(dropped by hand, a restore without it): so a run's items are served from memory only while a
-read of that run's table has succeeded within ``RUN_CHECK_SECONDS``; the next request after that
-reads through, and a missing table then answers 503 ``run_unavailable`` like a miss would.
-Only that one request reads through: the others keep being served from memory while its read is
-under way, and all read through again if it fails.  Every request that found the check due used to
-read at once (one per request in flight, every ``RUN_CHECK_SECONDS``, for every run): a burst
-beyond the connection pool, new connections to the database, and a stall of the whole worker.
+(dropped by hand, a restore without it): so a run's items are served from memory only while the
+service's :class:`~recommender.api.run_check.RunCheck` trusts that run (its table answered within
+``RUN_CHECK_SECONDS``, and neither a request nor ``/health`` has found it missing since); the next
+request after that reads through, and a missing table then answers 503 ``run_unavailable`` like a
+miss would.  Only that one request reads through: the others keep being served from memory while
+its read is under way, and all read through again if it fails.  Every request that found the check
+due used to read at once (one per request in flight, every ``RUN_CHECK_SECONDS``, for every run): a
+burst beyond the connection pool, new connections to the database, and a stall of the whole worker.
 Size: ``ITEM_CACHE_SIZE`` entries per process (0 turns the cache off).  The eviction order is
 cachetools' ``LRUCache``; it is not thread-safe, so one lock guards it (gevent and thread workers).
 
@@ -28,12 +29,13 @@ request of the worker (``/health`` included) under load.
 from __future__ import annotations
 
 import threading
-import time
 from functools import cache
 from typing import Any
 
 from cachetools import LRUCache
 
+from recommender.api.run_check import RunCheck
+from recommender.store.dynamo import RunUnavailable
 from recommender.store.items import Neighbour, Reason, StoredItem
 
 _NO_ROW = ()  # "no row for this user": a plain tuple too
@@ -62,7 +64,7 @@ def _thawed(entry: tuple) -> StoredItem:
 def lookups():
     """The hit/miss counter, created once the API's metrics module has set up multiprocess mode
     (imported here, not at the top: the API package imports this module first)."""
-    from recommender.api import metrics  # noqa: F401
+    from recommender.api.http import metrics  # noqa: F401
     from prometheus_client import Counter
 
     return Counter("similar_users_item_cache_lookups", "Item cache lookups by result (hit or miss)", ["result"])
@@ -71,13 +73,10 @@ def lookups():
 class CachedItems:
     """Wraps a store that has ``pointer(model)`` and ``get(user, model, pointer=)``; delegates everything else."""
 
-    def __init__(self, inner: Any, size: int, run_check_seconds: float = 5.0, clock=time.monotonic):
+    def __init__(self, inner: Any, size: int, run_check: RunCheck):
         self.inner = inner
         self.size = size
-        self.run_check_seconds = run_check_seconds
-        self._clock = clock
-        #: run id -> when a read of its table last succeeded, or when the read that checks it began
-        self._run_read_at: dict[str, float] = {}
+        self.run_check = run_check
         self._items: LRUCache[tuple[str, str, int], Any] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
         self._hits, self._misses = lookups().labels("hit"), lookups().labels("miss")
@@ -87,23 +86,22 @@ class CachedItems:
         if pointer is None:  # nothing published: whatever the store does about it
             return self.inner.get(user_handle, model_handle)
         key = (pointer.run_id, model_handle, int(user_handle))
-        now = self._clock()
-        with self._lock:
-            checked = now - self._run_read_at.get(pointer.run_id, float("-inf")) <= self.run_check_seconds
-            if not checked:  # this request checks the run's table; meanwhile the others trust it
-                self._run_read_at[pointer.run_id] = now
-            found = self._items.get(key) if checked else None  # a hit becomes the most recently used
-        if found is not None:
-            self._hits.inc()
-            return _thawed(found) if found else None
+        claim = self.run_check.trusted(pointer.run_id)  # None: trusted; else this request checks the table
+        if claim is None:
+            with self._lock:
+                found = self._items.get(key)  # a hit becomes the most recently used
+            if found is not None:
+                self._hits.inc()
+                return _thawed(found) if found else None
         self._misses.inc()
         try:
             item = self.inner.get(user_handle, model_handle, pointer=pointer)  # RunUnavailable: nothing cached
+        except RunUnavailable:
+            self.run_check.unreadable(pointer.run_id)  # no answer from memory for it either, from now on
+            raise
         except BaseException:
-            if not checked:  # the check failed: every next request reads through until one succeeds
-                with self._lock:
-                    if self._run_read_at.get(pointer.run_id) == now:
-                        del self._run_read_at[pointer.run_id]
+            if claim is not None:  # the check failed: every next request reads through until one succeeds
+                self.run_check.unreadable(pointer.run_id, claim)
             raise
         # Keep it only when it is that run's answer: the store re-reads the pointer if the run's
         # table vanished meanwhile.  An item names its run; "no row" needs the pointer again.
@@ -113,7 +111,7 @@ class CachedItems:
             after = self.inner.pointer(model_handle)
             same_run = after is not None and after.run_id == pointer.run_id
         if same_run:
-            self._run_read_at[pointer.run_id] = self._clock()  # its table answered just now
+            self.run_check.readable(pointer.run_id)  # its table answered just now
             with self._lock:
                 self._items[key] = _NO_ROW if item is None else _frozen(item)  # evicts the least recently used
         return item
@@ -134,6 +132,6 @@ class CachedItems:
         return getattr(self.inner, name)
 
 
-def with_item_cache(store: Any, size: int, run_check_seconds: float = 5.0) -> Any:
+def with_item_cache(store: Any, size: int, run_check: RunCheck) -> Any:
     """``store`` behind a cache of ``size`` items, or as it is when the size is 0."""
-    return CachedItems(store, size, run_check_seconds) if size > 0 else store
+    return CachedItems(store, size, run_check) if size > 0 else store

@@ -19,7 +19,7 @@ import secrets
 from importlib.resources import files
 from typing import Any
 
-from flask import Blueprint, Response as FlaskResponse, abort, current_app, g, jsonify, send_from_directory
+from flask import Blueprint, Response as FlaskResponse, abort, g, jsonify, send_from_directory
 from spectree import Response, SpecTree
 from spectree.page import ONLINE_PAGE_TEMPLATES
 from spectree.plugins.base import Context
@@ -27,17 +27,16 @@ from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.utils import get_multidict_items
 
 from recommender.api.errors import spectree_after, spectree_before
+from recommender.api.http.middleware import API_KEY_HEADER, CSP_API, declare
 from recommender.api.schemas import USER_HANDLE_PATTERN, ErrorBody
+from recommender.api.settings import get_settings
 
-API_KEY_HEADER = "X-API-Key"
 SECURITY_SCHEME = "ApiKeyAuth"
 # Swagger UI's build, as shipped by flask-swagger-ui (requirements.txt); served under /docs/assets/.
 SWAGGER_UI_DIST = files("flask_swagger_ui") / "dist"
 DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css",
                "favicon-16x16.png", "favicon-32x32.png")
 _CDN_PREFIX = "https://unpkg.com/swagger-ui-dist@5.11.0/"  # what spectree's page template points at
-# Endpoints that hold no data; open without an API key unless DOCS_REQUIRE_KEY=true.
-DOCS_ENDPOINTS = frozenset({"docs.openapi_json", "docs.docs", "docs.docs_asset"})
 
 
 class _Plugin(FlaskPlugin):
@@ -71,7 +70,7 @@ class _Plugin(FlaskPlugin):
         )
 
     def validate_response(self, resp, resp_model, skip_validation, force_resp_serialize):
-        if isinstance(resp, FlaskResponse) and not current_app.config.get("VALIDATE_RESPONSES", True):
+        if isinstance(resp, FlaskResponse) and not get_settings().validate_responses:
             return resp, None
         return super().validate_response(resp, resp_model, skip_validation, force_resp_serialize)
 
@@ -126,6 +125,15 @@ def error_responses(*codes: int) -> dict[str, Any]:
 docs_bp = Blueprint("docs", __name__)
 
 
+@docs_bp.record_once
+def _policy(state) -> None:
+    """The docs hold no data: open without an API key unless DOCS_REQUIRE_KEY; their answers
+    (files among them, with their own Cache-Control) get the JSON answers' policy, the page its nonce."""
+    require_key = get_settings(state.app).docs_require_key
+    declare(state.app, docs_bp.name, csp=CSP_API,
+            open_endpoints=() if require_key else ("openapi_json", "docs", "docs_asset"))
+
+
 def openapi_document(api_keys: bool, docs_require_key: bool = False) -> dict[str, Any]:
     document = copy.deepcopy(api_spec.spec)
     if api_keys:
@@ -146,7 +154,8 @@ def openapi_document(api_keys: bool, docs_require_key: bool = False) -> dict[str
                    validation_error_status=NO_INPUT)
 def openapi_json():
     """The OpenAPI 3 description of this service."""
-    return jsonify(openapi_document(bool(current_app.config["API_KEYS"]), current_app.config["DOCS_REQUIRE_KEY"]))
+    settings = get_settings()
+    return jsonify(openapi_document(bool(settings.api_keys), settings.docs_require_key))
 
 
 @docs_bp.get("/docs")

@@ -6,17 +6,20 @@ become our JSON 400s in ``errors.spectree_before``); the same models make the Op
 
 from __future__ import annotations
 
-from flask import Blueprint, Response as FlaskResponse, current_app, g, jsonify
+from flask import Blueprint, Response as FlaskResponse, jsonify
 from pydantic import ValidationError
 from spectree import Response
 
-from recommender.api import ab, metrics
+from recommender.api import ab
 from recommender.api.errors import ApiError, validation_message
 from recommender.api.health import get_health
-from recommender.api.openapi import NO_INPUT, api_spec, error_responses
-from recommender.api.store import get_store
-from recommender.reasons import describe
+from recommender.api.http import metrics
+from recommender.api.http.middleware import declare
 from recommender.api.models_list import models_answer
+from recommender.api.openapi import NO_INPUT, api_spec, error_responses
+from recommender.api.settings import get_settings
+from recommender.api.store import get_store
+from recommender.reasons import described
 from recommender.api.schemas import (
     HealthBody,
     ModelsAnswer,
@@ -26,6 +29,11 @@ from recommender.api.schemas import (
 )
 
 bp = Blueprint("similar_users", __name__)
+
+
+@bp.record_once
+def _policy(state) -> None:
+    declare(state.app, bp.name, open_endpoints=("health",))  # a load balancer's probe has no key
 
 ANSWER = Response(
     HTTP_200=(list[SimilarUsersAnswer], "a list holding one object: the neighbours, most similar first"),
@@ -39,9 +47,8 @@ POST_ANSWER = Response(
 
 def _answer(req: SimilarUsersRequest):
     # Inside a running experiment (no model_handle asked) the user's arm picks the model.
-    served = ab.serve(req.user_handle, req.model_handle, current_app.config["DEFAULT_MODEL"])
+    served = ab.serve(req.user_handle, req.model_handle, get_settings().default_model)
     model_handle, item = served.model_handle, served.item
-    g.model_handle = model_handle  # for the access log and the metrics' model_handle label
     if item is None:
         raise ApiError(404, "not_found", f"no similar users stored for user_handle {req.user_handle} and model_handle {model_handle}")
     neighbours = item.neighbours[: req.k]
@@ -58,7 +65,7 @@ def _answer(req: SimilarUsersRequest):
         neighbours = item.explained().neighbours[: req.k]
         answer["neighbours"] = [
             {"user_handle": n.user_handle, "score": n.score,
-             "reasons": [{**r.to_dict(), "text": describe(r.kind, r.value)} for r in n.reasons]}
+             "reasons": [described(r) for r in n.reasons]}
             for n in neighbours
         ]
     return jsonify([answer])
@@ -103,7 +110,7 @@ def models():
     Handle, one-line description, whether it is the default, and the run that serves it (run id,
     publication time, users covered); the same registry validates `model_handle`.
     """
-    return jsonify(models_answer(get_store().pointers(), current_app.config["DEFAULT_MODEL"]))
+    return jsonify(models_answer(get_store().pointers(), get_settings().default_model))
 
 
 @bp.get("/health")

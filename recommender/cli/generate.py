@@ -2,10 +2,10 @@
 
 Every failure ends with one line on stderr and an exit status a scheduler can act on (see
 :data:`recommender.cli.common.EXIT_CODES`).  SIGTERM (systemd stop, ``timeout``, Kubernetes) is
-handled like Ctrl-C: before the pointer flip the run is marked failed, its table dropped and the
-lock released, so the next run need not wait for the lease to expire; after it the run stays
+handled like Ctrl-C: before the pointer flip the run's table and record are removed and the lock
+released, so the next run need not wait for the lease to expire; after it the run stays
 published, and the generator ends with exit 4 once the clean-up is done
-(:mod:`recommender.stopping`; docs/operations.md, "Stopping a run").
+(:func:`recommender.cli.common.run_batch`, :mod:`recommender.publishing`; docs/operations/index.md).
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ import argparse
 import gc
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
 from recommender.cli.common import (
-    BAD_INPUT, FAILED, INTERRUPTED, LOCKED, OK, STOPPED_AFTER_PUBLISH, TERMINATED, add_models_argument,
-    batch_settings, exit_codes_epilog, fail, top_n,
+    BAD_INPUT, INTERRUPTED, STOPPED_AFTER_PUBLISH, TERMINATED, add_models_argument, batch_settings, exit_codes_epilog,
+    fail, run_batch, top_n,
 )
 from recommender.config import GeneratorSettings
 from recommender.data.preflight import UsageError, check_sink, preflight
@@ -34,13 +32,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("run_generator")
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that the pipeline's clean-up runs (like KeyboardInterrupt)."""
+class _DeprecatedAlias(argparse.Action):
+    """``--publish``, the former name of ``--sink``: still accepted, with a line saying so."""
 
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the clean-up
-    raise Terminated()
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"warning: {option_string} is deprecated; use --sink {values}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.Namespace:
@@ -51,9 +48,11 @@ def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.
     parser.add_argument("--data-dir", default=settings.data_dir,
                         help="folder or s3://bucket/prefix with the four CSVs (default: %(default)s, env DATA_DIR)")
     parser.add_argument("--dry-run", metavar="FILE", type=Path, help="write JSON lines to FILE instead of DynamoDB")
-    parser.add_argument("--sink", "--publish", dest="sink", choices=("write", "export", "import"), default=settings.sink,
+    parser.add_argument("--sink", dest="sink", choices=("write", "export", "import"), default=settings.sink,
                         help="write: BatchWriteItem into a new run table; export: DynamoDB-JSON files at --export-uri "
                              "only; import: export to S3, then ImportTable (AWS) (default: %(default)s, env SINK; docs/sinks.md)")
+    parser.add_argument("--publish", dest="sink", choices=("write", "export", "import"), action=_DeprecatedAlias,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.add_argument("--export-uri", metavar="DIR|s3://BUCKET/PREFIX", default=settings.export_uri,
                         help="where --sink export / import put the run's files (env EXPORT_URI)")
     parser.add_argument("--report", metavar="FILE", type=Path,
@@ -61,8 +60,9 @@ def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.
     parser.add_argument("--force", action="store_true",
                         help="publish even when a model covers far fewer users than its published run (MIN_COVERAGE_RATIO)")
     parser.add_argument("--search", choices=("exact", "ann", "auto"), default=settings.search,
-                        help="all-users search: exact, ann (faiss IVF + exact re-ranking; fails below MIN_RECALL), "
-                             "auto: exact up to AUTO_EXACT_MAX_USERS users of a model (default: %(default)s, env SEARCH)")
+                        help="all-users search: exact, ann (sparse vectors: cluster index; dense: faiss IVF + exact "
+                             "re-ranking; fails below MIN_RECALL), auto: exact up to AUTO_EXACT_MAX_USERS users of a model, "
+                             "above it ann at an effort that reaches MIN_RECALL, else exact (default: %(default)s, env SEARCH)")
     parser.add_argument("--engine", choices=("local", "dask"), default=settings.engine,
                         help="where the exact search, the reasons and the writes run (default: %(default)s, env ENGINE)")
     parser.add_argument("--scheduler", metavar="ADDRESS", default=settings.dask_scheduler_address,
@@ -71,24 +71,17 @@ def parse_args(argv: list[str] | None, settings: GeneratorSettings) -> argparse.
     return parser.parse_args(argv)
 
 
-def _stopped(signal_name: str, published: bool) -> tuple[int, str]:
-    """The exit code and the last line for a run ended by SIGINT or SIGTERM."""
-    verb = "interrupted" if signal_name == "SIGINT" else "terminated"
-    if published:
-        return STOPPED_AFTER_PUBLISH, f"{verb} ({signal_name}) after the run was published; the new run serves, nothing was undone"
-    return (INTERRUPTED if signal_name == "SIGINT" else TERMINATED), f"{verb} ({signal_name}); the run was not published"
-
-
 def _export_sink(args: argparse.Namespace, settings: GeneratorSettings):
     """``--sink export`` (files only) or ``--sink import`` (files on S3, then ImportTable and the pointer flip)."""
     from recommender.store.dynamo import DynamoStore
-    from recommender.store.export import ExportLocation, ExportSink
-    from recommender.store.import_publisher import ImportPublisher
+    from recommender.store.export_location import ExportLocation
+    from recommender.store.export_sink import ExportSink
+    from recommender.store.import_publisher import import_publisher
 
     location = ExportLocation(args.export_uri, settings.s3_endpoint_url)
     if args.sink == "export":
         return ExportSink(location, write_processes=settings.write_processes)
-    return ImportPublisher(
+    return import_publisher(
         DynamoStore.for_generator(settings), location,
         poll_seconds=settings.import_poll_seconds,
         timeout_seconds=settings.import_timeout_seconds,
@@ -116,23 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     from recommender import pipeline
     from recommender.data.loader import DataValidationError
     from recommender.data.sources import DataSourceError
-    from recommender.store.dynamo import DynamoStore, StoreUnavailable
-    from recommender.store.export import ExportFailed
-    from recommender.store.import_publisher import ImportFailed
-    from recommender.store.jsonl import JsonLinesSink
-    from recommender.store.publisher import LockHeld, LockLost, RunPublisher
     from recommender.search.options import SearchOptions
     from recommender.search.recall import RecallTooLow
-    from recommender.store.retry import RetriesExhausted
+    from recommender.store.dynamo import DynamoStore
+    from recommender.store.jsonl import JsonLinesSink
+    from recommender.store.publisher import RunPublisher
 
-    from recommender.stopping import StoppedAfterPublish
-
-    previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
-    executor = None
     sink = None
-    report: RunReport | None = None
-    stopped: tuple[int, str] | None = None
-    try:
+
+    def body() -> RunReport:
+        nonlocal sink
+        executor = None
         try:
             if args.engine == "dask":
                 from recommender.executor import DaskExecutor
@@ -155,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                     write_threads=settings.write_threads,
                     write_processes=settings.write_processes,
                 )
-            report = pipeline.run(
+            return pipeline.run(
                 args.data_dir,
                 sink,
                 args.models,
@@ -173,37 +160,17 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if executor is not None:
                 executor.close()
-    except (DataValidationError, pipeline.CoverageError) as exc:
-        return fail(BAD_INPUT, str(exc))
-    except LockHeld as exc:
-        return fail(LOCKED, str(exc))
-    except (StoreUnavailable, LockLost, RetriesExhausted, DataSourceError, RecallTooLow, ExportFailed, ImportFailed) as exc:
-        return fail(FAILED, str(exc))
-    except StoppedAfterPublish as exc:  # the signal was held until the clean-up was done
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as after any SIGTERM: a second one must not interrupt us
-        report = exc.report
-        stopped = _stopped(exc.signal_name, published=True)
-    except KeyboardInterrupt:
-        stopped = _stopped("SIGINT", published=sink is not None and sink.published)
-    except Terminated:
-        stopped = _stopped("SIGTERM", published=sink is not None and sink.published)
-    except Exception as exc:  # noqa: BLE001 - the operator gets one line; the log has the trace
-        log.debug("generator failed", exc_info=True)
-        if sink is not None and sink.published:  # e.g. closing the executor after the run: it stays published
-            log.warning("run published, then: %s: %s", exc.__class__.__name__, exc)
-        else:
-            return fail(FAILED, f"generator failed: {exc.__class__.__name__}: {exc}")
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
-    if report is not None:  # published: the summary is written even when a signal ends the run
-        _summarise(report, args.report or settings.run_report_dir / f"{report.run_id}.json")
-    if stopped is not None:
+
+    outcome = run_batch("generator", body, lambda: sink is not None and sink.published,
+                        bad_input=(DataValidationError,), failed=(DataSourceError, RecallTooLow))
+    if outcome.result is not None:  # published: the summary is written even when a signal ends the run
+        _summarise(outcome.result, args.report or settings.run_report_dir / f"{outcome.result.run_id}.json")
+    if outcome.code in (INTERRUPTED, TERMINATED, STOPPED_AFTER_PUBLISH):
         # The signal lands anywhere, e.g. half-way through building a native object (numba's
         # compiler): collect such objects now, so that their finalizers' complaints reach stderr
         # before the operator's one line, not after it at interpreter exit.
         gc.collect()
-        return fail(*stopped)
-    return OK
+    return outcome.exit()
 
 
 def _summarise(report: RunReport, report_path: Path) -> None:

@@ -4,32 +4,18 @@ Production: gunicorn (``make serve``, which runs ``--check`` first).  Debug mode
 ``--debug``; it must never face real traffic.
 
 Binding an address other machines can reach while ``API_KEYS`` is empty is refused: the service
-would answer anyone.  Loopback (the default) needs no key.
+would answer anyone.  Loopback (the default) needs no key; ``ALLOW_PUBLIC_WITHOUT_KEYS=true``
+says it is intended.  gunicorn's master applies the same rule
+(:func:`recommender.config.public_without_keys`) to its ``--bind`` addresses.
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 
 from recommender.cli.common import BAD_INPUT
-from recommender.config import ApiSettings, SettingsError, load_settings
-
-
-def public_without_keys(host: str, settings: ApiSettings) -> str | None:
-    """The error when ``host`` faces other machines and no API key guards the service, else None."""
-    if settings.api_keys:
-        return None
-    if host == "localhost":
-        return None
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass  # a host name: it may resolve to anything, so it counts as public
-    return (f"HOST={host} is reachable from other machines but API_KEYS is empty: set API_KEYS, "
-            f"or bind 127.0.0.1 (the default)")
+from recommender.config import ApiSettings, SettingsError, load_settings, public_without_keys
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from recommender.data.arrow_columns import strings as arrow_strings
+from recommender.hashing import splitmix64
+
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 #: Bits of each membership bitmap (2**26 bytes = 64 MB): with 2M repeated hashes, ~3% of a
 #: bitmap is set, so ~0.1% of the other rows pass both by chance.
@@ -23,29 +26,12 @@ _BITMAP_BITS = 26
 _SMALL = 100_000
 
 
-def _splitmix(values: np.ndarray) -> np.ndarray:
-    """A well-spread 64-bit hash of each value (the SplitMix64 finaliser), in place."""
-    values ^= values >> np.uint64(30)
-    values *= np.uint64(0xBF58476D1CE4E5B9)
-    values ^= values >> np.uint64(27)
-    values *= np.uint64(0x94D049BB133111EB)
-    values ^= values >> np.uint64(31)
-    return values
-
-
-def _arrow_strings(values: pd.Series) -> pa.ChunkedArray | None:
-    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
-        return None
-    array = pa.array(values.array)
-    return array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
-
-
 def _row_hashes(frame: pd.DataFrame) -> np.ndarray | None:
     """One uint64 per row from its int, float and datetime columns and the byte lengths of its
     Arrow text (cheap: read from the offsets); ``None`` if it has no such column."""
     hashes = None
     for column in frame.columns:
-        strings = _arrow_strings(frame[column])
+        strings = arrow_strings(frame[column])
         if strings is not None:
             values = pc.binary_length(strings).to_numpy()
         elif frame[column].dtype.kind in "iMf":
@@ -59,7 +45,7 @@ def _row_hashes(frame: pd.DataFrame) -> np.ndarray | None:
         else:
             continue
         hashes = bits if hashes is None else hashes * _MIX ^ bits  # multiply-xor: a column costs 2 passes
-    return None if hashes is None else _splitmix(hashes)  # then spread every bit once, for the bitmaps
+    return None if hashes is None else splitmix64(hashes, in_place=True)  # then spread every bit once, for the bitmaps
 
 
 def _shared(hashes: np.ndarray) -> np.ndarray:
@@ -98,7 +84,7 @@ def _take(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     take on a column of 1,700 chunks first concatenates them all, a copy of the whole column."""
     columns = {}
     for column in frame.columns:
-        strings = _arrow_strings(frame[column])
+        strings = arrow_strings(frame[column])
         if strings is None:
             columns[column] = frame[column].to_numpy()[positions]
             continue
@@ -125,7 +111,7 @@ def keep_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
     runs = edges.reshape(-1, 2)  # [start, stop) of each run of kept rows
     columns = {}
     for column in frame.columns:
-        strings = _arrow_strings(frame[column])
+        strings = arrow_strings(frame[column])
         if strings is not None and len(runs) <= _MAX_RUNS:
             pieces = [chunk for a, b in runs for chunk in strings.slice(a, b - a).chunks]
             kept = pa.chunked_array(pieces, type=strings.type)

@@ -10,18 +10,19 @@ exports contain such rows and one of them should not cost a night's run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from recommender.data import fast_columns
-from recommender.data.arrow_csv import read_strings
+from recommender.data import arrow_columns
+from recommender.data.arrow_csv import CsvError, read_columns
+from recommender.data.csv_lines import data_row_line
 from recommender.data.duplicate_rows import duplicated, keep_rows
-from recommender.data.csv_lines import data_row_line, tokenizer_error, undecodable_line
 from recommender.data.preflight import os_reason
 from recommender.data.schema import (
     COLUMNS, EARLIEST_DATE, FILES, FUTURE_DATE_SLACK_DAYS, LEVELS, MAX_TEXT_LENGTH, MAX_USER_HANDLE,
@@ -69,51 +70,15 @@ def _read_csv(path: Path, name: str) -> pd.DataFrame:
         raise DataValidationError(path, "is a directory")
     if not path.exists():
         raise DataValidationError(path, "file not found")
-    required = COLUMNS[name]
-    with _readable(path):
-        try:
-            header = pd.read_csv(path, nrows=0).columns
-        except pd.errors.EmptyDataError:
-            raise DataValidationError(path, "file is empty (no header row)") from None
-    header = [str(c).strip() for c in header]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise DataValidationError(path, "required column missing", column=missing[0])
-    with _readable(path):
-        frame = read_strings(path, header, required)  # pyarrow; None when pandas must decide
-    if frame is None:
-        frame = _read_with_pandas(path, required)
+    try:
+        frame = read_columns(path, COLUMNS[name])
+    except OSError as exc:
+        raise DataValidationError(path, os_reason(exc)) from None
+    except CsvError as exc:
+        raise DataValidationError(path, exc.message, column=exc.column, row=exc.row) from None
     if frame.empty:
         raise DataValidationError(path, "no data rows")
     return frame
-
-
-def _read_with_pandas(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """The careful reader: slower, but it names a row with extra fields or undecodable bytes."""
-    with _readable(path):  # every column: a row with more fields than the header is an error
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
-    if not isinstance(frame.index, pd.RangeIndex):  # pandas took the first row's extra field for an index
-        fields = len(frame.columns)
-        message = f"not a readable CSV file: expected {fields} fields, saw {fields + frame.index.nlevels}"
-        raise DataValidationError(path, message, row=data_row_line(path, 0))
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame[list(required)]
-
-
-@contextmanager
-def _readable(path: Path) -> Iterator[None]:
-    """Turn the parser's and the OS's exceptions into one line naming the file (and the line)."""
-    try:
-        yield
-    except OSError as exc:
-        raise DataValidationError(path, os_reason(exc)) from None
-    except UnicodeDecodeError:
-        where = undecodable_line(path)
-        line, raw = where if where else (None, b"")
-        raise DataValidationError(path, f"not UTF-8 text (bytes {raw.hex(' ')}); save the file as UTF-8", row=line) from None
-    except pd.errors.ParserError as exc:
-        line, reason = tokenizer_error(path, str(exc))
-        raise DataValidationError(path, f"not a readable CSV file: {reason}", row=line) from None
 
 
 def _shown(raw: str) -> str:
@@ -145,7 +110,12 @@ def _not_positive(shown: str) -> str:
     return f"value {shown} is not a positive integer"
 
 
-_HANDLE_TEXT = r"\+?[0-9]+(?:\.0+)?"  # digits; a fraction of zeros only (12.0) is the integer
+def _text(frame: pd.DataFrame, column: str) -> pa.ChunkedArray:
+    """The column's stripped cells as Arrow strings (how every value is read: surrounding spaces never count)."""
+    return arrow_columns.strings(arrow_columns.strip(frame[column]))
+
+
+_HANDLE_TEXT = r"^\+?[0-9]+(?:\.0+)?$"  # digits; a fraction of zeros only (12.0) is the integer
 _HANDLE_NOISE = r"^\+|\.0+$"
 _MAX_HANDLE_DIGITS = len(str(MAX_USER_HANDLE))
 
@@ -153,37 +123,38 @@ _MAX_HANDLE_DIGITS = len(str(MAX_USER_HANDLE))
 def _handles(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     """Positive int64 user handles, parsed as integers and never through a float.
 
-    A column of plain integers is parsed in one vectorised pass.  If anything else appears
-    (``12.0``, ``1e3``, a handle over int64), pandas would read the whole column as floats and
-    every handle above 2**53 would silently change; such a column is re-read from its digits:
-    ``12.0`` (a fraction of zeros only, as exports through a float column write it) is exactly
-    12, anything else that is not digits is refused, and so is a handle over int64.
+    A column of plain digits is cast by pyarrow in one pass (a value over int64 is refused by the
+    cast, not wrapped).  Anything else is normalised first: ``+7`` and ``12.0`` (a fraction of
+    zeros only, as exports through a float column write it) are exactly 7 and 12, anything else
+    that is not digits is refused, and so is a handle over int64.  pyarrow's own integer parsing
+    is not given the rest: it would take ``0x10`` for 16.
     """
-    fast = fast_columns.positive_handles(frame[column])
-    if fast is not None:
-        return pd.Series(fast, index=frame.index, name=column, copy=False)  # ours alone: no copy
-    text = frame[column].str.strip()
-    values = pd.to_numeric(text, errors="coerce")
-    if values.dtype != np.int64:
-        well_formed = text.str.fullmatch(_HANDLE_TEXT).to_numpy(dtype=bool)
-        digits = text.where(well_formed, "0").str.replace(_HANDLE_NOISE, "", regex=True).str.lstrip("0")
-        length = digits.str.len().to_numpy()
-        too_big = (length > _MAX_HANDLE_DIGITS) | ((length == _MAX_HANDLE_DIGITS) & (digits > str(MAX_USER_HANDLE)).to_numpy())
-        _stop_at_first(frame, column, path, [
-            (~well_formed, _not_positive),
-            (too_big, lambda shown: f"value {shown} is above the largest user handle, {MAX_USER_HANDLE}"),
-        ])
-        values = pd.to_numeric(digits.mask(digits.eq(""), "0")).astype(np.int64)
-    _stop_at_first(frame, column, path, [((values <= 0).to_numpy(), _not_positive)])
-    return values
+    text = _text(frame, column)
+    if pc.all(pc.ascii_is_decimal(text)).as_py():  # false for "", "+7", "0x10", "12.0"
+        values, refused = arrow_columns.parsed(text, lambda t: pc.cast(t, pa.int64()))
+        if refused is None:
+            handles = values.to_numpy()
+            _stop_at_first(frame, column, path, [(handles <= 0, _not_positive)])
+            return pd.Series(handles, index=frame.index, name=column, copy=False)
+    well_formed = pc.match_substring_regex(text, _HANDLE_TEXT)
+    digits = pc.utf8_ltrim(pc.replace_substring_regex(pc.if_else(well_formed, text, "0"), _HANDLE_NOISE, ""), "0")
+    length = pc.binary_length(digits).to_numpy()
+    too_big = (length > _MAX_HANDLE_DIGITS) | ((length == _MAX_HANDLE_DIGITS)
+                                               & pc.greater(digits, str(MAX_USER_HANDLE)).to_numpy(zero_copy_only=False))
+    _stop_at_first(frame, column, path, [
+        (~well_formed.to_numpy(zero_copy_only=False) | (length == 0), _not_positive),
+        (too_big, lambda shown: f"value {shown} is above the largest user handle, {MAX_USER_HANDLE}"),
+    ])
+    return pd.Series(pc.cast(digits, pa.int64()).to_numpy(), index=frame.index, name=column, copy=False)
 
 
 def _numbers(frame: pd.DataFrame, column: str, path: Path, bounds: tuple[float, float] | None = None) -> pd.Series:
     """Finite float64 numbers (``inf``, ``nan``, ``1e400`` refused), within ``bounds`` if given."""
-    fast = fast_columns.plain_numbers(frame[column], bounds)
-    if fast is not None:
-        return pd.Series(fast, index=frame.index, name=column, copy=False)  # ours alone: no copy
-    values = pd.to_numeric(frame[column].str.strip(), errors="coerce").astype(np.float64).to_numpy()
+    text = _text(frame, column)
+    parsed, refused = arrow_columns.parsed(text, lambda t: pc.cast(t, pa.float64()))
+    values = parsed.to_numpy()
+    if refused is not None:  # NaN from there on: "not a number" at the refused value, nothing after it
+        values = np.concatenate([values, np.full(len(text) - refused, np.nan)])
     missing = np.isnan(values)
     problems: list[Problem] = [
         (missing, lambda shown: f"value {shown} is not a number"),
@@ -195,7 +166,29 @@ def _numbers(frame: pd.DataFrame, column: str, path: Path, bounds: tuple[float, 
             outside = ~missing & ((values < low) | (values > high))
         problems.append((outside, lambda shown: f"value {shown} is outside the accepted range {low:g}..{high:g}"))
     _stop_at_first(frame, column, path, problems)
-    return pd.Series(values, index=frame.index, name=column)
+    return pd.Series(values, index=frame.index, name=column, copy=False)
+
+
+_TIMESTAMP, _UTC_TIMESTAMP = pa.timestamp("us"), pa.timestamp("us", tz="UTC")
+#: A date and time followed by a zone (``Z``, ``+02:00``, ``-0430``, ``+02``): pyarrow reads such
+#: a value only as a zoned timestamp, and one without a zone only as a naive one.
+_ZONED = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ].*[Z+-]"
+
+
+def _utc_microseconds(text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """ISO 8601 dates and date-times as naive UTC timestamps (µs), by pyarrow's own parser;
+    ``ArrowInvalid`` if it refuses a value."""
+    try:
+        return pc.cast(text, _TIMESTAMP)  # the usual export: no zone anywhere
+    except pa.ArrowInvalid:
+        zoned = pc.match_substring_regex(text, _ZONED)
+        if not pc.any(zoned).as_py():
+            raise
+    where = zoned.to_numpy(zero_copy_only=False)
+    micros = np.empty(len(text), dtype=np.int64)
+    micros[~where] = pc.cast(pc.cast(text.filter(pc.invert(zoned)), _TIMESTAMP), pa.int64()).to_numpy()
+    micros[where] = pc.cast(pc.cast(text.filter(zoned), _UTC_TIMESTAMP), pa.int64()).to_numpy()
+    return pa.chunked_array([pa.array(micros.view("datetime64[us]"), type=_TIMESTAMP)])
 
 
 def _dates(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
@@ -204,26 +197,29 @@ def _dates(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     One rule for every row, so that ``2019-07-31T10:00:00Z`` among plain dates loads instead
     of failing on mixed time zones, and all dates compare on one clock.
     """
-    earliest = pd.Timestamp(EARLIEST_DATE, tz="UTC")
     latest = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=FUTURE_DATE_SLACK_DAYS)
-    fast = fast_columns.utc_dates(frame[column], earliest, latest)
-    if fast is not None:
-        return pd.Series(fast, index=frame.index, name=column, copy=False)  # ours alone: no copy
-    values = pd.to_datetime(frame[column].str.strip(), errors="coerce", format="ISO8601", utc=True)
-    missing = values.isna().to_numpy()
-    outside = ~missing & ((values < earliest) | (values > latest)).to_numpy()
+    low, high = pd.Timestamp(EARLIEST_DATE, tz="UTC").value // 1_000, latest.value // 1_000  # µs since the epoch
+    text = _text(frame, column)
+    parsed, refused = arrow_columns.parsed(text, _utc_microseconds)
+    values = parsed.to_numpy().astype("datetime64[us]", copy=False)
+    missing = np.zeros(len(text), dtype=bool)
+    if refused is not None:
+        missing[refused] = True
+        values = np.concatenate([values, np.zeros(len(text) - refused, dtype=values.dtype)])
+    micros = values.view(np.int64)
+    outside = ~missing & ((micros < low) | (micros > high))
     _stop_at_first(frame, column, path, [
         (missing, lambda shown: f"value {shown} is not a date"),
         (outside, lambda shown: f"value {shown} is not between {EARLIEST_DATE} and one day after the run "
                                 f"({latest:%Y-%m-%d %H:%M} UTC)"),
     ])
-    return values.dt.tz_localize(None)
+    return pd.Series(values, index=frame.index, name=column, copy=False)
 
 
 def _texts(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     """Stripped text of at most ``MAX_TEXT_LENGTH`` characters (tags, course ids, authors)."""
-    values = fast_columns.strip(frame[column])
-    if fast_columns.longest_bytes(values) > MAX_TEXT_LENGTH:  # characters <= bytes: else none is too long
+    values = arrow_columns.strip(frame[column])
+    if arrow_columns.longest_bytes(values) > MAX_TEXT_LENGTH:  # characters <= bytes: else none is too long
         too_long = (values.str.len() > MAX_TEXT_LENGTH).to_numpy()
         _stop_at_first(frame, column, path, [
             (too_long, lambda shown: f"value {shown} is longer than {MAX_TEXT_LENGTH} characters"),
@@ -232,7 +228,7 @@ def _texts(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
 
 
 def _tags(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    return fast_columns.lower(_texts(frame, column, path))
+    return arrow_columns.lower(_texts(frame, column, path))
 
 
 class _Dropper:
@@ -269,7 +265,7 @@ class _Dropper:
 
 
 def _levels(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    return fast_columns.capitalize(fast_columns.strip(frame[column]))
+    return arrow_columns.capitalize(arrow_columns.strip(frame[column]))
 
 
 def _scores(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:

@@ -95,10 +95,10 @@ def check_output_path(path: Path | None, option: str) -> None:
 
 
 def check_sink(sink: str, export_uri: str | None, dry_run: Path | None) -> None:
-    """``--sink``/``--publish`` with what it needs: an export location (S3 for an import), no ``--dry-run``."""
+    """``--sink`` with what it needs: an export location (S3 for an import), no ``--dry-run``."""
     if sink == "write":
         if export_uri:
-            raise UsageError("--export-uri / EXPORT_URI needs --sink export or --publish import (SINK=write writes to DynamoDB)")
+            raise UsageError("--export-uri / EXPORT_URI needs --sink export or --sink import (SINK=write writes to DynamoDB)")
         return
     if dry_run is not None:
         raise UsageError(f"--dry-run writes JSON lines and nothing else; it cannot be combined with --sink {sink}")

@@ -57,7 +57,8 @@ class Arm(BaseModel):
 
     name: Name
     model: str
-    weight: float = Field(gt=0, allow_inf_nan=False)
+    # A TOML number: a quoted one or a boolean is refused, not read as 2.0 or 1.0.
+    weight: float = Field(gt=0, allow_inf_nan=False, strict=True)
 
     @field_validator("model", mode="before")
     @classmethod

@@ -32,7 +32,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     with _lock:
         if name not in globals():
-            from recommender.api import metrics  # noqa: F401  (multiprocess mode first)
+            from recommender.api.http import metrics  # noqa: F401  (multiprocess mode first)
             from prometheus_client import Counter
 
             metric, documentation, labels = _SPECS[name]

@@ -7,16 +7,18 @@ their nearest centroid (independent per vector) and each query scans the ``nprob
 it (independent per query), so every stage runs on all cores and the same vectors give the same
 candidates from run to run.
 
-Why a projection: the index needs dense vectors of modest width.  Sparse vectors (TF-IDF tags,
-BM25 course views) and dense ones wider than :data:`DENSE_AS_IS_MAX` are projected by a seeded
-randomized TruncatedSVD, fitted on a seeded sample of rows, to ``ann_dims`` dimensions; narrower
-dense vectors (the DNN's embeddings, ALS factors, the assessment percentiles, sparse in storage
-but held by every user) go in as they are.  The projection only
-chooses candidates: each user's ``candidates`` are re-scored on the model's own vectors
-(:mod:`recommender.search.rerank`), so the published scores are exact, and recall is measured
-against exact search on those own vectors (:mod:`recommender.search.recall`).  A projection loses
-neighbours that a wider one would keep, but re-ranking more candidates exactly costs far less than
-scanning a wider index, so the sparse models take more candidates rather than more dimensions.
+Which vectors: dense ones, and those sparse in storage but dense in content (the assessment
+percentiles, held by every user).  Sparse vectors (TF-IDF tags, BM25 course views) are searched by
+the cluster index on their full vectors instead (:mod:`recommender.search.clusters`): no projection
+narrow enough for this index keeps their neighbours (docs/search.md).
+
+Why a projection: the index needs dense vectors of modest width.  Dense vectors up to
+:data:`DENSE_AS_IS_MAX` wide (the DNN's embeddings, ALS factors, the assessment percentiles) go in
+as they are; wider ones are projected by a seeded randomized TruncatedSVD, fitted on a seeded
+sample of rows, to ``ann_dims`` dimensions.  The projection only chooses candidates: each user's
+``candidates`` are re-scored on the model's own vectors (:mod:`recommender.search.rerank`), so the
+published scores are exact, and recall is measured against exact search on those own vectors
+(:mod:`recommender.search.recall`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from sklearn.preprocessing import normalize
 from tqdm.auto import tqdm
 
 from recommender.search.exact import exact_top_k, unit_rows
-from recommender.search.neighbours import Neighbours, empty_answer
+from recommender.search.neighbours import Neighbours, start_answer
 from recommender.search.options import SearchOptions
 from recommender.search.recall import recall_at_k, sample_rows
 from recommender.search.rerank import rerank
@@ -51,8 +53,6 @@ _TRAIN_PER_CELL = 64
 _PROJECTION_SAMPLE = 200_000
 #: Dense vectors up to this wide go into the index as they are (assessment percentiles: 108).
 DENSE_AS_IS_MAX = 256
-#: Sparse vectors at least this full are dense in content and indexed as such.
-_DENSE_CONTENT = 0.5
 
 
 @dataclass(frozen=True)
@@ -70,21 +70,18 @@ class IvfPlan:
                 "nprobe": self.nprobe, "candidates": self.candidates}
 
 
-def plan(count: int, features: int, sparse_content: bool, k: int, options: SearchOptions) -> IvfPlan:
+def plan(count: int, features: int, k: int, options: SearchOptions) -> IvfPlan:
     """Index shape for ``count`` users: nlist ~ ``ann_cells_per_sqrt`` × sqrt(users), clamped.
 
     Cells of about sqrt(users) vectors balance the two costs of a query, finding the nearest cells
-    (nlist centroids) and scanning them (nprobe × users / nlist vectors).  Sparse models take
-    ``ann_sparse_candidates`` (their projection ranks neighbours less faithfully), dense ones
-    ``ann_candidates``; never fewer than k + 1 (self is among them) nor more than there are users.
-    Sparse content is always projected to ``ann_dims``; dense vectors up to :data:`DENSE_AS_IS_MAX`
-    wide go in as they are.
+    (nlist centroids) and scanning them (nprobe × users / nlist vectors).  ``ann_candidates`` per
+    user, never fewer than k + 1 (self is among them) nor more than there are users.  Vectors up
+    to :data:`DENSE_AS_IS_MAX` wide go in as they are, wider ones are projected to ``ann_dims``.
     """
-    projected = sparse_content or features > DENSE_AS_IS_MAX
+    projected = features > DENSE_AS_IS_MAX
     dims = min(options.ann_dims, features) if projected else features
     nlist = int(np.clip(round(options.ann_cells_per_sqrt * math.sqrt(count)), 1, max(1, count // 39)))
-    wanted = options.ann_sparse_candidates if sparse_content else options.ann_candidates
-    candidates = int(min(count, max(wanted, k + 1)))
+    candidates = int(min(count, max(options.ann_candidates, k + 1)))
     return IvfPlan(dims=max(1, dims), projected=projected, nlist=nlist, nprobe=min(nlist, options.ann_nprobe),
                    candidates=candidates)
 
@@ -141,15 +138,12 @@ def ann_top_k(
 
     ``stats``, when given, receives the index plan and the seconds of each stage (benchmarks).
     """
-    users = np.asarray(users, dtype=np.int64)
-    count = len(users)
-    similar, scores = empty_answer(users, n)
-    if count < 2 or n < 1:
+    users, similar, scores, k = start_answer(users, n)
+    if k < 1:
         return Neighbours(users, similar, scores, method="ann")
-    k = min(n, count - 1)
+    count = len(users)
     unit = unit_rows(vectors)
-    sparse_content = sparse.issparse(unit) and unit.nnz < _DENSE_CONTENT * count * unit.shape[1]
-    ivf = plan(count, unit.shape[1], sparse_content, k, options)
+    ivf = plan(count, unit.shape[1], k, options)
     times = {"build": 0.0, "query": 0.0, "rerank": 0.0}
     t0 = time.perf_counter()
     with _omp_threads(workers):
@@ -179,4 +173,4 @@ def ann_top_k(
              desc, recall, f"{sample.size:,}", times["query"], times["rerank"])
     if stats is not None:
         stats.update(params=ivf.as_dict(), seconds={name: round(value, 2) for name, value in times.items()})
-    return Neighbours(users, similar, scores, method="ann", recall_at_10=recall)
+    return Neighbours(users, similar, scores, method="ann", recall_at_10=recall, plan=ivf.as_dict())

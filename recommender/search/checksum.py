@@ -6,37 +6,40 @@ the rows are *added* (mod 2^64), so a Dask partition sends two integers back and
 them: the sum over blocks is the sum over all users, in any order.  Two independent mixes give 128
 bits.  Not a cryptographic digest (nobody forges lists here); equal checksums mean equal lists
 but for a 2^-128 accident.
+
+It covers what is published and nothing else: a user with no neighbour (no item) adds nothing, a
+row's padding (-1, NaN) is skipped, and a score counts as the decimal that is stored
+(:func:`~recommender.search.neighbours.stored_units`), so the same checksum is computed again from
+the stored items alone (:func:`of_items`): that is how an export is verified before it is loaded.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from recommender.search.neighbours import Neighbours
+from recommender.hashing import splitmix64
+from recommender.search.neighbours import Neighbours, stored_units
 
 _SEEDS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F)
 _MASK = (1 << 64) - 1
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, on every element (uint64 arithmetic wraps)."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
 def parts(neighbours: Neighbours) -> tuple[int, int]:
-    """The two 64-bit sums of ``neighbours``' rows; add them over blocks with :func:`combine`."""
-    columns = [neighbours.users.astype(np.int64).view(np.uint64)[:, None],
-               neighbours.similar.astype(np.int64).view(np.uint64),
-               np.ascontiguousarray(neighbours.scores, dtype=np.float32).view(np.uint32).astype(np.uint64)]
-    values = np.concatenate(columns, axis=1) if len(neighbours.users) else np.zeros((0, 1), dtype=np.uint64)
+    """The two 64-bit sums of ``neighbours``' published rows; add them over blocks with :func:`combine`."""
+    similar = np.asarray(neighbours.similar)
+    valid = similar >= 0
+    published = valid[:, 0] if similar.ndim == 2 and similar.shape[1] else np.zeros(len(similar), dtype=bool)
+    users = neighbours.users.astype(np.int64).view(np.uint64)[published]
+    ids = similar[published].astype(np.int64).view(np.uint64)
+    valid = valid[published]
+    units = stored_units(np.where(valid, np.asarray(neighbours.scores)[published], 0.0)).view(np.uint64)
     sums = []
     with np.errstate(over="ignore"):
         for seed in _SEEDS:
-            row = np.full(len(values), seed, dtype=np.uint64)
-            for column in values.T:
-                row = _mix(row ^ column)
+            row = splitmix64(np.full(len(users), seed, dtype=np.uint64) ^ users, in_place=True)
+            for column in range(ids.shape[1]):  # a padded entry leaves the row as it was
+                mixed = splitmix64(splitmix64(row ^ ids[:, column], in_place=True) ^ units[:, column], in_place=True)
+                row = np.where(valid[:, column], mixed, row)
             sums.append(int(row.sum(dtype=np.uint64)))
     return sums[0], sums[1]
 
@@ -50,3 +53,15 @@ def combine(sums: list[tuple[int, int]]) -> str:
 
 def checksum(neighbours: Neighbours) -> str:
     return combine([parts(neighbours)])
+
+
+def of_items(users: list[int], similar: list[list[int]], scores: list[list[float]]) -> tuple[int, int]:
+    """:func:`parts` of stored items' lists (each user's neighbours and scores as stored), e.g. one
+    part of an export; the rows may have any lengths."""
+    width = max((len(row) for row in similar), default=0)
+    ids = np.full((len(users), max(width, 1)), -1, dtype=np.int64)
+    values = np.full(ids.shape, np.nan, dtype=np.float64)
+    for i, (row, row_scores) in enumerate(zip(similar, scores)):  # per item, not users x users
+        ids[i, :len(row)] = row
+        values[i, :len(row_scores)] = row_scores
+    return parts(Neighbours(np.asarray(users, dtype=np.int64), ids, values))

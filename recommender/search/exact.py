@@ -5,8 +5,8 @@ Two kernels, picked by cost:
 - dense vectors (the DNN's 32-d embeddings, factor models): blocks of users multiplied against
   all users by the BLAS (float32 GEMM), each block reduced to its top N by
   :func:`~recommender.search.selection.select_top_k`;
-- sparse vectors (TF-IDF interests, BM25 views): posting lists walked in compiled code
-  (:mod:`recommender.search.postings`), whose cost follows the non-zeros.  A dense GEMM of the
+- sparse vectors (TF-IDF interests, BM25 views): posting lists walked in compiled code, range of
+  users after range of users (:mod:`recommender.search.postings`), whose cost follows the non-zeros.  A dense GEMM of the
   interest model's tags does far more multiply-adds than there are non-zero products, which the
   BLAS's speed per multiply-add does not make up for; a sparse matrix
   dense enough that it would (:func:`dense_is_cheaper`) is made dense and goes the BLAS way.
@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from recommender.search.neighbours import Neighbours, empty_answer
-from recommender.search.postings import postings_top_k
+from recommender.search.postings import RangedPostings, user_ranges
 from recommender.search.selection import chunk_width, merge_top_k, padded, select_top_k
 
 #: Multiply-adds the BLAS does in the time the posting-list kernel does one scattered
@@ -40,6 +40,8 @@ KERNELS = ("auto", "dense", "postings")
 _CELL_BYTES = 8
 #: Queries per call of the posting-list kernel (the progress bar moves once per call).
 _POSTINGS_BLOCK = 8192
+#: Sparse vectors at least this full are dense in content (every user holds most features).
+_DENSE_CONTENT = 0.5
 
 
 def unit_rows(vectors: np.ndarray | sparse.spmatrix) -> np.ndarray | sparse.csr_matrix:
@@ -60,6 +62,12 @@ def dense_is_cheaper(unit: sparse.csr_matrix) -> bool:
     users, features = unit.shape
     holders = np.bincount(unit.indices, minlength=features).astype(np.float64)
     return float(users) * users * features / BLAS_ADVANTAGE < float((holders**2).sum())
+
+
+def sparse_content(unit: np.ndarray | sparse.spmatrix) -> bool:
+    """Whether vectors are sparse in content, not only in storage (the assessment percentiles are held
+    by every user): the cluster index searches these, the IVF index the others."""
+    return sparse.issparse(unit) and unit.nnz < _DENSE_CONTENT * unit.shape[0] * unit.shape[1]
 
 
 def postings_per_user(vectors: sparse.spmatrix) -> float:
@@ -148,13 +156,14 @@ def _dense_search(unit, ids: np.ndarray, query_index: np.ndarray, k: int, *, blo
 
 def _postings_search(unit: sparse.csr_matrix, ids: np.ndarray, query_index: np.ndarray, k: int, *, workers: int,
                      bar: tqdm):
-    """(columns, scores) of the top ``k`` per query by the posting-list kernel; ``ids``: the handles (ties)."""
-    postings = unit.T.tocsr()
-    postings.sort_indices()
+    """(columns, scores) of the top ``k`` per query by the blocked posting-list kernel (ranges of users);
+    ``ids``: the users' handles (ties)."""
+    postings = RangedPostings(unit, user_ranges(unit.shape[0]), ids=ids)
     parts = []
     for start in range(0, query_index.size, _POSTINGS_BLOCK):
-        parts.append(postings_top_k(unit, postings, query_index[start:start + _POSTINGS_BLOCK], k, workers, ids))
-        bar.update(parts[-1][0].shape[0])
+        index = query_index[start:start + _POSTINGS_BLOCK]
+        parts.append(postings.top_k(unit[index], index, k, workers))
+        bar.update(index.size)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

@@ -16,6 +16,24 @@ import numpy as np
 SCORE_DECIMALS = 6
 
 
+def stored_units(scores: np.ndarray) -> np.ndarray:
+    """Each score as it is stored, in units of ``10**-SCORE_DECIMALS`` (int64): the ``k`` of the text
+    ``repr(round(score, SCORE_DECIMALS))`` = ``k / 10**SCORE_DECIMALS``, by Python's decimal rounding.
+
+    ``score * 10**d`` rounded half up is that rounding but within 1e-6 of a half, where the float's
+    exact value decides: those few take Python's ``round``.  (NaN must be masked by the caller.)
+    """
+    d = SCORE_DECIMALS
+    values = np.asarray(scores, dtype=np.float64)
+    scaled = values * 10.0**d
+    k = np.floor(scaled + 0.5).astype(np.int64)
+    near_half = np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) <= 1e-6)
+    flat = k.reshape(-1)
+    for i, value in zip(near_half.tolist(), values.reshape(-1)[near_half].tolist()):
+        flat[i] = round(round(value, d) * 10**d)
+    return k
+
+
 @dataclass(frozen=True)
 class Neighbours:
     """Top-N answer for all users of one model.
@@ -23,7 +41,8 @@ class Neighbours:
     ``similar[i]`` are the user handles most similar to ``users[i]``, best first; a row with
     fewer than N users of positive similarity is padded with -1 (and NaN scores).
     ``method`` says which search produced it ("exact" or "ann"); ``recall_at_10`` is the recall
-    measured on a sample against exact search (1.0 for the exact search, by construction).
+    measured on a sample against exact search (1.0 for the exact search, by construction); ``plan``
+    how an approximate search (or ``auto``'s exact fallback) ran.
     """
 
     users: np.ndarray  # (U,) int64
@@ -31,6 +50,9 @@ class Neighbours:
     scores: np.ndarray  # (U, N) float32
     method: str = "exact"
     recall_at_10: float | None = 1.0
+    #: How the approximate search ran (index, its parameters, the pilot's recall per probe count,
+    #: an exact fallback): for the run report; None for a plain exact search.
+    plan: dict | None = None
 
     def rows(self) -> Iterator[tuple[int, list[int], list[float]]]:
         """(user, neighbours, scores) for every user with at least one neighbour."""
@@ -48,3 +70,12 @@ class Neighbours:
 def empty_answer(users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(similar, scores) arrays meaning "no neighbour yet" for every user."""
     return np.full((len(users), n), -1, dtype=np.int64), np.full((len(users), n), np.nan, dtype=np.float32)
+
+
+def start_answer(users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """An approximate search's start: (users as int64, empty similar, empty scores, k), where k, the
+    neighbours a user can have (``n``, but never more than the other users), is below 1 when there is
+    nothing to search."""
+    users = np.asarray(users, dtype=np.int64)
+    similar, scores = empty_answer(users, n)
+    return users, similar, scores, min(n, len(users) - 1)

@@ -1,22 +1,17 @@
-"""How the all-users search runs: exact, approximate (faiss IVF + exact re-ranking), or chosen by the number of users."""
+"""How the all-users search runs: exact, approximate (a cluster index for sparse vectors, faiss IVF + exact
+re-ranking for dense ones), or chosen by the number of users and a pilot of the recall."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scipy import sparse
 
 SEARCH_METHODS = ("exact", "ann", "auto")
 
-#: ``auto`` searches exactly up to this many users of a model, approximately above.  Exact
-#: answers need no recall check and the interest tags have no approximate search that keeps
-#: recall@10 at 0.95 (docs/search.md); the exact search is quadratic, so the switch sits where it
-#: still costs a few minutes a model (twice the 100,000 users of the scale benchmark).
+#: ``auto`` searches exactly up to this many users of a model, approximately above (where the
+#: approximate search reaches ``min_recall``: else exactly).  The exact search is quadratic in the
+#: users, so the switch sits where it still costs a few minutes a model (docs/search.md).
 AUTO_EXACT_MAX_USERS = 200_000
-#: ... and above it still exactly the sparse vectors whose posting-list search costs at most this
-#: many accumulations per user (:func:`~recommender.search.exact.postings_per_user`): such a search
-#: grows about linearly with the users and needs no recall check.
-AUTO_EXACT_MAX_POSTINGS = 200_000
 
 
 @dataclass(frozen=True)
@@ -27,14 +22,18 @@ class SearchOptions:
     auto_exact_max_users: int = AUTO_EXACT_MAX_USERS
     #: Memory for the dense copy of low-dimensional vectors (exact search); tiles above it.
     dense_mb: int = 1024
-    #: Candidates per user re-ranked by exact cosine: dense vectors, sparse (projected) ones.
+    #: Candidates per user re-ranked by exact cosine (dense vectors).
     ann_candidates: int = 100
-    ann_sparse_candidates: int = 300
     #: IVF cells probed per query, and cells per sqrt(users) (nlist ~ this × sqrt(users)).
     ann_nprobe: int = 16
     ann_cells_per_sqrt: float = 4.0
-    #: Dimensions of the projection (seeded TruncatedSVD) of sparse vectors and wide dense ones.
+    #: Dimensions of the projection (seeded TruncatedSVD) of dense vectors wider than the IVF index takes.
     ann_dims: int = 64
+    #: Sparse vectors: clusters of the cluster index, clusters walked per user (the first the pilot tries).
+    sparse_clusters: int = 64
+    sparse_probes: int = 12
+    #: The recall@10 floor: ``auto`` picks an approximate search only where its pilot reaches it.
+    min_recall: float = 0.95
     #: Users sampled to measure the approximate search's recall@10 against exact search.
     recall_sample: int = 2000
     seed: int = 7
@@ -54,30 +53,21 @@ class SearchOptions:
             auto_exact_max_users=settings.auto_exact_max_users,
             dense_mb=settings.search_dense_mb,
             ann_candidates=settings.ann_candidates,
-            ann_sparse_candidates=settings.ann_sparse_candidates,
             ann_nprobe=settings.ann_nprobe,
             ann_dims=settings.ann_dims,
+            sparse_clusters=settings.ann_sparse_clusters,
+            sparse_probes=settings.ann_sparse_probes,
+            min_recall=settings.min_recall,
             recall_sample=settings.recall_sample_users,
         )
 
     def method_for(self, vectors: object) -> str:
-        """The method for one model's vectors (one row per user): :meth:`resolve` with their posting-list cost."""
-        cost = None
-        if self.method == "auto" and sparse.issparse(vectors):  # the posting-list cost decides above the size threshold
-            from recommender.search.exact import postings_per_user  # numba only when searching
+        """The method for one model's vectors (one row per user): :meth:`resolve` with their number."""
+        return self.resolve(vectors.shape[0])
 
-            cost = postings_per_user(vectors)
-        return self.resolve(vectors.shape[0], cost)
-
-    def resolve(self, users: int, postings_per_user: float | None = None) -> str:
-        """The method for a model of ``users`` users: ``auto`` becomes exact or ann.
-
-        Exact up to ``auto_exact_max_users``; above it approximate, except sparse vectors whose
-        posting-list search stays cheap (``postings_per_user`` at most :data:`AUTO_EXACT_MAX_POSTINGS`).
-        """
+    def resolve(self, users: int) -> str:
+        """The method for a model of ``users`` users: ``auto`` is exact up to ``auto_exact_max_users``,
+        approximate above (which, under ``auto``, falls back to exact where it misses ``min_recall``)."""
         if self.method == "auto":
-            if users <= self.auto_exact_max_users:
-                return "exact"
-            cheap = postings_per_user is not None and postings_per_user <= AUTO_EXACT_MAX_POSTINGS
-            return "exact" if cheap else "ann"
+            return "exact" if users <= self.auto_exact_max_users else "ann"
         return self.method

@@ -35,6 +35,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from recommender.publishing import RunExists
 from recommender.store import control
 from recommender.store.control import Pointer
 from recommender.store.items import StoredItem
@@ -283,10 +284,15 @@ class DynamoStore:
 
     # -- tables --------------------------------------------------------------------------------
 
-    def create_table(self, name: str, keys: tuple[tuple[str, str, str], ...]) -> None:
-        """Create ``name`` (on-demand billing) unless it exists; wait until it is active."""
+    def create_table(self, name: str, keys: tuple[tuple[str, str, str], ...], *, exclusive: bool = False) -> None:
+        """Create ``name`` (on-demand billing) unless it exists; wait until it is active.
+
+        ``exclusive``: the table must be new (a run's table): :class:`~recommender.publishing.RunExists`
+        when it exists, and it is left as it is."""
         try:
             self.client.describe_table(TableName=name)
+            if exclusive:
+                raise RunExists(f"table {name} exists already; a run's table must be new: nothing was changed")
             return
         except ClientError as exc:
             if error_code(exc) != "ResourceNotFoundException":
@@ -302,6 +308,8 @@ class DynamoStore:
                 BillingMode="PAY_PER_REQUEST",
             )
         except ClientError as exc:
+            if error_code(exc) == "ResourceInUseException" and exclusive:
+                raise RunExists(f"table {name} exists already; a run's table must be new: nothing was changed") from None
             if error_code(exc) != "ResourceInUseException":  # created meanwhile by someone else
                 raise StoreUnavailable(f"cannot create table {name}: {error_code(exc)}") from exc
         except BotoCoreError as exc:
@@ -312,9 +320,17 @@ class DynamoStore:
         self.create_table(self.control_table, (("pk", "S", "HASH"), ("sk", "S", "RANGE")))
 
     def create_run_table(self, run_id: str) -> str:
+        """A new table for the run (:class:`~recommender.publishing.RunExists` if it exists)."""
         name = self.run_table(run_id)
-        self.create_table(name, RUN_TABLE_KEYS)
+        self.create_table(name, RUN_TABLE_KEYS, exclusive=True)
         return name
+
+    def table_exists(self, name: str) -> bool:
+        try:
+            self._call(f"describing table {name}", self.client.describe_table, TableName=name)
+            return True
+        except ClientError:  # ResourceNotFoundException
+            return False
 
     def drop_table(self, name: str) -> None:
         try:

@@ -23,24 +23,17 @@ instead of adding duplicates (which an import would count twice).
 
 from __future__ import annotations
 
-import functools
 import gzip
 import io
 import json
-import logging
-import os
-import shutil
 import subprocess
-import tempfile
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from recommender.store.export_location import ExportLocation
 from recommender.store.items import ItemBlock, StoredItem
 from recommender.store.writer import attribute_values, batches
 
@@ -58,148 +51,7 @@ PROCESS_SLICE_USERS = 20_000
 #: the nightly batch's (benchmarks/results/export.json).
 GZIP_LEVEL = 1
 
-log = logging.getLogger(__name__)
-
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
-
-
-class ExportFailed(RuntimeError):
-    """The export location cannot be written or read (no such bucket, access denied, a full disk)."""
-
-
-def is_s3(uri: str) -> bool:
-    return uri.startswith("s3://")
-
-
-@functools.cache
-def _s3(endpoint_url: str | None) -> Any:
-    from recommender.data.sources import s3_client
-
-    return s3_client(endpoint_url)
-
-
-_s3_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class ExportLocation:
-    """A folder or ``s3://bucket/prefix`` (plain values: it travels to writer processes and Dask workers)."""
-
-    uri: str
-    s3_endpoint_url: str | None = None
-
-    @property
-    def bucket_prefix(self) -> tuple[str, str]:
-        bucket, _, prefix = self.uri.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise ExportFailed(f"{self.uri}: no bucket in the S3 URL (expected s3://bucket/prefix)")
-        return bucket, prefix.strip("/")
-
-    def child(self, name: str) -> ExportLocation:
-        return ExportLocation(self.uri.rstrip("/") + "/" + name, self.s3_endpoint_url)
-
-    def key(self, relative: str) -> str:
-        """The S3 key of ``relative`` (``data/x.json.gz``) under this location."""
-        prefix = self.bucket_prefix[1]
-        return f"{prefix}/{relative}" if prefix else relative
-
-    def describe(self, relative: str = "") -> str:
-        return self.uri.rstrip("/") + ("/" + relative if relative else "")
-
-    def _client(self) -> Any:
-        with _s3_lock:  # boto3's client creation is not thread-safe
-            return _s3(self.s3_endpoint_url)
-
-    def _fail(self, relative: str, exc: BaseException) -> ExportFailed:
-        from botocore.exceptions import ClientError
-
-        if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
-            reason = error.get("Code") or str(exc)
-            if (reason in ("404", "NoSuchBucket") and not relative) or reason == "NoSuchBucket":
-                reason = f"bucket {self.bucket_prefix[0]} does not exist"
-            elif error.get("Message") and error.get("Message") != reason:
-                reason = f"{reason} ({error['Message']})"
-        elif isinstance(exc, OSError):
-            reason = exc.strerror or str(exc)
-        else:
-            reason = f"{exc.__class__.__name__}: {exc}"
-        return ExportFailed(f"{self.describe(relative)}: {reason}")
-
-    def _call(self, relative: str, fn: Any, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return fn(**kwargs)
-        except (BotoCoreError, ClientError) as exc:
-            raise self._fail(relative, exc) from exc
-
-    def check_writable(self) -> None:
-        """Before any work: the bucket exists and answers (S3), the folder can be created (local)."""
-        if is_s3(self.uri):
-            bucket, _ = self.bucket_prefix
-            self._call("", self._client().head_bucket, Bucket=bucket)
-        else:
-            try:
-                Path(self.uri).mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise self._fail("", exc) from exc
-
-    def put(self, relative: str, data: bytes) -> None:
-        if is_s3(self.uri):
-            bucket, _ = self.bucket_prefix
-            self._call(relative, self._client().put_object, Bucket=bucket, Key=self.key(relative), Body=data)
-            return
-        path = Path(self.uri) / relative
-        try:  # a part appears whole or not at all
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-                tmp.write(data)
-            os.replace(tmp.name, path)
-        except OSError as exc:
-            raise self._fail(relative, exc) from exc
-
-    def get(self, relative: str) -> bytes:
-        if is_s3(self.uri):
-            bucket, _ = self.bucket_prefix
-            return self._call(relative, self._client().get_object, Bucket=bucket, Key=self.key(relative))["Body"].read()
-        try:
-            return (Path(self.uri) / relative).read_bytes()
-        except OSError as exc:
-            raise self._fail(relative, exc) from exc
-
-    def list(self, under: str = "") -> list[str]:
-        """Every object or file below this location (relative names, sorted); ``under``: only in that folder."""
-        if is_s3(self.uri):
-            bucket, _ = self.bucket_prefix
-            start = self.key(under.rstrip("/") + "/" if under else "")
-            strip = len(self.key(""))
-            names: list[str] = []
-            pages = self._client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=start)
-            from botocore.exceptions import BotoCoreError, ClientError
-
-            try:
-                for page in pages:
-                    names += [item["Key"][strip:] for item in page.get("Contents", [])]
-            except (BotoCoreError, ClientError) as exc:
-                raise self._fail(under, exc) from exc
-            return sorted(names)
-        root = Path(self.uri)
-        folder = root / under if under else root
-        if not folder.is_dir():
-            return []
-        return sorted(str(p.relative_to(root)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-
-    def remove(self) -> None:
-        """Delete everything below this location (what a failed run exported)."""
-        if is_s3(self.uri):
-            bucket, _ = self.bucket_prefix
-            names = self.list()
-            for start in range(0, len(names), 1000):
-                objects = [{"Key": self.key(name)} for name in names[start:start + 1000]]
-                self._call("", self._client().delete_objects, Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
-            return
-        shutil.rmtree(self.uri, ignore_errors=True)
 
 
 def import_lines(attributes: Iterable[dict[str, dict]]) -> Iterator[str]:
@@ -299,100 +151,3 @@ def manifest(run_id: str, counts: dict[str, int], summary: str, table: str | Non
     }
 
 
-def read_manifest(location: ExportLocation) -> dict[str, Any]:
-    try:
-        return json.loads(location.get(MANIFEST))
-    except ExportFailed as exc:
-        raise ExportFailed(f"{exc} (no {MANIFEST}: not an export, or an unfinished one)") from exc
-    except ValueError as exc:
-        raise ExportFailed(f"{location.describe(MANIFEST)}: not valid JSON ({exc})") from exc
-
-
-class ExportSink:
-    """The pipeline's export sink (``--sink export``): parts as they come, the manifest on commit.
-
-    Nothing is replaced, so there is no lock and no previous coverage; an export location that
-    already holds an export is refused (its parts would mix with this run's)."""
-
-    def __init__(self, location: ExportLocation, *, write_processes: int = 1, part_items: int = PART_ITEMS,
-                 table: str | None = None):
-        self.location = location
-        self.target = ExportTarget(location, part_items)
-        self.table = table
-        self.run_id: str | None = None
-        self.counts: dict[str, int] = {}
-        self._seq = 0
-        self.processes = None
-        self.published = False
-        if write_processes > 1:
-            from recommender.store.process_writer import ProcessWriter
-
-            self.processes = ProcessWriter(None, write_processes, slice_users=min(part_items, PROCESS_SLICE_USERS))
-
-    def begin(self, run_id: str, models: tuple[str, ...]) -> None:
-        self.location.check_writable()
-        if self.location.list():
-            raise ExportFailed(f"{self.location.uri}: already holds files; an export needs an empty location")
-        self.run_id = run_id
-
-    def previous_coverage(self) -> dict[str, int]:
-        return {}
-
-    def write(self, model_handle: str, items: Iterable[StoredItem], total: int | None = None, progress: bool = False) -> int:
-        from recommender.store.process_writer import MIN_ITEMS
-
-        if isinstance(items, ItemBlock):
-            if self.processes is not None and len(items) >= MIN_ITEMS:
-                count = self.processes.write_target(self.target, items, total=total, progress=progress,
-                                                    desc=f"export {model_handle}")
-            else:
-                count = 0
-                with tqdm(total=total, desc=f"export {model_handle}", unit="item", disable=not progress, leave=False) as bar:
-                    for block in items.split(self.target.part_items):
-                        written = self.target.write(block)
-                        bar.update(written)
-                        count += written
-        else:
-            self._seq += 1
-            count = self.target.write(items, name=f"items-{self._seq:06d}")
-        self.written(model_handle, count)
-        return count
-
-    def partition_target(self) -> ExportTarget:
-        """Each Dask partition writes its own parts."""
-        return self.target
-
-    def written(self, model_handle: str, count: int) -> None:
-        self.counts[model_handle] = self.counts.get(model_handle, 0) + count
-
-    def prepare(self, summary: str = "") -> None:
-        pass
-
-    def commit(self, summary: str = "") -> dict[str, Any]:
-        """Write the manifest (last: an export with a manifest is complete); it is also returned."""
-        assert self.run_id is not None, "begin() first"
-        written = manifest(self.run_id, self.counts, summary, self.table)
-        self.location.put(MANIFEST, (json.dumps(written, indent=2) + "\n").encode())
-        self.published = True
-        return written
-
-    def abort(self) -> None:
-        """Stop the writer processes, then delete every file of the export (best effort); never
-        once the manifest is written (the export is complete then)."""
-        if self.published:
-            raise RuntimeError(f"{self.location.uri} is complete; it cannot be aborted")
-        if self.processes is not None:
-            self.processes.terminate()
-        if self.run_id is None:
-            return
-        try:
-            self.location.remove()
-        except ExportFailed as exc:
-            log.warning("could not remove the failed export %s: %s", self.location.uri, exc)
-
-    def cleanup(self) -> list[str]:
-        return []
-
-    def release_lock(self) -> None:
-        if self.processes is not None:
-            self.processes.close()

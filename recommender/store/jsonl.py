@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
@@ -22,11 +22,9 @@ class JsonLinesSink:
         self._out: IO[str] | None = None
         self.published = False
 
-    def begin(self, run_id: str, models: tuple[str, ...]) -> None:
+    def begin(self, run_id: str, models: tuple[str, ...]) -> dict[str, int]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._out = self.tmp.open("w", encoding="utf-8")
-
-    def previous_coverage(self) -> dict[str, int]:
         return {}  # a dry run replaces nothing
 
     def write(self, model_handle: str, items: Iterable[StoredItem], total: int | None = None, progress: bool = False) -> int:
@@ -37,19 +35,14 @@ class JsonLinesSink:
             count += 1
         return count
 
-    def partition_target(self) -> None:
+    def target(self) -> None:
         """A file on the driver: Dask partitions send their items back and the driver writes them, in order."""
         return None
 
-    def written(self, model_handle: str, count: int) -> None:
-        pass
-
-    def prepare(self, summary: str = "") -> None:
-        pass
-
-    def commit(self, summary: str = "") -> None:
+    def commit(self, counts: dict[str, int], summary: str = "", at_commit_point: Callable[[], None] = lambda: None) -> None:
         assert self._out is not None
         self._out.close()
+        at_commit_point()
         os.replace(self.tmp, self.path)
         self.published = True
 
@@ -60,8 +53,5 @@ class JsonLinesSink:
             self._out.close()
             self.tmp.unlink(missing_ok=True)
 
-    def cleanup(self) -> list[str]:
+    def finish(self, clean_up: bool = True) -> list[str]:
         return []
-
-    def release_lock(self) -> None:
-        pass

@@ -3,7 +3,7 @@
 Why a separate object: with ``--engine dask`` the items are written by the worker that computed
 them (the driver would otherwise receive every item and become the bottleneck: one process's
 write rate is bounded).  A worker cannot use the driver's publisher (its lock, its clients), so
-the publisher hands out this picklable description instead (:meth:`RunPublisher.partition_target`)
+the publisher hands out this picklable description instead (:meth:`RunPublisher.target`)
 and each worker process opens one client for it, reused by every partition it runs.  The items
 go through the same :class:`~recommender.store.writer.BatchWriter` and the same attribute layout
 (:mod:`recommender.store.items`) as the local engine's.

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from recommender.api import create_app
-from recommender.api.logs import configure_logging
+from recommender.api.http.logs import configure_logging
 from recommender.config import ApiSettings
 from recommender.models.registry import MODEL_HANDLES as MODELS
 from recommender.store.control import Pointer

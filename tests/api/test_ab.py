@@ -201,7 +201,12 @@ def test_feedback_needs_the_api_key(local_settings, seed_items, tmp_path):
     [
         (experiment_file(arms=(("views", VIEWS, 1), ("level", "no_such_model", 1))), "unknown model 'no_such_model'"),
         (experiment_file(arms=(("views", VIEWS, 1), ("level", LEVEL, 0))), "weight: Input should be greater than 0"),
+        # Wrong types are refused, not read as 2.0 or 1.0, nor a salt made of a number.
+        (experiment_file(arms=(("views", VIEWS, 1), ("level", LEVEL, '"2"'))), "arms[2].weight: Input should be a valid number"),
+        (experiment_file(arms=(("views", VIEWS, 1), ("level", LEVEL, "true"))), "arms[2].weight: Input should be a valid number"),
+        (experiment_file().replace('salt = "salt-1"', "salt = 2026"), "experiment[1].salt: Input should be a valid string"),
     ],
+    ids=["unknown-model", "zero-weight", "quoted-weight", "boolean-weight", "number-salt"],
 )
 def test_gunicorn_refuses_to_start_on_a_broken_experiments_file(local_settings, tmp_path, text, expected):
     path = tmp_path / "experiments.toml"

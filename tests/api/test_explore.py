@@ -111,6 +111,44 @@ def test_a_bad_evaluation_file_stops_the_start_with_one_line(tmp_path, content):
     assert "\n" not in message
 
 
+def results_with(section: str, model: str, figure: str, value) -> dict:
+    """The repository's evaluation results with one figure the explorer reads set to ``value``."""
+    results = json.loads(RESULTS.read_text())
+    metrics = results["tasks"]["courses"]["metrics"] if section == "courses" else results["planted"]["metrics"]
+    metrics[model][figure] = value
+    return results
+
+
+@pytest.mark.parametrize(("section", "figure"), [("courses", "ndcg_at_10"), ("planted", "community_precision_at_10")])
+@pytest.mark.parametrize("value", ["0.41", True, 1.5, -0.01, float("nan"), [0.4], {"value": 0.4}],
+                         ids=["string", "boolean", "above-1", "negative", "nan", "list", "object"])
+def test_a_figure_of_the_wrong_type_or_range_stops_the_start_naming_it(tmp_path, section, figure, value):
+    """The figures the explorer shows are validated at start: before, ``"0.41"`` passed the start and
+    every ``/explore`` page answered 500 (formatting a string as a number)."""
+    path = tmp_path / "results.json"
+    model = MODEL_HANDLES[0]
+    path.write_text(json.dumps(results_with(section, model, figure, value)))
+    with pytest.raises(SettingsError) as caught:
+        create_app(ApiSettings(evaluation_results_file=path), store=MemoryStore(seed_for()))
+    message = str(caught.value)
+    where = f"tasks.courses.metrics.{model}.{figure}" if section == "courses" else f"planted.metrics.{model}.{figure}"
+    assert message.startswith(f"setting EVALUATION_RESULTS_FILE: evaluation results file {path}: {where}: "), message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("value", [None, 0, 1], ids=["null", "integer-0", "integer-1"])
+def test_figures_that_are_null_or_whole_numbers_are_shown(tmp_path, value):
+    path = tmp_path / "results.json"
+    model = MODEL_HANDLES[0]
+    path.write_text(json.dumps(results_with("courses", model, "ndcg_at_10", value)))
+    response = create_app(ApiSettings(evaluation_results_file=path), store=MemoryStore(seed_for())).test_client().get(
+        "/explore?user_handle=999")
+    assert response.status_code == 200
+    column = response.text[response.text.index(f'data-model-handle="{model}"'):]
+    column = column[:column.index("</dl>")]
+    assert ("–" if value is None else f"{value:.4f}") in column
+
+
 def test_experiment_reports_are_reused_for_a_while_then_recomputed():
     import pandas as pd
 
@@ -143,14 +181,19 @@ arms = [{ name = "a", model = "tfidf_user_interest", weight = 1 }, { name = "b",
     assert ExperimentReports(None).report(experiment)[0] is None  # no database: nothing to report
 
 
-def test_gunicorn_refuses_to_start_on_a_bad_evaluation_file(tmp_path):
+@pytest.mark.parametrize(("content", "reason"), [
+    ('{"tasks": []}', "tasks: Input should be an object"),
+    (json.dumps(results_with("courses", MODEL_HANDLES[0], "ndcg_at_10", "0.41")),
+     f"tasks.courses.metrics.{MODEL_HANDLES[0]}.ndcg_at_10: Input should be a valid number, got '0.41'"),
+], ids=["not-the-shape", "string-figure"])
+def test_gunicorn_refuses_to_start_on_a_bad_evaluation_file(tmp_path, content, reason):
     import os
     import subprocess
 
     from tests.live import GUNICORN, free_port
 
     path = tmp_path / "results.json"
-    path.write_text('{"tasks": []}')
+    path.write_text(content)
     env = {**{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
            "EVALUATION_RESULTS_FILE": str(path), "EXPERIMENTS_FILE": ""}
     server = subprocess.run(
@@ -159,6 +202,5 @@ def test_gunicorn_refuses_to_start_on_a_bad_evaluation_file(tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert server.returncode == 2, server.stdout + server.stderr
     lines = [line for line in server.stderr.splitlines() if line.startswith("error:")]
-    assert lines == [f"error: setting EVALUATION_RESULTS_FILE: evaluation results file {path}: "
-                     "not an evaluation results file (TypeError)"], server.stderr
+    assert lines == [f"error: setting EVALUATION_RESULTS_FILE: evaluation results file {path}: {reason}"], server.stderr
     assert "Traceback" not in server.stderr and "Booting worker" not in server.stderr

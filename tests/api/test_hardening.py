@@ -96,7 +96,7 @@ def test_health_and_answers_while_64_slow_clients_hold_connections(served):
 def test_a_client_that_stalls_its_body_is_dropped(served):
     """Slow clients cost a greenlet, and not for ever: silence past CLIENT_SILENCE_SECONDS ends them."""
     base, _ = served
-    silence = 10.0  # CLIENT_SILENCE_SECONDS in recommender/api/gunicorn_conf.py
+    silence = 10.0  # CLIENT_SILENCE_SECONDS in recommender/api/http/gunicorn_worker.py
     with socket.create_connection(address(base), timeout=silence + 10) as sock:
         sock.sendall(b"POST /similar-users/ HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 100\r\n\r\n{\"user_handle\": ")
@@ -309,3 +309,38 @@ def test_each_instance_has_its_own_control_socket(seeded_settings, tmp_path):
         pids = [{w["pid"] for w in listed} for listed in workers]
         assert len(pids[0]) == len(pids[1]) == 2 and not pids[0] & pids[1]
     assert not first.exists() and not second.exists()  # removed at shutdown
+
+
+@pytest.mark.parametrize("framing", ["chunked", "content-length"])
+def test_a_client_that_dribbles_its_body_sheds_no_one(seeded_settings, tmp_path, framing):
+    """With one slot per worker (``MAX_IN_FLIGHT=1``), a client that has sent part of its body and
+    holds the rest takes no slot, chunked or with a ``Content-Length``: a normal request is answered
+    200 meanwhile, and the slow one too once its body is complete.  No timing: the server marks a
+    file when it starts reading the held body (``tests/api/body_probe_app.py``)."""
+    marker = tmp_path / "reading"
+    env = {"MAX_IN_FLIGHT": "1", "BODY_READ_MARKER": str(marker)}
+    body = json.dumps({"user_handle": 999, "k": 2}).encode()
+    head = (b"POST /similar-users/ HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nX-Test-Probe: 1\r\n"
+            b"Connection: close\r\n")
+    if framing == "chunked":
+        first = head + b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n" % (10, body[:10])
+        rest = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body) - 10, body[10:])
+    else:
+        first = head + b"Content-Length: %d\r\n\r\n" % len(body) + body[:10]
+        rest = body[10:]
+    with gunicorn_server(seeded_settings, tmp_path / "gunicorn.log", workers=1, env=env,
+                         app="tests.api.body_probe_app:create()") as base:
+        with socket.create_connection(address(base), timeout=30) as slow:
+            slow.sendall(first)
+            deadline = time.monotonic() + 30  # a safety net only: the marker comes as soon as the server reads
+            while not marker.exists():
+                assert time.monotonic() < deadline, "the server never started reading the held body"
+                time.sleep(0.01)
+            fast = requests.post(f"{base}/similar-users/", json={"user_handle": 999}, timeout=10)
+            assert fast.status_code == 200, fast.text
+            slow.sendall(rest)
+            answer = b""
+            while chunk := slow.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])[0]["similar_users"] == NEIGHBOURS[:2]

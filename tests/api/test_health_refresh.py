@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 from recommender.api.health import HealthCheck
+from recommender.api.run_check import RunCheck
 from recommender.store.control import Pointer
 
 
@@ -46,7 +47,7 @@ POINTER = Pointer(model_handle="tfidf_user_interest", run_id="r1", table="simila
 
 def test_a_due_probe_answers_the_last_result_while_one_refresh_waits_for_the_database():
     store, clock, started = SlowStore(), Clock(), []
-    check = HealthCheck(store, refresh_seconds=5, clock=clock,
+    check = HealthCheck(store, RunCheck(5, clock),
                         start_refresh=lambda refresh: started.append(threading.Thread(target=refresh)) or started[-1].start())
     assert check.current().ok and store.calls == 1  # the first probe checks inline
 
@@ -66,7 +67,7 @@ def test_a_due_probe_answers_the_last_result_while_one_refresh_waits_for_the_dat
 
 def test_a_failed_refresh_reports_unreachable_and_the_next_due_probe_tries_again():
     store, clock = SlowStore(), Clock()
-    check = HealthCheck(store, refresh_seconds=5, clock=clock, start_refresh=lambda refresh: refresh())
+    check = HealthCheck(store, RunCheck(5, clock), start_refresh=lambda refresh: refresh())
     assert check.current().ok
 
     def broken() -> bool:
@@ -82,6 +83,6 @@ def test_a_failed_refresh_reports_unreachable_and_the_next_due_probe_tries_again
 
 def test_run_check_seconds_0_asks_the_database_on_every_probe():
     store = SlowStore()
-    check = HealthCheck(store, refresh_seconds=0, clock=Clock())
+    check = HealthCheck(store, RunCheck(0, Clock()))
     check.current(), check.current(), check.current()
     assert store.calls == 3

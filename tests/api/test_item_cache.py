@@ -6,6 +6,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from recommender.api.item_cache import CachedItems, with_item_cache
+from recommender.api.run_check import RunCheck
 from recommender.store.dynamo import DynamoStore
 from recommender.store.items import StoredItem
 from tests.conftest import publish
@@ -44,7 +45,7 @@ def test_hits_skip_the_database_and_a_new_run_replaces_every_answer(local_settin
     publish(writer, "20260101T000001Z-aaaaaaaa", run("20260101T000001Z-aaaaaaaa", 100))
     reader = DynamoStore.for_api(settings)
     reader.client = counting = CountingClient(reader.client)
-    cache = with_item_cache(reader, 3, run_check_seconds=3600)  # no re-check of the run's table in this test
+    cache = with_item_cache(reader, 3, RunCheck(3600))  # no re-check of the run's table in this test
     assert isinstance(cache, CachedItems)
     hits, misses = lookups("hit"), lookups("miss")
 
@@ -74,7 +75,7 @@ def test_hits_skip_the_database_and_a_new_run_replaces_every_answer(local_settin
 
 def test_size_zero_is_no_cache(local_settings):
     store = DynamoStore.for_api(local_settings)
-    assert with_item_cache(store, 0) is store
+    assert with_item_cache(store, 0, RunCheck(5)) is store
 
 
 def test_a_hit_is_the_item_read_and_the_cache_holds_nothing_the_garbage_collector_walks(local_settings):
@@ -88,7 +89,7 @@ def test_a_hit_is_the_item_read_and_the_cache_holds_nothing_the_garbage_collecto
     run_id = "20260101T000003Z-cccccccc"
     item = StoredItem.of(7, TFIDF, [(8, 0.9), (9, 0.8)], run_id=run_id)
     publish(DynamoStore.for_generator(local_settings), run_id, [item])
-    cache = with_item_cache(DynamoStore.for_api(settings), 10, run_check_seconds=3600)
+    cache = with_item_cache(DynamoStore.for_api(settings), 10, RunCheck(3600))
     read = cache.get(7, TFIDF)
     assert cache.get(7, TFIDF) == read and read.similar_users == [8, 9] and read.run_id == run_id
     assert cache.get(404, TFIDF) is None and cache.get(404, TFIDF) is None
@@ -115,7 +116,7 @@ def test_one_request_checks_a_due_run_and_the_others_keep_the_cache_meanwhile(lo
     reader = DynamoStore.for_api(settings)
     reader.client = counting = CountingClient(reader.client)
     now = [0.0]
-    cache = CachedItems(reader, 10, run_check_seconds=5, clock=lambda: now[0])
+    cache = CachedItems(reader, 10, RunCheck(5, lambda: now[0]))
     for user in (1, 2, 3):
         assert cache.get(user, TFIDF).similar_users == [300]
     assert counting.item_reads == 3  # three misses; now all three are in memory

@@ -15,6 +15,7 @@ from recommender.api import create_app
 from recommender.api.health import HealthCheck
 from recommender.store.dynamo import DynamoStore, RunUnavailable
 from recommender.api.item_cache import CachedItems
+from recommender.api.run_check import RunCheck
 from tests.api.conftest import MODELS, seed_for
 from tests.conftest import publish
 from tests.live import gunicorn_server
@@ -97,8 +98,9 @@ def test_health_and_cached_items_trust_a_run_for_run_check_seconds_only(local_se
     seed_items(seed_for((999,)))
     clock = Clock()
     reader = DynamoStore.for_api(local_settings)
-    cache = CachedItems(reader, 100, run_check_seconds=5, clock=clock)
-    health = HealthCheck(cache, refresh_seconds=5, clock=clock, start_refresh=lambda refresh: refresh())  # due refresh at once
+    check = RunCheck(5, clock)  # one record and clock for both
+    cache = CachedItems(reader, 100, check)
+    health = HealthCheck(cache, check, start_refresh=lambda refresh: refresh())  # due refresh at once
     assert cache.get(999, MODELS[0]) is not None and health.current().ok
 
     drop_run(local_settings)
@@ -108,6 +110,29 @@ def test_health_and_cached_items_trust_a_run_for_run_check_seconds_only(local_se
     clock.now += 0.2  # past it: both look again
     assert not health.current().ok and health.current().reachable
     assert [p.run_id for p in health.current().unavailable_runs] == [FIRST] * len(MODELS)
+    with pytest.raises(RunUnavailable):
+        cache.get(999, MODELS[0])
+
+
+@pytest.mark.parametrize("finder", ["health", "request"])
+def test_a_table_found_missing_by_health_or_a_request_ends_the_cached_answers_at_once(local_settings, seed_items, finder):
+    """One record of which runs are readable: within ``RUN_CHECK_SECONDS`` of the last successful
+    read, a ``/health`` refresh or a request that finds the table missing stops the item cache
+    answering that run from memory (the clock does not move)."""
+    seed_items(seed_for((999, 1)))
+    clock = Clock()
+    reader = DynamoStore.for_api(local_settings)
+    check = RunCheck(5, clock)
+    cache = CachedItems(reader, 100, check)
+    health = HealthCheck(cache, check, start_refresh=lambda refresh: refresh())
+    assert cache.get(999, MODELS[0]) is not None and health.current().ok
+    drop_run(local_settings)
+    assert cache.get(999, MODELS[0]) is not None  # from memory: the run is still trusted
+    if finder == "health":
+        assert [p.run_id for p in health.refresh().unavailable_runs] == [FIRST] * len(MODELS)
+    else:
+        with pytest.raises(RunUnavailable):
+            cache.get(1, MODELS[0])  # not in memory: read, and the table is gone
     with pytest.raises(RunUnavailable):
         cache.get(999, MODELS[0])
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from recommender.api import create_app
-from recommender.api.middleware import key_is_valid
+from recommender.api.http.middleware import key_is_valid
 from recommender.config import ApiSettings
 from tests.api.conftest import MemoryStore
 
@@ -117,6 +117,31 @@ def test_api_keys_setting_is_comma_separated(monkeypatch, tmp_path):
 
     monkeypatch.setenv("API_KEYS", f" {KEY}, ,{OTHER_KEY} ")
     assert load_settings(ApiSettings, tmp_path / "none.env").api_keys == (KEY, OTHER_KEY)
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (f'["{KEY}", "{OTHER_KEY}"]', "a comma-separated list, API_KEYS=key-one,key-two, not JSON"),
+    (f"{KEY},cl\u00e9-{KEY}", "key 2 of 2 has a character other than printable ASCII"),
+    (f"{KEY}\x01", "key 1 of 1 has a character other than printable ASCII"),
+], ids=["json-list", "accented", "control-character"])
+def test_api_keys_no_client_could_send_stop_the_start(monkeypatch, tmp_path, value, reason):
+    """A JSON list would become keys with brackets and quotes, an accented key never matches a header
+    (which arrives as latin-1 bytes): refused at start with one line that shows no key."""
+    from recommender.config import SettingsError, load_settings
+
+    monkeypatch.setenv("API_KEYS", value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(ApiSettings, tmp_path / "none.env")
+    message = str(caught.value)
+    assert message.startswith("setting API_KEYS=…: ") and reason in message, message
+    assert KEY not in message and "\n" not in message
+
+
+def test_an_accented_key_could_never_be_sent():
+    """Why such keys are refused: the header's bytes, as a WSGI server hands them over, never equal it."""
+    accented = "cl\u00e9"
+    as_received = accented.encode("utf-8").decode("latin-1")  # PEP 3333: header values are latin-1 strings
+    assert not key_is_valid(as_received, (accented,))
 
 
 @pytest.mark.parametrize(

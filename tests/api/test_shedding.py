@@ -1,4 +1,4 @@
-"""Load shedding (``recommender/api/shedding.py``), over real HTTP and without timing: requests
+"""Load shedding (``recommender/api/http/shedding.py``), over real HTTP and without timing: requests
 are held in flight by the middleware's injection point until the test releases them."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from werkzeug.serving import make_server
 
-from recommender.api import shedding
-from recommender.api.metrics import exposition
+from recommender.api.http import shedding
+from recommender.api.http.metrics import exposition
+from tests.api.conftest import NEIGHBOURS
 
 PORT = 5131
 WAIT = 30  # seconds: only a safety net against a hung test, never what the test measures
@@ -130,7 +131,7 @@ GEVENT_BURST = """
 from gevent import monkey
 monkey.patch_all()
 import gevent
-from recommender.api.shedding import InFlightLimit
+from recommender.api.http.shedding import InFlightLimit
 
 def app(environ, start_response):  # a cache hit: no I/O, so it never yields by itself
     start_response("200 OK", [])
@@ -193,7 +194,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
-conf = runpy.run_path("recommender/api/gunicorn_conf.py")
+conf = runpy.run_path("recommender/api/http/gunicorn_worker.py")
 server_class, pool_class = ((conf["FirstServedServer"], conf["FirstServedPool"]) if sys.argv[1] == "first"
                             else (StreamServer, Pool))
 BUSY = 8
@@ -207,7 +208,7 @@ def handle(sock, addr):  # one line per request
         order.append(line.strip().decode())
         if len(order) == BUSY + 1:
             everything_read.set()
-        gevent.sleep(0)  # an admitted request's yield (recommender/api/shedding.py)
+        gevent.sleep(0)  # an admitted request's yield (recommender/api/http/shedding.py)
 
 pool = pool_class(100)
 server = server_class(("127.0.0.1", 0), handle, spawn=pool)
@@ -257,7 +258,7 @@ monkey.patch_all()
 import runpy
 from gevent.pool import Pool
 
-conf = runpy.run_path("recommender/api/gunicorn_conf.py")
+conf = runpy.run_path("recommender/api/http/gunicorn_worker.py")
 server_class = conf["FirstServedServer"]
 server_class.workers = 2
 server = server_class(("127.0.0.1", 0), lambda sock, addr: sock.recv(1), spawn=Pool(100))
@@ -285,3 +286,95 @@ def test_a_burst_of_connections_is_accepted_by_shares():
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["9", "5", "4"]
+
+
+class HeldBody:
+    """A request body whose client sends ``before`` and then stalls until the test releases it:
+    ``waiting`` is set once the server asks for more than ``before`` (it is then reading the body)."""
+
+    def __init__(self, before: bytes, rest: bytes):
+        self.parts = [before, rest] if before else [rest]
+        self.waiting = threading.Event()
+        self.release = threading.Event()
+        self.given = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.given == len(self.parts):
+            return b""
+        if self.given == len(self.parts) - 1:  # the rest: only once the client sends it
+            self.waiting.set()
+            assert self.release.wait(WAIT), "the test never released the held body"
+        part = self.parts[self.given]
+        self.given += 1
+        return part
+
+
+@pytest.mark.parametrize("kind", ["chunked", "content-length"])
+def test_a_client_that_dribbles_its_body_takes_no_slot(memory_app, kind):
+    """With ``MAX_IN_FLIGHT=1``, a client whose body is still on its way (chunked, or short of its
+    ``Content-Length``) holds no slot: another request is served meanwhile, and the slow one is
+    answered in full once its body has arrived."""
+    app = memory_app(max_in_flight=1)
+    client = app.test_client()
+    body = json.dumps({"user_handle": 999, "k": 2}).encode()
+    held = HeldBody(body[:10] if kind == "chunked" else b"", body[10:] if kind == "chunked" else body)
+    framing = ({"HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_LENGTH": ""} if kind == "chunked"
+               else {"CONTENT_LENGTH": str(len(body))})
+
+    def slow():
+        return app.test_client().post("/similar-users/", content_type="application/json",
+                           environ_overrides={"wsgi.input": held, **framing})
+
+    before = shed_total()
+    with ThreadPoolExecutor(1) as pool, _released_on_failure(held.release):
+        answer = pool.submit(slow)
+        assert held.waiting.wait(WAIT)  # the server is reading the slow body, which has not all arrived
+        fast = client.post("/similar-users/", json={"user_handle": 999})
+        assert fast.status_code == 200, fast.get_json()
+        assert not answer.done()
+        held.release.set()
+        response = answer.result(WAIT)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()[0]["similar_users"] == NEIGHBOURS[:2]
+    assert shed_total() == before
+
+
+@pytest.mark.parametrize(("kind", "status", "error"), [
+    ("chunked-over-the-limit", 413, "payload_too_large"),
+    ("chunked-broken", 400, "bad_request"),
+    ("short-of-its-length", 400, "bad_request"),
+])
+def test_a_body_that_cannot_be_read_whole_is_answered_by_the_app_without_a_slot(memory_app, kind, status, error):
+    """Its answer is the app's JSON error (counted and logged like any other), and it takes no slot:
+    with the only slot held, it is still answered, not shed."""
+    import io
+
+    app = memory_app(max_in_flight=1, max_body_bytes=256)
+    limiter = app.wsgi_app
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(environ):
+        entered.set()
+        assert release.wait(WAIT)
+
+    class Broken(io.BytesIO):
+        def read(self, size=-1):
+            raise ValueError("Invalid chunk size")  # what gunicorn's chunk parser raises
+
+    stream, framing = {
+        "chunked-over-the-limit": (io.BytesIO(b"x" * 300), {"HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_LENGTH": ""}),
+        "chunked-broken": (Broken(), {"HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_LENGTH": ""}),
+        "short-of-its-length": (io.BytesIO(b'{"user_handle"'), {"CONTENT_LENGTH": "100"}),
+    }[kind]
+    client = app.test_client()
+    limiter.on_admit = hold
+    with ThreadPoolExecutor(1) as pool, _released_on_failure(release):
+        occupant = pool.submit(app.test_client().post, "/similar-users/", json={"user_handle": 999})
+        assert entered.wait(WAIT)
+        limiter.on_admit = None
+        response = client.post("/similar-users/", content_type="application/json",
+                               environ_overrides={"wsgi.input": stream, **framing})
+        release.set()
+        assert occupant.result(WAIT).status_code == 200
+    assert response.status_code == status
+    assert response.get_json()["error"] == error and response.get_json()["message"]

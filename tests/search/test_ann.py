@@ -7,8 +7,8 @@ import pytest
 from scipy import sparse
 
 from recommender.search.ann import ann_top_k, plan
-from recommender.search.exact import exact_top_k, postings_per_user, unit_rows
-from recommender.search.options import AUTO_EXACT_MAX_POSTINGS, SearchOptions
+from recommender.search.exact import exact_top_k, unit_rows
+from recommender.search.options import SearchOptions
 from recommender.search.recall import RecallTooLow, check_recall, recall_at_k
 from recommender.search.rerank import rerank
 from recommender.topk import top_k_cosine
@@ -26,7 +26,7 @@ def clustered(users: int, dims: int, seed: int) -> np.ndarray:
 
 
 def wide_sparse(users: int, features: int, seed: int) -> sparse.csr_matrix:
-    """Sparse rows (projected by the SVD for the index), in communities."""
+    """Sparse rows in communities (the cluster index searches them)."""
     rng = np.random.default_rng(seed)
     community = rng.integers(0, 20, users)
     cols = (community[:, None] * (features // 20) + rng.integers(0, 60, (users, 8))).ravel()
@@ -37,7 +37,7 @@ def wide_sparse(users: int, features: int, seed: int) -> sparse.csr_matrix:
 @pytest.mark.parametrize("vectors", [clustered(3000, 32, 1), wide_sparse(3000, 2000, 2)], ids=["dense-32d", "sparse-2000-wide"])
 def test_recall_at_10_is_at_least_095_against_exact_and_the_measured_value_is_honest(vectors):
     users = np.arange(1, 3001) * 3
-    approx = ann_top_k(vectors, users, 10, options=ANN)
+    approx = top_k_cosine(vectors, users, 10, search=ANN)  # sparse ones: the cluster index
     exact = exact_top_k(vectors, users, 10)
     full_recall = recall_at_k(approx.similar, approx.scores, exact.similar, exact.scores)
     assert full_recall >= 0.95
@@ -54,8 +54,8 @@ def test_recall_at_10_is_at_least_095_against_exact_and_the_measured_value_is_ho
 @pytest.mark.parametrize("vectors", [clustered(4000, 32, 7), wide_sparse(2500, 1500, 5)], ids=["dense", "sparse"])
 def test_two_runs_publish_the_same_lists(vectors):
     users = np.arange(vectors.shape[0]) + 10
-    first = ann_top_k(vectors, users, 10, options=ANN)
-    second = ann_top_k(vectors, users, 10, options=ANN)
+    first = top_k_cosine(vectors, users, 10, search=ANN)
+    second = top_k_cosine(vectors, users, 10, search=ANN)
     np.testing.assert_array_equal(first.similar, second.similar)
     np.testing.assert_array_equal(first.scores, second.scores)
     assert first.recall_at_10 == second.recall_at_10
@@ -80,18 +80,15 @@ def test_auto_is_exact_up_to_the_threshold_and_ann_above():
     assert above.method == "ann" and above.recall_at_10 is not None
 
 
-def test_auto_goes_by_size_and_keeps_cheap_posting_lists_exact():
+def test_auto_goes_by_size_and_sparse_vectors_above_it_go_to_the_cluster_index():
     options = SearchOptions(method="auto", auto_exact_max_users=1000)
     assert options.resolve(1000) == "exact" and options.resolve(1001) == "ann"
-    assert options.resolve(10**6, postings_per_user=AUTO_EXACT_MAX_POSTINGS) == "exact"
-    assert options.resolve(10**6, postings_per_user=AUTO_EXACT_MAX_POSTINGS + 1) == "ann"
-    assert SearchOptions(method="ann").resolve(10, 1.0) == "ann" and SearchOptions(method="exact").resolve(10**7) == "exact"
-    # Course-view-like rows (each course held by few users) stay exact above the size threshold.
+    assert SearchOptions(method="ann").resolve(10) == "ann" and SearchOptions(method="exact").resolve(10**7) == "exact"
     views = wide_sparse(3000, 2000, 11)
-    assert postings_per_user(views) < AUTO_EXACT_MAX_POSTINGS
-    above = SearchOptions(method="auto", auto_exact_max_users=100)
-    assert above.method_for(views) == "exact" and above.method_for(views.toarray()) == "ann"
-    assert top_k_cosine(views, np.arange(3000), 10, search=above).method == "exact"
+    above = SearchOptions(method="auto", auto_exact_max_users=100, recall_sample=500)
+    answer = top_k_cosine(views, np.arange(3000), 10, search=above)
+    assert answer.method == "ann" and answer.plan["index"] == "clusters" and answer.recall_at_10 >= 0.95
+    assert top_k_cosine(views.toarray(), np.arange(3000), 10, search=above).plan["index"] == "IVFFlat"
 
 
 def test_a_forced_poor_setting_fails_the_recall_check():
@@ -101,6 +98,12 @@ def test_a_forced_poor_setting_fails_the_recall_check():
     assert result.recall_at_10 < 0.95
     with pytest.raises(RecallTooLow):
         check_recall("m", result.recall_at_10, 0.95)
+    # Under auto the same setting is not published: the search is exact, and says why.
+    auto = SearchOptions(method="auto", auto_exact_max_users=100, recall_sample=500, ann_candidates=1, ann_nprobe=1)
+    answer = top_k_cosine(vectors, np.arange(3000), 10, search=auto)
+    assert answer.method == "exact" and answer.recall_at_10 == 1.0
+    assert answer.plan["fallback"] == "exact" and answer.plan["recall_at_10"] == result.recall_at_10
+    np.testing.assert_array_equal(answer.similar, exact_top_k(vectors, np.arange(3000), 10).similar)
 
 
 @pytest.mark.parametrize("as_sparse", [True, False], ids=["sparse", "dense"])
@@ -124,12 +127,10 @@ def test_rerank_scores_are_the_brute_force_cosines_and_all_candidates_give_the_b
 
 def test_the_plan_grows_with_users_and_always_takes_more_candidates_than_n():
     options = SearchOptions(method="ann")
-    small, large = plan(10_000, 32, False, 10, options), plan(1_000_000, 32, False, 10, options)
+    small, large = plan(10_000, 32, 10, options), plan(1_000_000, 32, 10, options)
     assert small.nlist < large.nlist and large.nlist == 4000 and not large.projected
-    assert plan(1_000_000, 32, False, 50, SearchOptions(ann_candidates=20)).candidates == 51
-    sparse_plan = plan(1_000_000, 747, True, 10, options)
-    assert sparse_plan.projected and sparse_plan.dims == options.ann_dims
-    assert not plan(300_000, 108, False, 50, options).projected and plan(300_000, 300, False, 50, options).dims == options.ann_dims
+    assert plan(1_000_000, 32, 50, SearchOptions(ann_candidates=20)).candidates == 51
+    assert not plan(300_000, 108, 50, options).projected and plan(300_000, 300, 50, options).dims == options.ann_dims
 
 
 def test_unknown_method_is_refused():

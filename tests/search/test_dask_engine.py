@@ -44,7 +44,7 @@ class BlockSink:
         self.records: list[dict] = []
         self.calls = 0
 
-    def partition_target(self) -> None:
+    def target(self) -> None:
         return None
 
     def write(self, model_handle, items, total=None, progress=False) -> int:
@@ -52,9 +52,6 @@ class BlockSink:
         before = len(self.records)
         self.records.extend(item.to_record() for item in items)
         return len(self.records) - before
-
-    def written(self, model_handle, count) -> None:
-        raise AssertionError("no partition target: the driver writes")
 
 
 def _job(handle: str, explain: bool = True) -> ModelJob:

@@ -40,9 +40,9 @@ def test_check_recall_refuses_below_the_minimum_only():
 
 @pytest.mark.slow  # a whole generator run
 def test_a_run_under_min_recall_fails_before_publishing(small_dataset, tmp_path):
-    """A tiny effort (one IVF cell scanned, n + 1 candidates per user) misses neighbours: exit 1, nothing written."""
+    """A tiny effort (one of 64 clusters walked per user) misses neighbours: exit 1, nothing written."""
     out = tmp_path / "items.jsonl"
-    env = {**os.environ, "ANN_NPROBE": "1", "ANN_SPARSE_CANDIDATES": "1", "MIN_RECALL": "0.95", "LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "ANN_SPARSE_PROBES": "1", "MIN_RECALL": "0.95", "LOG_LEVEL": "WARNING"}
     done = subprocess.run(
         [sys.executable, "run_generator.py", "--data-dir", str(small_dataset), "--models", "knn_collab_filtering_user_course_view",
          "--search", "ann", "--dry-run", str(out), "--no-progress", "--report", str(tmp_path / "report.json")],

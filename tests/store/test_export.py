@@ -27,8 +27,11 @@ from moto import mock_aws
 from recommender import pipeline
 from recommender.reasons import Explanations
 from recommender.store.dynamo import DynamoStore
-from recommender.store.export import ExportFailed, ExportLocation, ExportSink, ExportTarget, read_part
-from recommender.store.import_publisher import ImportFailed, ImportPublisher
+from recommender.store.export import ExportTarget, read_part
+from recommender.store.export_location import ExportFailed, ExportLocation
+from recommender.store.export_sink import ExportSink
+from recommender.store.import_publisher import ImportFailed, import_publisher
+from recommender.store.publisher import RunPublisher
 from recommender.store.items import StoredItem, build_items
 from recommender.topk import Neighbours
 from tests import moto_import_fix
@@ -68,14 +71,14 @@ def test_export_holds_exactly_the_items_the_write_path_puts(tmp_path):
     sink = ExportSink(ExportLocation(str(tmp_path / "export")), part_items=300)
     sink.begin(items.run_id, (TFIDF,))
     assert sink.write(TFIDF, items) == len(items)
-    manifest = sink.commit()
+    sink.commit({TFIDF: len(items)})
     location = sink.location
+    manifest = json.loads(location.get("manifest.json"))
     assert canonical(exported(location)) == canonical(items.dynamo_items())
     parts = location.list("data")
     assert len(parts) == 3 and all(p.startswith(f"data/{TFIDF}/") and p.endswith(".json.gz") for p in parts)
     first = gzip.decompress(location.get(parts[0])).decode().splitlines()[0]
     assert first.startswith('{"Item":{"user_handle":{"N":"1"},')  # ImportTable's DYNAMODB_JSON lines
-    assert manifest == json.loads(location.get("manifest.json"))
     assert manifest["models"] == {TFIDF: {"items": len(items), "lists_checksum": ""}} and manifest["items"] == len(items)
     assert manifest["key_schema"] == [{"AttributeName": "user_handle", "KeyType": "HASH"},
                                       {"AttributeName": "model_handle", "KeyType": "RANGE"}]
@@ -89,9 +92,9 @@ def test_writer_processes_each_write_their_own_parts(tmp_path):
         sink.begin(items.run_id, (TFIDF,))
         assert sink.write(TFIDF, items) == len(items)
         assert sink.processes is not None and sink.processes._pool is not None  # the workers did write
-        sink.commit()
+        sink.commit({TFIDF: len(items)})
     finally:
-        sink.release_lock()
+        sink.finish()
     assert len(sink.location.list("data")) == 5
     assert canonical(exported(sink.location)) == canonical(items.dynamo_items())
 
@@ -144,21 +147,21 @@ def aws(monkeypatch):
         yield settings, store
 
 
-def importer(store, uri: str = f"s3://{BUCKET}/nightly") -> ImportPublisher:
-    return ImportPublisher(store, ExportLocation(uri), poll_seconds=0.01, timeout_seconds=60)
+def importer(store, uri: str = f"s3://{BUCKET}/nightly") -> RunPublisher:
+    return import_publisher(store, ExportLocation(uri), poll_seconds=0.01, timeout_seconds=60)
 
 
 def assert_nothing_published(store, run_id: str | None) -> None:
-    """The previous run serves every model; the failed run left no table, no export, no lock."""
+    """The previous run serves every model; the failed run left no table, no record, no export, no lock."""
     assert {p.run_id for p in store.pointers()} == {"20250101T000000Z-previous"}
     assert DynamoStore.for_api(store.settings).get(2, KNN).similar_users == [3]
     tables = store.client.list_tables()["TableNames"]
     assert store.run_table(run_id or "none") not in tables
     assert boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
     assert "Item" not in store.client.get_item(TableName=store.control_table, Key={"pk": {"S": "lock"}, "sk": {"S": "generator"}})
-    if run_id:
+    if run_id:  # its record went with its table
         record = store.client.get_item(TableName=store.control_table, Key={"pk": {"S": "run"}, "sk": {"S": run_id}})
-        assert record["Item"]["status"]["S"] == "failed"
+        assert "Item" not in record
 
 
 def test_an_import_run_publishes_exactly_the_exported_items(aws, small_dataset):
@@ -190,7 +193,10 @@ def test_a_missing_bucket_publishes_nothing(aws, small_dataset):
     assert_nothing_published(store, sink.run_id)
 
 
-def begin_and_write(store) -> ImportPublisher:
+COUNTS = {model: 300 for model in MODELS}
+
+
+def begin_and_write(store) -> RunPublisher:
     sink = importer(store)
     sink.begin("20260101T000000Z-importme", MODELS)
     for model in MODELS:
@@ -198,20 +204,19 @@ def begin_and_write(store) -> ImportPublisher:
     return sink
 
 
-def fail_at_commit(sink: ImportPublisher, match: str) -> None:
+def fail_at_commit(sink: RunPublisher, match: str) -> None:
     try:
         with pytest.raises(ImportFailed, match=match):
-            sink.commit("")
+            sink.commit(COUNTS)
     finally:
         sink.abort()
-        sink.release_lock()
 
 
 def test_a_corrupt_part_fails_the_import_and_publishes_nothing(aws):
     _, store = aws
     sink = begin_and_write(store)
-    part = sink.export.location.list("data")[0]
-    sink.export.location.put(part, b"\x1f\x8b this is not gzip")
+    part = sink.fill.export.location.list("data")[0]
+    sink.fill.export.location.put(part, b"\x1f\x8b this is not gzip")
     fail_at_commit(sink, "FAILED")
     assert_nothing_published(store, sink.run_id)
 
@@ -220,7 +225,7 @@ def test_an_item_count_other_than_the_manifests_publishes_nothing(aws):
     _, store = aws
     sink = begin_and_write(store)
     stray = StoredItem.of(999, TFIDF, [(1, 0.5)], run_id=sink.run_id)  # an object under the prefix not in the counts
-    ExportTarget(sink.export.location).write([stray], name="stray")
+    ExportTarget(sink.fill.export.location).write([stray], name="stray")
     fail_at_commit(sink, "imported 601 items, the export's manifest.json counts 600")
     assert_nothing_published(store, sink.run_id)
 
@@ -246,7 +251,7 @@ def finish_import(arn: str) -> None:
 
 
 def test_sigterm_while_waiting_publishes_nothing_and_the_next_run_drops_the_leftover(aws, held_import):
-    from recommender.cli.generate import Terminated
+    from recommender.cli.common import Terminated
 
     _, store = aws
 
@@ -254,15 +259,14 @@ def test_sigterm_while_waiting_publishes_nothing_and_the_next_run_drops_the_left
         raise Terminated()  # what the SIGTERM handler raises in the main thread, here while polling
 
     sink = begin_and_write(store)
-    sink.sleep = terminated
+    sink.fill.sleep = terminated
     try:
         with pytest.raises(Terminated):
-            sink.commit("")
+            sink.commit(COUNTS)
     finally:
         sink.abort()
-        sink.release_lock()
     held_import.set()  # an import cannot be cancelled: it ends, and its table appears afterwards
-    finish_import(sink.import_arn)
+    finish_import(sink.fill.import_arn)
     assert {p.run_id for p in store.pointers()} == {"20250101T000000Z-previous"}
     assert boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
     assert store.run_table(sink.run_id) in store.client.list_tables()["TableNames"]
@@ -273,10 +277,10 @@ def test_sigterm_while_waiting_publishes_nothing_and_the_next_run_drops_the_left
 def test_an_import_past_its_timeout_publishes_nothing(aws, held_import):
     _, store = aws
     sink = begin_and_write(store)
-    sink.timeout_seconds = 0
+    sink.fill.timeout_seconds = 0
     fail_at_commit(sink, "still in progress after 0s")
     held_import.set()
-    finish_import(sink.import_arn)
+    finish_import(sink.fill.import_arn)
     assert {p.run_id for p in store.pointers()} == {"20250101T000000Z-previous"}
     assert boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
 
@@ -320,7 +324,7 @@ def test_generator_imports_into_a_moto_server_and_the_api_serves_it(moto_server,
 
     def generate(uri: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "recommender.cli.generate", "--no-progress", "--data-dir",
-                               str(small_dataset), "--models", ",".join(MODELS), "--publish", "import", "--export-uri", uri,
+                               str(small_dataset), "--models", ",".join(MODELS), "--sink", "import", "--export-uri", uri,
                                "--report", str(tmp_path / "run.json")],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
@@ -358,12 +362,22 @@ def test_generator_imports_into_a_moto_server_and_the_api_serves_it(moto_server,
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--sink", "export"], "--sink export needs --export-uri"),
-    (["--publish", "import", "--export-uri", "some/folder"], "ImportTable reads from S3"),
+    (["--sink", "import", "--export-uri", "some/folder"], "ImportTable reads from S3"),
     (["--sink", "export", "--export-uri", "s3://b/p", "--dry-run", "x.jsonl"], "cannot be combined with --sink export"),
-    (["--export-uri", "s3://b/p"], "needs --sink export or --publish import"),
+    (["--export-uri", "s3://b/p"], "needs --sink export or --sink import"),
 ])
 def test_sink_usage_mistakes_exit_2_with_one_line(small_dataset, args, message):
     done = subprocess.run([sys.executable, "-m", "recommender.cli.generate", "--data-dir", str(small_dataset), *args],
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1 and message in done.stderr
+
+
+def test_the_former_option_name_is_an_alias_with_a_deprecation_line(small_dataset):
+    done = subprocess.run([sys.executable, "-m", "recommender.cli.generate", "--data-dir", str(small_dataset),
+                           "--publish", "import", "--export-uri", "some/folder"],
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    warning, error = done.stderr.splitlines()
+    assert warning == "warning: --publish is deprecated; use --sink import"
+    assert error.startswith("error: ") and "ImportTable reads from S3" in error

@@ -67,12 +67,10 @@ def test_a_run_written_through_boto3_is_served_by_the_api_with_its_reasons(local
     settings = local_settings.model_copy(update={"pointer_cache_seconds": 0})
     items = [reasoned_item(user) for user in (7, 8)]
     publisher = RunPublisher(DynamoStore.for_generator(settings))
-    try:
-        publisher.begin(items[0].run_id, (TFIDF,))
-        assert publisher.write(TFIDF, items) == 2
-        publisher.commit()
-    finally:
-        publisher.release_lock()
+    publisher.begin(items[0].run_id, (TFIDF,))
+    assert publisher.write(TFIDF, items) == 2
+    publisher.commit({TFIDF: 2})
+    publisher.finish()
     stored = DynamoStore.for_generator(settings).client.get_item(
         TableName=publisher.table, Key={"user_handle": {"N": "7"}, "model_handle": {"S": TFIDF}})["Item"]
     assert stored["similar_users"] == {"S": f"[{BIG},2,3]"} and set(stored["reasons"]) == {"S"}

@@ -100,9 +100,8 @@ def test_a_second_generator_is_refused_while_the_lease_lives(settings):
     holder.begin(a, (TFIDF,))
     with pytest.raises(LockHeld, match=rf"another generator run \({a} on .*holds the lock; it expires in \d+s"):
         RunPublisher(store).begin(b, (TFIDF,))
-    holder.write(TFIDF, items(a, users=range(1, 3), models=(TFIDF,)))
-    holder.commit()
-    holder.release_lock()
+    holder.commit({TFIDF: holder.write(TFIDF, items(a, users=range(1, 3), models=(TFIDF,)))})
+    holder.finish()
     publish(store, b, items(b, users=range(1, 3), models=(TFIDF,)))  # free again
 
 
@@ -114,7 +113,7 @@ def test_heartbeat_keeps_a_short_lease_alive(settings):
     time.sleep(3)  # two lease lengths: only the heartbeat keeps it
     with pytest.raises(LockHeld):
         RunPublisher(store).begin(b, (TFIDF,))
-    holder.release_lock()
+    holder.abort()
 
 
 def test_a_run_whose_lock_was_taken_over_cannot_publish(settings):
@@ -132,9 +131,9 @@ def test_a_run_whose_lock_was_taken_over_cannot_publish(settings):
     other = RunPublisher(store)
     other.begin(thief, (TFIDF,))
     with pytest.raises(LockLost):
-        stale.commit()
+        stale.commit({TFIDF: 2})
     assert DynamoStore.for_api(settings).get(1, TFIDF).run_id == a
-    other.release_lock()
+    other.abort()
 
 
 def test_abort_drops_the_run_table_and_keeps_the_pointer(settings):
@@ -145,7 +144,6 @@ def test_abort_drops_the_run_table_and_keeps_the_pointer(settings):
     failing.begin(b, (TFIDF,))
     failing.write(TFIDF, items(b, users=range(1, 3), models=(TFIDF,)))
     failing.abort()
-    failing.release_lock()
     assert store.run_table(b) not in table_names(store)
     assert DynamoStore.for_api(settings).get(1, TFIDF).run_id == a
 

@@ -1,7 +1,7 @@
 """Request ids: the one a client may send (kept for log correlation only) and the ones the server makes.
 
-Its own module because both the middleware and the experiments code (which keys exposures by an
-id the server made) need it, and the middleware imports the explorer, which imports the latter.
+Its own module because the middleware, the shedding's refusals, gunicorn's own errors and the
+experiments code (which keys exposures by an id the server made) all need it.
 """
 
 from __future__ import annotations

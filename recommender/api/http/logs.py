@@ -43,11 +43,15 @@ class _StderrHandler(logging.StreamHandler):
 
 def configure_logging(level: str, fmt: str) -> None:
     """Install (once) or reconfigure the service's stderr handler on the root logger."""
-    # Neither format names a record's source line, thread or process: collecting them is a third
-    # of the cost of a log record, paid on every request's access line (the logging module's
-    # documented optimisations; https://docs.python.org/3/howto/logging.html#optimization).
+    # Neither format names a record's source line, thread or process name: collecting them is a
+    # third of the cost of a log record, paid on every request's access line (the logging module's
+    # documented optimisations; https://docs.python.org/3/howto/logging.html#optimization).  These
+    # switches are process-wide, so the process id stays: gunicorn's own format, in the same worker,
+    # prints ``%(process)d`` (a worker's "Worker exiting" line failed with a TypeError without it),
+    # and it costs one ``os.getpid()``.
     logging._srcfile = None  # type: ignore[attr-defined]
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging.logThreads = logging.logMultiprocessing = False
+    logging.logProcesses = True
     root = logging.getLogger()
     handler = next((h for h in root.handlers if isinstance(h, _StderrHandler)), None)
     if handler is None:

@@ -16,10 +16,12 @@ in the worker's event loop.  An admitted request therefore takes its slot and th
 threads), so every request that arrived in the same loop turn takes, or fails to take, a slot
 before any of them is served.  A slot is held until the app has returned its answer.
 
-A request takes its slot only once its body has arrived (a declared ``Content-Length`` up to
-``MAX_BODY_BYTES`` is read first, in this greenlet): a slow or stalled client then holds a
-connection, never a slot, so 64 clients that send half a body cannot shed everyone else.
-Bodies without a length (chunked) or over the limit go to the app as they are (its 413 path).
+A request takes its slot only once its whole body has arrived (``limits.buffer_body`` reads it
+first, in this greenlet, whether it comes with a ``Content-Length`` or chunked): a slow or
+stalled client then holds a connection, never a slot, so 64 clients that dribble their bodies
+cannot shed everyone else.  A body that cannot be read whole (short, malformed, a chunked one
+past ``MAX_BODY_BYTES``) goes to the app without a slot, for its 400 or 413; a declared length
+past the limit goes to the app unread (Flask's 413).
 
 ``/health`` and ``/metrics`` are never shed: a load balancer and Prometheus must still get their
 answer from an overloaded server (``/health`` does not yield before its own work either).
@@ -37,15 +39,15 @@ has to reconnect, and new connections are accepted at the pace of the worker's l
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from recommender.api import metrics
-from recommender.api.middleware import REQUEST_ID_HEADER, request_id_from, security_headers
+from recommender.api.http import limits, metrics
+from recommender.api.http.middleware import security_headers
+from recommender.api.http.request_ids import REQUEST_ID_HEADER, request_id_from
 
 #: Never shed: the probes an operator needs most when the server is overloaded.
 EXEMPT_PATHS = frozenset({"/health", "/metrics"})
@@ -60,7 +62,8 @@ _WSGI_REQUEST_ID = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 
 
 class InFlightLimit:
-    """WSGI middleware around the Flask app: admits ``limit`` requests at a time (0: all).
+    """WSGI middleware around the Flask app: reads each request's body first, then admits
+    ``limit`` requests at a time (0: all).
 
     ``on_admit(environ)``, when set, is called in an admitted request's slot before the app runs:
     the tests' injection point to hold requests in flight (never set by the service itself).
@@ -74,12 +77,11 @@ class InFlightLimit:
         self.on_admit: Callable[[dict], None] | None = None
 
     def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if self.slots is None or environ.get("PATH_INFO") in EXEMPT_PATHS:
+        if environ.get("PATH_INFO") in EXEMPT_PATHS:
             return self.app(environ, start_response)
-        try:
-            self.read_body_first(environ)
-        except Exception:  # noqa: BLE001 - the socket or the server's reader: the client's doing either way
-            return self.incomplete(environ, start_response)
+        limits.buffer_body(environ, self.max_body_bytes)
+        if self.slots is None or limits.BODY_ERROR in environ:  # an error answer needs no slot
+            return self.app(environ, start_response)
         if not self.slots.acquire(blocking=False):
             return self.refuse(environ, start_response)
         try:
@@ -89,28 +91,6 @@ class InFlightLimit:
             return self.app(environ, start_response)
         finally:
             self.slots.release()
-
-    def read_body_first(self, environ: dict) -> None:
-        """Buffer a declared body within the limit before the request competes for a slot."""
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return  # the app answers a malformed length
-        if 0 < length <= self.max_body_bytes:
-            body = environ["wsgi.input"].read(length)
-            if len(body) < length:
-                raise EOFError(f"{len(body)} of {length} bytes")
-            environ["wsgi.input"] = io.BytesIO(body)
-            environ["CONTENT_LENGTH"] = str(len(body))
-
-    @staticmethod
-    def incomplete(environ: dict, start_response: Callable[..., Any]) -> list[bytes]:
-        """400 for a body that stopped short of its ``Content-Length`` (the app's answer to the same)."""
-        body = json.dumps({"error": "bad_request", "message": "the request body is incomplete"}).encode()
-        start_response("400 Bad Request", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                                           ("Connection", "close"), *security_headers().items(),
-                                           (REQUEST_ID_HEADER, request_id_from(environ.get(_WSGI_REQUEST_ID)))])
-        return [body]
 
     @staticmethod
     def refuse(environ: dict, start_response: Callable[..., Any]) -> list[bytes]:

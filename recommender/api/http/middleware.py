@@ -5,6 +5,10 @@ Order on the way in: request id and clock first (so even a refused request is lo
 counted), then the API key (401; only for requests that matched a route and method, so the
 others get their 404/405), then the content type of a body (415).  On the way out every
 response, errors included, gets the security headers, ``X-Request-ID``, a log line and metrics.
+
+Which endpoints need no key and which Content-Security-Policy a blueprint's answers carry is
+declared by each blueprint (:func:`declare`, when it is registered), so this module knows no
+blueprint.
 """
 
 from __future__ import annotations
@@ -12,18 +16,17 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from dataclasses import dataclass, field
 
 from flask import Flask, g, request
 
-from recommender.api import metrics
 from recommender.api.errors import ApiError
-from recommender.api.explore import EXPLORE_ENDPOINTS, OPEN_ENDPOINTS as EXPLORE_OPEN
-from recommender.api.openapi import API_KEY_HEADER, DOCS_ENDPOINTS
-from recommender.api.request_ids import REQUEST_ID_HEADER, new_request_id, request_id_from  # noqa: F401 - re-exported
+from recommender.api.http import metrics
+from recommender.api.http.request_ids import REQUEST_ID_HEADER, request_id_from
 
 access_log = logging.getLogger("recommender.api.access")
 
-_OPEN_ENDPOINTS = {"similar_users.health"} | EXPLORE_OPEN
+API_KEY_HEADER = "X-API-Key"
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 
@@ -43,7 +46,7 @@ CSP_EXPLORE = (
 
 
 def security_headers(csp: str = CSP_API) -> dict[str, str]:
-    """The headers on every answer, the app's and gunicorn's own errors (``gunicorn_conf.py``) alike."""
+    """The headers on every answer, the app's and gunicorn's own errors (``gunicorn_worker.py``) alike."""
     return {
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
@@ -55,8 +58,30 @@ def security_headers(csp: str = CSP_API) -> dict[str, str]:
 
 
 _API_HEADERS = tuple(security_headers().items())
+_POLICY = "similar_users_http_policy"
 
 
+@dataclass
+class Policy:
+    """What the blueprints of one app declared: endpoints open without a key, and the
+    Content-Security-Policy of each blueprint whose answers replace the JSON one."""
+
+    open_endpoints: set[str] = field(default_factory=set)
+    csp: dict[str, str] = field(default_factory=dict)
+
+
+def _policy(app: Flask) -> Policy:
+    return app.extensions.setdefault(_POLICY, Policy())
+
+
+def declare(app: Flask, blueprint: str, *, open_endpoints: tuple[str, ...] = (), csp: str | None = None) -> None:
+    """``blueprint``'s part of the policy (call it from the blueprint's ``record_once``):
+    ``open_endpoints`` (its view names) answer without an API key, and its answers carry
+    ``csp`` (all their security headers replaced: a file may come with its own Cache-Control)."""
+    policy = _policy(app)
+    policy.open_endpoints.update(f"{blueprint}.{name}" for name in open_endpoints)
+    if csp is not None:
+        policy.csp[blueprint] = csp
 
 
 def key_is_valid(candidate: str, keys: tuple[str, ...]) -> bool:
@@ -74,7 +99,10 @@ def _printable(text: str, limit: int = 200) -> str:
     return text if text.isprintable() else "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
-def install(app: Flask) -> None:
+def install(app: Flask, api_keys: tuple[str, ...]) -> None:
+    """The hooks around every request of ``app``; ``api_keys`` empty: no key is asked for."""
+    policy = _policy(app)
+
     # Each hook takes the request and ``g`` out of their context proxies once: every attribute read
     # through a proxy is a context look-up, and these two hooks made ~20 of them per request.
     @app.before_request
@@ -86,12 +114,10 @@ def install(app: Flask) -> None:
         # A client's id correlates log lines and nothing else: it never keys stored records
         # (``ab.expose`` makes its own for an exposure unless this one is ours).
         ctx.request_id_is_ours = ctx.request_id != header
-        keys = app.config["API_KEYS"]
-        open_endpoints = _OPEN_ENDPOINTS if app.config["DOCS_REQUIRE_KEY"] else _OPEN_ENDPOINTS | DOCS_ENDPOINTS
         # A request that matched no route (404) or no method (405) gets that answer, key or not:
         # POST /health is 405 like without keys, and reveals nothing the 401 would hide.
-        if keys and req.routing_exception is None and req.endpoint not in open_endpoints:
-            if not key_is_valid(req.headers.get(API_KEY_HEADER, ""), keys):
+        if api_keys and req.routing_exception is None and req.endpoint not in policy.open_endpoints:
+            if not key_is_valid(req.headers.get(API_KEY_HEADER, ""), api_keys):
                 raise ApiError(401, "unauthorized", f"a valid {API_KEY_HEADER} header is required")
         if req.method in _BODY_METHODS and req.url_rule is not None and not req.is_json:
             raise ApiError(415, "unsupported_media_type", "send the body as JSON with the header Content-Type: application/json")
@@ -101,10 +127,11 @@ def install(app: Flask) -> None:
         req, ctx = request._get_current_object(), g._get_current_object()
         headers = response.headers
         nonce = ctx.get("csp_nonce")
-        if nonce or req.endpoint in DOCS_ENDPOINTS:  # files may come with their own Cache-Control: replace
-            headers.update(security_headers(CSP_DOCS.format(nonce=nonce) if nonce else CSP_API))
-        elif req.endpoint in EXPLORE_ENDPOINTS:
-            headers.update(security_headers(CSP_EXPLORE))
+        csp = policy.csp.get(req.blueprint) if req.blueprint else None
+        if nonce:  # a page with its own inline script (/docs)
+            headers.update(security_headers(CSP_DOCS.format(nonce=nonce)))
+        elif csp is not None:
+            headers.update(security_headers(csp))
         else:  # a JSON answer has none of them yet: appending is a third of the cost of replacing
             headers.extend(_API_HEADERS)
         request_id = ctx.get("request_id") or request_id_from(None)

@@ -50,7 +50,7 @@ LATENCY = Histogram(
 )
 SHED = Counter(
     "similar_users_http_requests_shed",
-    "Requests refused with 503 overloaded because the worker had MAX_IN_FLIGHT requests in flight (recommender/api/shedding.py)",
+    "Requests refused with 503 overloaded because the worker had MAX_IN_FLIGHT requests in flight (recommender/api/http/shedding.py)",
 )
 STORE_ERRORS = Counter(
     "similar_users_store_errors",
