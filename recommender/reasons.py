@@ -7,7 +7,8 @@ a neighbour's weights add up to at most its score).  The product is taken for al
 neighbour) pairs of a block at once: no users × users matrix.
 
 Models without interpretable features say what they can: the ALS model the shared courses of its
-(BM25) confidence matrix, the DNN the overlap of the two users' course-level mixes, the ensemble
+(BM25) confidence matrix, the DNN the levels both users watch with each one's share of their courses
+(neighbours who all watch the three levels are told apart by how much), the ensemble
 the models that find the neighbour similar (their share of the fused score).
 """
 
@@ -55,7 +56,12 @@ def _top_per_row(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows:
     weight = np.zeros((n_rows, MAX_REASONS), dtype=np.float64)
     index[rows[top], rank[top]] = cols[top]
     weight[rows[top], rank[top]] = np.round(values[top], WEIGHT_DECIMALS)
-    return index, weight
+    return _named(index, weight)
+
+
+def _named(index: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index, weight) without the reasons whose weight rounds to 0 (too small to be a reason)."""
+    return np.where(weight > 0, index, -1), np.where(weight > 0, weight, 0.0)
 
 
 def _pairs(neighbours: Neighbours, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -99,22 +105,42 @@ def shared_features(
         block = slice(start, start + PAIR_BLOCK)
         idx, wt = top_shared_features(unit, np.asarray(feature_of_column, dtype=np.int64), user_rows[block],
                                       neighbour_rows[block], MAX_REASONS)
-        index[pair[block]], weight[pair[block]] = idx, np.round(wt, WEIGHT_DECIMALS)
+        index[pair[block]], weight[pair[block]] = _named(idx, np.round(wt, WEIGHT_DECIMALS))
     return Explanations(kind, np.asarray(names), index.reshape(*shape, MAX_REASONS), weight.reshape(*shape, MAX_REASONS))
 
 
+SHARE_STEP = 10  # level shares are told in steps of 10%: "60% of yours, 50% of theirs"
+MIN_LEVEL_SHARE = 0.05  # a level both users give less than this is no reason
+
+
+def level_names(levels: tuple[str, ...]) -> np.ndarray:
+    """Every (level, user's share, neighbour's share) reason, shares in steps of ``SHARE_STEP`` %:
+    index ``(level · S + user_step) · S + neighbour_step`` with ``S = 100 / SHARE_STEP + 1``."""
+    steps = range(0, 101, SHARE_STEP)
+    return np.array([f"{level} courses ({a}% of yours, {b}% of theirs)" for level in levels for a in steps for b in steps])
+
+
 def level_overlap(mix: np.ndarray, users: np.ndarray, neighbours: Neighbours, levels: tuple[str, ...]) -> Explanations:
-    """Reasons = the course levels both users watch, weighted by ``min(share_u, share_v)``."""
+    """Reasons = the course levels both users watch (at least ``MIN_LEVEL_SHARE`` each), weighted by
+    ``min(share_u, share_v)``, each naming both users' shares: two neighbours who both watch the three
+    levels are told apart by how much of each they watch."""
     shape = neighbours.similar.shape
     pair, user_rows, neighbour_rows = _pairs(neighbours, users)
     overlap = np.minimum(mix[user_rows], mix[neighbour_rows])  # (pairs, levels): no users x users
+    overlap = np.where(overlap >= MIN_LEVEL_SHARE, overlap, 0.0)
     rows = np.repeat(np.arange(len(pair)), overlap.shape[1])
     cols = np.tile(np.arange(overlap.shape[1]), len(pair))
     idx, wt = _top_per_row(rows, cols, overlap.ravel(), len(pair))
+    per_level = 100 // SHARE_STEP + 1
+    step = lambda share: np.rint(share * 100 / SHARE_STEP).astype(np.int64)  # noqa: E731 - one use
+    chosen = np.maximum(idx, 0)
+    mine = step(np.take_along_axis(mix[user_rows], chosen, 1))
+    theirs = step(np.take_along_axis(mix[neighbour_rows], chosen, 1))
+    idx = np.where(idx >= 0, (idx * per_level + mine) * per_level + theirs, -1)
     index = np.full((shape[0] * shape[1], MAX_REASONS), -1, dtype=np.int64)
     weight = np.zeros((shape[0] * shape[1], MAX_REASONS), dtype=np.float64)
     index[pair], weight[pair] = idx, wt
-    return Explanations("level", np.asarray(levels), index.reshape(*shape, MAX_REASONS), weight.reshape(*shape, MAX_REASONS))
+    return Explanations("level", level_names(levels), index.reshape(*shape, MAX_REASONS), weight.reshape(*shape, MAX_REASONS))
 
 
 def agreeing_models(contributions: np.ndarray, handles: tuple[str, ...]) -> Explanations:
@@ -134,7 +160,7 @@ TEXT = {
     "course": "both watched {value}",
     "assessment": "both took the {value} assessment with similar results",
     "model": "{value} also finds this user similar",
-    "level": "both watch {value} courses",
+    "level": "both watch {value}",
 }
 
 

@@ -99,3 +99,27 @@ def test_shared_features_equal_a_brute_force_oracle(grouped):
             order = order[:MAX_REASONS]
             assert got.index[i, r, :len(order)].tolist() == order and (got.index[i, r, len(order):] == -1).all()
             np.testing.assert_allclose(got.weight[i, r, :len(order)], np.round(sums[order], WEIGHT_DECIMALS), atol=1e-12)
+
+
+def test_level_reasons_tell_neighbours_apart_by_the_shares_that_differ():
+    # User 1 watches 60% Intermediate, 30% Beginner, 10% Advanced; the neighbours watch all three
+    # levels too, in different proportions: the reasons say how much, so they differ per neighbour.
+    from recommender.data.schema import LEVELS
+    from recommender.reasons import level_overlap
+
+    order = [LEVELS.index(level) for level in ("Beginner", "Intermediate", "Advanced")]
+    shares = {1: (0.3, 0.6, 0.1), 2: (0.3, 0.6, 0.1), 3: (0.1, 0.8, 0.1), 4: (0.5, 0.2, 0.3), 5: (0.0, 0.97, 0.03)}
+    users = np.array(sorted(shares))
+    mix = np.zeros((len(users), len(LEVELS)))
+    for row, user in enumerate(users):
+        mix[row, order] = shares[user]
+    neighbours = Neighbours(np.array([1]), np.array([[2, 3, 4, 5]]), np.array([[0.9, 0.8, 0.7, 0.6]], dtype=np.float32))
+    reasons = level_overlap(mix, users, neighbours, LEVELS).for_row(0, 4)
+    texts = [[describe(kind, value) for kind, value, _ in why] for why in reasons]
+    assert len({tuple(t) for t in texts}) == 4  # four neighbours, four different explanations
+    assert texts[0][0] == "both watch Intermediate courses (60% of yours, 60% of theirs)"
+    assert texts[1][0] == "both watch Intermediate courses (60% of yours, 80% of theirs)"
+    assert texts[2][0] == "both watch Beginner courses (30% of yours, 50% of theirs)"  # the largest overlap first
+    # a level the neighbour barely watches (3% < 5%) is no reason; weights are the overlaps
+    assert [value.split(" ")[0] for _, value, _ in reasons[3]] == ["Intermediate"]
+    assert [w for _, _, w in reasons[1]] == [0.6, 0.1, 0.1]

@@ -174,11 +174,13 @@ def ensemble_lines(results: dict[str, Any]) -> list[str]:
              "standard error: paired per user where both are scored on the same users, unpaired otherwise.", ""]
     for title, c in found:
         answer = "yes" if c["at_least_as_good"] else "**NO**"
+        tests = (f" One-sided p-values (ensemble above): paired t-test {c['p_value_paired_t']:.3g}, "
+                 f"Wilcoxon signed-rank {c['p_value_wilcoxon']:.3g}." if "p_value_paired_t" in c else "")
         lines.append(
             f"- {title}: `{c['candidate']}` {c['candidate_value']:.4f} ± {c['candidate_error']:.4f} vs "
             f"`{c['best_single']}` {c['best_value']:.4f} ± {c['best_error']:.4f}; difference "
             f"{c['difference']:+.4f} ± {c['difference_error']:.4f} ({'paired' if c['paired'] else 'unpaired'}). "
-            f"≥ best single model: {answer}, {c['verdict']}.")
+            f"≥ best single model: {answer}, {c['verdict']}.{tests}")
     return lines + [""]
 
 
@@ -190,7 +192,12 @@ def verdict_lines(task_name: str, task: dict[str, Any], k: int) -> list[str]:
     for system, beats in task["beats_most_active_users"].items():
         verb = "beats" if beats else "DOES NOT BEAT"
         line = (f"- {task_name}: `{system}` {verb} the most active users on {label(metric)} "
-                f"({values[system][metric]:.4f} vs {values[MOST_ACTIVE][metric]:.4f})")
+                f"({values[system][metric]:.4f} vs {values[MOST_ACTIVE][metric]:.4f}")
+        paired = task.get("versus_most_active_users", {}).get(system)
+        if paired:
+            line += (f"; paired difference {paired['difference']:+.4f} ± {paired['difference_error']:.4f}, "
+                     + ("beyond two standard errors" if paired["clear"] else "not beyond two standard errors"))
+        line += ")"
         if not task["beats_random"][system]:
             line += f"; it does not beat random users either ({values[RANDOM][metric]:.4f})"
         out.append(line)
@@ -258,7 +265,8 @@ def tuning_markdown(tuning: dict[str, Any]) -> str:
         "metric; the margin is z standard errors of the paired per-user differences, z Bonferroni-corrected "
         "for picking the best of the grid (one-sided 2.5%); 'clear' when the gain exceeds the margin. "
         "Planted-precision columns (synthetic data only) belong to the same fit as the row (validation rows: "
-        "fitted without the validation items; test rows: without the test items) and are not used to choose.",
+        "fitted without the validation items; test rows: without the test items) and are not used to choose. "
+        "± is the standard error of the per-user mean.",
         "",
     ]
     for handle, model in tuning["models"].items():
@@ -267,7 +275,7 @@ def tuning_markdown(tuning: dict[str, Any]) -> str:
         columns = list(model["grid"][0]["validation"])
         rows = [
             [f"`{describe_params(entry['params'])}`" + (" (default)" if entry["default"] else "")]
-            + [_fmt(entry["validation"][c]) for c in columns]
+            + [_fmt(entry["validation"][c], entry.get("validation_errors", {}).get(c)) for c in columns]
             for entry in model["grid"]
         ]
         lines += _table(rows, ["configuration"] + [f"val {label(c)}" for c in columns]) + [""]
@@ -276,7 +284,7 @@ def tuning_markdown(tuning: dict[str, Any]) -> str:
         for which in ("default", "best"):
             entry = model["before_after"][which]
             for split in ("validation", "test"):
-                figures = [_fmt(entry[split].get(c, "")) for c in columns]
+                figures = [_fmt(entry[split].get(c, ""), entry.get(f"{split}_errors", {}).get(c)) for c in columns]
                 rows.append([which, f"`{describe_params(entry['params'])}`", split] + figures)
         lines += _table(rows, ["", "configuration", "split"] + [label(c) for c in columns]) + [""]
         gain = model["gain"]

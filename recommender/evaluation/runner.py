@@ -21,7 +21,7 @@ import pandas as pd
 
 from recommender.data.loader import Tables, load_tables
 from recommender.evaluation import baselines, metrics, references
-from recommender.evaluation.comparison import versus_best
+from recommender.evaluation.comparison import versus_baseline, versus_best
 from recommender.evaluation.metrics import standard_error
 from recommender.evaluation.score_prediction import ScoreTask, evaluate_scores
 from recommender.evaluation.split import TASKS
@@ -108,10 +108,12 @@ def evaluate(tables: Tables, truth: pd.DataFrame | None, config: EvalConfig) -> 
             scores = split.score(neighbours)
             figures[handle], errors[handle] = scores.summary, scores.errors
             ndcg[handle] = scores.per_user[f"ndcg_at_{config.k}"]
+        baseline_ndcg: dict[str, np.ndarray] = {}
         for name, neighbours in split.baselines().items():
             systems[name] = neighbours
             scores = split.score(neighbours)
             figures[name], errors[name] = scores.summary, scores.errors
+            baseline_ndcg[name] = scores.per_user[f"ndcg_at_{config.k}"]
         for name, recommended in references.item_recommenders(split, config.params).items():
             scores = split.score_items(recommended)
             figures[name], errors[name] = scores.summary, scores.errors
@@ -121,6 +123,10 @@ def evaluate(tables: Tables, truth: pd.DataFrame | None, config: EvalConfig) -> 
             "standard_errors": _rounded(errors),
             "beats_most_active_users": _verdicts(figures, config.k, baselines.MOST_ACTIVE),
             "beats_random": _verdicts(figures, config.k, baselines.RANDOM),
+            # paired per user: above the most active users by more than two standard errors?
+            "versus_most_active_users": {
+                name: _rounded_comparison(c) for name, c in versus_baseline(
+                    {**ndcg, baselines.MOST_ACTIVE: baseline_ndcg[baselines.MOST_ACTIVE]}, baselines.MOST_ACTIVE).items()},
             "ensemble_vs_best": _rounded_comparison(versus_best(ndcg, paired=True)),
         }
         if task.name == SCORE_TASK:  # the same fits, judged on the held-out scores (score_prediction)
@@ -209,7 +215,8 @@ def _agreement(full_fits: dict[str, Neighbours]) -> dict[str, Any]:
 def _rounded_comparison(comparison: dict[str, Any] | None) -> dict[str, Any] | None:
     if comparison is None:
         return None
-    return {k: round(v, DECIMALS) if isinstance(v, float) else v for k, v in comparison.items()}
+    return {k: (float(f"{v:.3g}") if k.startswith("p_value") else round(v, DECIMALS)) if isinstance(v, float) else v
+            for k, v in comparison.items()}
 
 
 def _rounded(figures: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:

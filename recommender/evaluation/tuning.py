@@ -5,7 +5,8 @@ course views for the two view models) is split as in the evaluation; the trainin
 again by the same rule, every configuration of a small grid is fitted on what remains and scored
 on the validation items.  The best configuration on validation (ties go to the default) and the
 default are then refitted on the full training split and scored on the test items, which are
-never used to choose.  A gain counts as *clear* when the mean paired per-user difference on
+never used to choose (:func:`select` is the choosing phase and reads no test item; a test holds it
+to that with a split that refuses its held-out part).  A gain counts as *clear* when the mean paired per-user difference on
 validation exceeds z standard errors, z Bonferroni-corrected for the size of the grid
 (:func:`clear_z`).
 
@@ -18,6 +19,7 @@ when ground truth exists, is shown next to the grid for information and not used
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,29 +44,36 @@ def _planted(neighbours: Neighbours, truth: pd.DataFrame | None, n: int) -> dict
     return {f"{c}_precision_at_{n}": metrics.planted_precision(neighbours, truth[c]) for c in ("community", "skill")}
 
 
-def tune(
+SplitFactory = Callable[..., TaskSplit]
+
+
+def select(
     tables: Tables,
     truth: pd.DataFrame | None,
     config: EvalConfig,
     grids: dict[str, list[dict[str, Any]]] | None = None,
-) -> dict[str, Any]:
-    """Grid per model on validation, then default vs best on validation and test."""
+    *,
+    split_factory: SplitFactory = TaskSplit,
+) -> dict[str, dict[str, Any]]:
+    """Phase one: every configuration of every model's grid fitted and scored on the validation
+    split, and the best chosen there.  Nothing of the test split's held-out part is read: the
+    validation split is carved out of the test split's *training* tables, and a split object that
+    refuses every held-out attribute (``tests/evaluation/test_runner.py``) goes through this phase.
+
+    ``split_factory(tables, task, users, config, seed_offset=...)`` builds the splits (``TaskSplit``)."""
     if grids is None:  # each model declares its own grid (SimilarityModel.tuning_grid)
         grids = {handle: get_spec(handle).load().tuning_grid for handle in MODEL_HANDLES}
     users = all_users(tables)
     splits: dict[str, tuple[TaskSplit, TaskSplit]] = {}
-    out: dict[str, Any] = {
-        "config": {"top_n": config.top_n, "k": config.k, "holdout_fraction": config.fraction, "seed": config.seed},
-        "models": {},
-    }
+    chosen: dict[str, dict[str, Any]] = {}
     for handle, grid in grids.items():
         if handle not in config.models:
             continue
         task_name, metric_pattern = get_spec(handle).load().tuning_target
         selection = metric_pattern.format(k=config.k)
         if task_name not in splits:
-            test = TaskSplit(tables, TASKS[task_name], users, config)
-            validation = TaskSplit(test.train_tables, TASKS[task_name], users, config, seed_offset=1)
+            test = split_factory(tables, TASKS[task_name], users, config, seed_offset=0)
+            validation = split_factory(test.train_tables, TASKS[task_name], users, config, seed_offset=1)
             splits[task_name] = (test, validation)
         test, validation = splits[task_name]
         entries, per_user = [], []
@@ -77,6 +86,7 @@ def tune(
                 "params": params,
                 "default": not params,
                 "validation": _round({**scores.summary, **_planted(neighbours, truth, config.top_n)}),
+                "validation_errors": _round(scores.errors),
             })
             per_user.append(scores.per_user[selection])
             log.info("%s %s: validation %s = %.4f", handle, params or "default", selection, scores.summary[selection])
@@ -85,6 +95,29 @@ def tune(
         best_i = int(np.argmax(values))  # first maximum: the default (listed first) wins ties
         if values[best_i] <= values[default_i]:
             best_i = default_i
+        chosen[handle] = {"task": task_name, "selection": selection, "test": test, "validation": validation,
+                          "grid": grid, "entries": entries, "per_user": per_user,
+                          "default_i": default_i, "best_i": best_i}
+    return chosen
+
+
+def tune(
+    tables: Tables,
+    truth: pd.DataFrame | None,
+    config: EvalConfig,
+    grids: dict[str, list[dict[str, Any]]] | None = None,
+    *,
+    split_factory: SplitFactory = TaskSplit,
+) -> dict[str, Any]:
+    """Grid per model on validation (:func:`select`, which reads no test item), then default vs
+    best on validation and test."""
+    out: dict[str, Any] = {
+        "config": {"top_n": config.top_n, "k": config.k, "holdout_fraction": config.fraction, "seed": config.seed},
+        "models": {},
+    }
+    for handle, c in select(tables, truth, config, grids, split_factory=split_factory).items():
+        test, validation, grid, entries = c["test"], c["validation"], c["grid"], c["entries"]
+        default_i, best_i, per_user, selection = c["default_i"], c["best_i"], c["per_user"], c["selection"]
         before_after: dict[str, Any] = {}
         test_per_user: dict[str, np.ndarray] = {}
         for which, i in (("default", default_i), ("best", best_i)):
@@ -98,7 +131,9 @@ def tune(
             before_after[which] = {
                 "params": grid[i],
                 "validation": entries[i]["validation"],
+                "validation_errors": entries[i]["validation_errors"],
                 "test": _round({**scores.summary, **_planted(neighbours, truth, config.top_n)}),
+                "test_errors": _round(scores.errors),
             }
         diff = per_user[best_i] - per_user[default_i]
         z = clear_z(len(grid) - 1)
@@ -111,7 +146,7 @@ def tune(
             "test": round(float((test_per_user["best"] - test_per_user["default"]).mean()), DECIMALS),
         }
         out["models"][handle] = {
-            "task": task_name,
+            "task": c["task"],
             "selection_metric": selection,
             "validation_split": validation.describe(),
             "grid": entries,

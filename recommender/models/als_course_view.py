@@ -25,10 +25,12 @@ from typing import Literal, Self
 
 import numpy as np
 from scipy import sparse
+from sklearn.preprocessing import normalize
 
 from recommender.data.loader import Tables
 from recommender.features.matrices import user_item_matrix
-from recommender.models.base import SimilarityModel
+
+from recommender.models.base import NotFittedError, SimilarityModel
 from recommender.models.knn_course_view import bm25_weight
 from recommender.reasons import Explanations, shared_features
 from recommender.topk import Neighbours
@@ -58,6 +60,8 @@ def _drop_negligible(vectors: np.ndarray) -> np.ndarray:
 
 
 class AlsUserCourseView(SimilarityModel):
+    #: The ensemble also reads each user's taste profile and activity (:meth:`taste`).
+    fusion_state = ("vectors_", "users_", "profiles_", "activity_")
     # Chosen on the validation split (docs/evaluation/tuning.md): factors, regularisation,
     # iterations, confidence scale and weighting, one change at a time around the default.
     tuning_grid = [
@@ -115,7 +119,18 @@ class AlsUserCourseView(SimilarityModel):
         self.users_ = views.users
         self.courses_ = views.items
         self.confidence_ = confidence.tocsr()
+        # Each user's taste profile: the confidence-weighted mean factor of the courses they watched,
+        # and their activity (distinct courses): what the ensemble's affinity and activity read.
+        self.profiles_ = np.asarray(normalize(self.confidence_, norm="l1") @ self.course_factors_, dtype=np.float32)
+        self.activity_ = np.diff(self.confidence_.indptr).astype(np.int64)
         return self
+
+    def taste(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(users, unit user factors, taste profiles, activity): ``factor_u · profile_v`` is the mean score
+        the model predicts for ``u`` over the courses ``v`` watched (weighted by ``v``'s confidence)."""
+        if self.vectors_ is None or getattr(self, "profiles_", None) is None:
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
+        return self.users_, normalize(np.asarray(self.vectors_, dtype=np.float64)), self.profiles_, self.activity_
 
     def recommend_courses(self, rows: np.ndarray, seen: sparse.csr_matrix, k: int) -> np.ndarray:
         """Direct item recommendations (the evaluation's reference row, not a similar-users answer):

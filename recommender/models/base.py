@@ -35,6 +35,8 @@ class SimilarityModel(ABC):
     tuning_grid: ClassVar[list[dict[str, Any]]] = [{}]
     #: ... and the (task, metric) that chooses among them.
     tuning_target: ClassVar[tuple[str, str]] = ("courses", "ndcg_at_{k}")
+    #: What a model that fuses this one later reads of it (kept by ``release(keep_vectors=True)``).
+    fusion_state: ClassVar[tuple[str, ...]] = ("vectors_", "users_")
 
     def __init__(self) -> None:
         self.users_: np.ndarray | None = None
@@ -52,10 +54,11 @@ class SimilarityModel(ABC):
 
     def release(self, *, keep_vectors: bool = False) -> None:
         """Forget the fitted state (every ``name_`` attribute) once a run is done with the model, so its
-        memory goes back before the next model fits; ``keep_vectors`` keeps :meth:`user_vectors` for a
-        model that fuses this one later (the ensemble re-scores its candidates with them)."""
+        memory goes back before the next model fits; ``keep_vectors`` keeps :meth:`user_vectors` (and the
+        rest of ``fusion_state``) for a model that fuses this one later (the ensemble re-scores its
+        candidates with them)."""
         for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
-            if not (keep_vectors and name in ("vectors_", "users_")):
+            if not (keep_vectors and name in self.fusion_state):
                 setattr(self, name, None)
 
     def similar_users(

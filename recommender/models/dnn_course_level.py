@@ -194,7 +194,8 @@ class DnnUserCourseLevel(SimilarityModel):
         return self
 
     def explain(self, neighbours: Neighbours) -> Explanations:
-        """The course levels both users watch (overlap of their level mixes): what the embedding learned."""
+        """The course levels both users watch, with each one's share (overlap of their level mixes): what the
+        embedding learned, told per neighbour."""
         return level_overlap(self.level_mix_, self.users_, neighbours, LEVELS)
 
 

@@ -1,27 +1,35 @@
 """``ensemble_user_similarity``: the other models' neighbour lists of the same run, fused.
 
 Each component model lists every user's top ``depth`` candidates (50 by default, deeper than the
-N it stores), so that a user two models both rank 20th is in the pool.  Two fusions:
+N it stores), so that a user two models both rank 20th is in the pool.  Every candidate in the pool
+is then scored on what each component knows:
 
-* ``fusion="cosine"`` (default): every candidate in the pool is *re-scored* by every component,
-  the cosine of the two users under that component's own fitted vectors (one row-wise product per
-  (user, candidate) pair, in blocks: users × depth × models pairs, never users × users), and the
-  fused score is ``Σ_m w_m·cos_m(u, v) / Σ_m w_m``.  A candidate ALS ranks 30th but whose interests
-  are close (TF-IDF cosine 0.6) then beats one ALS ranks 9th whose interests are unrelated: the
-  models' evidence is added up, not only their verdicts.  The weights carry the scale of each
-  model's cosine (a TF-IDF cosine of 0.3 is high, an ALS cosine of 0.3 is low); they were chosen
-  on the validation split.  Without the fitted models (``combine(lists)`` alone) a component's
-  cosine is known only where it lists the candidate; elsewhere it counts 0.
-* ``fusion="rrf"``: weighted reciprocal-rank fusion over the same lists (Cormack, Clarke &
-  Büttcher 2009), ``Σ_m w_m / (c + rank_m(u, v))`` divided by its maximum ``Σ_m w_m / (c + 1)``.
-  Kept for comparison: at depth 10 the lists barely overlap (Jaccard ≈ 0.01) and at depth 50 a
-  rank says too little; on the validation split it did not beat ALS alone (docs/evaluation/tuning.md).
+* the components' cosines (``fusion="cosine"``, default): the cosine of the two users under each
+  component's own fitted vectors (one row-wise product per (user, candidate) pair, in blocks:
+  users × depth × models pairs, never users × users), weighted by ``weights``.  Without the fitted
+  models (``combine(lists)`` alone) a component's cosine is known only where it lists the
+  candidate; elsewhere it counts 0.  ``fusion="rrf"`` instead adds the weighted reciprocal ranks
+  ``w_m / (c + rank_m(u, v))`` (Cormack, Clarke & Büttcher 2009), kept for comparison.
+* the ALS model's *taste affinity* (``affinity``, its weight): ``factor_u · profile_v / max‖profile‖``,
+  the mean score ALS predicts for ``u`` over the courses ``v`` watched (clipped to [0, 1]).  The ALS
+  cosine compares two users' factors; the affinity asks whether ``u`` would like what ``v`` watches,
+  which is what a neighbour is for.  ALS's own course scores recommend held-out courses far better
+  than its user–user cosine does (``als_direct_items`` in docs/evaluation/results.md): the affinity
+  carries that knowledge into the choice of neighbours.
+* the neighbour's *activity* (``activity_power``, β): the fused score is multiplied by
+  ``(log(2 + courses_v) / log(2 + max courses))^β``.  Of two equally close users, the one who watched
+  more courses has more to share; β = 0 turns it off.
 
-No refit: the generator hands the lists (and the fitted models) it already has (:meth:`combine`);
-:meth:`fit` fits the components itself only when the ensemble runs alone (tests, evaluation).
-A model with weight 0 is left out.  Every user any component answers for gets an answer.
+The fused score ``activity_v^β · (Σ_m w_m·cos_m(u, v) + affinity·aff(u, v)) / (Σ_m w_m + affinity)``
+is at most 1.  All weights, ``depth`` and β were chosen on the validation split carved out of the
+training split (never on the held-out test items): docs/evaluation/tuning.md lists every variant
+tried with its standard error.  The selection metric is held-out-course NDCG; the assessment
+model's weight 0.25 is its best on validation (within the noise of 0 and 0.5 on courses; it adds
+what the assessment model knows, the next assessment, at no cost to courses).  A model with weight 0 is left out (the ALS model stays while
+``affinity`` > 0).  Every user any component answers for gets an answer.
 
-Each neighbour's reasons are the models that support it, with their share of its fused score.
+Each neighbour's reasons are the models that support it, with their share of its fused score (the
+affinity counts as the ALS model's).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from recommender.data.loader import Tables
 from recommender.models.base import NotFittedError, SimilarityModel
 from recommender.reasons import Explanations, agreeing_models
 from recommender.search.pair_dots import pair_dots
+from recommender.search.selection import tie_key
 from recommender.topk import SCORE_DECIMALS, Neighbours
 
 if TYPE_CHECKING:
@@ -47,16 +56,23 @@ if TYPE_CHECKING:
 Fusion = Literal["cosine", "rrf"]
 
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "tfidf_user_interest": 1.0,
+    "tfidf_user_interest": 0.25,
     "knn_collab_filtering_user_course_view": 0.0,
-    "als_collab_filtering_user_course_view": 1.0,
-    "knn_collab_filtering_user_assessment_score": 0.5,
+    "als_collab_filtering_user_course_view": 0.0,
+    "knn_collab_filtering_user_assessment_score": 0.25,
     "dnn_collab_filtering_user_course_level": 0.0,
 }
+#: The cosine weights before the affinity and the activity (tfidf 1, ALS 1, assessments 0.5).
+COSINE_WEIGHTS: dict[str, float] = {**DEFAULT_WEIGHTS, "tfidf_user_interest": 1.0,
+                                    "als_collab_filtering_user_course_view": 1.0,
+                                    "knn_collab_filtering_user_assessment_score": 0.5}
+AFFINITY_MODEL = "als_collab_filtering_user_course_view"  # whose taste profiles give the affinity
+DEFAULT_AFFINITY = 1.0
+DEFAULT_ACTIVITY_POWER = 1.0
 DEFAULT_DEPTH = 50
 USER_BLOCK = 4096  # users fused at a time: bounds the (user, candidate) pairs held at once
 #: The weights of the top-10 rank fusion this model replaced (ALS leads, the others re-rank and fill in).
-RRF_WEIGHTS = {**DEFAULT_WEIGHTS, "knn_collab_filtering_user_course_view": 1.0, "als_collab_filtering_user_course_view": 2.0}
+RRF_WEIGHTS = {**COSINE_WEIGHTS, "knn_collab_filtering_user_course_view": 1.0, "als_collab_filtering_user_course_view": 2.0}
 
 
 def _with(**changes: float) -> dict[str, float]:
@@ -71,43 +87,54 @@ def head(neighbours: Neighbours, n: int) -> Neighbours:
 
 
 class EnsembleUserSimilarity(SimilarityModel):
-    # Chosen on the validation split (docs/evaluation/tuning.md), one change at a time.
+    # Chosen on the validation split (docs/evaluation/tuning.md), one change at a time; the first
+    # entries are the fusions this default replaced (cosines alone, then with the activity).
     tuning_grid = [
         {},
+        {"weights": COSINE_WEIGHTS, "affinity": 0.0, "activity_power": 0.0},
+        {"weights": COSINE_WEIGHTS, "affinity": 0.0},
+        {"weights": COSINE_WEIGHTS, "affinity": 1.0},
+        {"affinity": 0.0, "weights": _with(als_collab_filtering_user_course_view=1.0)},
+        {"activity_power": 0.0},
+        {"activity_power": 0.5},
+        {"activity_power": 2.0},
+        {"weights": _with(tfidf_user_interest=0.0)},
         {"weights": _with(tfidf_user_interest=0.5)},
-        {"weights": _with(tfidf_user_interest=1.5)},
-        {"weights": _with(knn_collab_filtering_user_course_view=0.25)},
+        {"weights": _with(als_collab_filtering_user_course_view=0.25)},
+        {"weights": _with(knn_collab_filtering_user_course_view=0.1)},
         {"weights": _with(knn_collab_filtering_user_assessment_score=0.0)},
-        {"weights": _with(knn_collab_filtering_user_assessment_score=0.25)},
+        {"weights": _with(knn_collab_filtering_user_assessment_score=0.5)},
         {"weights": _with(knn_collab_filtering_user_assessment_score=1.0)},
-        {"depth": 20},
         {"depth": 100},
-        {"fusion": "rrf", "weights": RRF_WEIGHTS},
-        {"fusion": "rrf", "weights": RRF_WEIGHTS, "c": 10.0},
-        {"fusion": "rrf", "weights": RRF_WEIGHTS, "depth": 10},  # the ensemble before deeper fusion
+        {"fusion": "rrf", "weights": RRF_WEIGHTS, "affinity": 0.0, "activity_power": 0.0},
     ]
     tuning_target = ("courses", "ndcg_at_{k}")
 
     def __init__(self, weights: Mapping[str, float] | None = None, depth: int = DEFAULT_DEPTH,
-                 fusion: Fusion = "cosine", c: float = 60.0) -> None:
+                 fusion: Fusion = "cosine", c: float = 60.0, affinity: float = DEFAULT_AFFINITY,
+                 activity_power: float = DEFAULT_ACTIVITY_POWER) -> None:
         super().__init__()
         weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
-        if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
-            raise ValueError("ensemble weights must be >= 0 with at least one > 0")
+        if affinity < 0 or activity_power < 0:
+            raise ValueError("affinity and activity_power must be >= 0")
+        if any(w < 0 for w in weights.values()) or not (any(w > 0 for w in weights.values()) or affinity > 0):
+            raise ValueError("ensemble weights must be >= 0 with at least one > 0 (or affinity > 0)")
         if fusion not in ("cosine", "rrf"):
             raise ValueError(f"fusion must be cosine or rrf, not {fusion!r}")
         if c < 0:
             raise ValueError("c must be >= 0")
         if int(depth) < 1:
             raise ValueError("depth must be >= 1")
-        self._keep_params({"weights": weights, "depth": int(depth), "fusion": fusion, "c": c})
+        self._keep_params({"weights": weights, "depth": int(depth), "fusion": fusion, "c": c,
+                           "affinity": float(affinity), "activity_power": float(activity_power)})
         self.neighbours_: Neighbours | None = None
         self.contributions_: np.ndarray | None = None
 
     @property
     def components(self) -> tuple[str, ...]:
-        """The models the ensemble fuses (weight > 0), in the weights' order."""
-        return tuple(handle for handle, weight in self.weights.items() if weight > 0)
+        """The models the ensemble fuses (weight > 0, or the ALS model for the affinity), in the weights' order."""
+        wanted = {h for h, w in self.weights.items() if w > 0} | ({AFFINITY_MODEL} if self.affinity > 0 else set())
+        return tuple(dict.fromkeys(h for h in (*self.weights, AFFINITY_MODEL) if h in wanted))
 
     def fit(self, tables: Tables) -> Self:
         """Fit every component on ``tables`` (the standalone path; the generator calls :meth:`combine`)."""
@@ -145,11 +172,15 @@ class EnsembleUserSimilarity(SimilarityModel):
         lists = {h: head(lists[h], self.depth) for h in used}
         users = np.unique(np.concatenate([lists[h].users[lists[h].similar[:, 0] >= 0] for h in used]))
         units = {}
+        self._taste = None
+        taste_model = (models or {}).get(AFFINITY_MODEL)
+        if taste_model is not None and AFFINITY_MODEL in used and (self.affinity > 0 or self.activity_power > 0):
+            self._taste = Taste(*taste_model.taste())
         for h in used:
-            if self.fusion == "cosine" and models and h in models:
+            if self.fusion == "cosine" and models and h in models and self.weights.get(h, 0.0) > 0:
                 units[h] = unit_vectors(models[h])
-                if release_models:
-                    models[h].release()
+            if release_models and models and h in models:
+                models[h].release()
         similar = np.full((len(users), n), -1, dtype=np.int64)
         scores = np.full((len(users), n), np.nan, dtype=np.float32)
         contributions = np.zeros((len(users), n, len(used)))
@@ -158,10 +189,11 @@ class EnsembleUserSimilarity(SimilarityModel):
             row, col, parts = self._evidence(lists, used, block, units)
             fused = np.round(parts.sum(axis=1), SCORE_DECIMALS)
             best = np.full((len(block), n), -1, dtype=np.int64)  # [row, rank]: the pair, best first
-            _top_pairs(np.searchsorted(row, np.arange(len(block) + 1)), fused, best)
+            _top_pairs(np.searchsorted(row, np.arange(len(block) + 1)), fused, tie_key(block[row], col), best)
             rows, rank = np.nonzero(best >= 0)
             pair = best[rows, rank]
             similar[rows + lo, rank], scores[rows + lo, rank], contributions[rows + lo, rank] = col[pair], fused[pair], parts[pair]
+        self._taste = None  # its copies are needed no longer
         self.used_ = tuple(used)
         self.users_ = users
         self.contributions_ = contributions  # [i, r, m]: model used_[m]'s part of neighbour r's score
@@ -182,7 +214,7 @@ class EnsembleUserSimilarity(SimilarityModel):
             rank = np.broadcast_to(np.arange(1, similar.shape[1] + 1), similar.shape)[valid]
             rows.append(np.broadcast_to(np.searchsorted(block, answer.users[first:last])[:, None], similar.shape)[valid])
             cols.append(similar[valid])
-            weight = self.weights[handle]
+            weight = self.weights.get(handle, 0.0)
             listed.append(weight / (self.c + rank) if self.fusion == "rrf" else weight * answer.scores[first:last][valid])
         row, col = np.concatenate(rows), np.concatenate(cols)
         if len(col) and col.min() >= 0 and col.max() < (1 << 62) // len(block):  # one integer key: one sort
@@ -199,8 +231,15 @@ class EnsembleUserSimilarity(SimilarityModel):
             parts[pair_of[offset:offset + len(evidence)], i] = evidence
             offset += len(evidence)
             if handle in units:  # every candidate re-scored, not only those the model lists
-                parts[:, i] = self.weights[handle] * pair_cosines(*units[handle], block[row], col)
-        best = sum(self.weights[h] / (self.c + 1.0) if self.fusion == "rrf" else self.weights[h] for h in used)
+                parts[:, i] = self.weights.get(handle, 0.0) * pair_cosines(*units[handle], block[row], col)
+        best = sum(self.weights.get(h, 0.0) / (self.c + 1.0) if self.fusion == "rrf" else self.weights.get(h, 0.0)
+                   for h in used)
+        if self._taste is not None:
+            if self.affinity > 0:  # the ALS model's part: its cosine (if weighted) plus the affinity
+                parts[:, used.index(AFFINITY_MODEL)] += self.affinity * self._taste.affinity(block[row], col)
+                best += self.affinity
+            if self.activity_power > 0:
+                parts *= self._taste.activity(col, self.activity_power)[:, None]
         return row, col, parts / best
 
     def explain(self, neighbours: Neighbours) -> Explanations:
@@ -212,23 +251,55 @@ class EnsembleUserSimilarity(SimilarityModel):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _top_pairs(starts, fused, best):  # pragma: no cover - compiled
+def _top_pairs(starts, fused, ties, best):  # pragma: no cover - compiled
     """``best[r]``: the pairs ``starts[r]:starts[r + 1]`` (one row's candidates, by user_handle) with the
-    largest positive ``fused``, best first, ties by user_handle: an insertion into the row's top n,
-    over both cores (sorting the block's pairs by row, score and handle took longer than the fusion)."""
+    largest positive ``fused``, best first, ties by ``ties`` (the pairs' tie keys, then the lower
+    handle): an insertion into the row's top n, over both cores (sorting the block's pairs by row,
+    score and key took longer than the fusion)."""
     n = best.shape[1]
     for r in numba.prange(best.shape[0]):
         kept = 0
         for p in range(starts[r], starts[r + 1]):
             score = fused[p]
-            if score <= 0 or (kept == n and score <= fused[best[r, n - 1]]):
+            if score <= 0 or (kept == n and (score < fused[best[r, n - 1]] or (
+                    score == fused[best[r, n - 1]] and ties[p] >= ties[best[r, n - 1]]))):
                 continue
             at = min(kept, n - 1)
-            while at > 0 and score > fused[best[r, at - 1]]:  # an equal score keeps the lower handle first
+            # an equal score goes after an equal or lower tie key (a lower handle came earlier)
+            while at > 0 and (score > fused[best[r, at - 1]] or (
+                    score == fused[best[r, at - 1]] and ties[p] < ties[best[r, at - 1]])):
                 best[r, at] = best[r, at - 1]
                 at -= 1
             best[r, at] = p
             kept = min(kept + 1, n)
+
+
+class Taste:
+    """The ALS model's taste profiles, made once per fusion: the affinity of (user, candidate) pairs
+    and the candidates' activity factor (module docstring)."""
+
+    def __init__(self, users: np.ndarray, factors: np.ndarray, profiles: np.ndarray, activity: np.ndarray) -> None:
+        self.rows = RowLookup(users)
+        largest = float(np.linalg.norm(profiles, axis=1).max(initial=0.0))
+        # one matrix, factors then scaled profiles: the pair kernel reads both rows in place
+        self.stacked = np.vstack([np.asarray(factors, dtype=np.float64),
+                                  np.asarray(profiles, dtype=np.float64) / (largest if largest > 0 else 1.0)])
+        self.count = len(users)
+        self.log_activity = np.log(2.0 + np.asarray(activity, dtype=np.float64))
+        self.log_most = float(self.log_activity.max(initial=np.log(2.0)))
+
+    def affinity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``factor_a · profile_b`` over the largest profile norm, clipped to [0, 1]; 0 without a row."""
+        ia, ib = self.rows(a), self.rows(b)
+        known = (ia >= 0) & (ib >= 0)
+        dots = pair_dots(self.stacked, np.maximum(ia, 0), self.count + np.maximum(ib, 0))
+        return np.where(known, np.clip(dots, 0.0, 1.0), 0.0)
+
+    def activity(self, b: np.ndarray, power: float) -> np.ndarray:
+        """``(log(2 + courses_b) / log(2 + most courses))^power`` (a user without views: 0 courses)."""
+        ib = self.rows(b)
+        logs = np.where(ib >= 0, self.log_activity[np.maximum(ib, 0)], np.log(2.0))
+        return (logs / self.log_most) ** power
 
 
 def unit_vectors(model: SimilarityModel) -> tuple[np.ndarray | sparse.csr_matrix, RowLookup]:

@@ -25,11 +25,23 @@ users is *cos(topics) × cos(θ_u − θ_v)*: same topic at the same level is 1,
 very worst is 0.  Held-out-tag NDCG@10 doubled on the validation split (0.021 → 0.043) and went
 from 0.041 to 0.158 on test, skill precision from 0.508 to 0.539 (docs/evaluation/).  The tag × tag matrix is tags × tags (54 here).
 
+``interests`` (default 5): the user's TF-IDF interest vector (:mod:`recommender.models.tfidf_interest`,
+unit length) is appended to the unit assessment vector, times ``interests``, so the cosine is
+``(cos_assessments + interests² · cos_interests) / (1 + interests²)`` for users who follow topics
+(users without an interest keep the assessment part alone).  Why: most takers took one or two
+assessments (54 tags in all), so the assessment vector alone finds many users at cosine ~1 whose
+assessments are a subset of the user's and who have no other assessment to bring (below random
+users on held-out assessment tags); what a user follows says which assessment comes next.
+The weight was chosen on the validation split (docs/evaluation/tuning.md: 0, 1, 2, 3, 5, 10, and
+the interests alone among takers).  Neighbours are still only users who took an assessment: a user
+who took none has none to bring.
+
 ``w`` is 1, or the tag's IDF with ``idf=True`` (sharing a rare assessment counts more).
 A user's repeated attempts at one tag are averaged first.  The reasons are the tags both users
 *took* (never a tag only the smoothing brings), weighted by their part of the cosine.
 
-Covers only the users who took an assessment (~31% of the default data).
+Covers only the users who took an assessment (~31% of the default data); the reasons are the
+shared assessments (a neighbour found through interests alone gets none from this model).
 """
 
 from __future__ import annotations
@@ -74,16 +86,22 @@ class KnnUserAssessmentScore(SimilarityModel):
     # Chosen on the validation split (docs/evaluation/tuning.md).
     tuning_grid = [
         {},
-        {"representation": "per_tag", "idf": False},
-        {"smoothing": 1.0},
-        {"smoothing": 10.0},
+        {"interests": 0.0},  # the assessments alone: the model before the interests
+        {"interests": 0.0, "representation": "per_tag", "idf": False},
+        {"interests": 1.0},
+        {"interests": 2.0},
+        {"interests": 3.0},
+        {"interests": 10.0},
+        {"interests": 1000.0},  # the interests alone, among the takers
+        {"smoothing": 0.0},
         {"idf": False},
         {"normalisation": "zscore"},
     ]
     tuning_target = ("assessments", "ndcg_at_{k}")
 
     def __init__(self, normalisation: Normalisation = "percentile", idf: bool = True,
-                 representation: Representation = "topic_level", smoothing: float = 3.0) -> None:
+                 representation: Representation = "topic_level", smoothing: float = 3.0,
+                 interests: float = 5.0) -> None:
         super().__init__()
         if normalisation not in ("percentile", "zscore"):
             raise ValueError(f"normalisation must be percentile or zscore, not {normalisation!r}")
@@ -91,6 +109,8 @@ class KnnUserAssessmentScore(SimilarityModel):
             raise ValueError(f"representation must be topic_level or per_tag, not {representation!r}")
         if smoothing < 0:
             raise ValueError("smoothing must be >= 0")
+        if interests < 0:
+            raise ValueError("interests must be >= 0")
         self._keep_params(locals())
 
     def fit(self, tables: Tables) -> Self:
@@ -114,9 +134,11 @@ class KnnUserAssessmentScore(SimilarityModel):
             topic = normalize(taken) + self.smoothing * normalize(sparse.csr_matrix(taken @ related))
             theta = np.bincount(rows, weights=position) / np.bincount(rows) * (np.pi / 2.0)
             cos, sin = (sparse.diags(f(theta)) @ topic for f in (np.cos, np.sin))
-        # Column 2j is tag j's cos part, 2j + 1 its sin part.
+        # Column 2j is tag j's cos part, 2j + 1 its sin part; the interests follow (module docstring).
         vectors = sparse.hstack([cos, sin]).tocsc()[:, np.argsort(np.r_[2 * np.arange(len(tags)), 2 * np.arange(len(tags)) + 1])]
-        self.vectors_ = sparse.csr_matrix(vectors)
+        self.assessment_columns_ = 2 * len(tags)
+        self.vectors_ = sparse.csr_matrix(sparse.hstack([normalize(sparse.csr_matrix(vectors)),
+                                                         self.interests * self._interest_rows(tables, users)]))
         self.vectors_.eliminate_zeros()
         self.taken_ = sparse.csr_matrix((np.ones(len(rows)), (rows, tag_codes)), shape=shape)
         self.positions_ = position
@@ -124,10 +146,25 @@ class KnnUserAssessmentScore(SimilarityModel):
         self.tags_ = np.asarray(tags)
         return self
 
+    def _interest_rows(self, tables: Tables, users: np.ndarray) -> sparse.csr_matrix:
+        """The TF-IDF interest vector of each of ``users`` (empty rows without interests, or with weight 0)."""
+        frame = tables.user_interests
+        if self.interests == 0 or not len(frame) or "interest_tag" not in frame.columns:
+            return sparse.csr_matrix((len(users), 0))
+        from recommender.models.tfidf_interest import TfidfUserInterest
+
+        tfidf = TfidfUserInterest().fit(tables)
+        vectors, interest_users = tfidf.user_vectors()
+        at = np.minimum(np.searchsorted(interest_users, users), max(len(interest_users) - 1, 0))
+        found = (at < len(interest_users)) & (interest_users[at] == users) if len(interest_users) else np.zeros(len(users), bool)
+        pick = sparse.csr_matrix((np.ones(int(found.sum())), (np.flatnonzero(found), at[found])),
+                                 shape=(len(users), len(interest_users)))
+        return sparse.csr_matrix(pick @ vectors)
+
     def explain(self, neighbours: Neighbours) -> Explanations:
         """The assessment tags both users took, by their part of the cosine (a tag's two coordinates added)."""
         feature_of_column = np.arange(2 * len(self.tags_)) // 2
-        took = self.vectors_.multiply(self.taken_[:, feature_of_column] > 0)
+        took = self.vectors_[:, :self.assessment_columns_].multiply(self.taken_[:, feature_of_column] > 0)
         norms = np.sqrt(np.asarray(self.vectors_.multiply(self.vectors_).sum(axis=1)).ravel())
         return shared_features(took, self.users_, neighbours, self.tags_, "assessment",
                                feature_of_column=feature_of_column, row_norms=norms)

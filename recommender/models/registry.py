@@ -55,10 +55,11 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("als_collab_filtering_user_course_view", "recommender.models.als_course_view:AlsUserCourseView",
               ("user_course_views",), "ALS factors of BM25-weighted view time (implicit), cosine: users of the same viewing taste"),
     ModelSpec("knn_collab_filtering_user_assessment_score", "recommender.models.knn_assessment_score:KnnUserAssessmentScore",
-              ("user_assessment_scores",), "Assessment scores as within-tag percentiles, cosine: users who took the same assessments at a similar level"),
+              ("user_assessment_scores", "user_interests"),
+              "Assessment scores as within-tag percentiles plus the TF-IDF interests, cosine: takers who took related assessments at a similar level and follow the same topics"),
     ModelSpec("ensemble_user_similarity", "recommender.models.ensemble:EnsembleUserSimilarity",
               ("user_assessment_scores", "user_course_views", "user_interests"),
-              "Weighted cosine fusion of the other models' candidates: users several models agree on", fuses=True),
+              "The other models' candidates scored on their cosines, the ALS taste affinity and the candidate's activity: users whose courses the user would watch next", fuses=True),
 )
 
 MODEL_HANDLES: tuple[str, ...] = tuple(spec.handle for spec in MODELS)

@@ -157,7 +157,7 @@ def ann_top_k(
                 t1 = time.perf_counter()
                 _, labels = index.search(data[rows], ivf.candidates)
                 t2 = time.perf_counter()
-                cols, found = rerank(unit, rows, labels, k)
+                cols, found = rerank(unit, rows, labels, k, users)
                 times["query"] += t2 - t1
                 times["rerank"] += time.perf_counter() - t2
                 similar[rows, :k] = np.where(cols >= 0, users[np.maximum(cols, 0)], -1)

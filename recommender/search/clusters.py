@@ -14,7 +14,7 @@ and the neighbours share under half their tag weight; docs/search.md).  Here not
   queries walk the same blocks.
 
 A user found is scored exactly as the exact search scores it (the same float32 sum in the query's
-feature order) and ranked by the same rules (rounded score, then user handle; self excluded;
+feature order) and ranked by the same rules (rounded score, then the tie key of the handles; self excluded;
 positive only), so with every cluster probed the answer *is* the exact one; fewer probes only
 miss users.  Every step is seeded or independent per user, so threads change nothing.
 
@@ -101,14 +101,15 @@ class ClusterIndex:
     seconds: float
 
     @classmethod
-    def build(cls, unit: sparse.csr_matrix, clusters: int, seed: int) -> ClusterIndex:
+    def build(cls, unit: sparse.csr_matrix, clusters: int, seed: int, ids: np.ndarray | None = None) -> ClusterIndex:
+        """``ids``: the users' handles, what ties are broken by (their row numbers when None)."""
         t0 = time.perf_counter()
         centroids = spherical_kmeans(unit, clusters, seed)
         home = np.concatenate([_nearest(_similarities(unit[start:start + _ASSIGN_BLOCK], centroids))
                                for start in range(0, unit.shape[0], _ASSIGN_BLOCK)])
         order = np.argsort(home, kind="stable")
         bounds = np.searchsorted(home[order], np.arange(centroids.shape[0] + 1))
-        postings = RangedPostings(unit[order], bounds, labels=order)
+        postings = RangedPostings(unit[order], bounds, labels=order, ids=ids)
         return cls(centroids, order, postings, time.perf_counter() - t0)
 
     @property
@@ -175,7 +176,7 @@ def cluster_top_k(
     count = len(users)
     unit = unit_rows(vectors)
     times = {"build": 0.0, "recall": 0.0, "pilot": 0.0, "query": 0.0}
-    index = ClusterIndex.build(unit, options.sparse_clusters, options.seed)
+    index = ClusterIndex.build(unit, options.sparse_clusters, options.seed, users)
     times["build"] = index.seconds
     t0 = time.perf_counter()
     sample = sample_rows(count, options.recall_sample, options.seed)

@@ -11,8 +11,9 @@ Two kernels, picked by cost:
   BLAS's speed per multiply-add does not make up for; a sparse matrix
   dense enough that it would (:func:`dense_is_cheaper`) is made dense and goes the BLAS way.
 
-Both rank by score rounded to the stored precision, then by user_handle, so the answer equals a
-brute-force sort by ``(-score, user_handle)``.  The dense copy of the candidates is bounded by
+Both rank by score rounded to the stored precision, then by the seeded hash of the (user,
+neighbour) handles (:func:`~recommender.search.selection.tie_key`), so the answer equals a
+brute-force sort by ``(-score, tie_key, user_handle)``.  The dense copy of the candidates is bounded by
 ``dense_mb``: above it the candidates come in tiles whose partial answers are merged.
 """
 
@@ -121,11 +122,14 @@ def _tiles(unit, count: int, width: int, dense_mb: int) -> Iterator[_Tile]:
         yield _Tile(unit, start, min(start + step, padded(count, width)))
 
 
-def _dense_search(unit, query_index: np.ndarray, k: int, *, block_mb: int, dense_mb: int, workers: int, bar: tqdm):
-    """(columns, scores) of the top ``k`` per query by blocked GEMM + chunk-threshold selection."""
+def _dense_search(unit, ids: np.ndarray, query_index: np.ndarray, k: int, *, block_mb: int, dense_mb: int,
+                  workers: int, bar: tqdm):
+    """(columns, scores) of the top ``k`` per query by blocked GEMM + chunk-threshold selection;
+    ``ids``: the users' handles (ties)."""
     count = unit.shape[0]
     width = chunk_width(count, k)
     tiles = list(_tiles(unit, count, width, dense_mb))
+    padded_ids = np.r_[ids, np.full(padded(count, width) - count, -1, dtype=np.int64)]  # padding never scores
     step = dense_block_rows(count, unit.shape[1], k, block_mb, dense_mb)
     cols = np.full((query_index.size, k), -1, dtype=np.int64)
     found = np.full((query_index.size, k), np.nan, dtype=np.float32)
@@ -134,10 +138,10 @@ def _dense_search(unit, query_index: np.ndarray, k: int, *, block_mb: int, dense
         index = query_index[start:start + step]
         queries = unit[index]
         queries = queries.toarray() if sparse.issparse(queries) else queries
-        part = select_top_k(tile.scores(queries, index), k, width)
+        part = select_top_k(tile.scores(queries, index), k, width, ids[index], padded_ids[tile.start:tile.stop])
         part = (np.where(part[0] >= 0, part[0] + tile.start, -1), part[1])
         if len(tiles) > 1:
-            part = merge_top_k((cols[start:start + step], found[start:start + step]), part, k)
+            part = merge_top_k((cols[start:start + step], found[start:start + step]), part, k, ids[index], ids)
         cols[start:start + step], found[start:start + step] = part
         return index.size
 
@@ -150,9 +154,11 @@ def _dense_search(unit, query_index: np.ndarray, k: int, *, block_mb: int, dense
     return cols, found
 
 
-def _postings_search(unit: sparse.csr_matrix, query_index: np.ndarray, k: int, *, workers: int, bar: tqdm):
-    """(columns, scores) of the top ``k`` per query by the blocked posting-list kernel (ranges of users)."""
-    postings = RangedPostings(unit, user_ranges(unit.shape[0]))
+def _postings_search(unit: sparse.csr_matrix, ids: np.ndarray, query_index: np.ndarray, k: int, *, workers: int,
+                     bar: tqdm):
+    """(columns, scores) of the top ``k`` per query by the blocked posting-list kernel (ranges of users);
+    ``ids``: the users' handles (ties)."""
+    postings = RangedPostings(unit, user_ranges(unit.shape[0]), ids=ids)
     parts = []
     for start in range(0, query_index.size, _POSTINGS_BLOCK):
         index = query_index[start:start + _POSTINGS_BLOCK]
@@ -195,9 +201,9 @@ def exact_top_k(
     workers = max(1, workers)
     with tqdm(total=query_index.size, desc=desc, unit="user", disable=not progress, leave=False) as bar:
         if kernel == "postings" or (kernel == "auto" and sparse.issparse(unit) and not dense_is_cheaper(unit)):
-            cols, found = _postings_search(unit, query_index, k, workers=workers, bar=bar)
+            cols, found = _postings_search(unit, users, query_index, k, workers=workers, bar=bar)
         else:
-            cols, found = _dense_search(unit, query_index, k, block_mb=block_mb, dense_mb=dense_mb, workers=workers, bar=bar)
+            cols, found = _dense_search(unit, users, query_index, k, block_mb=block_mb, dense_mb=dense_mb, workers=workers, bar=bar)
     similar[:, :k] = np.where(cols >= 0, users[np.maximum(cols, 0)], -1)
     scores[:, :k] = found
     return Neighbours(users[query_index], similar, scores)

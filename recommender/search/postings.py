@@ -17,7 +17,7 @@ same ranges, cut at the clusters' bounds of users renumbered by cluster, are wha
 (:mod:`recommender.search.clusters`) walks only in part.
 
 Same rules as the dense path: scores rounded to :data:`SCORE_DECIMALS` before ranking, ties by
-user index (= user_handle order), self excluded, positive only.  Each score is summed in the
+:func:`~recommender.search.selection.tie_key` of the handles, self excluded, positive only.  Each score is summed in the
 query's feature order, so the result does not depend on threads or blocks.
 """
 
@@ -28,6 +28,7 @@ import numpy as np
 from scipy import sparse
 
 from recommender.search.neighbours import SCORE_DECIMALS
+from recommender.search.selection import tie_key
 
 _SCALE = 10.0**SCORE_DECIMALS
 #: Raw scores below this round to 0 (not a neighbour): skipped without rounding.
@@ -35,15 +36,25 @@ _MIN_RAW = np.float32(0.4 / _SCALE)
 
 
 @numba.njit(cache=True, nogil=True)
-def keep_best(key, user, best_key, best_col, filled, k):  # pragma: no cover - compiled
-    """Insert (key, user) into the k best slots ordered by (key desc, user asc); returns the new fill.
+def _after(key_a, user_a, key_b, user_b, query, ids):  # pragma: no cover - compiled
+    """Whether (key_a, user_a) ranks after (key_b, user_b) for ``query``: key desc, then tie_key asc, then user asc."""
+    if key_a != key_b:
+        return key_a < key_b
+    tie_a, tie_b = tie_key(query, ids[user_a]), tie_key(query, ids[user_b])
+    return tie_a > tie_b or (tie_a == tie_b and user_a > user_b)
+
+
+@numba.njit(cache=True, nogil=True)
+def keep_best(key, user, best_key, best_col, filled, k, query, ids):  # pragma: no cover - compiled
+    """Insert (key, user) into the k best slots ordered by (key desc, tie_key(query, ids[user]) asc);
+    returns the new fill.  ``query`` is the querying user's handle, ``ids`` the handles by column.
 
     The one top-k insertion of the compiled kernels (the posting lists here, the re-rank).
     """
-    if filled == k and (key < best_key[k - 1] or (key == best_key[k - 1] and user > best_col[k - 1])):
+    if filled == k and _after(key, user, best_key[k - 1], best_col[k - 1], query, ids):
         return filled
     slot = filled if filled < k else k - 1
-    while slot > 0 and (best_key[slot - 1] < key or (best_key[slot - 1] == key and best_col[slot - 1] > user)):
+    while slot > 0 and _after(best_key[slot - 1], best_col[slot - 1], key, user, query, ids):
         best_key[slot] = best_key[slot - 1]
         best_col[slot] = best_col[slot - 1]
         slot -= 1
@@ -60,14 +71,15 @@ _RANGE_QUERIES = 512
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _top_k_ranges(q_indptr, q_indices, q_data, r_ptr, p_indices, p_data, bounds, probe, query_self, labels, k, batch,
-                  signed, out_cols, out_scores):  # pragma: no cover - compiled
+def _top_k_ranges(q_indptr, q_indices, q_data, r_ptr, p_indices, p_data, bounds, probe, query_self, labels, ids, k,
+                  batch, signed, out_cols, out_scores):  # pragma: no cover - compiled
     """Top k of each query over the ranges of users it probes, range after range.
 
     Users ``bounds[r]:bounds[r+1]`` form range ``r``; feature ``f``'s postings in it are
     ``p_indices[r_ptr[f, r]:r_ptr[f, r + 1]]``.  A batch of queries walks one range at a time (its
     accumulator is the range's, so it stays in cache), and each query keeps its k best across the
-    ranges by (rounded score desc, ``labels[user]`` asc): the order in which the ranges come does
+    ranges by (rounded score desc, :func:`tie_key` of the handles ``ids`` of the query's and the user's
+    labels asc, then label asc): the order in which the ranges come does
     not change them, nor the sums, which are added in the query's feature order as in a walk of
     the whole lists.  ``signed``: some weights are negative (a sum can come back to 0), so a mark
     per user says whether it was touched; without them the first non-zero sum says so.
@@ -120,6 +132,7 @@ def _top_k_ranges(q_indptr, q_indices, q_data, r_ptr, p_indices, p_data, bounds,
                                 touched[n_touched] = user
                                 n_touched += 1
                 own = query_self[q] - lo
+                query = ids[labels[query_self[q]]] if query_self[q] >= 0 else -1
                 if 0 <= own < width:
                     acc[own] = 0.0  # self is never a neighbour
                 lower = _MIN_RAW
@@ -133,7 +146,7 @@ def _top_k_ranges(q_indptr, q_indices, q_data, r_ptr, p_indices, p_data, bounds,
                     key = np.int64(np.rint(np.float64(raw) * _SCALE))
                     if key <= 0:
                         continue
-                    filled[i] = keep_best(key, labels[lo + user], best_key[i], best_col[i], filled[i], k)
+                    filled[i] = keep_best(key, labels[lo + user], best_key[i], best_col[i], filled[i], k, query, ids)
                     if filled[i] == k:
                         lower = max(_MIN_RAW, np.float32((best_key[i, k - 1] - 1) / _SCALE))
                 if signed:
@@ -168,15 +181,19 @@ class RangedPostings:
     """Posting lists (one row of users per feature) cut at user ``bounds`` into ranges.
 
     ``unit`` holds unit rows with sorted indices; ``bounds`` (ascending, from 0 to the number of
-    users) cut its users into ranges, and ``labels[user]`` is the column a user is reported as and
-    ranked by on ties (the user's own index, unless the rows were reordered: the cluster index).
+    users) cut its users into ranges, and ``labels[user]`` is the column a user is reported as (the
+    user's own index, unless the rows were reordered: the cluster index); ``ids[label]`` is its handle,
+    what ties are broken by (:func:`~recommender.search.selection.tie_key`; the labels themselves when None).
     """
 
-    def __init__(self, unit: sparse.csr_matrix, bounds: np.ndarray, labels: np.ndarray | None = None):
+    def __init__(self, unit: sparse.csr_matrix, bounds: np.ndarray, labels: np.ndarray | None = None,
+                 ids: np.ndarray | None = None):
         postings = unit.T.tocsr()
         postings.sort_indices()
         self.bounds = np.ascontiguousarray(bounds, dtype=np.int64)
         self.labels = np.arange(unit.shape[0], dtype=np.int64) if labels is None else np.ascontiguousarray(labels, dtype=np.int64)
+        self.ids = (np.arange(unit.shape[0], dtype=np.int64) if ids is None
+                    else np.ascontiguousarray(ids, dtype=np.int64))
         self.indices = postings.indices
         self.data = postings.data.astype(np.float32, copy=False)
         self.signed = bool(unit.nnz) and bool(unit.data.min() < 0)
@@ -202,7 +219,8 @@ class RangedPostings:
         batch = int(max(1, min(_RANGE_QUERIES, -(-n // (threads * 4)))))
         _top_k_ranges(queries.indptr, queries.indices, queries.data.astype(np.float32, copy=False), self.r_ptr,
                       self.indices, self.data, self.bounds, np.ascontiguousarray(probe, dtype=np.bool_),
-                      np.ascontiguousarray(query_self, dtype=np.int64), self.labels, k, batch, self.signed, cols, scores)
+                      np.ascontiguousarray(query_self, dtype=np.int64), self.labels, self.ids, k, batch, self.signed,
+                      cols, scores)
         return cols, scores
 
 

@@ -2,9 +2,9 @@
 
 The approximate search only proposes candidates; re-scoring them on the model's own vectors
 (not on the reduced ones the index holds) makes the published scores exact, raises recall, and
-lets the same rounding, tie-breaking by user_handle, self-exclusion and positivity rules apply
+lets the same rounding, tie-breaking (:func:`~recommender.search.selection.tie_key`), self-exclusion and positivity rules apply
 as in the exact search (the posting-list kernel's: scores rounded to :data:`SCORE_DECIMALS`,
-then the lower column first).
+then the lower tie key first).
 
 The dots come from :mod:`recommender.search.pair_dots` (the one home of pair dots: a sparse query
 row is scattered once and each candidate's row gathered against it, without a merge's branches),
@@ -28,7 +28,7 @@ _SCALE = 10.0**SCORE_DECIMALS
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _keep_top(rows, cands, dots, k, out_cols, out_scores):  # pragma: no cover - compiled
+def _keep_top(rows, cands, dots, k, ids, out_cols, out_scores):  # pragma: no cover - compiled
     """Top k of each row's candidates by their rounded dot; no candidate (-1), self and non-positive drop."""
     for i in numba.prange(rows.shape[0]):
         a = rows[i]
@@ -41,14 +41,16 @@ def _keep_top(rows, cands, dots, k, out_cols, out_scores):  # pragma: no cover -
                 continue
             key = np.int64(np.rint(np.float64(dots[i, j]) * _SCALE))
             if key > 0:
-                filled = keep_best(key, b, best_key, best_col, filled, k)
+                filled = keep_best(key, b, best_key, best_col, filled, k, ids[a], ids)
         for slot in range(filled):
             out_cols[i, slot] = best_col[slot]
             out_scores[i, slot] = np.float32(best_key[slot] / _SCALE)
 
 
-def rerank(unit: np.ndarray | sparse.csr_matrix, rows: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(columns, rounded scores) of the top ``k`` candidates per row by exact cosine, ties by column.
+def rerank(unit: np.ndarray | sparse.csr_matrix, rows: np.ndarray, candidates: np.ndarray, k: int,
+           ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, rounded scores) of the top ``k`` candidates per row by exact cosine, ties by the
+    tie key of the handles ``ids`` (by column).
 
     ``unit`` holds unit rows (sparse ones with sorted indices); ``candidates`` (rows × C, -1 for
     none, no repeats within a row) are column indices; self and non-positive scores drop.  Rows
@@ -61,5 +63,5 @@ def rerank(unit: np.ndarray | sparse.csr_matrix, rows: np.ndarray, candidates: n
     if rows.size == 0 or k < 1:
         return cols, scores
     dots = pair_dots(unit, rows, np.maximum(candidates, 0), np.float32)
-    _keep_top(rows, candidates, dots, k, cols, scores)
+    _keep_top(rows, candidates, dots, k, np.ascontiguousarray(ids, dtype=np.int64), cols, scores)
     return cols, scores

@@ -7,12 +7,20 @@ threshold: the (k+1)-th largest chunk maximum is a real score with at least k ot
 above it, so every score of the top k is at or above it too.  Only chunks whose maximum reaches
 the threshold (about k+1 of them per row) are gathered and searched.  Scores are rounded to
 :data:`SCORE_DECIMALS` before ranking and the threshold is lowered by the rounding step, so every
-score that *rounds* to the k-th best is a candidate and ties are broken by column (= by
-user_handle, as users are sorted) exactly, whatever the BLAS or the block size.
+score that *rounds* to the k-th best is a candidate and ties are broken exactly by :func:`tie_key`,
+whatever the BLAS or the block size.
+
+Ties are not a ranking: many users share a stored score (one assessment at the same level, the same
+few interests), and breaking them by user_handle gave every such user the same low-numbered
+neighbours.  Equal stored scores are ordered by :func:`tie_key` of the (user, neighbour) handles, a
+seeded hash: deterministic, different for every user, and favouring no range of handles.  Every
+kernel (this selection, the posting lists, the re-rank, the ensemble) orders by (score desc,
+tie_key asc, handle asc).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from recommender.search.neighbours import SCORE_DECIMALS
@@ -29,6 +37,24 @@ _FLOOR = 0.4 * 10.0**-SCORE_DECIMALS
 _GATHER_CAP = 1 << 22
 
 
+#: The seed of :func:`tie_key` (fixed: published lists must not change between runs).
+TIE_SEED = 0x632BE59BD9B4E019
+
+
+@numba.vectorize(["uint64(int64, int64)"], cache=True)
+def tie_key(user, neighbour):  # pragma: no cover - compiled
+    """The order of ``neighbour`` among ``user``'s equally scored neighbours (lower first): a seeded
+    64-bit hash (SplitMix64's finaliser, applied twice) of the handle pair.  A ufunc: numpy arrays
+    and the compiled kernels call the same code."""
+    z = np.uint64(user) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(TIE_SEED)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = (z ^ (z >> np.uint64(31))) + np.uint64(neighbour) * np.uint64(0xD6E8FEB86659FD93)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
 def chunk_width(columns: int, k: int) -> int:
     """Chunk width for rows of ``columns`` scores: at least k+1 chunks, so the threshold exists."""
     return int(max(1, min(CHUNK_WIDTH, columns // (k + 1))))
@@ -40,9 +66,11 @@ def padded(columns: int, width: int) -> int:
 
 
 def rank_candidates(
-    rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n_rows: int, k: int
+    rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n_rows: int, k: int,
+    row_ids: np.ndarray, col_ids: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` per row of (row, column, rounded score) candidates, by (-score, column).
+    """Top ``k`` per row of (row, column, rounded score) candidates, by (-score, tie_key, column);
+    ``row_ids`` / ``col_ids`` are the handles of the rows and columns (what :func:`tie_key` hashes).
 
     Returns (columns, scores) of shape (n_rows, k), padded with -1 / NaN.  Candidates must be
     positive and unique per (row, column).
@@ -51,7 +79,8 @@ def rank_candidates(
     out_scores = np.full((n_rows, k), np.nan, dtype=np.float32)
     if rows.size == 0:
         return out_cols, out_scores
-    order = np.lexsort((cols, -scores, rows))
+    ties = tie_key(np.asarray(row_ids, dtype=np.int64)[rows], np.asarray(col_ids, dtype=np.int64)[cols])
+    order = np.lexsort((cols, ties, -scores, rows))
     rows, cols, scores = rows[order], cols[order], scores[order]
     rank = np.arange(rows.size) - np.searchsorted(rows, rows, side="left")
     keep = rank < k
@@ -60,8 +89,10 @@ def rank_candidates(
     return out_cols, out_scores
 
 
-def select_top_k(block: np.ndarray, k: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(columns, rounded scores) of each row's top ``k`` positive scores, best first, ties by column.
+def select_top_k(block: np.ndarray, k: int, width: int, row_ids: np.ndarray, col_ids: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, rounded scores) of each row's top ``k`` positive scores, best first, ties by
+    :func:`tie_key` of (``row_ids[row]``, ``col_ids[column]``), the handles.
 
     ``block`` is (rows, columns) float32 with ``columns`` a multiple of ``width``; excluded
     cells (self) hold -inf.
@@ -93,14 +124,15 @@ def select_top_k(block: np.ndarray, k: int, width: int) -> tuple[np.ndarray, np.
         start = stop
     rows, cols, scores = (np.concatenate(parts) for parts in (found_rows, found_cols, found_scores))
     positive = scores > 0
-    return rank_candidates(rows[positive], cols[positive], scores[positive], n_rows, k)
+    return rank_candidates(rows[positive], cols[positive], scores[positive], n_rows, k, row_ids, col_ids)
 
 
 def merge_top_k(
-    first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], k: int
+    first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], k: int,
+    row_ids: np.ndarray, col_ids: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` of two partial answers over disjoint columns (tiles of candidates), same order rules."""
     cols = np.concatenate([first[0], second[0]], axis=1)
     scores = np.concatenate([first[1], second[1]], axis=1)
     rows, slot = np.nonzero(cols >= 0)
-    return rank_candidates(rows, cols[rows, slot], scores[rows, slot], cols.shape[0], k)
+    return rank_candidates(rows, cols[rows, slot], scores[rows, slot], cols.shape[0], k, row_ids, col_ids)

@@ -33,6 +33,11 @@ def test_every_system_gets_every_figure(fast_results):
             errors = task["standard_errors"][system]
             assert set(errors) <= set(values) and all(0.0 < e < 0.1 for e in errors.values())
         assert set(task["beats_most_active_users"]) == set(FAST_MODELS)
+        paired = task["versus_most_active_users"]
+        assert set(paired) == set(FAST_MODELS) and all(p["difference_error"] > 0 for p in paired.values())
+        for system, p in paired.items():  # the paired mean difference is the difference of the means
+            gap = task["metrics"][system]["ndcg_at_10"] - task["metrics"]["most_active_users"]["ndcg_at_10"]
+            assert abs(p["difference"] - gap) < 2e-6
     assert fast_results["agreement"]["fit"] == "full data"
     assert len(fast_results["agreement"]["pairs"]) == 1
 
@@ -86,6 +91,46 @@ def test_tuning_picks_the_best_validation_figure(small_tables, small_dataset):
     assert model["before_after"]["default"]["params"] == {}
     assert set(best["test"]) >= {"ndcg_at_10", "community_precision_at_10"}
     assert isinstance(model["recommendation"], str)
+
+
+#: What a split holds of its held-out part: tuning must choose without reading any of it on the test split.
+HELD_OUT = {"heldout", "relevant", "heldout_pairs", "eval_rows", "eval_users", "seen", "score", "score_items", "baselines"}
+
+
+class SealedSplit(TaskSplit):
+    """A real split that raises once sealed if its held-out part is read (attributes or scoring)."""
+
+    def __getattribute__(self, name):
+        if name in HELD_OUT and object.__getattribute__(self, "__dict__").get("sealed"):
+            raise AssertionError(f"the test split's held-out part was read while tuning ({name})")
+        return object.__getattribute__(self, name)
+
+
+def sealed_test_split(tables, task, users, config, *, seed_offset=0):
+    """The tuning's split factory with the test split (seed offset 0) sealed after it is built."""
+    if seed_offset:
+        return TaskSplit(tables, task, users, config, seed_offset=seed_offset)
+    split = SealedSplit(tables, task, users, config, seed_offset=seed_offset)
+    split.sealed = True
+    return split
+
+
+def test_the_fusion_and_the_models_are_chosen_without_reading_the_test_split(small_tables):
+    grids = {"knn_collab_filtering_user_course_view": [{}, {"weighting": "raw"}],
+             "ensemble_user_similarity": [{}, {"activity_power": 0.0}, {"affinity": 0.0}]}
+    config = EvalConfig(models=("knn_collab_filtering_user_course_view", "ensemble_user_similarity"))
+    chosen = tuning.select(small_tables, None, config, grids, split_factory=sealed_test_split)
+    assert set(chosen) == set(grids)
+    for handle, c in chosen.items():
+        values = [e["validation"][c["selection"]] for e in c["entries"]]
+        assert values[c["best_i"]] == max(values) and all(e["validation_errors"] for e in c["entries"])
+    # the seal is real: the reporting phase scores the test split, and is refused
+    with pytest.raises(AssertionError, match="held-out part was read"):
+        tuning.tune(small_tables, None, config, grids, split_factory=sealed_test_split)
+    # and unsealed, the full tuning reports the very choices made without the test split
+    out = tuning.tune(small_tables, None, config, grids)
+    for handle, c in chosen.items():
+        assert out["models"][handle]["before_after"]["best"]["params"] == c["grid"][c["best_i"]]
 
 
 @pytest.mark.slow

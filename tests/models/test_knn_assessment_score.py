@@ -125,3 +125,20 @@ def test_search_memory_is_far_below_an_n_by_n_matrix_on_6000_users():
         tracemalloc.stop()
     full = 6000 * 6000 * 4
     assert peak < full / 4, f"peak {peak / 2**20:.1f} MB (N×N would be {full / 2**20:.1f} MB)"
+
+
+def test_interests_bring_takers_with_other_assessments_and_never_non_takers():
+    # User 1 took python only and follows django; user 2 took python too (and nothing else), user 3
+    # took python and flask and follows django, user 4 follows django but took no assessment.
+    rows = [(1, "python", 200), (2, "python", 200), (3, "python", 200), (3, "flask", 150), (5, "java", 100)]
+    frame = scores(rows)
+    follows = pd.DataFrame([(1, "django"), (3, "django"), (4, "django"), (2, "cobol"), (5, "cobol")],
+                           columns=["user_handle", "interest_tag"])
+    follows["date_followed"] = pd.Timestamp("2020-01-01")
+    tables = Tables(follows, frame.user_course_views, frame.user_assessment_scores, frame.course_tags)
+    alone = _neighbours(KnnUserAssessmentScore(interests=0.0).fit(tables))
+    assert alone[1][2] >= alone[1][3]  # assessments alone: the subset user 2 is at least as close
+    both = KnnUserAssessmentScore().fit(tables)
+    found = _neighbours(both)
+    assert found[1][3] > found[1].get(2, 0.0)  # with the interests, the taker who follows django comes first
+    assert 4 not in found[1] and set(both.users_) == {1, 2, 3, 5}  # a non-taker is never a neighbour

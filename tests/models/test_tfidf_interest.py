@@ -23,7 +23,7 @@ def test_tags_stay_whole_tokens():
 
 def test_rare_shared_tag_beats_common_shared_tag():
     rows = [(u, "javascript") for u in range(1, 40)] + [(1, "haskell"), (2, "haskell"), (1, "css"), (3, "css")]
-    rows += [(3, "javascript")]
+    rows += [(3, "javascript")] + [(u, "css") for u in (4, 5, 6)]  # css is followed by 5, haskell by 2
     result = TfidfUserInterest().fit(tables_with_interests(rows)).similar_users(3)
     first = dict(zip(result.users.tolist(), result.similar[:, 0].tolist()))
     assert first[1] == 2  # shares the rare "haskell"

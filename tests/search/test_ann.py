@@ -13,7 +13,7 @@ from recommender.search.recall import RecallTooLow, check_recall, recall_at_k
 from recommender.search.rerank import rerank
 from recommender.topk import top_k_cosine
 from recommender.search.neighbours import Neighbours
-from tests.test_topk import assert_matches
+from tests.test_topk import _by_tie_key, assert_matches
 
 ANN = SearchOptions(method="ann", recall_sample=500)
 
@@ -61,14 +61,14 @@ def test_two_runs_publish_the_same_lists(vectors):
     assert first.recall_at_10 == second.recall_at_10
 
 
-def test_ties_among_candidates_go_to_the_lowest_handles():
+def test_ties_among_candidates_go_by_the_tie_key():
     # 40 groups of 20 identical users: each list is a 19-way tie, all of it among the candidates.
     rng = np.random.default_rng(3)
     vectors = np.repeat(rng.normal(size=(40, 16)).astype(np.float32), 20, axis=0)
     users = np.arange(100, 900)
     result = ann_top_k(vectors, users, 5, options=ANN)
-    np.testing.assert_array_equal(result.similar[0], [101, 102, 103, 104, 105])
-    np.testing.assert_array_equal(result.similar[22], [120, 121, 123, 124, 125])  # user 122, group 2
+    assert result.similar[0].tolist() == _by_tie_key(100, users[:20], 5)
+    assert result.similar[22].tolist() == _by_tie_key(122, users[20:40], 5)  # group 2
     np.testing.assert_allclose(result.scores, 1.0, atol=1e-6)
 
 
@@ -115,13 +115,13 @@ def test_rerank_scores_are_the_brute_force_cosines_and_all_candidates_give_the_b
     rows = np.arange(600)
     rng = np.random.default_rng(9)
     some = np.stack([rng.permutation(600)[:40] for _ in rows])  # 40 random candidates (self may be among them)
-    cols, scores = rerank(unit, rows, some, 10)
+    cols, scores = rerank(unit, rows, some, 10, users)
     dense = unit.toarray() if as_sparse else unit
     shown = cols >= 0
     np.testing.assert_allclose(scores[shown], (dense[rows[:, None].repeat(10, 1)] * dense[np.maximum(cols, 0)]).sum(2)[shown], atol=1e-6)
     assert not (cols == rows[:, None]).any()
     everyone = np.tile(np.arange(600), (600, 1))
-    cols, scores = rerank(unit, rows, everyone, 10)
+    cols, scores = rerank(unit, rows, everyone, 10, users)
     assert_matches(Neighbours(users, np.where(cols >= 0, users[np.maximum(cols, 0)], -1), scores), vectors, users, 10)
 
 

@@ -13,6 +13,7 @@ from recommender.search.exact import exact_top_k, unit_rows
 from recommender.search.options import SearchOptions
 from recommender.search.postings import RangedPostings, user_ranges
 from recommender.search.recall import RecallTooLow, check_recall, recall_at_k
+from recommender.search.selection import tie_key
 from recommender.topk import top_k_cosine
 from tests.test_topk import assert_matches
 
@@ -80,9 +81,10 @@ def test_fewer_probes_only_miss_users_and_every_score_found_is_the_exact_one():
     rows = np.repeat(np.arange(3000)[:, None], 10, axis=1)
     np.testing.assert_allclose(scores[found], (dense[rows[found]] * dense[cols[found]]).sum(1), atol=2e-6)
     assert not (cols == np.arange(3000)[:, None]).any(), "self is never a neighbour"
-    # Ranked by the exact rules: rounded score descending, then column.
+    # Ranked by the exact rules: rounded score descending, then the tie key (the ids are the rows here).
     key = np.where(found, -scores, np.inf)
-    assert ((np.diff(key, axis=1) > 0) | ((np.diff(key, axis=1) == 0) & (np.diff(cols, axis=1) > 0)) | ~found[:, 1:]).all()
+    ties = tie_key(rows, np.maximum(cols, 0))
+    assert ((np.diff(key, axis=1) > 0) | ((np.diff(key, axis=1) == 0) & (ties[:, 1:] > ties[:, :-1])) | ~found[:, 1:]).all()
 
 
 def test_the_cluster_index_reaches_the_floor_on_clustered_data_and_two_runs_publish_the_same_lists():
