@@ -34,10 +34,11 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.bench_api import (Gunicorn, HealthProbe, RawReads, ensure_wrk, server_metrics, percentiles_ms, pick_pairs, post,
-                             run_python_load, run_wrk, wrk_version, zipf_sequence)
+from benchmarks.bench_api import (API_PORT, HealthProbe, RawReads, ensure_wrk, server_metrics, percentiles_ms, pick_pairs, post,
+                                  run_python_load, run_wrk, wrk_version, zipf_sequence)
 from benchmarks.bench_procmon import run_measured
 from recommender.models.registry import MODEL_HANDLES
+from recommender_tools.server import Gunicorn
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -419,7 +420,7 @@ def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out:
         shutil.rmtree(prometheus, ignore_errors=True)
         prometheus.mkdir(parents=True)
         server_env = {**env, **overrides, "PROMETHEUS_MULTIPROC_DIR": str(prometheus)}
-        with Gunicorn(Path(sys.executable).parent, REPO, server_env, out / f"gunicorn-{users}.log", extra_args=extra) as server:
+        with Gunicorn(REPO, server_env, out / f"gunicorn-{users}.log", extra_args=extra, port=API_PORT) as server:
             status, body = post(server.port, *pairs[0])
             if status != 200 or body[0]["user_handle"] != pairs[0][0]:
                 raise RuntimeError(f"API sanity check failed: {status} {body}")
