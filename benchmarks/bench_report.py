@@ -37,7 +37,7 @@ def render(results: dict) -> str:
         + (f" at commit `{results['git']['commit']}`" if results.get("git", {}).get("commit") else "")
         + (f" (uncommitted changes in {', '.join(results['git']['changed_product_files'])})" if results.get("git", {}).get("changed_product_files") else "")
         + ". "
-        "Regenerate with `make bench` (both sizes) or `.venv/bin/python benchmarks/run_bench.py --quick` (10k only); "
+        "Regenerate with `make bench` (both sizes) or `make bench BENCH_ARGS=--quick` (10k only); "
         "every figure below is also in `benchmarks/results/results.json`.",
         "",
         f"**Machine**: {m['cores']} cores ({m['cpu_model']}), {m['memory_gb']} GB RAM, {m['platform']}; "
