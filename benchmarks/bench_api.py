@@ -1,4 +1,4 @@
-"""API side of the benchmark: gunicorn, the load generator (wrk, or a Python fallback) and the
+"""API side of the benchmark: the load generator (wrk, or a Python fallback) and the
 raw DynamoDB read latency the service's figures are compared with.
 
 Every load loop here is bounded in time and in count, and talks to 127.0.0.1 only.
@@ -11,8 +11,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import threading
 import time
@@ -20,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
+
+#: BENCH_API_PORT: the API's fixed port (a shared machine's allotted range); else any free one.
+API_PORT = int(os.environ.get("BENCH_API_PORT") or 0) or None
 
 WRK_MARK = "WRKJSON "
 EACH_MARK = "WRKEACH "
@@ -96,12 +97,6 @@ def percentiles_ms(samples_s: list[float]) -> dict:
         "mean_ms": round(float(a.mean()), 3),
         "max_ms": round(float(a.max()), 3),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- wrk ----------------------------------------------------------------------------------------
@@ -296,57 +291,6 @@ def run_python_load(port: int, pairs: list[tuple[int, str]], seconds: float, con
         "errors": sum(errors) + sum(non_2xx),
         "non_2xx": sum(non_2xx),
     }
-
-
-# -- gunicorn -----------------------------------------------------------------------------------
-
-class Gunicorn:
-    """The server ``make serve`` runs: ``gunicorn -c recommender/api/gunicorn_conf.py`` (gevent workers),
-    ``--workers N --bind 127.0.0.1:PORT``, in our own process group."""
-
-    def __init__(self, venv_bin: Path, repo: Path, env: dict[str, str], log_path: Path, workers: int = 2,
-                 extra_args: list[str] | None = None):
-        # BENCH_API_PORT: a fixed port (a shared machine's allotted range); else any free one.
-        self.port = int(os.environ.get("BENCH_API_PORT") or 0) or free_port()
-        self.cmd = [str(venv_bin / "gunicorn"), "-c", "recommender/api/gunicorn_conf.py",
-                    "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
-                    *(extra_args or []), "recommender.api:create_app()"]
-        self.repo, self.env, self.log_path = repo, env, log_path
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> Gunicorn:
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.cmd, cwd=self.repo, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited ({self.proc.returncode}); see {self.log_path}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"gunicorn did not answer /health within 60 s; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # our own gunicorn's group, by id
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        if getattr(self, "_log", None):
-            self._log.close()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def post(port: int, user: int, model: str) -> tuple[int, dict | list | None]:

@@ -37,7 +37,7 @@ def render(results: dict) -> str:
         + (f" at commit `{results['git']['commit']}`" if results.get("git", {}).get("commit") else "")
         + (f" (uncommitted changes in {', '.join(results['git']['changed_product_files'])})" if results.get("git", {}).get("changed_product_files") else "")
         + ". "
-        "Regenerate with `make bench` (both sizes) or `.venv/bin/python benchmarks/run_bench.py --quick` (10k only); "
+        "Regenerate with `make bench` (both sizes) or `make bench BENCH_ARGS=--quick` (10k only); "
         "every figure below is also in `benchmarks/results/results.json`.",
         "",
         f"**Machine**: {m['cores']} cores ({m['cpu_model']}), {m['memory_gb']} GB RAM, {m['platform']}; "
@@ -114,8 +114,10 @@ def render(results: dict) -> str:
                 f"{_f(r.get('sklearn_seconds_all_users'), 2)} | {_f(r.get('ratio'), 2)}× | {_f(r.get('compared_strict'))} | "
                 f"{_f(100 * r['share_identical'], 2) if r.get('share_identical') is not None else '–'}% | {_f(r.get('tied_skipped'))} | "
                 f"{_f(r.get('short_identical'))}/{_f(r.get('short_lists'))} | {r.get('max_abs_score_diff')} |")
-        if s.get("reference", {}).get("skipped"):
-            lines.append(f"| {s['users']:,} | – | skipped: {s['reference']['skipped']} | | | | | | | | |")
+        for state in ("failed", "skipped"):
+            if s.get("reference", {}).get(state):
+                lines.append(f"| {s['users']:,} | – | {state.upper() if state == 'failed' else state}: "
+                             f"{s['reference'][state]} | | | | | | | | |")
     lines.append("")
 
     lines += ["## API (`POST /similar-users/`, gunicorn 2 gevent workers as `make serve`, DynamoDB Local)", "",

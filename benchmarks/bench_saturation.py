@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import run_bench as rb
-from benchmarks.bench_api import Gunicorn, run_python_load, zipf_sequence
+from benchmarks.bench_api import API_PORT, run_python_load, zipf_sequence
+from recommender_tools.server import Gunicorn
 
 OUT_JSON = rb.BENCH / "results" / "saturation.json"
 USERS = 10_000
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                 prometheus.mkdir()
                 server_env = {**env, "MAX_IN_FLIGHT": str(bound), "PROMETHEUS_MULTIPROC_DIR": str(prometheus)}
                 rb.log(f"round {rnd + 1}/{args.rounds}: MAX_IN_FLIGHT={bound}, {args.connections} connections, {args.seconds:.0f} s")
-                with Gunicorn(Path(sys.executable).parent, rb.REPO, server_env, out / "gunicorn.log") as server:
+                with Gunicorn(rb.REPO, server_env, out / "gunicorn.log", port=API_PORT) as server:
                     run_python_load(server.port, mix, seconds=3, connections=2, max_requests=2000)  # warm-up
                     run = rb.api_load(server.port, "Zipf mix, all models, item cache on", mix, args.seconds,
                                       args.connections, 0, out, wrk)

@@ -31,7 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_api import Gunicorn, ensure_wrk, free_port, run_wrk
+from benchmarks.bench_api import API_PORT, ensure_wrk, run_wrk
+from recommender_tools.server import Gunicorn, free_port
 
 SLOW_CLIENTS = 64
 ROUNDS = 20
@@ -120,17 +121,16 @@ def main() -> int:
            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     wrk = ensure_wrk(print)
-    bin_dir = Path(sys.executable).parent
     gthread = ["--worker-class", "gthread", "--threads", "4"]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        with Gunicorn(bin_dir, REPO, env, workdir / "gthread.log", extra_args=gthread) as server:
+        with Gunicorn(REPO, env, workdir / "gthread.log", extra_args=gthread, port=API_PORT) as server:
             results.append(measure("gthread", server.port, wrk, workdir))
-        with Gunicorn(bin_dir, REPO, env, workdir / "gevent.log", extra_args=["-c", "recommender/api/gunicorn_conf.py"]) as server:
+        with Gunicorn(REPO, env, workdir / "gevent.log", port=API_PORT) as server:
             results.append(measure("gevent", server.port, wrk, workdir))
         if shutil.which("nginx"):
-            with Gunicorn(bin_dir, REPO, env, workdir / "upstream.log", extra_args=gthread) as server:
+            with Gunicorn(REPO, env, workdir / "upstream.log", extra_args=gthread, port=API_PORT) as server:
                 port = free_port()
                 (workdir / "nginx.conf").write_text(NGINX_CONF.format(dir=workdir, upstream=server.port, port=port))
                 nginx = subprocess.Popen(["nginx", "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-g", "daemon off;"])

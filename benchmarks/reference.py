@@ -3,7 +3,7 @@
 
 Run by ``benchmarks/run_bench.py`` as a subprocess (so TensorFlow and the vectors leave with it)::
 
-    python benchmarks/reference.py --data-dir DIR --models a,b --out FILE [--full-max 20000 --sample 2000]
+    python -m benchmarks.reference --data-dir DIR --models a,b --out FILE [--full-max 20000 --sample 2000]
 
 Per model: fit with ``create_model(handle).fit(load_tables(DIR))``, take ``user_vectors()``, then
 

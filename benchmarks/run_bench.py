@@ -34,10 +34,11 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.bench_api import (Gunicorn, HealthProbe, RawReads, ensure_wrk, server_metrics, percentiles_ms, pick_pairs, post,
-                             run_python_load, run_wrk, wrk_version, zipf_sequence)
+from benchmarks.bench_api import (API_PORT, HealthProbe, RawReads, ensure_wrk, server_metrics, percentiles_ms, pick_pairs, post,
+                                  run_python_load, run_wrk, wrk_version, zipf_sequence)
 from benchmarks.bench_procmon import run_measured
 from recommender.models.registry import MODEL_HANDLES
+from recommender_tools.server import Gunicorn
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -295,17 +296,53 @@ def run_generator(users: int, data_dir: Path, env: dict, models: tuple[str, ...]
     }
 
 
+class OracleFailed(RuntimeError):
+    """The scikit-learn reference did not run, or found neighbour sets that differ from the project's:
+    the run's figures describe a search nobody checked, so ``make bench`` fails instead of publishing them."""
+
+
+def oracle_problems(ref: dict, models: list[str]) -> list[str]:
+    """What is wrong with a reference comparison (``benchmarks/reference.py``'s output): a model
+    missing, a model with no user compared, or any compared user whose neighbour set differs."""
+    problems = []
+    for handle in models:
+        r = ref.get("models", {}).get(handle)
+        if r is None:
+            problems.append(f"{handle}: not in the reference's output")
+            continue
+        if not r.get("compared_strict") and not r.get("short_lists"):
+            problems.append(f"{handle}: no user compared (every list tied at the cut-off)")
+        differ = (r.get("compared_strict", 0) - r.get("identical_strict", 0)) + (r.get("short_lists", 0) - r.get("short_identical", 0))
+        if differ:
+            examples = "; ".join(f"user {m['user']}: ours {m['ours']}, sklearn {m['sklearn']}" for m in r.get("mismatch_examples", []))
+            problems.append(f"{handle}: {differ} user(s) with a neighbour set other than scikit-learn's ({examples})")
+    return problems
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
 def run_reference(users: int, data_dir: Path, env: dict, models: list[str], out: Path, args, generator: dict) -> dict:
+    """The scikit-learn comparison of ``models``; a failure to run it, or a neighbour set that
+    differs, is recorded as ``failed`` (the caller raises :class:`OracleFailed`)."""
     if not models:
         return {"skipped": "no reference models", "models": {}}
     ref_path = out / f"reference-{users}.json"
     ref_path.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "bench.reference", "--data-dir", str(data_dir), "--models", ",".join(models),
+    log_path = out / f"reference-{users}.log"
+    cmd = [sys.executable, "-m", "benchmarks.reference", "--data-dir", str(data_dir), "--models", ",".join(models),
            "--out", str(ref_path), "--full-max", str(args.ref_full_max), "--sample", str(args.ref_sample)]
     log(f"{users:,} users: reference {', '.join(models)}")
-    proc = run_measured(cmd, env=env, cwd=REPO, log_path=out / f"reference-{users}.log", timeout=args.ref_timeout)
+    proc = run_measured(cmd, env=env, cwd=REPO, log_path=log_path, timeout=args.ref_timeout)
     if proc.exit_code != 0 or not ref_path.is_file():
-        return {"skipped": f"reference failed (exit {proc.exit_code}); see benchmarks/out/reference-{users}.log", "models": {}}
+        why = "timed out" if proc.timed_out else f"exit {proc.exit_code}"
+        return {"failed": f"the scikit-learn reference did not run ({why}: {_last_line(log_path)}); see {log_path}",
+                "models": {}}
     ref = json.loads(ref_path.read_text())
     for handle, r in ref["models"].items():
         gen_search = generator.get("models", {}).get(handle, {}).get("search_seconds")
@@ -319,6 +356,11 @@ def run_reference(users: int, data_dir: Path, env: dict, models: list[str], out:
     ref.update({"peak_rss_mb_process": round(proc.peak_rss_mb, 1), "wall_seconds": round(proc.wall_seconds, 2),
                 "own_cpu_pct": round(proc.own_cpu_pct, 1), "machine_cpu_pct": round(proc.machine_cpu_pct, 1),
                 "loadavg_start": proc.loadavg_start, "loadavg_end": proc.loadavg_end})
+    problems = oracle_problems(ref, models)
+    if problems:
+        ref["failed"] = "the project's top-k differs from scikit-learn's: " + "; ".join(problems)
+    else:
+        ref["passed"] = True
     return ref
 
 
@@ -378,7 +420,7 @@ def run_api(users: int, data_dir: Path, env: dict, models: tuple[str, ...], out:
         shutil.rmtree(prometheus, ignore_errors=True)
         prometheus.mkdir(parents=True)
         server_env = {**env, **overrides, "PROMETHEUS_MULTIPROC_DIR": str(prometheus)}
-        with Gunicorn(Path(sys.executable).parent, REPO, server_env, out / f"gunicorn-{users}.log", extra_args=extra) as server:
+        with Gunicorn(REPO, server_env, out / f"gunicorn-{users}.log", extra_args=extra, port=API_PORT) as server:
             status, body = post(server.port, *pairs[0])
             if status != 200 or body[0]["user_handle"] != pairs[0][0]:
                 raise RuntimeError(f"API sanity check failed: {status} {body}")
@@ -653,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "schema": 1,
         "generated_at": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        "command": " ".join(["bench/run_bench.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python -m benchmarks.run_bench", *(argv if argv is not None else sys.argv[1:])]),
         "git": git_info(),
         "machine": machine_info(wrk),
         "settings": {"users": args.users, "models": list(args.models), "top_n": 10, "seed": SEED,
@@ -670,6 +712,7 @@ def main(argv: list[str] | None = None) -> int:
         "started, so every figure is noisy (times too high, throughput too low, by up to ~2x)."
         if busy > 20 else "the machine was mostly idle when the benchmark started.")
     log(f"machine: {results['machine']['cores']} cores, {results['machine']['cpu_model']}, background CPU {busy}%")
+    failure = None
     already = subprocess.run(["curl", "-s", "-o", "/dev/null", "-m", "1", f"http://127.0.0.1:{args.dynamodb_port}/"]).returncode == 0
     log(dynamodb("start", args.dynamodb_port))
     try:
@@ -697,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
                                       and m != ENSEMBLE]
                     size["reference"] = run_reference(users, data_dir, env, ref_models, out, args, size["generator"])
                 write_results(results, args.out_json)
+                if size["reference"].get("failed"):
+                    raise OracleFailed(f"{users:,} users: {size['reference']['failed']}")
                 if args.no_api:
                     size["api"] = {"skipped": "--no-api"}
                 else:
@@ -705,10 +750,15 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 drop_tables(env, table)  # frees DynamoDB Local's memory before the next size
         results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    except OracleFailed as exc:
+        failure = str(exc)
     finally:
         if not already:
             log(dynamodb("stop", args.dynamodb_port))
         write_results(results, args.out_json)
+    if failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
     log(f"wrote {args.out_json.relative_to(REPO) if args.out_json.is_relative_to(REPO) else args.out_json} (make docs renders it)")
     return 0
 

@@ -3,7 +3,7 @@
 1. Synthetic data with hidden communities (``--data-dir``; generated when ``ground_truth.csv``
    is missing) and the generator for the two models of the experiment, into DynamoDB under the
    table prefix ``--table-prefix`` (reused when both models are already published there).
-2. A fresh experiment file (``.run/ab-demo/experiments.toml``) running the two models 50/50,
+2. A fresh experiment file (``.run/ab-demo/experiments.toml`` of the working directory) running the two models 50/50,
    and gunicorn on a free loopback port serving with it (the demo's exposure and event tables
    are emptied first).
 3. Simulated users, ``--connections`` at a time, bounded by ``--requests`` and
@@ -16,7 +16,9 @@
 4. The report (``docs/ab/<experiment>/``), then the check: the winner must be the model with the
    higher planted-community precision of the lists actually shown, with p < 0.01.
 
-Everything talks to 127.0.0.1 only.  Exit 0 when the check holds, 1 otherwise.
+Everything talks to 127.0.0.1 only.  Exit 0 when the check holds, 1 otherwise.  Paths are the
+working directory's: the installed command needs no checkout (the generator and gunicorn run with
+the interpreter running the demo).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+RUN_DIR = Path(".run") / "ab-demo"
 CONTROL, TREATMENT = "tfidf_user_interest", "knn_collab_filtering_user_course_view"
 EXPERIMENT_FILE = """[[experiment]]
 name = "{name}"
@@ -93,8 +95,8 @@ def ensure_published(settings, env: dict[str, str], args) -> None:
         say(f"both models already published under {args.table_prefix}: reusing them")
         return
     say("running the generator for the two models (about a minute)")
-    subprocess.run([sys.executable, str(ROOT / "run_generator.py"), "--models", f"{CONTROL},{TREATMENT}",
-                    "--data-dir", str(args.data_dir), "--no-progress"], cwd=ROOT, env=env, check=True, timeout=1800)
+    subprocess.run([sys.executable, "-m", "recommender.cli.generate", "--models", f"{CONTROL},{TREATMENT}",
+                    "--data-dir", str(args.data_dir), "--no-progress"], env=env, check=True, timeout=1800)
 
 
 def fresh_ab_tables(settings) -> None:
@@ -110,10 +112,9 @@ def serve(env: dict[str, str], log_path: Path):
     """gunicorn with the service's settings file but gthread workers (2 x 4 threads: what the demo's
     report was produced with), on a free loopback port, in its own process group; ``stop()`` is a graceful SIGTERM, in which each
     worker drains its exposure queue."""
-    from benchmarks.bench_api import Gunicorn
+    from recommender_tools.server import Gunicorn
 
-    return Gunicorn(Path(sys.executable).parent, ROOT, env, log_path, workers=2, extra_args=[
-        "-c", str(ROOT / "recommender" / "api" / "gunicorn_conf.py"), "--worker-class", "gthread", "--threads", "4"])
+    return Gunicorn(Path.cwd(), env, log_path, workers=2, extra_args=["--worker-class", "gthread", "--threads", "4"])
 
 
 class Traffic:
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     load_env_file()  # .env of the working directory; the environment wins
     started = time.monotonic()
     endpoint = os.environ.get("DYNAMODB_ENDPOINT_URL") or "http://127.0.0.1:8000"
-    run_dir = ROOT / ".run" / "ab-demo"
+    run_dir = RUN_DIR.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     experiments = run_dir / "experiments.toml"
     now = datetime.now(timezone.utc).replace(microsecond=0)

@@ -91,8 +91,10 @@ except ImportError:  # pragma: no cover - tqdm is a declared dependency
 log = logging.getLogger(__name__)
 
 GROUND_TRUTH_FILE = "ground_truth.csv"
-# Default catalogue: the real published course_tags.csv shipped with the repository.
-DEFAULT_CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "pluralsight"
+# Default catalogue: the real published course_tags.csv (data/pluralsight/), shipped inside the
+# package too (catalogue/ links to it in a checkout, a wheel holds a copy): the installed
+# similar-users-datagen needs it outside a checkout.
+DEFAULT_CATALOGUE = Path(__file__).parent / "catalogue"
 BUILTIN_CATALOGUE = "builtin"  # the invented themed catalogue (the data benchmarks/RESULTS.md used)
 GROUND_TRUTH_COLUMNS: tuple[str, ...] = ("user_handle", "community", "skill")
 
