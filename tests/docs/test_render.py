@@ -65,7 +65,23 @@ def test_the_10m_estimate_is_the_sum_of_its_stages_and_labelled():
     assert estimate["run"]["engine"] == "dask" and estimate["users"] == estimate["run"]["users"]
     summary = render.performance_summary()
     assert re.search(r"^\| \*\*extrapolated\*\* \| generator, 10,000,000 users, Dask", summary, re.M)
-    assert all(line.startswith(("| measured |", "| **extrapolated** |")) for line in summary.splitlines()[2:])
+    assert all(line.startswith(("| measured |", "| **extrapolated** |", "| **not a result** |"))
+               for line in summary.splitlines()[2:])
+
+
+def test_a_scale_run_with_its_recall_floor_overridden_is_never_shown_as_a_result():
+    render = _renderer()
+    run = {"min_recall": 0.0, "recall_at_10": {"a": 0.231, "b": 1.0}}
+    assert render.floor_overridden(run).startswith("not a result: made with the recall floor overridden (MIN_RECALL=0)")
+    assert "`a` recall@10 0.231" in render.floor_overridden(run) and "`b`" not in render.floor_overridden(run)
+    assert render.floor_overridden({"min_recall": 0.95, "recall_at_10": {"a": 0.96}}) is None
+    assert render.floor_overridden({"recall_at_10": {"a": 1.0}}) is None
+    runs = _json_runs()
+    summary = render.performance_summary()
+    for r in runs.values():
+        if render.floor_overridden(r):
+            row = next(line for line in summary.splitlines() if f"{r['users']:,} users, {r['engine']}" in line)
+            assert row.startswith("| **not a result** |") and _duration_text(r) not in row
 
 
 def test_no_tracker_words_in_the_product():
@@ -84,3 +100,13 @@ def test_readme_is_short_and_keeps_the_two_commands_first():
 def test_package_version_is_pyprojects():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert recommender.__version__ == project["version"]
+
+
+def _json_runs() -> dict:
+    import json
+
+    return json.loads((ROOT / "benchmarks" / "results" / "scale.json").read_text())["runs"]
+
+
+def _duration_text(run: dict) -> str:
+    return f"{run['items_written']:,} items at"
