@@ -5,7 +5,7 @@ The flip itself is one request whose outcome must be known before a signal is ac
 from the flip on nothing may undo the run: :class:`HeldSignals` records the signals that arrive
 from just before the flip to the end of the run instead of raising them, so the flip, the
 clean-up of old runs and the lock release finish, and the run then ends as "published, then
-stopped" (:class:`StoppedAfterPublish`).  ``docs/operations.md`` ("Stopping a run") has the
+stopped" (:class:`StoppedAfterPublish`).  ``docs/operations/publishing.md`` ("Stopping a run") has the
 table of what a signal does in each phase.
 
 :func:`checkpoint` is a test hook: the pipeline calls it at each phase boundary, and the

@@ -115,7 +115,7 @@ def test_a_model_that_lost_most_of_its_users_is_refused_unless_forced(local_sett
     assert published_items(local_settings, KNN) < good * 0.5
 
 
-# --- Stopping a run: the pointer flip is the commit point (docs/operations.md) -------------------
+# --- Stopping a run: the pointer flip is the commit point (docs/operations/publishing.md) -------------------
 #
 # GENERATOR_TEST_STOP_AT makes the real generator signal itself (or fail) at an exact phase
 # boundary (recommender/stopping.py): no timing.  A baseline run is published first; the stopped

@@ -106,7 +106,7 @@ class HealthCheck:
             metrics.RUN_UNAVAILABLE.labels(model).set(1 if model in flagged else 0)
         if flagged != self._flagged and missing:
             log.error("published run tables are missing: %s; re-run the generator or point the models back at their "
-                      "previous run (docs/runbook.md)",
+                      "previous run (docs/operations/index.md, Runbook)",
                       ", ".join(f"{p.table} (model {p.model_handle})" for p in missing))
         self._flagged = flagged
 

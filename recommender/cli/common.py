@@ -3,7 +3,7 @@ the run of a command that publishes (:func:`run_batch`) and the ``--models`` arg
 
 The exit codes are a contract with schedulers (systemd's ``SuccessExitStatus``, cron wrappers,
 Kubernetes job policies), so they are written once here; the generator's ``--help``, the table in
-``docs/operations.md`` and the scheduling examples are checked against :data:`EXIT_CODES`.
+``docs/operations/publishing.md`` and the scheduling examples are checked against :data:`EXIT_CODES`.
 """
 
 from __future__ import annotations

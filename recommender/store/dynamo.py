@@ -69,7 +69,7 @@ class RunUnavailable(RuntimeError):
 
     Someone dropped the table (or restored the database without it) while the pointer still names
     it; recovery is re-running the generator or pointing the model back at a previous run
-    (``docs/runbook.md``).
+    (``docs/operations/index.md``, "Runbook").
     """
 
     def __init__(self, pointer: Pointer):

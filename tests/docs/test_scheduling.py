@@ -43,6 +43,6 @@ def test_cron_line_and_documented_exit_codes_match_the_generator():
 
 
 def test_operations_exit_code_table_is_the_generators():
-    operations = (ROOT / "docs" / "operations.md").read_text()
+    operations = (ROOT / "docs" / "operations" / "publishing.md").read_text()
     rows = re.findall(r"^\| (\d+) \| (.+) \|$", operations, re.M)
     assert {int(code): meaning for code, meaning in rows} == EXIT_CODES
