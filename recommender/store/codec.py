@@ -25,7 +25,7 @@ by botocore's serializer and parsed again by the database, and twenty ``N`` valu
 the write path much more expensive on both sides (``benchmarks/results/write.json``).  The
 reasons are one more string, integers but for the names (:func:`pack_reasons`): with float
 weights and nested lists they roughly doubled the client's CPU per item; packed this way they add
-little (``benchmarks/bench_reasons_write.py``).  The attribute values are written here as the
+little (measured at ``30343a5``, docs/benchmarks.md).  The attribute values are written here as the
 dicts they are (``{"N": text}``, ``{"S": text}``), not through boto3's serializer
 (:mod:`recommender.store.marshal`, for the control rows): the same values, without walking
 every attribute once more per item.  Only the current shape is read (docs/storage.md, "Stored
@@ -252,7 +252,7 @@ def pack_reasons(reasons: Sequence[Sequence[tuple[str, str, float]]]) -> str | N
     without a Python loop per neighbour.  Why not compressed (zlib into a ``B`` attribute): it
     saves about a third of the bytes but costs more client CPU per item than the packing, and
     DynamoDB Local's CPU per item did not measurably depend on the reasons
-    (benchmarks/results/reasons_write.txt).
+    (measured at ``30343a5``).
     """
     if not any(reasons):
         return None
