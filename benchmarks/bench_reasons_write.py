@@ -28,6 +28,7 @@ from recommender.store.dynamo import DynamoStore
 from recommender.store.codec import dynamo_items, stored_size
 from recommender.store.items import ItemBlock, build_items
 from recommender.store.writer import BatchWriter
+from recommender.topk import similar_users
 
 MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view")
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     variants: dict[str, list] = {"lists only": [], "with reasons": []}
     for handle in MODELS:
         model = create_model(handle).fit(tables)
-        answer = model.similar_users(10)
+        answer = similar_users(model, 10)
         variants["lists only"].append(build_items(handle, answer, "bench", "2026-01-01T00:00:00Z"))
         variants["with reasons"].append(build_items(handle, answer, "bench", "2026-01-01T00:00:00Z", model.explain(answer)))
     settings = load_settings(GeneratorSettings)

@@ -54,7 +54,7 @@ from recommender.data.loader import Tables
 from recommender.data.schema import LEVELS
 from recommender.models.base import SimilarityModel
 from recommender.reasons import Explanations, level_overlap
-from recommender.topk import Neighbours
+from recommender.search.neighbours import Neighbours
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,10 @@ class DnnUserCourseLevel(SimilarityModel):
         seed: int = 7,
         progress: bool = False,
     ) -> None:
-        super().__init__()
-        self._keep_params(locals())
+        self.embedding_dim, self.hidden_units, self.epochs, self.batch_size = embedding_dim, hidden_units, epochs, batch_size
+        self.max_steps_per_epoch, self.row_sparse_updates, self.learning_rate = max_steps_per_epoch, row_sparse_updates, learning_rate
+        self.validation_split, self.patience, self.course_l2, self.course_dropout = validation_split, patience, course_l2, course_dropout
+        self.user_init_scale, self.seed, self.progress = user_init_scale, seed, progress
 
     def _training_pairs(self, tables: Tables) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Distinct (user, course) pairs with the course's level, shuffled by the seed."""
