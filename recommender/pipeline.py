@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recommender.config import generator_default
 from recommender.data.loader import Tables, load_tables
 from recommender.executor import Executor, LocalExecutor
 from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, run_order, tables_for
@@ -103,14 +104,14 @@ def run(
     data_dir: Path | str,
     sink: Sink,
     models: tuple[str, ...] = MODEL_HANDLES,
-    top_n: int = 10,
+    top_n: int = generator_default("top_n"),
     *,
     progress: bool = True,
     model_params: dict[str, dict] | None = None,
-    min_coverage_ratio: float = 0.5,
+    min_coverage_ratio: float = generator_default("min_coverage_ratio"),
     s3_endpoint_url: str | None = None,
     search: SearchOptions | None = None,
-    explain: bool = True,
+    explain: bool = generator_default("explain"),
     executor: Executor | None = None,
 ) -> RunReport:
     """Run the whole batch job and return what it did, stage by stage.

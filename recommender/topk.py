@@ -1,7 +1,8 @@
 """All-users top-N cosine search: the one entry point for searching a fitted model's users.
 
 A model gives its vectors (or, a model that fuses others, its candidates' scores);
-:func:`similar_users` searches every user's neighbours among them.  The work lives in :mod:`recommender.search` (``exact`` blocked dense/sparse products,
+:func:`similar_users` searches every user's neighbours among them.  The work lives in
+:mod:`recommender.search` (``exact`` blocked dense/sparse products,
 ``clusters`` the cluster index of sparse vectors, ``ann`` faiss IVF candidates with exact
 re-ranking of dense ones, ``recall`` the sampled check); this module picks one by
 :class:`~recommender.search.options.SearchOptions` so that callers keep one interface.

@@ -81,10 +81,12 @@ class DnnUserCourseLevel(SimilarityModel):
         seed: int = 7,
         progress: bool = False,
     ) -> None:
-        self.embedding_dim, self.hidden_units, self.epochs, self.batch_size = embedding_dim, hidden_units, epochs, batch_size
-        self.max_steps_per_epoch, self.row_sparse_updates, self.learning_rate = max_steps_per_epoch, row_sparse_updates, learning_rate
-        self.validation_split, self.patience, self.course_l2, self.course_dropout = validation_split, patience, course_l2, course_dropout
-        self.user_init_scale, self.seed, self.progress = user_init_scale, seed, progress
+        self.embedding_dim, self.hidden_units, self.epochs = embedding_dim, hidden_units, epochs
+        self.batch_size, self.max_steps_per_epoch = batch_size, max_steps_per_epoch
+        self.row_sparse_updates, self.learning_rate = row_sparse_updates, learning_rate
+        self.validation_split, self.patience = validation_split, patience
+        self.course_l2, self.course_dropout, self.user_init_scale = course_l2, course_dropout, user_init_scale
+        self.seed, self.progress = seed, progress
 
     def _training_pairs(self, tables: Tables) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Distinct (user, course) pairs with the course's level, shuffled by the seed."""

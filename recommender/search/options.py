@@ -8,22 +8,14 @@ test, the evaluation, a benchmark) runs as the generator does by default."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from recommender.config import GeneratorSettings
+from recommender.config import GeneratorSettings, generator_default
 
 SEARCH_METHODS = ("exact", "ann", "auto")
-
-
-def _setting(name: str) -> Any:
-    """The default of the generator's setting ``name``."""
-    return GeneratorSettings.model_fields[name].default
-
 
 #: ``auto`` searches exactly up to this many users of a model, approximately above (where the
 #: approximate search reaches ``min_recall``: else exactly).  The exact search is quadratic in the
 #: users, so the switch sits where it still costs a few minutes a model (docs/search.md).
-AUTO_EXACT_MAX_USERS: int = _setting("auto_exact_max_users")
+AUTO_EXACT_MAX_USERS: int = generator_default("auto_exact_max_users")
 
 
 @dataclass(frozen=True)
@@ -33,23 +25,23 @@ class SearchOptions:
     method: str = "exact"
     auto_exact_max_users: int = AUTO_EXACT_MAX_USERS
     #: Memory budget (MB) of one block of scores of the exact search.
-    block_mb: int = _setting("topk_block_mb")
+    block_mb: int = generator_default("topk_block_mb")
     #: Memory for the dense copy of low-dimensional vectors (exact search); tiles above it.
-    dense_mb: int = _setting("search_dense_mb")
+    dense_mb: int = generator_default("search_dense_mb")
     #: Candidates per user re-ranked by exact cosine (dense vectors).
-    ann_candidates: int = _setting("ann_candidates")
+    ann_candidates: int = generator_default("ann_candidates")
     #: IVF cells probed per query, and cells per sqrt(users) (nlist ~ this × sqrt(users)).
-    ann_nprobe: int = _setting("ann_nprobe")
+    ann_nprobe: int = generator_default("ann_nprobe")
     ann_cells_per_sqrt: float = 4.0
     #: Dimensions of the projection (seeded TruncatedSVD) of dense vectors wider than the IVF index takes.
-    ann_dims: int = _setting("ann_dims")
+    ann_dims: int = generator_default("ann_dims")
     #: Sparse vectors: clusters of the cluster index, clusters walked per user (the first the pilot tries).
-    sparse_clusters: int = _setting("ann_sparse_clusters")
-    sparse_probes: int = _setting("ann_sparse_probes")
+    sparse_clusters: int = generator_default("ann_sparse_clusters")
+    sparse_probes: int = generator_default("ann_sparse_probes")
     #: The recall@10 floor: ``auto`` picks an approximate search only where its pilot reaches it.
-    min_recall: float = _setting("min_recall")
+    min_recall: float = generator_default("min_recall")
     #: Users sampled to measure the approximate search's recall@10 against exact search.
-    recall_sample: int = _setting("recall_sample_users")
+    recall_sample: int = generator_default("recall_sample_users")
     seed: int = 7
 
     def __post_init__(self) -> None:
