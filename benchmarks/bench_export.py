@@ -54,12 +54,13 @@ def main(argv: list[str] | None = None) -> None:
     from recommender.store.export_location import ExportLocation
     from recommender.store.export_sink import ExportSink
     from recommender.store.items import build_items
+    from recommender.topk import similar_users
 
     tables = load_tables(args.data_dir, ("user_interests", "user_course_views"))
     blocks = []
     for handle in MODELS:
         model = create_model(handle).fit(tables)
-        answer = model.similar_users(10, progress=False)
+        answer = similar_users(model, 10)
         blocks.append(build_items(handle, answer, "20260101T000000Z-benchexp", "2026-01-01T00:00:00Z", model.explain(answer)))
     count = sum(len(b) for b in blocks)
     attributes = [a for b in blocks for a in dynamo_items(b)]

@@ -37,16 +37,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from recommender.data.loader import load_tables
-    from recommender.models.ensemble import EnsembleUserSimilarity, head
+    from recommender.models.ensemble import EnsembleUserSimilarity
     from recommender.models.registry import create_model
+    from recommender.search.neighbours import head
     from recommender.search.options import SearchOptions
+    from recommender.topk import similar_users
 
     tables = load_tables(args.data_dir)
     options = SearchOptions(method=args.search)
     models, lists, setup = {}, {}, {}
     for handle in COMPONENTS:
         models[handle], fit = timed(lambda: create_model(handle).fit(tables))
-        lists[handle], search = timed(lambda: models[handle].similar_users(50, search=options))
+        lists[handle], search = timed(lambda: similar_users(models[handle], 50, search=options))
         setup[handle] = {"fit": fit, "search_top_50": search}
         print(handle, setup[handle], flush=True)
     rounds: dict[str, list[dict]] = {}

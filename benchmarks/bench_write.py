@@ -145,12 +145,13 @@ def main(argv: list[str] | None = None) -> None:
     from recommender.store.items import ItemBlock, build_items
     from recommender.store.process_writer import ProcessWriter
     from recommender.store.writer import BatchWriter
+    from recommender.topk import similar_users
 
     tables = load_tables(args.data_dir, ("user_interests", "user_course_views"))
     blocks: list[ItemBlock] = []
     for handle in MODELS:
         model = create_model(handle).fit(tables)
-        answer = model.similar_users(10, progress=False)
+        answer = similar_users(model, 10)
         blocks.append(build_items(handle, answer, "bench", "2026-01-01T00:00:00Z", model.explain(answer)))
     count = sum(len(b) for b in blocks)
     settings = GeneratorSettings(dynamodb_endpoint_url=f"http://127.0.0.1:{args.port}", dynamodb_table="bench_write",

@@ -262,6 +262,12 @@ def public_without_keys(host: str, settings: ApiSettings, shown: str | None = No
             f"or bind 127.0.0.1 (the default), or set ALLOW_PUBLIC_WITHOUT_KEYS=true if something in front checks clients")
 
 
+def generator_default(name: str) -> Any:
+    """The default of the generator's setting ``name``, for code run without the settings (the
+    pipeline's and the search's own defaults): the number is declared once, above."""
+    return GeneratorSettings.model_fields[name].default
+
+
 S = TypeVar("S", bound=StoreSettings)
 
 

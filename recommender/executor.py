@@ -36,14 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from recommender.models.ensemble import head
 from recommender.models.registry import get_spec
 from recommender.partitions import (
     ModelJob, ModelOutcome, PartResult, model_partition, outcome, rows_of, search_rows, write_slice,
 )
 from recommender.search import checksum
 from recommender.search.exact import dense_block_rows
-from recommender.search.neighbours import Neighbours
+from recommender.search.neighbours import Neighbours, head
 from recommender.store.items import build_items
 
 log = logging.getLogger(__name__)

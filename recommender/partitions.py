@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from recommender.models.ensemble import head
 from recommender.search import checksum
 from recommender.search.exact import exact_top_k
-from recommender.search.neighbours import Neighbours
+from recommender.search.neighbours import Neighbours, head
+from recommender.search.options import SearchOptions
 from recommender.store.items import ItemBlock, build_items
 
 
@@ -43,8 +43,8 @@ class ModelJob:
     generated_at: str
     explain: bool
     keep: bool  # send the block's lists (to ``depth``) back: the ensemble fuses them
-    block_mb: int = 256
-    dense_mb: int = 1024
+    block_mb: int = SearchOptions.block_mb
+    dense_mb: int = SearchOptions.dense_mb
     #: Threads of the exact search: 1 in a worker process (the processes use the cores), all of
     #: them when the partition runs in the driver's process.
     threads: int = 1

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recommender.config import generator_default
 from recommender.data.loader import Tables, load_tables
 from recommender.executor import Executor, LocalExecutor
 from recommender.models.registry import MODEL_HANDLES, create_model, get_spec, run_order, tables_for
@@ -33,7 +34,7 @@ from recommender.publishing import CoverageError, RunWrite, Sink, publish_run
 from recommender.search.options import SearchOptions
 from recommender.search.recall import check_recall
 from recommender.stopping import StoppedAfterPublish, checkpoint
-from recommender.topk import Neighbours
+from recommender.topk import Neighbours, similar_users, top_k_cosine
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +104,14 @@ def run(
     data_dir: Path | str,
     sink: Sink,
     models: tuple[str, ...] = MODEL_HANDLES,
-    top_n: int = 10,
+    top_n: int = generator_default("top_n"),
     *,
-    block_mb: int = 256,
     progress: bool = True,
     model_params: dict[str, dict] | None = None,
-    min_coverage_ratio: float = 0.5,
+    min_coverage_ratio: float = generator_default("min_coverage_ratio"),
     s3_endpoint_url: str | None = None,
     search: SearchOptions | None = None,
-    min_recall: float = 0.95,
-    explain: bool = True,
+    explain: bool = generator_default("explain"),
     executor: Executor | None = None,
 ) -> RunReport:
     """Run the whole batch job and return what it did, stage by stage.
@@ -121,9 +120,9 @@ def run(
     ``min_coverage_ratio`` of the users its current run covers (an export that lost most of its
     rows looks like valid data); ``min_coverage_ratio=0`` forces it.  Either raises
     :class:`CoverageError` and the previous run keeps serving.  An approximate search whose
-    sampled recall@10 is under ``min_recall`` raises :class:`~recommender.search.recall.RecallTooLow`,
+    sampled recall@10 is under ``search.min_recall`` raises :class:`~recommender.search.recall.RecallTooLow`,
     also before anything of the run is published; under ``search.method`` "auto" it never is (the
-    search raises its probes or searches exactly), as ``min_recall`` is the search's floor too.
+    search raises its probes or searches exactly): one floor, the search's and the check's.
 
     A signal after the flip raises :class:`~recommender.stopping.StoppedAfterPublish` (with this
     report) once the clean-up is done.
@@ -132,7 +131,7 @@ def run(
     processes, closed at the end) the same way: only where its partitions run differs.
     """
     started = time.perf_counter()
-    search = replace(search or SearchOptions(), min_recall=min_recall)  # one floor: the search's and the check's
+    search = search or SearchOptions()
     own_executor = executor is None
     executor = executor or LocalExecutor()
     now = datetime.now(UTC).replace(microsecond=0)
@@ -159,7 +158,7 @@ def run(
     # The fuser's components are searched to its ``depth`` (its candidate pool) but store their top N.
     kept: dict[str, Neighbours] = {}
     fusers = [instances[h] for h in models if get_spec(h).fuses]
-    deeper = {h: max(top_n, f.depth) for f in fusers for h in f.components}
+    deeper = {h: max(top_n, int(f.depth)) for f in fusers for h in f.components}
     order = run_order(models)
 
     def write(run: RunWrite) -> dict[str, int]:
@@ -167,7 +166,7 @@ def run(
         for position, handle in enumerate(order):
             report.models.append(_run_model(handle, instances, tables, kept, executor, sink, report, search, run,
                                             depth=deeper.get(handle, top_n), top_n=top_n, keep=handle in deeper,
-                                            block_mb=block_mb, progress=progress, explain=explain, min_recall=min_recall,
+                                            progress=progress, explain=explain,
                                             last_fuser=not any(get_spec(h).fuses for h in order[position + 1:])))
             tables = _release_tables(tables, order[position + 1:], instances, models)
             instances[handle].release(keep_vectors=handle in deeper)  # a fuser's component: its vectors stay
@@ -244,8 +243,7 @@ def _release_tables(tables: Tables, later: list[str], instances: dict, models: t
 
 def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Neighbours], executor: Executor,
                sink: Sink, report: RunReport, search: SearchOptions, run: RunWrite, *, depth: int,
-               top_n: int, keep: bool, block_mb: int, progress: bool, explain: bool, min_recall: float,
-               last_fuser: bool) -> ModelReport:
+               top_n: int, keep: bool, progress: bool, explain: bool, last_fuser: bool) -> ModelReport:
     """Fit one model, answer on the driver what cannot be partitioned (a fusion, an approximate
     search), then the executor's partitions: exact search, reasons, items, writes."""
     model, spec = instances[handle], get_spec(handle)
@@ -265,16 +263,16 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
             kept.clear()
             give_back_memory()
     elif spec.fuses:
-        answer = model.similar_users(top_n, block_mb=block_mb, progress=progress, search=search)
+        answer = similar_users(model, top_n, search=search, progress=progress, desc=handle)
     else:
         vectors, users = model.user_vectors()
         if search.method_for(vectors) != "exact":
-            answer = model.similar_users(depth, block_mb=block_mb, progress=progress, search=search)
+            answer = top_k_cosine(vectors, users, depth, search=search, progress=progress, desc=handle)
     driver_seconds = time.perf_counter() - t0
     if answer is not None:
         entry.search_plan = answer.plan
-        check_recall(handle, answer.recall_at_10, min_recall)
-    job = ModelJob(handle, depth, top_n, report.run_id, report.generated_at, explain, keep=keep, block_mb=block_mb,
+        check_recall(handle, answer.recall_at_10, search.min_recall)
+    job = ModelJob(handle, depth, top_n, report.run_id, report.generated_at, explain, keep=keep, block_mb=search.block_mb,
                    dense_mb=search.dense_mb, progress=progress)
 
     def checked(done: ModelOutcome) -> None:

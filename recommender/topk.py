@@ -1,6 +1,8 @@
-"""All-users top-N cosine search: the one entry point the models call.
+"""All-users top-N cosine search: the one entry point for searching a fitted model's users.
 
-The work lives in :mod:`recommender.search` (``exact`` blocked dense/sparse products,
+A model gives its vectors (or, a model that fuses others, its candidates' scores);
+:func:`similar_users` searches every user's neighbours among them.  The work lives in
+:mod:`recommender.search` (``exact`` blocked dense/sparse products,
 ``clusters`` the cluster index of sparse vectors, ``ann`` faiss IVF candidates with exact
 re-ranking of dense ones, ``recall`` the sampled check); this module picks one by
 :class:`~recommender.search.options.SearchOptions` so that callers keep one interface.
@@ -10,17 +12,41 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from scipy import sparse
+from sklearn.utils.validation import check_is_fitted
 
 from recommender.search.exact import exact_top_k, sparse_content
 from recommender.search.neighbours import SCORE_DECIMALS, Neighbours
 from recommender.search.options import SearchOptions
 
-__all__ = ["SCORE_DECIMALS", "Neighbours", "SearchOptions", "top_k_cosine"]
+__all__ = ["SCORE_DECIMALS", "Neighbours", "SearchOptions", "similar_users", "top_k_cosine"]
 
 log = logging.getLogger(__name__)
+
+
+def similar_users(model: Any, n: int = 10, *, search: SearchOptions | None = None, progress: bool = False,
+                  desc: str | None = None) -> Neighbours:
+    """Top-``n`` cosine neighbours of every user of the fitted ``model``, self excluded, ties by the
+    pair's tie key (exact unless ``search`` says; :func:`top_k_cosine`).
+
+    A model that fuses others (``combine``, :mod:`recommender.models.ensemble`), fitted alone, has
+    its fitted components' candidates searched to its ``depth`` here, then fuses them (its last fused
+    answer, when it is ``n`` wide, is the answer: fusing again would give the same)."""
+    desc = desc or type(model).__name__
+    if hasattr(model, "combine"):
+        fused = getattr(model, "neighbours_", None)
+        if fused is not None and fused.similar.shape[1] == n:
+            return fused
+        check_is_fitted(model, "component_models_", msg="%(name)s: call fit() or combine() first")
+        components = model.component_models_
+        depth = max(n, int(model.depth))
+        lists = {h: similar_users(m, depth, search=search, progress=progress, desc=h) for h, m in components.items()}
+        return model.combine(lists, n, models=components)
+    vectors, users = model.user_vectors()
+    return top_k_cosine(vectors, users, n, search=search, progress=progress, desc=desc)
 
 
 def top_k_cosine(
@@ -28,7 +54,6 @@ def top_k_cosine(
     users: np.ndarray,
     n: int = 10,
     *,
-    block_mb: int = 256,
     workers: int = 2,
     progress: bool = False,
     desc: str = "top-k",
@@ -46,7 +71,8 @@ def top_k_cosine(
     options = search or SearchOptions()
     if options.method_for(vectors) == "exact":
         return exact_top_k(
-            vectors, users, n, block_mb=block_mb, dense_mb=options.dense_mb, workers=workers, progress=progress, desc=desc
+            vectors, users, n, block_mb=options.block_mb, dense_mb=options.dense_mb, workers=workers, progress=progress,
+            desc=desc,
         )
     auto = options.method == "auto"
     if sparse_content(vectors):
@@ -55,11 +81,11 @@ def top_k_cosine(
         return cluster_top_k(vectors, users, n, options=options, pilot=auto, workers=workers, progress=progress, desc=desc)
     from recommender.search.ann import ann_top_k  # faiss only when asked for
 
-    answer = ann_top_k(vectors, users, n, options=options, block_mb=block_mb, workers=workers, progress=progress, desc=desc)
+    answer = ann_top_k(vectors, users, n, options=options, workers=workers, progress=progress, desc=desc)
     if not auto or answer.recall_at_10 is None or answer.recall_at_10 >= options.min_recall:
         return answer
     log.warning("%s: the IVF index reached recall@10 %.4f, under MIN_RECALL=%s; searching exactly", desc,
                 answer.recall_at_10, options.min_recall)
-    exact = exact_top_k(vectors, users, n, block_mb=block_mb, dense_mb=options.dense_mb, workers=workers,
+    exact = exact_top_k(vectors, users, n, block_mb=options.block_mb, dense_mb=options.dense_mb, workers=workers,
                         progress=progress, desc=desc)
     return replace(exact, plan={**(answer.plan or {}), "recall_at_10": answer.recall_at_10, "fallback": "exact"})

@@ -46,7 +46,7 @@ def _run(data_dir: Path, sink, engine=None, models=MODELS, top_n: int = 10) -> p
     # block_mb=1: ~50 queries per GEMM block, so that 600 users make several partitions.
     from recommender.executor import DaskExecutor
 
-    return pipeline.run(data_dir, sink, models, top_n, block_mb=1, progress=False, search=SearchOptions(method="exact"),
+    return pipeline.run(data_dir, sink, models, top_n, progress=False, search=SearchOptions(method="exact", block_mb=1),
                         executor=DaskExecutor(engine) if engine is not None else None)
 
 

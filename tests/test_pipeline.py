@@ -11,7 +11,9 @@ import pytest
 from recommender.data.loader import load_tables
 from recommender.models.registry import create_model
 from recommender.pipeline import run
+from recommender.search.options import SearchOptions
 from recommender.store.items import StoredItem
+from recommender.topk import similar_users
 
 TFIDF, ALS, ENSEMBLE = "tfidf_user_interest", "als_collab_filtering_user_course_view", "ensemble_user_similarity"
 WEIGHTS = {TFIDF: 1.0, ALS: 1.0}
@@ -47,10 +49,10 @@ def test_components_are_searched_deeper_for_the_ensemble_but_store_their_top_n(s
     stored = {h: {i.user_handle: i.similar_users for i in items} for h, items in sink.items.items()}
     assert all(len(ids) <= 10 for lists in stored.values() for ids in lists.values())
     # Each component stores exactly its own top 10, as if it had been searched to 10.
-    tfidf = create_model(TFIDF).fit(small_tables).similar_users(10)
+    tfidf = similar_users(create_model(TFIDF).fit(small_tables), 10)
     assert {u: ids for u, ids, _ in tfidf.rows()} == stored[TFIDF]
     # The ensemble equals the standalone fit (which searches its components to depth 50 itself) ...
-    alone = create_model(ENSEMBLE, weights=WEIGHTS, depth=50).fit(small_tables).similar_users(10)
+    alone = similar_users(create_model(ENSEMBLE, weights=WEIGHTS, depth=50).fit(small_tables), 10)
     assert {u: ids for u, ids, _ in alone.rows()} == stored[ENSEMBLE]
     # ... and uses the depth: some of its neighbours are in neither component's stored top 10.
     beyond = [v for u, ids in stored[ENSEMBLE].items() for v in ids
@@ -96,12 +98,12 @@ def test_every_executor_writes_the_one_process_dry_run_and_export(small_dataset,
     from recommender.store.jsonl import JsonLinesSink
 
     def dry_run(path, executor=None) -> str:
-        report = run(small_dataset, JsonLinesSink(path), PATH_MODELS, 10, block_mb=1, progress=False, executor=executor)
+        report = run(small_dataset, JsonLinesSink(path), PATH_MODELS, 10, progress=False, search=SearchOptions(block_mb=1), executor=executor)
         return _unstamped(path.read_text(), report)
 
     def export(folder, executor=None):
         sink = ExportSink(ExportLocation(str(folder)))
-        report = run(small_dataset, sink, PATH_MODELS, 10, block_mb=1, progress=False, executor=executor)
+        report = run(small_dataset, sink, PATH_MODELS, 10, progress=False, search=SearchOptions(block_mb=1), executor=executor)
         parts = sink.location.list("data")
         items = sorted(_unstamped(json.dumps(item, sort_keys=True), report)
                        for part in parts for item in read_part(sink.location.get(part)))
@@ -177,17 +179,16 @@ def test_kept_lists_hold_int32_handles_only_when_every_handle_fits():
 
 
 def test_auto_publishes_at_the_recall_floor_where_the_set_effort_misses_it_and_the_report_says_how(small_dataset):
-    from recommender.search.options import SearchOptions
     from recommender.search.recall import RecallTooLow
 
     # One of 64 clusters walked per user misses neighbours on these 600 users: --search ann refuses to publish ...
     poor = SearchOptions(method="ann", sparse_probes=1, recall_sample=600)
     with pytest.raises(RecallTooLow):
-        run(small_dataset, CollectingSink(), models=(TFIDF,), progress=False, search=poor, min_recall=0.95)
+        run(small_dataset, CollectingSink(), models=(TFIDF,), progress=False, search=poor)
     # ... auto (its switch-over size set low) raises the effort or searches exactly, and publishes.
     sink = CollectingSink()
     auto = SearchOptions(method="auto", auto_exact_max_users=10, sparse_probes=1, recall_sample=600)
-    report = run(small_dataset, sink, models=(TFIDF,), progress=False, search=auto, min_recall=0.95)
+    report = run(small_dataset, sink, models=(TFIDF,), progress=False, search=auto)
     entry = report.models[0]
     assert sink.published and entry.recall_at_10 >= 0.95
     pilot = entry.search_plan["pilot"]
@@ -198,7 +199,7 @@ def test_auto_publishes_at_the_recall_floor_where_the_set_effort_misses_it_and_t
         assert entry.search == "exact" and entry.search_plan["fallback"] == "exact" and max(pilot.values()) < 0.95
     assert json.loads(report.to_json())["models"][0]["search_plan"]["index"] == "clusters"
     # Published lists at that recall: the exact ones wherever the search was exact.
-    exact = create_model(TFIDF).fit(load_tables(small_dataset)).similar_users(10)
+    exact = similar_users(create_model(TFIDF).fit(load_tables(small_dataset)), 10)
     stored = {i.user_handle: i.similar_users for i in sink.items[TFIDF]}
     found = [len(set(ids) & set(stored.get(u, []))) / len(ids) for u, ids, _ in exact.rows()]
     assert np.mean(found) >= 0.95

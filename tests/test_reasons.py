@@ -15,7 +15,7 @@ from recommender.models.tfidf_interest import TfidfUserInterest
 from recommender.reasons import MAX_REASONS, WEIGHT_DECIMALS, describe, shared_features
 from recommender.store.codec import json_line, stored_size, to_dynamo
 from recommender.store.items import build_items
-from recommender.topk import Neighbours
+from recommender.topk import Neighbours, similar_users
 
 EMPTY = pd.DataFrame()
 
@@ -29,7 +29,7 @@ def test_the_one_shared_rare_tag_comes_first():
     rows = [(u, "javascript") for u in range(1, 11)] + [(1, "elixir"), (2, "elixir"), (1, "cobol"), (2, "rust")]
     rows += [(u, f"tag{u}") for u in range(3, 11)]
     model = TfidfUserInterest().fit(interests(rows))
-    answer = model.similar_users(3)
+    answer = similar_users(model, 3)
     explanations = model.explain(answer)
     row = int(np.flatnonzero(answer.users == 1)[0])
     assert answer.similar[row, 0] == 2
@@ -49,7 +49,7 @@ def test_assessment_reasons_are_the_shared_tags():
         columns=["user_handle", "assessment_tag", "user_assessment_score"],
     )
     model = KnnUserAssessmentScore().fit(Tables(EMPTY, EMPTY, frame, EMPTY))
-    answer = model.similar_users(2)
+    answer = similar_users(model, 2)
     reasons = model.explain(answer).for_row(0, 1)[0]
     assert answer.similar[0, 0] == 2 and {r[1] for r in reasons} == {"python", "sql"}
     assert describe("assessment", "sql") == "both took the sql assessment with similar results"
@@ -59,8 +59,8 @@ def test_stored_items_with_reasons_stay_under_4_kb_at_n_10(small_tables):
     from recommender.models.knn_course_view import KnnUserCourseView
 
     model = KnnUserCourseView().fit(small_tables)
-    answer = model.similar_users(10)
-    items = list(build_items(model.handle, answer, "20260101T000000Z-abcdef12", "2026-01-01T00:00:00Z",
+    answer = similar_users(model, 10)
+    items = list(build_items("knn_collab_filtering_user_course_view", answer, "20260101T000000Z-abcdef12", "2026-01-01T00:00:00Z",
                              model.explain(answer)))
     assert any(len(n.reasons) == MAX_REASONS for i in items for n in i.neighbours)
     # as DynamoDB counts it (stored_size); the readable JSON record (dry-run) is larger still

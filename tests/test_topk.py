@@ -8,7 +8,7 @@ from scipy import sparse
 
 from recommender.search.neighbours import SCORE_DECIMALS
 from recommender.search.selection import tie_key
-from recommender.topk import top_k_cosine
+from recommender.topk import SearchOptions, top_k_cosine
 
 
 def brute_force(vectors: np.ndarray, users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +44,7 @@ def test_dense_matches_brute_force_whatever_the_block_size(block_mb):
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(700, 12)).astype(np.float32)
     users = np.sort(rng.choice(100_000, size=700, replace=False)) + 1
-    result = top_k_cosine(vectors, users, 10, block_mb=block_mb)
+    result = top_k_cosine(vectors, users, 10, search=SearchOptions(block_mb=block_mb))
     assert_matches(result, vectors, users, 10)
     assert not (result.similar == users[:, None]).any(), "a user is never its own neighbour"
 
@@ -52,7 +52,7 @@ def test_dense_matches_brute_force_whatever_the_block_size(block_mb):
 def test_sparse_matches_brute_force():
     vectors = sparse.random(900, 300, density=0.03, random_state=3, format="csr")
     users = np.arange(1, 901)
-    assert_matches(top_k_cosine(vectors, users, 10, block_mb=1), vectors, users, 10)
+    assert_matches(top_k_cosine(vectors, users, 10, search=SearchOptions(block_mb=1)), vectors, users, 10)
 
 
 def _by_tie_key(user: int, candidates: np.ndarray, n: int) -> list[int]:
@@ -65,8 +65,8 @@ def test_ties_are_broken_by_the_tie_key_and_block_size_does_not_matter():
     # 30 identical users and 30 identical others: every neighbour list is an exact tie.
     vectors = np.vstack([np.tile([1.0, 0.0], (30, 1)), np.tile([1.0, 1.0], (30, 1))]).astype(np.float32)
     users = np.arange(10, 70)
-    small = top_k_cosine(vectors, users, 5, block_mb=1)
-    large = top_k_cosine(vectors, users, 5, block_mb=512)
+    small = top_k_cosine(vectors, users, 5, search=SearchOptions(block_mb=1))
+    large = top_k_cosine(vectors, users, 5, search=SearchOptions(block_mb=512))
     np.testing.assert_array_equal(small.similar, large.similar)
     for row in (0, 2, 45):
         group = users[:30] if row < 30 else users[30:]

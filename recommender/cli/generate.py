@@ -147,13 +147,11 @@ def main(argv: list[str] | None = None) -> int:
                 sink,
                 args.models,
                 args.top_n,
-                block_mb=settings.topk_block_mb,
                 progress=not args.no_progress,
                 model_params=settings.model_params,
                 min_coverage_ratio=0.0 if args.force else settings.min_coverage_ratio,
                 s3_endpoint_url=settings.s3_endpoint_url,
                 search=SearchOptions.from_settings(settings, args.search),
-                min_recall=settings.min_recall,
                 explain=settings.explain,
                 executor=executor,
             )

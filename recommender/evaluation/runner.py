@@ -27,7 +27,7 @@ from recommender.evaluation.score_prediction import ScoreTask, evaluate_scores
 from recommender.evaluation.split import TASKS
 from recommender.evaluation.task_split import EvalConfig, TaskSplit
 from recommender.models.registry import create_model, get_spec, tables_for
-from recommender.topk import Neighbours
+from recommender.topk import Neighbours, similar_users
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def fit_neighbours(
     started = time.perf_counter()
     model = create_model(handle, **params).fit(tables)
     fitted = time.perf_counter()
-    neighbours = model.similar_users(config.top_n, block_mb=config.block_mb, progress=config.progress)
+    neighbours = similar_users(model, config.top_n, search=config.search, progress=config.progress, desc=handle)
     log.info(
         "%s%s: fit %.1fs, top-%d search %.1fs, %s users answered",
         handle, f" ({label})" if label else "", fitted - started, config.top_n,

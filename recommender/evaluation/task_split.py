@@ -21,6 +21,7 @@ from recommender.evaluation.metrics import standard_error
 from recommender.evaluation.recommend import Interactions, index_of, neighbour_weights, recommend
 from recommender.evaluation.split import HOLDOUT_FRACTION, Task, split_tables
 from recommender.models.registry import MODEL_HANDLES
+from recommender.search.options import SearchOptions
 from recommender.topk import Neighbours
 
 
@@ -32,7 +33,7 @@ class EvalConfig:
     seed: int = 7  # hold-out tie-breaks and the random baseline
     models: tuple[str, ...] = MODEL_HANDLES
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-model overrides
-    block_mb: int = 256
+    search: SearchOptions = SearchOptions()  # the generator's default search (block size, ...)
     progress: bool = False
 
 

@@ -26,14 +26,14 @@ from typing import Literal, Self
 import numpy as np
 from scipy import sparse
 from sklearn.preprocessing import normalize
+from sklearn.utils.validation import check_is_fitted
 
 from recommender.data.loader import Tables
 from recommender.features.matrices import user_item_matrix
-
-from recommender.models.base import NotFittedError, SimilarityModel
+from recommender.models.base import NOT_FITTED, SimilarityModel
 from recommender.models.knn_course_view import bm25_weight
 from recommender.reasons import Explanations, shared_features
-from recommender.topk import Neighbours
+from recommender.search.neighbours import Neighbours
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +90,12 @@ class AlsUserCourseView(SimilarityModel):
         seed: int = 7,
         num_threads: int = 1,
     ) -> None:
-        super().__init__()
         if weighting not in ("log", "bm25"):
             raise ValueError(f"weighting must be log or bm25, not {weighting!r}")
         if factors < 1 or iterations < 1 or regularization < 0 or alpha <= 0:
             raise ValueError("factors and iterations must be >= 1, regularization >= 0 and alpha > 0")
-        self._keep_params(locals())
+        self.factors, self.regularization, self.iterations, self.alpha = factors, regularization, iterations, alpha
+        self.weighting, self.k1, self.b, self.seed, self.num_threads = weighting, k1, b, seed, num_threads
 
     def fit(self, tables: Tables) -> Self:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -128,8 +128,8 @@ class AlsUserCourseView(SimilarityModel):
     def taste(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(users, unit user factors, taste profiles, activity): ``factor_u · profile_v`` is the mean score
         the model predicts for ``u`` over the courses ``v`` watched (weighted by ``v``'s confidence)."""
-        if self.vectors_ is None or getattr(self, "profiles_", None) is None:
-            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
+        check_is_fitted(self, msg=NOT_FITTED)
+        check_is_fitted(self, "profiles_", msg=NOT_FITTED)
         return self.users_, normalize(np.asarray(self.vectors_, dtype=np.float64)), self.profiles_, self.activity_
 
     def recommend_courses(self, rows: np.ndarray, seen: sparse.csr_matrix, k: int) -> np.ndarray:

@@ -54,7 +54,7 @@ from recommender.data.loader import Tables
 from recommender.data.schema import LEVELS
 from recommender.models.base import SimilarityModel
 from recommender.reasons import Explanations, level_overlap
-from recommender.topk import Neighbours
+from recommender.search.neighbours import Neighbours
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,12 @@ class DnnUserCourseLevel(SimilarityModel):
         seed: int = 7,
         progress: bool = False,
     ) -> None:
-        super().__init__()
-        self._keep_params(locals())
+        self.embedding_dim, self.hidden_units, self.epochs = embedding_dim, hidden_units, epochs
+        self.batch_size, self.max_steps_per_epoch = batch_size, max_steps_per_epoch
+        self.row_sparse_updates, self.learning_rate = row_sparse_updates, learning_rate
+        self.validation_split, self.patience = validation_split, patience
+        self.course_l2, self.course_dropout, self.user_init_scale = course_l2, course_dropout, user_init_scale
+        self.seed, self.progress = seed, progress
 
     def _training_pairs(self, tables: Tables) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Distinct (user, course) pairs with the course's level, shuffled by the seed."""

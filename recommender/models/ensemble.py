@@ -35,8 +35,7 @@ affinity counts as the ALS model's).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, Literal, Self
 
 import numba
 import numpy as np
@@ -44,14 +43,11 @@ from scipy import sparse
 from sklearn.preprocessing import normalize
 
 from recommender.data.loader import Tables
-from recommender.models.base import NotFittedError, SimilarityModel
+from recommender.models.base import SimilarityModel
 from recommender.reasons import Explanations, agreeing_models
+from recommender.search.neighbours import SCORE_DECIMALS, Neighbours, head
 from recommender.search.pair_dots import pair_dots
 from recommender.search.selection import tie_key
-from recommender.topk import SCORE_DECIMALS, Neighbours
-
-if TYPE_CHECKING:
-    from recommender.search.options import SearchOptions
 
 Fusion = Literal["cosine", "rrf"]
 
@@ -79,13 +75,6 @@ def _with(**changes: float) -> dict[str, float]:
     return {**DEFAULT_WEIGHTS, **changes}
 
 
-def head(neighbours: Neighbours, n: int) -> Neighbours:
-    """The first ``n`` neighbours of every user (what a component stores when it was searched deeper)."""
-    if neighbours.similar.shape[1] <= n:
-        return neighbours
-    return replace(neighbours, similar=neighbours.similar[:, :n], scores=neighbours.scores[:, :n])
-
-
 class EnsembleUserSimilarity(SimilarityModel):
     # Chosen on the validation split (docs/evaluation/tuning.md), one change at a time; the first
     # entries are the fusions this default replaced (cosines alone, then with the activity).
@@ -110,11 +99,9 @@ class EnsembleUserSimilarity(SimilarityModel):
     ]
     tuning_target = ("courses", "ndcg_at_{k}")
 
-    def __init__(self, weights: Mapping[str, float] | None = None, depth: int = DEFAULT_DEPTH,
+    def __init__(self, weights: Mapping[str, float] = DEFAULT_WEIGHTS, depth: int = DEFAULT_DEPTH,
                  fusion: Fusion = "cosine", c: float = 60.0, affinity: float = DEFAULT_AFFINITY,
                  activity_power: float = DEFAULT_ACTIVITY_POWER) -> None:
-        super().__init__()
-        weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
         if affinity < 0 or activity_power < 0:
             raise ValueError("affinity and activity_power must be >= 0")
         if any(w < 0 for w in weights.values()) or not (any(w > 0 for w in weights.values()) or affinity > 0):
@@ -125,10 +112,8 @@ class EnsembleUserSimilarity(SimilarityModel):
             raise ValueError("c must be >= 0")
         if int(depth) < 1:
             raise ValueError("depth must be >= 1")
-        self._keep_params({"weights": weights, "depth": int(depth), "fusion": fusion, "c": c,
-                           "affinity": float(affinity), "activity_power": float(activity_power)})
-        self.neighbours_: Neighbours | None = None
-        self.contributions_: np.ndarray | None = None
+        self.weights, self.depth, self.fusion, self.c = weights, depth, fusion, c
+        self.affinity, self.activity_power = affinity, activity_power
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -137,23 +122,12 @@ class EnsembleUserSimilarity(SimilarityModel):
         return tuple(dict.fromkeys(h for h in (*self.weights, AFFINITY_MODEL) if h in wanted))
 
     def fit(self, tables: Tables) -> Self:
-        """Fit every component on ``tables`` (the standalone path; the generator calls :meth:`combine`)."""
+        """Fit every component on ``tables`` (the standalone path, run without the other models): the
+        search (:func:`recommender.topk.similar_users`) lists their candidates and calls :meth:`combine`."""
         from recommender.models.registry import create_model
 
-        self._standalone = {handle: create_model(handle).fit(tables) for handle in self.components}
+        self.component_models_ = {handle: create_model(handle).fit(tables) for handle in self.components}
         return self
-
-    def similar_users(self, n: int = 10, *, block_mb: int = 256, progress: bool = False,
-                      search: SearchOptions | None = None) -> Neighbours:
-        if self.neighbours_ is None or self.neighbours_.similar.shape[1] != n:
-            standalone = getattr(self, "_standalone", None)
-            if standalone is None:
-                raise NotFittedError("EnsembleUserSimilarity: call fit() or combine() first")
-            depth = max(n, self.depth)
-            lists = {h: m.similar_users(depth, block_mb=block_mb, progress=progress, search=search)
-                     for h, m in standalone.items()}
-            self.combine(lists, n, models=standalone)
-        return self.neighbours_
 
     def combine(self, lists: Mapping[str, Neighbours], n: int | None = None,
                 models: Mapping[str, SimilarityModel] | None = None, *, release_models: bool = False) -> Neighbours:
@@ -169,7 +143,7 @@ class EnsembleUserSimilarity(SimilarityModel):
         if not used:
             raise ValueError(f"none of the ensemble's models ({', '.join(self.components)}) was computed in this run")
         n = n or max(lists[h].similar.shape[1] for h in used)
-        lists = {h: head(lists[h], self.depth) for h in used}
+        lists = {h: head(lists[h], int(self.depth)) for h in used}
         users = np.unique(np.concatenate([lists[h].users[lists[h].similar[:, 0] >= 0] for h in used]))
         units = {}
         self._taste = None

@@ -57,7 +57,7 @@ from sklearn.preprocessing import normalize
 from recommender.data.loader import Tables
 from recommender.models.base import SimilarityModel
 from recommender.reasons import Explanations, shared_features
-from recommender.topk import Neighbours
+from recommender.search.neighbours import Neighbours
 
 Normalisation = Literal["percentile", "zscore"]
 Representation = Literal["topic_level", "per_tag"]
@@ -102,7 +102,6 @@ class KnnUserAssessmentScore(SimilarityModel):
     def __init__(self, normalisation: Normalisation = "percentile", idf: bool = True,
                  representation: Representation = "topic_level", smoothing: float = 3.0,
                  interests: float = 5.0) -> None:
-        super().__init__()
         if normalisation not in ("percentile", "zscore"):
             raise ValueError(f"normalisation must be percentile or zscore, not {normalisation!r}")
         if representation not in ("topic_level", "per_tag"):
@@ -111,7 +110,8 @@ class KnnUserAssessmentScore(SimilarityModel):
             raise ValueError("smoothing must be >= 0")
         if interests < 0:
             raise ValueError("interests must be >= 0")
-        self._keep_params(locals())
+        self.normalisation, self.idf, self.representation = normalisation, idf, representation
+        self.smoothing, self.interests = smoothing, interests
 
     def fit(self, tables: Tables) -> Self:
         pairs = tag_percentiles(tables.user_assessment_scores, self.normalisation)

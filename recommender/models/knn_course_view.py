@@ -20,7 +20,7 @@ from recommender.data.loader import Tables
 from recommender.features.matrices import user_item_matrix
 from recommender.models.base import SimilarityModel
 from recommender.reasons import Explanations, shared_features
-from recommender.topk import Neighbours
+from recommender.search.neighbours import Neighbours
 
 Weighting = Literal["raw", "log", "bm25"]
 
@@ -52,12 +52,9 @@ class KnnUserCourseView(SimilarityModel):
     tuning_target = ("courses", "ndcg_at_{k}")
 
     def __init__(self, weighting: Weighting = "bm25", k1: float = 1.2, b: float = 0.75) -> None:
-        super().__init__()
         if weighting not in ("raw", "log", "bm25"):
             raise ValueError(f"weighting must be raw, log or bm25, not {weighting!r}")
-        self.weighting = weighting
-        self.k1 = k1
-        self.b = b
+        self.weighting, self.k1, self.b = weighting, k1, b
 
     def fit(self, tables: Tables) -> Self:
         views = user_item_matrix(tables.user_course_views, "user_handle", "course_id", "view_time_seconds")

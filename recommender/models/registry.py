@@ -40,9 +40,7 @@ class ModelSpec:
         """An unfitted model with ``params`` (unknown names are refused, naming the model)."""
         cls = self.load()
         check_params(self.handle, params, cls)
-        model = cls(**params)
-        model.handle = self.handle
-        return model
+        return cls(**params)
 
 
 MODELS: tuple[ModelSpec, ...] = (

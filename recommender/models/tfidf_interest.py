@@ -15,7 +15,7 @@ from recommender.data.loader import Tables
 from recommender.features.matrices import user_item_matrix
 from recommender.models.base import SimilarityModel
 from recommender.reasons import Explanations, shared_features
-from recommender.topk import Neighbours
+from recommender.search.neighbours import Neighbours
 
 
 class TfidfUserInterest(SimilarityModel):
@@ -23,10 +23,7 @@ class TfidfUserInterest(SimilarityModel):
     tuning_target = ("interests", "ndcg_at_{k}")
 
     def __init__(self, min_df: int = 1, sublinear_tf: bool = False, smooth_idf: bool = True) -> None:
-        super().__init__()
-        self.min_df = min_df
-        self.sublinear_tf = sublinear_tf
-        self.smooth_idf = smooth_idf
+        self.min_df, self.sublinear_tf, self.smooth_idf = min_df, sublinear_tf, smooth_idf
 
     def fit(self, tables: Tables) -> Self:
         counts = user_item_matrix(tables.user_interests, "user_handle", "interest_tag", binary=True)

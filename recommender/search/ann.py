@@ -128,7 +128,6 @@ def ann_top_k(
     n: int = 10,
     *,
     options: SearchOptions,
-    block_mb: int = 256,
     workers: int = 2,
     progress: bool = False,
     desc: str = "top-k",
@@ -166,7 +165,7 @@ def ann_top_k(
     del index, data
     t3 = time.perf_counter()
     sample = sample_rows(count, options.recall_sample, options.seed)
-    exact = exact_top_k(unit, users, n, rows=sample, block_mb=block_mb, dense_mb=options.dense_mb, workers=workers)
+    exact = exact_top_k(unit, users, n, rows=sample, block_mb=options.block_mb, dense_mb=options.dense_mb, workers=workers)
     recall = recall_at_k(similar[sample], scores[sample], exact.similar, exact.scores, k=min(10, n))
     times["recall"] = time.perf_counter() - t3
     log.info("%s: recall@10 %.4f on %s sampled users against exact search (query %.1fs, re-rank %.1fs)",

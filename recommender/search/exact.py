@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from recommender.search.neighbours import Neighbours, empty_answer
+from recommender.search.options import SearchOptions
 from recommender.search.postings import RangedPostings, user_ranges
 from recommender.search.selection import chunk_width, merge_top_k, padded, select_top_k
 
@@ -173,8 +174,8 @@ def exact_top_k(
     n: int = 10,
     *,
     rows: np.ndarray | None = None,
-    block_mb: int = 256,
-    dense_mb: int = 1024,
+    block_mb: int = SearchOptions.block_mb,
+    dense_mb: int = SearchOptions.dense_mb,
     workers: int = 2,
     progress: bool = False,
     desc: str = "top-k",

@@ -7,7 +7,7 @@ pipeline does not care which one ran.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -65,6 +65,13 @@ class Neighbours:
     def covered(self) -> int:
         """Users that get at least one neighbour."""
         return int((self.similar[:, 0] >= 0).sum()) if self.similar.size else 0
+
+
+def head(neighbours: Neighbours, n: int) -> Neighbours:
+    """The first ``n`` neighbours of every user (what is stored of a list searched deeper)."""
+    if neighbours.similar.shape[1] <= n:
+        return neighbours
+    return replace(neighbours, similar=neighbours.similar[:, :n], scores=neighbours.scores[:, :n])
 
 
 def empty_answer(users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

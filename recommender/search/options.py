@@ -1,17 +1,21 @@
 """How the all-users search runs: exact, approximate (a cluster index for sparse vectors, faiss IVF + exact
-re-ranking for dense ones), or chosen by the number of users and a pilot of the recall."""
+re-ranking for dense ones), or chosen by the number of users and a pilot of the recall.
+
+Every default that is a setting is the setting's own default (:class:`~recommender.config.GeneratorSettings`,
+where it is declared once with its range and meaning), so a search built without the settings (a
+test, the evaluation, a benchmark) runs as the generator does by default."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
+from recommender.config import GeneratorSettings, generator_default
 
 SEARCH_METHODS = ("exact", "ann", "auto")
 
 #: ``auto`` searches exactly up to this many users of a model, approximately above (where the
 #: approximate search reaches ``min_recall``: else exactly).  The exact search is quadratic in the
 #: users, so the switch sits where it still costs a few minutes a model (docs/search.md).
-AUTO_EXACT_MAX_USERS = 200_000
+AUTO_EXACT_MAX_USERS: int = generator_default("auto_exact_max_users")
 
 
 @dataclass(frozen=True)
@@ -20,22 +24,24 @@ class SearchOptions:
 
     method: str = "exact"
     auto_exact_max_users: int = AUTO_EXACT_MAX_USERS
+    #: Memory budget (MB) of one block of scores of the exact search.
+    block_mb: int = generator_default("topk_block_mb")
     #: Memory for the dense copy of low-dimensional vectors (exact search); tiles above it.
-    dense_mb: int = 1024
+    dense_mb: int = generator_default("search_dense_mb")
     #: Candidates per user re-ranked by exact cosine (dense vectors).
-    ann_candidates: int = 100
+    ann_candidates: int = generator_default("ann_candidates")
     #: IVF cells probed per query, and cells per sqrt(users) (nlist ~ this × sqrt(users)).
-    ann_nprobe: int = 16
+    ann_nprobe: int = generator_default("ann_nprobe")
     ann_cells_per_sqrt: float = 4.0
     #: Dimensions of the projection (seeded TruncatedSVD) of dense vectors wider than the IVF index takes.
-    ann_dims: int = 64
+    ann_dims: int = generator_default("ann_dims")
     #: Sparse vectors: clusters of the cluster index, clusters walked per user (the first the pilot tries).
-    sparse_clusters: int = 64
-    sparse_probes: int = 12
+    sparse_clusters: int = generator_default("ann_sparse_clusters")
+    sparse_probes: int = generator_default("ann_sparse_probes")
     #: The recall@10 floor: ``auto`` picks an approximate search only where its pilot reaches it.
-    min_recall: float = 0.95
+    min_recall: float = generator_default("min_recall")
     #: Users sampled to measure the approximate search's recall@10 against exact search.
-    recall_sample: int = 2000
+    recall_sample: int = generator_default("recall_sample_users")
     seed: int = 7
 
     def __post_init__(self) -> None:
@@ -43,7 +49,7 @@ class SearchOptions:
             raise ValueError(f"search method {self.method!r} is not one of {', '.join(SEARCH_METHODS)}")
 
     @classmethod
-    def from_settings(cls, settings: object, method: str | None = None) -> SearchOptions:
+    def from_settings(cls, settings: GeneratorSettings, method: str | None = None) -> SearchOptions:
         """The options of a generator run: its settings (``GeneratorSettings``), ``method`` from ``--search``.
 
         Where the search runs (this machine or Dask) is not an option of the search: the pipeline's
@@ -51,6 +57,7 @@ class SearchOptions:
         return cls(
             method=method or settings.search,
             auto_exact_max_users=settings.auto_exact_max_users,
+            block_mb=settings.topk_block_mb,
             dense_mb=settings.search_dense_mb,
             ann_candidates=settings.ann_candidates,
             ann_nprobe=settings.ann_nprobe,

@@ -7,6 +7,8 @@ from scipy import sparse
 
 from recommender.data.loader import Tables
 from recommender.models.als_course_view import AlsUserCourseView
+from recommender.search.options import SearchOptions
+from recommender.topk import similar_users
 from tests.test_topk import assert_matches
 
 
@@ -29,7 +31,7 @@ def two_rings() -> Tables:
 
 def test_neighbours_come_from_the_same_ring_even_without_a_shared_course():
     model = AlsUserCourseView(factors=2, iterations=20).fit(two_rings())
-    answer = model.similar_users(5)
+    answer = similar_users(model, 5)
     group = (answer.users - 1) // 12
     neighbour_group = np.where(answer.similar >= 0, (answer.similar - 1) // 12, -1)
     assert (neighbour_group == group[:, None]).mean() > 0.9
@@ -50,7 +52,7 @@ def test_search_matches_brute_force_on_the_factors(small_tables):
     model = AlsUserCourseView().fit(small_tables)
     vectors, users = model.user_vectors()
     assert vectors.shape == (len(users), model.factors)
-    assert_matches(model.similar_users(10, block_mb=1), vectors, users, 10)
+    assert_matches(similar_users(model, 10, search=SearchOptions(block_mb=1)), vectors, users, 10)
 
 
 def test_users_without_views_are_absent(small_tables):

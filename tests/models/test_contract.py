@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from recommender.models.registry import MODEL_HANDLES, create_model, get_spec
+from recommender.search.options import SearchOptions
 from recommender.search.selection import tie_key
+from recommender.topk import similar_users
 
 N = 10
 
@@ -42,7 +44,7 @@ def fitted(request, contract_tables):
 
 def test_deterministic(fitted):
     _, first, second = fitted
-    a, b = first.similar_users(N), second.similar_users(N)
+    a, b = similar_users(first, N), similar_users(second, N)
     np.testing.assert_array_equal(a.users, b.users)
     np.testing.assert_array_equal(a.similar, b.similar)
     np.testing.assert_array_equal(a.scores, b.scores)
@@ -50,7 +52,7 @@ def test_deterministic(fitted):
 
 def test_lists_are_positive_best_first_ties_by_the_tie_key_and_never_self(fitted):
     _, model, _ = fitted
-    answer = model.similar_users(N)
+    answer = similar_users(model, N)
     assert answer.covered > 0
     for user, ids, scores in answer.rows():
         assert user not in ids and len(set(ids)) == len(ids) <= N
@@ -62,7 +64,7 @@ def test_lists_are_positive_best_first_ties_by_the_tie_key_and_never_self(fitted
 
 def test_only_users_with_data_in_the_models_tables(fitted, contract_tables):
     handle, model, _ = fitted
-    answer = model.similar_users(N)
+    answer = similar_users(model, N)
     with_data = set().union(*(getattr(contract_tables, t)["user_handle"].tolist() for t in get_spec(handle).tables))
     listed = {u for u, _, _ in answer.rows()} | {n for _, ids, _ in answer.rows() for n in ids}
     assert listed <= with_data
@@ -71,10 +73,10 @@ def test_only_users_with_data_in_the_models_tables(fitted, contract_tables):
 
 def test_search_memory_is_far_below_an_n_by_n_matrix(fitted):
     _, model, _ = fitted
-    users = len(model.similar_users(N).users)
+    users = len(similar_users(model, N).users)
     tracemalloc.start()
     try:
-        model.similar_users(N, block_mb=1)
+        similar_users(model, N, search=SearchOptions(block_mb=1))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -94,7 +96,7 @@ def test_search_memory_is_far_below_an_n_by_n_matrix(fitted):
 
 def test_reasons_are_few_positive_and_name_something(fitted):
     _, model, _ = fitted
-    answer = model.similar_users(N)
+    answer = similar_users(model, N)
     explanations = model.explain(answer)
     assert explanations is not None
     assert explanations.index.shape == (*answer.similar.shape, 3)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from recommender.models.dnn_course_level import DnnUserCourseLevel
+from recommender.topk import similar_users
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ def test_same_seed_same_embeddings(fitted, small_tables):
 
 def _assert_neighbours_share_skill_level_more_than_chance(model: DnnUserCourseLevel, dataset) -> None:
     truth = pd.read_csv(dataset / "ground_truth.csv").set_index("user_handle")["skill"]
-    result = model.similar_users(10)
+    result = similar_users(model, 10)
     valid = result.similar >= 0
     same = truth.reindex(result.similar[valid]).to_numpy() == np.repeat(truth.reindex(result.users).to_numpy(), valid.sum(axis=1))
     chance = float((truth.value_counts(normalize=True) ** 2).sum())

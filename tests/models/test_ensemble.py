@@ -8,10 +8,11 @@ import pytest
 from recommender.data.loader import Tables
 from recommender.models.base import SimilarityModel
 from recommender.models import ensemble
-from recommender.models.ensemble import AFFINITY_MODEL, EnsembleUserSimilarity, head, pair_cosines, unit_vectors
+from recommender.models.ensemble import AFFINITY_MODEL, EnsembleUserSimilarity, pair_cosines, unit_vectors
 from recommender.models.registry import create_model
+from recommender.search.neighbours import head
 from recommender.search.selection import tie_key
-from recommender.topk import Neighbours
+from recommender.topk import Neighbours, similar_users
 
 
 def lists(users, similar) -> Neighbours:
@@ -73,7 +74,7 @@ def test_cosine_fusion_rescoring_every_candidate_under_every_model_by_hand():
     a = FixedVectors(users, [[1.0, 0.0], [0.96, 0.28], [0.6, 0.8], [0.0, 1.0]])
     b = FixedVectors(users, [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.5, np.sqrt(0.75)]])
     models = {"a": a, "b": b}
-    found = {h: m.similar_users(1) for h, m in models.items()}  # depth 1: a lists 2, b lists 3 for user 1
+    found = {h: similar_users(m, 1) for h, m in models.items()}  # depth 1: a lists 2, b lists 3 for user 1
     np.testing.assert_array_equal([found["a"].similar[0, 0], found["b"].similar[0, 0]], [2, 3])
     ensemble = EnsembleUserSimilarity({"a": 1.0, "b": 3.0}, depth=1, affinity=0.0)
     answer = ensemble.combine(found, 2, models=models)
@@ -112,18 +113,18 @@ def test_zero_weight_models_are_left_out_and_missing_lists_skipped():
 def test_covers_every_user_any_component_covers_and_equals_standalone_fit(small_tables, fusion):
     weights = {"tfidf_user_interest": 1.0, "als_collab_filtering_user_course_view": 1.0}
     models = {h: create_model(h).fit(small_tables) for h in weights}
-    components = {h: m.similar_users(50) for h, m in models.items()}
+    components = {h: similar_users(m, 50) for h, m in models.items()}
     fused = EnsembleUserSimilarity(weights, fusion=fusion).combine(components, 10, models=models)
     covered = set().union(*({int(u) for u, _, _ in c.rows()} for c in components.values()))
     assert {int(u) for u, _, _ in fused.rows()} == covered
     standalone = create_model("ensemble_user_similarity", weights=weights, fusion=fusion).fit(small_tables)
-    np.testing.assert_array_equal(standalone.similar_users(10).similar, fused.similar)
+    np.testing.assert_array_equal(similar_users(standalone, 10).similar, fused.similar)
 
 
 def test_fusing_in_user_blocks_gives_the_same_answer(small_tables, monkeypatch):
     weights = {"tfidf_user_interest": 1.0, "als_collab_filtering_user_course_view": 1.0}
     models = {h: create_model(h).fit(small_tables) for h in weights}
-    components = {h: m.similar_users(50) for h, m in models.items()}
+    components = {h: similar_users(m, 50) for h, m in models.items()}
     whole = EnsembleUserSimilarity(weights).combine(components, 10, models=models)
     monkeypatch.setattr(ensemble, "USER_BLOCK", 7)  # many blocks, a user's lists split over none
     blocks = EnsembleUserSimilarity(weights).combine(components, 10, models=models)
@@ -134,7 +135,7 @@ def test_fusing_in_user_blocks_gives_the_same_answer(small_tables, monkeypatch):
 def test_a_fusion_told_it_is_the_last_use_frees_the_components_vectors_and_answers_the_same(small_tables):
     weights = {"tfidf_user_interest": 1.0, "als_collab_filtering_user_course_view": 1.0}
     models = {h: create_model(h).fit(small_tables) for h in weights}
-    components = {h: m.similar_users(50) for h, m in models.items()}
+    components = {h: similar_users(m, 50) for h, m in models.items()}
     kept = EnsembleUserSimilarity(weights).combine(components, 10, models=models)
     assert all(m.vectors_ is not None for m in models.values())  # by default the caller may still use them
     freed = EnsembleUserSimilarity(weights).combine(components, 10, models=models, release_models=True)
@@ -233,7 +234,7 @@ def test_cosine_fusion_equals_a_brute_force_oracle(small_tables, taste):
         weights = {**ensemble.DEFAULT_WEIGHTS, AFFINITY_MODEL: 0.0}
         weights = {h: w for h, w in weights.items() if w > 0 or h == AFFINITY_MODEL}
     models = {h: create_model(h).fit(small_tables) for h in weights}
-    components = {h: m.similar_users(50) for h, m in models.items()}
+    components = {h: similar_users(m, 50) for h, m in models.items()}
     model = EnsembleUserSimilarity(weights, **taste)
     fused = model.combine(components, 10, models=models)
     oracle = _brute_force_fusion(components, models, weights, 10, taste["affinity"], taste["activity_power"])

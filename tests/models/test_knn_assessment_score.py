@@ -8,6 +8,8 @@ import pytest
 
 from recommender.data.loader import Tables
 from recommender.models.knn_assessment_score import KnnUserAssessmentScore, tag_percentiles
+from recommender.search.options import SearchOptions
+from recommender.topk import similar_users
 from tests.test_topk import brute_force
 
 
@@ -29,7 +31,7 @@ def test_a_hard_assessments_150_compares_with_an_easy_ones_250():
 def test_same_tag_at_the_same_level_is_closest_and_different_tags_are_unrelated():
     rows = [(1, "python", 250), (2, "python", 245), (3, "python", 100), (4, "java", 250), (5, "python", 90)]
     model = KnnUserAssessmentScore().fit(scores(rows))
-    answer = model.similar_users(4)
+    answer = similar_users(model, 4)
     by_user = {u: list(s[s >= 0]) for u, s in zip(answer.users, answer.similar)}
     assert by_user[1][0] == 2  # the other top python scorer first
     assert 4 not in by_user[1] and by_user.get(4, []) == []  # java shares nothing with python
@@ -53,7 +55,7 @@ def test_search_matches_brute_force(small_tables, params):
     assert set(users) == set(small_tables.user_assessment_scores["user_handle"])
     # Many users took one assessment with the same score (identical vectors): compare the scores, and
     # the neighbours above each row's last score (which ties at the cut-off decide by float rounding).
-    answer = model.similar_users(10, block_mb=1)
+    answer = similar_users(model, 10, search=SearchOptions(block_mb=1))
     ids, expected = brute_force(vectors, users, 10)
     np.testing.assert_allclose(np.where(expected > 0, expected, np.nan), answer.scores, atol=2e-6, equal_nan=True)
     above = expected > np.nan_to_num(expected[:, -1:], nan=0.0) + 1e-5
@@ -70,7 +72,7 @@ def test_bad_parameters_are_refused(params, match):
 
 
 def _neighbours(model: KnnUserAssessmentScore, n: int = 5) -> dict[int, dict[int, float]]:
-    answer = model.similar_users(n)
+    answer = similar_users(model, n)
     return {int(u): {int(v): float(s) for v, s in zip(ids, sc) if v >= 0} for u, ids, sc in
             zip(answer.users, answer.similar, answer.scores)}
 
@@ -99,7 +101,7 @@ def test_topic_level_is_topic_times_level():
 
 def test_reasons_name_only_assessments_both_users_took():
     model = KnnUserAssessmentScore().fit(scores(RELATED))
-    answer = model.similar_users(5)
+    answer = similar_users(model, 5)
     reasons = model.explain(answer)
     row = int(np.flatnonzero(answer.users == 1)[0])
     listed = [int(v) for v in answer.similar[row] if v >= 0]
@@ -116,10 +118,10 @@ def test_search_memory_is_far_below_an_n_by_n_matrix_on_6000_users():
     tags = np.where(np.arange(users.size) % 2 == 0, rng.integers(0, 10, users.size), rng.integers(0, 54, users.size))
     rows = list(zip(users.tolist(), [f"t{t}" for t in tags], rng.integers(50, 300, users.size).tolist()))
     model = KnnUserAssessmentScore().fit(scores(rows))
-    model.similar_users(10)
+    similar_users(model, 10)
     tracemalloc.start()
     try:
-        model.similar_users(10, block_mb=1)
+        similar_users(model, 10, search=SearchOptions(block_mb=1))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

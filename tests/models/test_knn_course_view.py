@@ -7,6 +7,8 @@ from scipy import sparse
 
 from recommender.data.loader import Tables
 from recommender.models.knn_course_view import KnnUserCourseView, bm25_weight
+from recommender.search.options import SearchOptions
+from recommender.topk import similar_users
 from tests.test_topk import assert_matches
 
 
@@ -25,7 +27,7 @@ def test_view_time_is_summed_per_user_and_course():
 def test_each_weighting_matches_brute_force(small_tables, weighting):
     model = KnnUserCourseView(weighting=weighting).fit(small_tables)
     vectors, users = model.user_vectors()
-    assert_matches(model.similar_users(10, block_mb=1), vectors, users, 10)
+    assert_matches(similar_users(model, 10, search=SearchOptions(block_mb=1)), vectors, users, 10)
 
 
 def test_users_without_views_are_absent(small_tables):

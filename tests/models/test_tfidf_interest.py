@@ -3,10 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from recommender.data.loader import Tables
-from recommender.models.base import NotFittedError
 from recommender.models.tfidf_interest import TfidfUserInterest
+from recommender.search.options import SearchOptions
+from recommender.topk import similar_users
 from tests.test_topk import assert_matches
 
 
@@ -24,7 +26,7 @@ def test_tags_stay_whole_tokens():
 def test_rare_shared_tag_beats_common_shared_tag():
     rows = [(u, "javascript") for u in range(1, 40)] + [(1, "haskell"), (2, "haskell"), (1, "css"), (3, "css")]
     rows += [(3, "javascript")] + [(u, "css") for u in (4, 5, 6)]  # css is followed by 5, haskell by 2
-    result = TfidfUserInterest().fit(tables_with_interests(rows)).similar_users(3)
+    result = similar_users(TfidfUserInterest().fit(tables_with_interests(rows)), 3)
     first = dict(zip(result.users.tolist(), result.similar[:, 0].tolist()))
     assert first[1] == 2  # shares the rare "haskell"
 
@@ -32,12 +34,12 @@ def test_rare_shared_tag_beats_common_shared_tag():
 def test_matches_brute_force_cosine_on_its_vectors(small_tables):
     model = TfidfUserInterest().fit(small_tables)
     vectors, users = model.user_vectors()
-    assert_matches(model.similar_users(10, block_mb=1), vectors, users, 10)
+    assert_matches(similar_users(model, 10, search=SearchOptions(block_mb=1)), vectors, users, 10)
 
 
 def test_not_fitted():
     with pytest.raises(NotFittedError):
-        TfidfUserInterest().similar_users(10)
+        similar_users(TfidfUserInterest(), 10)
 
 
 def test_min_df_drops_rare_tags(small_tables):

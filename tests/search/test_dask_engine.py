@@ -94,7 +94,7 @@ def test_an_answer_from_the_driver_is_cut_into_partitions_that_explain_and_write
     records = {}
     for name, executor in (("in-process", LocalExecutor()), ("processes", processes), ("dask", DaskExecutor(engine))):
         sink = BlockSink()
-        done = executor.run_model(model, _job(model.handle), sink, answer)
+        done = executor.run_model(model, _job("knn_collab_filtering_user_course_view"), sink, answer)
         assert done.lists is answer and done.search == answer.method
         records[name] = json.dumps(sink.records)
     assert records["processes"] == records["dask"] == records["in-process"]
@@ -134,7 +134,7 @@ def test_a_worker_killed_mid_search_still_gives_the_whole_answer(engine):
     result: dict = {}
     executor = DaskExecutor(engine)
     search = threading.Thread(target=lambda: result.update(
-        answer=executor.run_model(model, _job(model.handle, explain=False), BlockSink()).lists))
+        answer=executor.run_model(model, _job("als_collab_filtering_user_course_view", explain=False), BlockSink()).lists))
     search.start()
     deadline = time.monotonic() + 60
     while not any(engine.client.processing().values()) and time.monotonic() < deadline:

@@ -16,7 +16,7 @@ from recommender.store.codec import (dynamo_items, explained, from_dynamo, impor
                                      to_dynamo)
 from recommender.store.items import ItemBlock, Neighbour, Reason, StoredItem, build_items
 from recommender.store.publisher import RunPublisher
-from recommender.topk import Neighbours
+from recommender.topk import Neighbours, similar_users
 
 TFIDF = "tfidf_user_interest"
 BIG = 2**63 - 1  # the largest handle (data/schema.py): must stay exact, never through a float
@@ -89,7 +89,7 @@ def tfidf_block(small_tables) -> ItemBlock:
     from recommender.models.tfidf_interest import TfidfUserInterest
 
     model = TfidfUserInterest().fit(small_tables)
-    answer = model.similar_users(10)
+    answer = similar_users(model, 10)
     return build_items(TFIDF, answer, "20260101T000000Z-items001", "2026-01-01T00:00:00Z", model.explain(answer))
 
 
