@@ -37,6 +37,7 @@ import psutil
 from benchmarks.bench_api import (API_PORT, HealthProbe, RawReads, ensure_wrk, server_metrics, percentiles_ms, pick_pairs, post,
                                   run_python_load, run_wrk, wrk_version, zipf_sequence)
 from benchmarks.bench_procmon import run_measured
+from recommender.config import generator_default
 from recommender.models.registry import MODEL_HANDLES
 from recommender_tools.server import Gunicorn
 
@@ -291,8 +292,8 @@ def run_generator(users: int, data_dir: Path, env: dict, models: tuple[str, ...]
         "slowest_kind": {"kind": kind, "seconds": by_kind[kind], "share": round(by_kind[kind] / total, 3)},
         **{k: v for k, v in proc.to_dict().items() if k not in ("exit_code",)},
         "wall_seconds": round(proc.wall_seconds, 2),
-        "write_threads": int(env.get("WRITE_THREADS") or 4),
-        "topk_block_mb": int(env.get("TOPK_BLOCK_MB") or 256),
+        "write_threads": int(env.get("WRITE_THREADS") or generator_default("write_threads")),
+        "topk_block_mb": int(env.get("TOPK_BLOCK_MB") or generator_default("topk_block_mb")),
     }
 
 
