@@ -96,7 +96,8 @@ def run_one(users: int, engine: str, search: str, sink: str, workers: int, data_
         stages["models"][m["handle"]] = {
             "search_method": m["search"], "users_covered": m["users_covered"], "items": m["items_written"],
             "lists_checksum": m.get("lists_checksum"), "peak_rss_mb_after": m.get("peak_rss_mb"),
-            **{k: round(m[f"{k}_seconds"], 2) for k in ("fit", "search", "explain")},
+            **{k: round(m.get(f"{k}_seconds", 0.0), 2) for k in ("fit", "prepare", "search", "explain")},
+            "search_plan": m.get("search_plan"),
             write: round(m["write_seconds"], 2),
             **({"partitions": m["partitions"], "partitions_seconds": round(m["partitions_seconds"], 2)}
                if m.get("partitions") else {}),

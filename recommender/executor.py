@@ -1,20 +1,22 @@
 """Where a model's partitions of users run: this machine's processes, or a Dask cluster.
 
-The pipeline calls :meth:`Executor.run_model` for every model the same way; the two executors
-differ only in where the partitions (:func:`~recommender.partitions.model_partition`) run:
+The pipeline prepares each model's search on the driver (an index trained once, its recall
+measured: :func:`~recommender.topk.prepare_search`) and calls :meth:`Executor.run_model` for every
+model the same way; the two executors differ only in where the partitions
+(:func:`~recommender.partitions.model_partition`: queries, reasons, items, writes) run:
 
 * :class:`LocalExecutor`: a small model runs as one partition in this process, on every core
-  (the exact kernels' threads), and hands its items to the sink; a large one runs as partitions in
-  worker processes (one per core, one thread each), so that the reasons, the items and the sink's
-  writes use every core too, not only the search;
+  (the kernels' threads), and hands its items to the sink; a large one runs as partitions in
+  worker processes (one per core, one thread each), so that the queries, the reasons, the items
+  and the sink's writes use every core;
 * :class:`DaskExecutor`: every model as Dask tasks (:class:`~recommender.search.dask_engine.DaskEngine`),
   on a LocalCluster or any scheduler.
 
 What stays on the driver, and why: the answer of a model that fuses others (declared in the
 registry: ``ModelSpec.fuses``) needs the other models' lists of *all* users, so it is fused, and
-explained, on the driver, and its items are written by write-only partitions; an approximate
-search (one faiss IVF index of all users, docs/search.md) is answered on the driver and each partition
-receives its block of the answer to explain and write.  A sink without a partition target (a dry
+explained, on the driver, and its items are written by write-only partitions.  Every other
+model's partitions receive the model and its prepared search once per worker (:meth:`Executor.share`:
+one pickle file each worker reads, or one Dask scatter), never a copy per task.  A sink without a partition target (a dry
 run: one file written in order) gets the partitions' items back, in order, from the driver.
 
 All or nothing: the driver publishes (the sink's commit) only after every partition of every model
@@ -38,11 +40,10 @@ import numpy as np
 
 from recommender.models.registry import get_spec
 from recommender.partitions import (
-    ModelJob, ModelOutcome, PartResult, model_partition, outcome, rows_of, search_rows, write_slice,
+    ModelJob, ModelOutcome, PartResult, model_partition, outcome, write_slice,
 )
 from recommender.search import checksum
-from recommender.search.exact import dense_block_rows
-from recommender.search.neighbours import Neighbours, head
+from recommender.search.neighbours import Neighbours, Search, head
 from recommender.store.items import build_items
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,6 @@ WRITE_SLICE_USERS = 50_000
 #: A model of fewer users runs in this process (one partition on every core): starting worker
 #: processes and sending them the model costs more than a second core wins on a small model.
 LOCAL_PROCESS_MIN_USERS = 50_000
-
-
-def _block_partition(part: tuple[np.ndarray, Neighbours | None], model: Any, job: ModelJob, target: Any) -> PartResult:
-    rows, answer = part
-    return model_partition(rows, model, job, target, answer)
 
 
 class Executor:
@@ -86,64 +82,44 @@ class Executor:
     def close(self) -> None:
         pass
 
-    def blocks(self, count: int, features: int | None, job: ModelJob) -> list[np.ndarray]:
-        """Row numbers of each partition of ``count`` users: ~:data:`PARTS_PER_WORKER` per worker.
-
-        An exact search (``features`` given) is cut on multiples of the dense kernel's block, so that
-        every GEMM is the one-process search's; an answer from the driver anywhere."""
-        block = 1 if features is None else dense_block_rows(count, features, job.depth, job.block_mb, job.dense_mb)
-        per_part = block * max(1, -(-count // (block * self.workers * PARTS_PER_WORKER)))
+    def blocks(self, count: int, align: int = 1) -> list[np.ndarray]:
+        """Row numbers of each partition of ``count`` users: ~:data:`PARTS_PER_WORKER` per worker, cut
+        on multiples of ``align`` (the exact dense kernel's block: every GEMM is then the one-process search's)."""
+        per_part = align * max(1, -(-count // (align * self.workers * PARTS_PER_WORKER)))
         return [np.arange(start, min(start + per_part, count)) for start in range(0, count, per_part)]
 
-    def run_model(self, model: Any, job: ModelJob, sink: Any, answer: Neighbours | None = None,
+    def run_model(self, model: Any, job: ModelJob, sink: Any, search: Search | None = None,
+                  answer: Neighbours | None = None,
                   checked: Callable[[ModelOutcome], None] = lambda done: None) -> ModelOutcome:
-        """Every user of ``model`` (fitted): exact search in the partitions, or ``answer`` (the driver's,
-        to ``job.depth``) cut into them; then reasons, items and the sink's writes.
+        """Every user of ``model`` (fitted): its prepared ``search`` (to ``job.depth``) queried in the
+        partitions, then reasons, items and the sink's writes; a model that fuses others gives its
+        fused ``answer`` instead.
 
         ``checked`` (the pipeline's coverage check) sees the outcome before the driver writes
         anything; partitions that write to the sink's target have written by then (nothing is
         visible before the commit, and a refused run is aborted)."""
         if get_spec(job.handle).fuses:
+            assert answer is not None, "a model that fuses others gives its fused answer"
             return self._fused(model, job, sink, answer, checked)
-        if answer is None and self.in_process(len(model.user_vectors()[1])):
-            # One partition here: search first, so that a refused model (no user covered) is
-            # refused before its reasons are computed, as with an answer from the driver.
-            t0 = time.perf_counter()
+        assert search is not None, "a model's prepared search"
+        count = len(search.users)
+        local = self.in_process(count)
+        if local:  # one partition here, on every core
             job = replace(job, threads=max(1, os.cpu_count() or 1))
-            answer = search_rows(np.arange(len(model.user_vectors()[1])), model, job)
-            return self._run(model, job, sink, answer, checked, searched=time.perf_counter() - t0)
-        return self._run(model, job, sink, answer, checked)
-
-    def _run(self, model: Any, job: ModelJob, sink: Any, answer: Neighbours | None,
-             checked: Callable[[ModelOutcome], None], searched: float = 0.0) -> ModelOutcome:
-        if answer is not None:
-            users, features = answer.users, None
-        else:
-            vectors, users = model.user_vectors()
-            features = vectors.shape[1]
-        local = self.in_process(len(users))
-        parts = [np.arange(len(users))] if local else self.blocks(len(users), features, job)
-        if answer is not None:
-            stored = head(answer, job.top_n)
-            checked(ModelOutcome(stored.covered, 0, 0, {"search": searched}, "", None, answer.method, answer.recall_at_10))
+        parts = [np.arange(count)] if local else self.blocks(count, search.align)
         target = None if local else sink.target()
-        work = [(rows, None if answer is None else rows_of(answer, rows)) for rows in parts]
         if local:
-            results = [_block_partition(part, model, job, target) for part in work]
+            results = [model_partition(rows, (model, search), job, target) for rows in parts]
         else:
-            shared = self.share(model)
+            shared = self.share((model, search))
             try:
-                results = self.map(_block_partition, work, job, target, shared=shared, name=f"partition-{job.handle}")
+                results = self.map(model_partition, parts, job, target, shared=shared, name=f"partition-{job.handle}")
             finally:
                 self.release(shared)
-        done = outcome(results, users, job)
-        done.seconds["search"] += searched
-        if answer is not None:
-            done.lists = answer if job.keep else None
-            done.search, done.recall_at_10 = answer.method, answer.recall_at_10
-        else:
-            checked(done)
+        done = outcome(results, search.users, job)
+        done.search, done.recall_at_10 = search.method, search.recall_at_10
         done.partitions = 0 if local else len(results)
+        checked(done)
         if target is None:  # the driver writes what the partitions sent back, in order
             t0 = time.perf_counter()
             done.items_written = sum(sink.write(job.handle, r.items, total=r.covered, progress=job.progress)

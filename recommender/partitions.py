@@ -5,10 +5,9 @@ depends only on its own row against all vectors, so blocks of users partition fr
 driver writing every item is the bound of a large run (one process's write rate is bounded; a
 10M-user run has ~50M items), and sending every answer back to it costs a copy of all of them.
 So each partition takes a block of users and does, with the same code wherever it runs
-(:mod:`recommender.executor`: this process, local worker processes or Dask tasks): the exact top
-N against all users (:func:`~recommender.search.exact.exact_top_k`), or its block of the
-driver's answer when the search is not exact (the IVF index is one index of all users), the
-model's reasons (:meth:`~recommender.models.base.SimilarityModel.explain`), the items
+(:mod:`recommender.executor`: this process, local worker processes or Dask tasks): its users'
+top N from the model's prepared search (:class:`~recommender.search.neighbours.Search`: exact, or
+an index the driver trained once and every worker holds one copy of), the model's reasons (:meth:`~recommender.models.base.SimilarityModel.explain`), the items
 (:func:`~recommender.store.items.build_items`), written to the sink's partition target (each
 writer its own requests or part files) or sent back when the sink has none (a dry run: one file
 written in order by the driver).
@@ -20,15 +19,13 @@ by the block's first user), so running one again (a retry, a lost worker) is har
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from recommender.search import checksum
-from recommender.search.exact import exact_top_k
-from recommender.search.neighbours import Neighbours, head
-from recommender.search.options import SearchOptions
+from recommender.search.neighbours import Neighbours, Search, head
 from recommender.store.items import ItemBlock, build_items
 
 
@@ -43,10 +40,8 @@ class ModelJob:
     generated_at: str
     explain: bool
     keep: bool  # send the block's lists (to ``depth``) back: the ensemble fuses them
-    block_mb: int = SearchOptions.block_mb
-    dense_mb: int = SearchOptions.dense_mb
-    #: Threads of the exact search: 1 in a worker process (the processes use the cores), all of
-    #: them when the partition runs in the driver's process.
+    #: Threads of the queries: 1 in a worker process (the processes use the cores), all of them
+    #: when the partition runs in the driver's process.
     threads: int = 1
     progress: bool = False
 
@@ -63,23 +58,11 @@ class PartResult:
     lists: Neighbours | None = None
 
 
-def rows_of(answer: Neighbours, rows: np.ndarray) -> Neighbours:
-    """The users at ``rows`` (consecutive) of a whole answer, with their lists."""
-    part = slice(int(rows[0]), int(rows[-1]) + 1) if len(rows) else slice(0, 0)
-    return replace(answer, users=answer.users[part], similar=answer.similar[part], scores=answer.scores[part])
-
-
-def search_rows(rows: np.ndarray, model: Any, job: ModelJob) -> Neighbours:
-    """The exact top ``job.depth`` of the users at ``rows`` against all users of ``model``."""
-    vectors, users = model.user_vectors()
-    return exact_top_k(vectors, users, job.depth, rows=rows, block_mb=job.block_mb, dense_mb=job.dense_mb,
-                       workers=job.threads, progress=job.progress, desc=job.handle)
-
-
-def model_partition(rows: np.ndarray, model: Any, job: ModelJob, target: Any, answer: Neighbours | None = None) -> PartResult:
-    """One partition: search (or take the block ``answer`` of the driver's), explain and write the users at ``rows``."""
+def model_partition(rows: np.ndarray, shared: tuple[Any, Search], job: ModelJob, target: Any) -> PartResult:
+    """One partition: the prepared search's answer for the users at ``rows``, their reasons and items, written."""
+    model, search = shared
     t0 = time.perf_counter()
-    deep = search_rows(rows, model, job) if answer is None else answer
+    deep = search.query(rows, job.threads, progress=job.progress, desc=job.handle)
     stored = head(deep, job.top_n)
     t1 = time.perf_counter()
     reasons = model.explain(stored) if job.explain else None
@@ -88,7 +71,7 @@ def model_partition(rows: np.ndarray, model: Any, job: ModelJob, target: Any, an
     written = target.write(items) if target is not None else 0
     seconds = {"search": t1 - t0, "explain": t2 - t1, "write": time.perf_counter() - t2}
     return PartResult(stored.covered, written, seconds, checksum.parts(stored), None if target is not None else items,
-                      deep if job.keep and answer is None else None)
+                      deep if job.keep else None)
 
 
 def write_slice(items: ItemBlock, target: Any) -> int:

@@ -15,6 +15,7 @@ import functools
 import gc
 import json
 import logging
+import os
 import resource
 import time
 import uuid
@@ -34,7 +35,7 @@ from recommender.publishing import CoverageError, RunWrite, Sink, publish_run
 from recommender.search.options import SearchOptions
 from recommender.search.recall import check_recall
 from recommender.stopping import StoppedAfterPublish, checkpoint
-from recommender.topk import Neighbours, similar_users, top_k_cosine
+from recommender.topk import Neighbours, prepare_search, similar_users
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ class ModelReport:
     handle: str
     users_covered: int = 0
     fit_seconds: float = 0.0
+    #: The search's part on the driver: an index trained, the pilot and the recall sample (or the
+    #: fusion of a model that fuses others); ``search_seconds`` adds the partitions' queries.
+    prepare_seconds: float = 0.0
     search_seconds: float = 0.0
     explain_seconds: float = 0.0
     write_seconds: float = 0.0
@@ -244,8 +248,8 @@ def _release_tables(tables: Tables, later: list[str], instances: dict, models: t
 def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Neighbours], executor: Executor,
                sink: Sink, report: RunReport, search: SearchOptions, run: RunWrite, *, depth: int,
                top_n: int, keep: bool, progress: bool, explain: bool, last_fuser: bool) -> ModelReport:
-    """Fit one model, answer on the driver what cannot be partitioned (a fusion, an approximate
-    search), then the executor's partitions: exact search, reasons, items, writes."""
+    """Fit one model and prepare its search on the driver (an index trained, its recall measured and
+    checked), or fuse its components there; then the executor's partitions: queries, reasons, items, writes."""
     model, spec = instances[handle], get_spec(handle)
     entry = ModelReport(handle)
     t0 = time.perf_counter()
@@ -256,7 +260,7 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
     entry.fit_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     checkpoint("search")
-    answer = None
+    answer = prepared = None
     if combines:
         answer = model.combine(kept, top_n, models=instances, release_models=last_fuser)  # no later use of them
         if last_fuser:  # the components' lists too: gone before this model's partitions start
@@ -264,16 +268,14 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
             give_back_memory()
     elif spec.fuses:
         answer = similar_users(model, top_n, search=search, progress=progress, desc=handle)
-    else:
+    else:  # the index trained and the recall measured here, once; the queries run in the partitions
         vectors, users = model.user_vectors()
-        if search.method_for(vectors) != "exact":
-            answer = top_k_cosine(vectors, users, depth, search=search, progress=progress, desc=handle)
-    driver_seconds = time.perf_counter() - t0
-    if answer is not None:
-        entry.search_plan = answer.plan
-        check_recall(handle, answer.recall_at_10, search.min_recall)
-    job = ModelJob(handle, depth, top_n, report.run_id, report.generated_at, explain, keep=keep, block_mb=search.block_mb,
-                   dense_mb=search.dense_mb, progress=progress)
+        prepared = prepare_search(vectors, users, depth, search=search, workers=os.cpu_count() or 1, desc=handle)
+    driver_seconds = entry.prepare_seconds = time.perf_counter() - t0
+    measured = answer if answer is not None else prepared
+    entry.search_plan = measured.plan
+    check_recall(handle, measured.recall_at_10, search.min_recall)
+    job = ModelJob(handle, depth, top_n, report.run_id, report.generated_at, explain, keep=keep, progress=progress)
 
     def checked(done: ModelOutcome) -> None:
         entry.users_covered, entry.search, entry.recall_at_10 = done.users_covered, done.search, done.recall_at_10
@@ -283,7 +285,7 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
         checkpoint("write")
 
     t0 = time.perf_counter()
-    done = executor.run_model(model, job, sink, answer, checked)
+    done = executor.run_model(model, job, sink, prepared, answer, checked)
     if done.lists is not None:
         kept[handle] = compact(done.lists)
     entry.partitions = done.partitions

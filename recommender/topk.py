@@ -11,18 +11,17 @@ re-ranking of dense ones, ``recall`` the sampled check); this module picks one b
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 from sklearn.utils.validation import check_is_fitted
 
-from recommender.search.exact import exact_top_k, sparse_content
-from recommender.search.neighbours import SCORE_DECIMALS, Neighbours
+from recommender.search.exact import ExactSearch, sparse_content
+from recommender.search.neighbours import SCORE_DECIMALS, Neighbours, Search
 from recommender.search.options import SearchOptions
 
-__all__ = ["SCORE_DECIMALS", "Neighbours", "SearchOptions", "similar_users", "top_k_cosine"]
+__all__ = ["SCORE_DECIMALS", "Neighbours", "Search", "SearchOptions", "prepare_search", "similar_users", "top_k_cosine"]
 
 log = logging.getLogger(__name__)
 
@@ -61,31 +60,47 @@ def top_k_cosine(
 ) -> Neighbours:
     """For every row of ``vectors`` (one per user in ``users``, ascending), its ``n`` most cosine-similar rows.
 
-    Self is excluded; only positive similarities count; ties are broken by user_handle.  With
-    ``search.method`` "ann" (or "auto" above ``auto_exact_max_users`` users) the answer is
-    approximate and carries its measured ``recall_at_10``: sparse vectors by the cluster index,
-    dense ones by the IVF index.  Under "auto" an approximate search never answers below
-    ``search.min_recall``: the cluster index's pilot raises its probes, and where no setting (or
-    the IVF index) reaches the floor the search is exact, with a warning and the reason in ``plan``.
+    Self is excluded; only positive similarities count; ties are broken by the pair's tie key.
+    :func:`prepare_search` picks and prepares the search, answered here for every user.
+    """
+    prepared = prepare_search(vectors, users, n, workers=workers, desc=desc, search=search)
+    return prepared.answer(workers, progress=progress, desc=desc)
+
+
+def prepare_search(
+    vectors: np.ndarray | sparse.spmatrix,
+    users: np.ndarray,
+    n: int = 10,
+    *,
+    workers: int = 2,
+    desc: str = "top-k",
+    search: SearchOptions | None = None,
+) -> Search:
+    """The search of one model's users, prepared to answer any of their rows (:class:`~recommender.search.neighbours.Search`).
+
+    With ``search.method`` "ann" (or "auto" above ``auto_exact_max_users`` users) it is approximate
+    and carries its measured ``recall_at_10``: sparse vectors by the cluster index, dense ones by
+    the IVF index.  Under "auto" an approximate search never answers below ``search.min_recall``:
+    the cluster index's pilot raises its probes, and where no setting (or the IVF index) reaches
+    the floor the search is exact, with a warning and the reason in ``plan``.  Preparing (training
+    an index, the pilot, the recall sample) runs here on ``workers`` threads; the queries run
+    wherever the search is sent (:mod:`recommender.partitions`).
     """
     options = search or SearchOptions()
+    exact = ExactSearch(vectors, users, n, block_mb=options.block_mb, dense_mb=options.dense_mb)
     if options.method_for(vectors) == "exact":
-        return exact_top_k(
-            vectors, users, n, block_mb=options.block_mb, dense_mb=options.dense_mb, workers=workers, progress=progress,
-            desc=desc,
-        )
+        return exact
     auto = options.method == "auto"
     if sparse_content(vectors):
-        from recommender.search.clusters import cluster_top_k  # numba's kernels only when asked for
+        from recommender.search.clusters import prepare_clusters  # numba's kernels only when asked for
 
-        return cluster_top_k(vectors, users, n, options=options, pilot=auto, workers=workers, progress=progress, desc=desc)
-    from recommender.search.ann import ann_top_k  # faiss only when asked for
+        return prepare_clusters(vectors, users, n, options=options, pilot=auto, workers=workers, desc=desc)
+    from recommender.search.ann import prepare_ivf  # faiss only when asked for
 
-    answer = ann_top_k(vectors, users, n, options=options, workers=workers, progress=progress, desc=desc)
-    if not auto or answer.recall_at_10 is None or answer.recall_at_10 >= options.min_recall:
-        return answer
+    prepared = prepare_ivf(vectors, users, n, options=options, workers=workers, desc=desc)
+    if not auto or prepared.recall_at_10 is None or prepared.recall_at_10 >= options.min_recall:
+        return prepared
     log.warning("%s: the IVF index reached recall@10 %.4f, under MIN_RECALL=%s; searching exactly", desc,
-                answer.recall_at_10, options.min_recall)
-    exact = exact_top_k(vectors, users, n, block_mb=options.block_mb, dense_mb=options.dense_mb, workers=workers,
-                        progress=progress, desc=desc)
-    return replace(exact, plan={**(answer.plan or {}), "recall_at_10": answer.recall_at_10, "fallback": "exact"})
+                prepared.recall_at_10, options.min_recall)
+    exact.plan = {**(prepared.plan or {}), "recall_at_10": prepared.recall_at_10, "fallback": "exact"}
+    return exact

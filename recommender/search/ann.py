@@ -37,8 +37,8 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.preprocessing import normalize
 from tqdm.auto import tqdm
 
-from recommender.search.exact import exact_top_k, unit_rows
-from recommender.search.neighbours import Neighbours, start_answer
+from recommender.search.exact import ExactSearch, exact_top_k, unit_rows
+from recommender.search.neighbours import Neighbours, Search, start_answer
 from recommender.search.options import SearchOptions
 from recommender.search.recall import recall_at_k, sample_rows
 from recommender.search.rerank import rerank
@@ -122,54 +122,80 @@ def _omp_threads(count: int) -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
-def ann_top_k(
+class IvfSearch(Search):
+    """A trained IVF index of one model's users: candidates for any rows (a partition's), re-ranked exactly."""
+
+    method = "ann"
+
+    def __init__(self, index: faiss.IndexIVFFlat, data: np.ndarray, unit: np.ndarray | sparse.csr_matrix,
+                 users: np.ndarray, n: int, ivf: IvfPlan):
+        self.index, self.data, self.unit, self.users, self.n, self.ivf = index, data, unit, users, n, ivf
+        self.recall_at_10, self.plan = None, ivf.as_dict()
+
+    def query(self, rows: np.ndarray, threads: int = 2, *, progress: bool = False, desc: str = "top-k") -> Neighbours:
+        rows = np.asarray(rows, dtype=np.int64)
+        found, similar, scores, _ = start_answer(self.users[rows], self.n)
+        k = min(self.n, len(self.users) - 1)
+        if k < 1 or rows.size == 0:
+            return Neighbours(found, similar, scores, method=self.method)
+        with _omp_threads(threads), tqdm(total=rows.size, desc=f"{desc} (ann)", unit="user", disable=not progress,
+                                         leave=False) as bar:
+            for start in range(0, rows.size, _QUERY_BLOCK):
+                block = rows[start:start + _QUERY_BLOCK]
+                _, labels = self.index.search(self.data[block], self.ivf.candidates)
+                cols, top = rerank(self.unit, block, labels, k, self.users)
+                similar[start:start + block.size, :k] = np.where(cols >= 0, self.users[np.maximum(cols, 0)], -1)
+                scores[start:start + block.size, :k] = top
+                bar.update(block.size)
+        return Neighbours(found, similar, scores, method=self.method)
+
+
+def prepare_ivf(
     vectors: np.ndarray | sparse.spmatrix,
     users: np.ndarray,
     n: int = 10,
     *,
     options: SearchOptions,
     workers: int = 2,
-    progress: bool = False,
     desc: str = "top-k",
     stats: dict | None = None,
-) -> Neighbours:
-    """Every user's ``n`` most similar users, approximately; recall@10 measured on a sample.
+) -> Search:
+    """The IVF index of ``vectors`` trained and filled, its recall@10 measured on the recall sample
+    against exact search; the queries are the returned search's (:meth:`IvfSearch.query`).
 
     ``stats``, when given, receives the index plan and the seconds of each stage (benchmarks).
     """
-    users, similar, scores, k = start_answer(users, n)
-    if k < 1:
-        return Neighbours(users, similar, scores, method="ann")
+    users = np.asarray(users, dtype=np.int64)
     count = len(users)
+    k = min(n, count - 1)
+    if k < 1:
+        return ExactSearch(vectors, users, n, block_mb=options.block_mb, dense_mb=options.dense_mb)
     unit = unit_rows(vectors)
     ivf = plan(count, unit.shape[1], k, options)
-    times = {"build": 0.0, "query": 0.0, "rerank": 0.0}
     t0 = time.perf_counter()
     with _omp_threads(workers):
         data = index_vectors(unit, ivf, options.seed)
         index = build_index(data, ivf, options.seed)
-        times["build"] = time.perf_counter() - t0
-        log.info("%s: IVF %s over %s users built in %.1fs", desc, ivf.as_dict(), f"{count:,}", times["build"])
-        with tqdm(total=count, desc=f"{desc} (ann)", unit="user", disable=not progress, leave=False) as bar:
-            for start in range(0, count, _QUERY_BLOCK):
-                rows = np.arange(start, min(start + _QUERY_BLOCK, count))
-                t1 = time.perf_counter()
-                _, labels = index.search(data[rows], ivf.candidates)
-                t2 = time.perf_counter()
-                cols, found = rerank(unit, rows, labels, k, users)
-                times["query"] += t2 - t1
-                times["rerank"] += time.perf_counter() - t2
-                similar[rows, :k] = np.where(cols >= 0, users[np.maximum(cols, 0)], -1)
-                scores[rows, :k] = found
-                bar.update(rows.size)
-    del index, data
-    t3 = time.perf_counter()
+    build = time.perf_counter() - t0
+    log.info("%s: IVF %s over %s users built in %.1fs", desc, ivf.as_dict(), f"{count:,}", build)
+    search = IvfSearch(index, data, unit, users, n, ivf)
+    t1 = time.perf_counter()
     sample = sample_rows(count, options.recall_sample, options.seed)
     exact = exact_top_k(unit, users, n, rows=sample, block_mb=options.block_mb, dense_mb=options.dense_mb, workers=workers)
-    recall = recall_at_k(similar[sample], scores[sample], exact.similar, exact.scores, k=min(10, n))
-    times["recall"] = time.perf_counter() - t3
-    log.info("%s: recall@10 %.4f on %s sampled users against exact search (query %.1fs, re-rank %.1fs)",
-             desc, recall, f"{sample.size:,}", times["query"], times["rerank"])
+    found = search.query(sample, workers)
+    search.recall_at_10 = recall_at_k(found.similar, found.scores, exact.similar, exact.scores, k=min(10, n))
+    log.info("%s: recall@10 %.4f on %s sampled users against exact search", desc, search.recall_at_10, f"{sample.size:,}")
     if stats is not None:
-        stats.update(params=ivf.as_dict(), seconds={name: round(value, 2) for name, value in times.items()})
-    return Neighbours(users, similar, scores, method="ann", recall_at_10=recall, plan=ivf.as_dict())
+        stats.update(params=ivf.as_dict(), seconds={"build": round(build, 2), "recall": round(time.perf_counter() - t1, 2)})
+    return search
+
+
+def ann_top_k(vectors: np.ndarray | sparse.spmatrix, users: np.ndarray, n: int = 10, *, options: SearchOptions,
+              workers: int = 2, progress: bool = False, desc: str = "top-k", stats: dict | None = None) -> Neighbours:
+    """Every user's ``n`` most similar users by :func:`prepare_ivf`'s search, in this process."""
+    search = prepare_ivf(vectors, users, n, options=options, workers=workers, desc=desc, stats=stats)
+    t0 = time.perf_counter()
+    answer = search.answer(workers, progress=progress, desc=desc)
+    if stats is not None:
+        stats.setdefault("seconds", {})["query"] = round(time.perf_counter() - t0, 2)
+    return answer

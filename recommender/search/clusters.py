@@ -18,7 +18,7 @@ feature order) and ranked by the same rules (rounded score, then the tie key of 
 positive only), so with every cluster probed the answer *is* the exact one; fewer probes only
 miss users.  Every step is seeded or independent per user, so threads change nothing.
 
-:func:`cluster_top_k` picks the probes by a pilot on the recall sample: the sample's exact answer
+:func:`prepare_clusters` picks the probes by a pilot on the recall sample: the sample's exact answer
 (which the recall check needs anyway) is compared with the index's answer for the sample at the
 configured probes, raised by half at a time while recall@10 is under the floor; :data:`MAX_PROBE_SHARE` of the
 clusters is the most it tries, since walking more costs about what the exact search costs.
@@ -34,8 +34,8 @@ import numpy as np
 from scipy import sparse
 from tqdm.auto import tqdm
 
-from recommender.search.exact import exact_top_k, unit_rows
-from recommender.search.neighbours import Neighbours, start_answer
+from recommender.search.exact import ExactSearch, exact_top_k, unit_rows
+from recommender.search.neighbours import Neighbours, Search, start_answer
 from recommender.search.options import SearchOptions
 from recommender.search.postings import RangedPostings
 from recommender.search.recall import recall_at_k, sample_rows
@@ -149,7 +149,30 @@ def probe_steps(first: int, clusters: int) -> list[int]:
     return steps
 
 
-def cluster_top_k(
+class ClusterSearch(Search):
+    """The cluster index of one model's users with its probes chosen: queries of any rows (a partition's)."""
+
+    method = "ann"
+
+    def __init__(self, index: ClusterIndex, unit: sparse.csr_matrix, users: np.ndarray, n: int, probes: int,
+                 recall_at_10: float | None = None, plan: dict | None = None):
+        self.index, self.unit, self.users, self.n, self.probes = index, unit, users, n, probes
+        self.recall_at_10, self.plan = recall_at_10, plan
+
+    def query(self, rows: np.ndarray, threads: int = 2, *, progress: bool = False, desc: str = "top-k") -> Neighbours:
+        rows = np.asarray(rows, dtype=np.int64)
+        found, similar, scores, _ = start_answer(self.users[rows], self.n)
+        k = min(self.n, len(self.users) - 1)
+        if k < 1 or rows.size == 0:
+            return Neighbours(found, similar, scores, method=self.method)
+        with tqdm(total=rows.size, desc=f"{desc} (clusters)", unit="user", disable=not progress, leave=False) as bar:
+            cols, top = self.index.top_k(self.unit, rows, k, self.probes, threads, bar)
+        similar[:, :k] = np.where(cols >= 0, self.users[np.maximum(cols, 0)], -1)
+        scores[:, :k] = top
+        return Neighbours(found, similar, scores, method=self.method)
+
+
+def prepare_clusters(
     vectors: sparse.spmatrix,
     users: np.ndarray,
     n: int = 10,
@@ -157,25 +180,24 @@ def cluster_top_k(
     options: SearchOptions,
     pilot: bool = False,
     workers: int = 2,
-    progress: bool = False,
     desc: str = "top-k",
     stats: dict | None = None,
-) -> Neighbours:
-    """Every user's ``n`` most similar users by the cluster index; recall@10 measured on the recall sample.
+) -> Search:
+    """The cluster index of ``vectors``, its probes chosen and its recall@10 measured on the recall sample.
 
     ``pilot`` (the ``auto`` search): the probes are raised from ``options.sparse_probes`` until the
     sample's recall@10 reaches ``options.min_recall``; if no probe count up to
-    :data:`MAX_PROBE_SHARE` of the clusters does, the search is exact (logged as a warning) and the
-    answer says so in its ``plan``.  Without it (``--search ann``) the configured probes are used and
-    the recall check judges the answer.  ``stats``, when given, receives the plan and the seconds
-    of each stage (benchmarks).
+    :data:`MAX_PROBE_SHARE` of the clusters does, the search is exact (logged as a warning) and its
+    ``plan`` says so.  Without it (``--search ann``) the configured probes are used and the recall
+    check judges the answer.  ``stats``, when given, receives the plan and the seconds of each
+    stage (benchmarks).  The queries are the returned search's (:meth:`ClusterSearch.query`).
     """
-    users, similar, scores, k = start_answer(users, n)
-    if k < 1:
-        return Neighbours(users, similar, scores, method="ann")
+    users = np.asarray(users, dtype=np.int64)
     count = len(users)
     unit = unit_rows(vectors)
-    times = {"build": 0.0, "recall": 0.0, "pilot": 0.0, "query": 0.0}
+    times = {"build": 0.0, "recall": 0.0, "pilot": 0.0}
+    if min(n, count - 1) < 1:
+        return ExactSearch(vectors, users, n, block_mb=options.block_mb, dense_mb=options.dense_mb)
     index = ClusterIndex.build(unit, options.sparse_clusters, options.seed, users)
     times["build"] = index.seconds
     t0 = time.perf_counter()
@@ -184,39 +206,40 @@ def cluster_top_k(
     times["recall"] = time.perf_counter() - t0
 
     def sample_recall(probes: int) -> float:
-        cols, found = index.top_k(unit, sample, k, probes, workers)
-        return recall_at_k(np.where(cols >= 0, users[np.maximum(cols, 0)], -1), found, exact.similar, exact.scores,
-                           k=min(10, n))
+        found = ClusterSearch(index, unit, users, n, probes).query(sample, workers)
+        return recall_at_k(found.similar, found.scores, exact.similar, exact.scores, k=min(10, n))
 
     probes = min(options.sparse_probes, index.clusters)
     tried: dict[int, float] = {}
-    if pilot:
-        t0 = time.perf_counter()
-        for probes in probe_steps(options.sparse_probes, index.clusters):
-            tried[probes] = sample_recall(probes)
-            if tried[probes] >= options.min_recall:
-                break
-        times["pilot"] = time.perf_counter() - t0
-        if tried[probes] < options.min_recall:
-            log.warning("%s: the cluster index reaches recall@10 %.4f at most (%d of %d clusters probed), under "
-                        "MIN_RECALL=%s; searching exactly", desc, max(tried.values()), probes, index.clusters,
-                        options.min_recall)
-            plan = {"index": "clusters", "clusters": index.clusters, "pilot": tried, "fallback": "exact"}
-            if stats is not None:
-                stats.update(params=plan, seconds={name: round(value, 2) for name, value in times.items()})
-            return replace(exact_top_k(vectors, users, n, workers=workers, progress=progress, desc=desc), plan=plan)
-    log.info("%s: cluster index of %s users, %d clusters built in %.1fs; probing %d", desc, f"{count:,}",
-             index.clusters, times["build"], probes)
     t0 = time.perf_counter()
-    with tqdm(total=count, desc=f"{desc} (clusters)", unit="user", disable=not progress, leave=False) as bar:
-        cols, found = index.top_k(unit, np.arange(count), k, probes, workers, bar)
-    times["query"] = time.perf_counter() - t0
-    similar[:, :k] = np.where(cols >= 0, users[np.maximum(cols, 0)], -1)
-    scores[:, :k] = found
-    recall = recall_at_k(similar[sample], scores[sample], exact.similar, exact.scores, k=min(10, n))
-    log.info("%s: recall@10 %.4f on %s sampled users against exact search (query %.1fs)", desc, recall,
-             f"{sample.size:,}", times["query"])
-    plan = {"index": "clusters", "clusters": index.clusters, "probes": probes, **({"pilot": tried} if tried else {})}
+    for probes in probe_steps(options.sparse_probes, index.clusters) if pilot else [probes]:
+        tried[probes] = sample_recall(probes)
+        if tried[probes] >= options.min_recall:
+            break
+    times["pilot"] = time.perf_counter() - t0
+    plan = {"index": "clusters", "clusters": index.clusters, "probes": probes, **({"pilot": tried} if pilot else {})}
     if stats is not None:
         stats.update(params=plan, seconds={name: round(value, 2) for name, value in times.items()})
-    return Neighbours(users, similar, scores, method="ann", recall_at_10=recall, plan=plan)
+    if pilot and tried[probes] < options.min_recall:
+        log.warning("%s: the cluster index reaches recall@10 %.4f at most (%d of %d clusters probed), under "
+                    "MIN_RECALL=%s; searching exactly", desc, max(tried.values()), probes, index.clusters,
+                    options.min_recall)
+        del plan["probes"]
+        return ExactSearch(vectors, users, n, block_mb=options.block_mb, dense_mb=options.dense_mb,
+                           plan={**plan, "fallback": "exact"})
+    log.info("%s: cluster index of %s users, %d clusters built in %.1fs; probing %d, recall@10 %.4f on %s sampled "
+             "users against exact search", desc, f"{count:,}", index.clusters, times["build"], probes, tried[probes],
+             f"{sample.size:,}")
+    return ClusterSearch(index, unit, users, n, probes, tried[probes], plan)
+
+
+def cluster_top_k(vectors: sparse.spmatrix, users: np.ndarray, n: int = 10, *, options: SearchOptions,
+                  pilot: bool = False, workers: int = 2, progress: bool = False, desc: str = "top-k",
+                  stats: dict | None = None) -> Neighbours:
+    """Every user's ``n`` most similar users by :func:`prepare_clusters`'s search, in this process."""
+    search = prepare_clusters(vectors, users, n, options=options, pilot=pilot, workers=workers, desc=desc, stats=stats)
+    t0 = time.perf_counter()
+    answer = search.answer(workers, progress=progress, desc=desc)
+    if stats is not None:
+        stats.setdefault("seconds", {})["query"] = round(time.perf_counter() - t0, 2)
+    return answer

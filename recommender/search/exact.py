@@ -28,7 +28,7 @@ from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from recommender.search.neighbours import Neighbours, empty_answer
+from recommender.search.neighbours import Neighbours, Search, empty_answer
 from recommender.search.options import SearchOptions
 from recommender.search.postings import RangedPostings, user_ranges
 from recommender.search.selection import chunk_width, merge_top_k, padded, select_top_k
@@ -208,3 +208,21 @@ def exact_top_k(
     similar[:, :k] = np.where(cols >= 0, users[np.maximum(cols, 0)], -1)
     scores[:, :k] = found
     return Neighbours(users[query_index], similar, scores)
+
+
+class ExactSearch(Search):
+    """The exact search of one model's vectors, asked for any rows (:class:`~recommender.search.neighbours.Search`).
+
+    Nothing is prepared: each query walks all users with :func:`exact_top_k`, whose answer for a
+    row does not depend on the other rows asked with it."""
+
+    def __init__(self, vectors: np.ndarray | sparse.spmatrix, users: np.ndarray, n: int, *,
+                 block_mb: int = SearchOptions.block_mb, dense_mb: int = SearchOptions.dense_mb,
+                 plan: dict | None = None):
+        self.vectors, self.users, self.n = vectors, np.asarray(users, dtype=np.int64), n
+        self.block_mb, self.dense_mb, self.plan = block_mb, dense_mb, plan
+        self.align = dense_block_rows(len(self.users), vectors.shape[1], n, block_mb, dense_mb) if len(self.users) > 1 else 1
+
+    def query(self, rows: np.ndarray, threads: int = 2, *, progress: bool = False, desc: str = "top-k") -> Neighbours:
+        return exact_top_k(self.vectors, self.users, self.n, rows=rows, block_mb=self.block_mb, dense_mb=self.dense_mb,
+                           workers=threads, progress=progress, desc=desc)

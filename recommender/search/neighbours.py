@@ -67,6 +67,37 @@ class Neighbours:
         return int((self.similar[:, 0] >= 0).sum()) if self.similar.size else 0
 
 
+class Search:
+    """One model's search, prepared once (the index trained, the probes piloted, the recall measured)
+    and then asked for any rows of its users: a partition's block, a recall sample, or all of them.
+
+    Why prepared and queried apart: what costs the whole model once (fitting an index, the pilot)
+    runs on the driver; the queries, the largest share of a search, run in the partitions
+    (:mod:`recommender.partitions`), each worker holding one copy of the prepared search.  A row's
+    answer depends only on that row and the prepared search, so any cut of the rows gives the
+    whole answer's rows, bit for bit (``tests/search/test_prepared.py``).
+    """
+
+    users: np.ndarray  # (U,) int64, ascending: the users searched, and searched among
+    n: int
+    method: str = "exact"
+    #: Measured when the search was prepared (on the recall sample, against exact search); 1.0 exact.
+    recall_at_10: float | None = 1.0
+    plan: dict | None = None
+    #: Partitions are cut on multiples of this many rows (the dense exact kernel's block: every
+    #: GEMM is then the one-process search's).
+    align: int = 1
+
+    def query(self, rows: np.ndarray, threads: int = 2, *, progress: bool = False, desc: str = "top-k") -> Neighbours:
+        """The top ``n`` of the users at ``rows`` (indices into :attr:`users`), in that order."""
+        raise NotImplementedError
+
+    def answer(self, threads: int = 2, *, progress: bool = False, desc: str = "top-k") -> Neighbours:
+        """Every user's top ``n``: the whole answer, with the method, recall and plan of the search."""
+        found = self.query(np.arange(len(self.users)), threads, progress=progress, desc=desc)
+        return replace(found, method=self.method, recall_at_10=self.recall_at_10, plan=self.plan)
+
+
 def head(neighbours: Neighbours, n: int) -> Neighbours:
     """The first ``n`` neighbours of every user (what is stored of a list searched deeper)."""
     if neighbours.similar.shape[1] <= n:

@@ -15,7 +15,9 @@ from recommender.executor import DaskExecutor, LocalExecutor
 from recommender.models.registry import create_model
 from recommender.partitions import ModelJob
 from recommender.search.checksum import checksum
-from recommender.search.exact import exact_top_k
+from recommender.search.exact import ExactSearch, exact_top_k
+from recommender.search.options import SearchOptions
+from recommender.topk import prepare_search
 from recommender.store.codec import json_line
 from tests.conftest import ROOT
 
@@ -56,8 +58,12 @@ class BlockSink:
 
 
 def _job(handle: str, explain: bool = True) -> ModelJob:
+    return ModelJob(handle, depth=12, top_n=10, run_id="RUN", generated_at="AT", explain=explain, keep=True)
+
+
+def _exact(model) -> ExactSearch:
     # block_mb=1: ~50 queries per GEMM block, so the search spans many blocks and many partitions.
-    return ModelJob(handle, depth=12, top_n=10, run_id="RUN", generated_at="AT", explain=explain, keep=True, block_mb=1)
+    return ExactSearch(*model.user_vectors(), 12, block_mb=1)
 
 
 @pytest.mark.parametrize("handle", ["tfidf_user_interest", "als_collab_filtering_user_course_view"],
@@ -70,7 +76,7 @@ def test_both_executors_give_the_one_process_lists_and_items(engine, processes, 
     answers = {}
     for name, executor in (("in-process", LocalExecutor()), ("processes", processes), ("dask", DaskExecutor(engine))):
         sink = BlockSink()
-        done = executor.run_model(model, _job(handle), sink)
+        done = executor.run_model(model, _job(handle), sink, _exact(model))
         answers[name] = (done, sink)
         np.testing.assert_array_equal(done.lists.users, oracle.users)
         np.testing.assert_array_equal(done.lists.similar, oracle.similar)
@@ -87,15 +93,27 @@ def test_both_executors_give_the_one_process_lists_and_items(engine, processes, 
         assert done.items_written == in_process[0].items_written == len(sink.records)
 
 
-def test_an_answer_from_the_driver_is_cut_into_partitions_that_explain_and_write_it(engine, processes, small_tables):
-    model = create_model("knn_collab_filtering_user_course_view").fit(small_tables)
+#: Approximate searches of a few hundred users: every probe and cell setting leaves neighbours out.
+_SMALL_ANN = SearchOptions(method="ann", sparse_clusters=8, sparse_probes=2, ann_nprobe=1, recall_sample=200)
+
+
+@pytest.mark.parametrize("handle", ["tfidf_user_interest", "als_collab_filtering_user_course_view"],
+                         ids=["cluster-index", "ivf-index"])
+def test_an_index_trained_on_the_driver_is_queried_in_the_partitions(engine, processes, small_tables, handle):
+    """The partitions query the driver's prepared index (one copy per worker): its one-process answer, bit for bit."""
+    model = create_model(handle).fit(small_tables)
     vectors, users = model.user_vectors()
-    answer = exact_top_k(vectors, users, 12)  # stands for the approximate search's answer
+    prepared = prepare_search(vectors, users, 12, search=_SMALL_ANN)
+    assert prepared.method == "ann" and prepared.plan["index"] in ("clusters", "IVFFlat")
+    whole = prepared.answer()  # every user in one call, in this process
+    assert prepared.recall_at_10 < 1.0, "the index must miss some neighbours, or the test shows nothing"
     records = {}
     for name, executor in (("in-process", LocalExecutor()), ("processes", processes), ("dask", DaskExecutor(engine))):
         sink = BlockSink()
-        done = executor.run_model(model, _job("knn_collab_filtering_user_course_view"), sink, answer)
-        assert done.lists is answer and done.search == answer.method
+        done = executor.run_model(model, _job(handle), sink, prepared)
+        np.testing.assert_array_equal(done.lists.similar, whole.similar)
+        assert done.lists.scores.tobytes() == whole.scores.tobytes(), name
+        assert (done.search, done.recall_at_10) == ("ann", prepared.recall_at_10)
         records[name] = json.dumps(sink.records)
     assert records["processes"] == records["dask"] == records["in-process"]
 
@@ -134,7 +152,8 @@ def test_a_worker_killed_mid_search_still_gives_the_whole_answer(engine):
     result: dict = {}
     executor = DaskExecutor(engine)
     search = threading.Thread(target=lambda: result.update(
-        answer=executor.run_model(model, _job("als_collab_filtering_user_course_view", explain=False), BlockSink()).lists))
+        answer=executor.run_model(model, _job("als_collab_filtering_user_course_view", explain=False), BlockSink(),
+                                  _exact(model)).lists))
     search.start()
     deadline = time.monotonic() + 60
     while not any(engine.client.processing().values()) and time.monotonic() < deadline:
