@@ -238,46 +238,97 @@ def _largest_dask_export_run() -> dict | None:
 TEN_MILLION_WORKERS = (8, 32, 128)
 
 
-def ten_million() -> dict | None:
-    """10,000,000 users on N Dask workers, worked out stage by stage from the largest measured Dask run."""
-    run = _largest_dask_export_run()
-    if run is None:
+def _short(handle: str) -> str:
+    return f"`{handle.split('_')[0]}…{handle.split('_')[-1]}`"
+
+
+def search_label(stage: dict) -> str:
+    """How one model of a scale run searched: exact, the cluster index (probes), IVF, or exact after a missed pilot."""
+    plan = stage.get("search_plan") or {}
+    if plan.get("fallback"):
+        return "exact (no index reached the floor)"
+    if plan.get("index") == "clusters":
+        return f"cluster index, {plan['probes']} of {plan['clusters']} probed"
+    if plan.get("index"):
+        return f"IVF, {plan.get('nprobe')} of {plan.get('nlist')} cells"
+    return stage.get("search_method", "exact")
+
+
+def run_stages(run: dict) -> dict[str, tuple[str, float]] | None:
+    """A ``make bench-scale`` run's stages as (where it runs, seconds): the driver's in seconds, the
+    partitions' in worker-seconds (summed over them); None for a run recorded before the search was
+    prepared on the driver and queried in the partitions (its stages split otherwise)."""
+    models = run["stages"]["models"]
+    if not all("prepare" in m for m in models.values()):
         return None
+    stages = {"load + validate": ("driver", run["stages"]["load"])}
+    for handle, m in models.items():
+        short = _short(handle)
+        stages[f"fit {short}"] = ("driver", m["fit"])
+        stages[f"prepare the search {short}"] = ("driver", m["prepare"])
+        stages[f"queries {short}"] = ("partitions", max(0.0, m["search"] - m["prepare"]))
+        stages[f"reasons {short}"] = ("partitions", m["explain"])
+        stages[f"export {short}"] = ("partitions", m.get("export", m.get("write", 0.0)))
+    return stages
+
+
+def fitted_exponents() -> tuple[dict[str, float], list[int]]:
+    """Each stage's exponent b in seconds ~ users^b, fitted (least squares on logs) over the local
+    export runs of at least 100,000 users, and the sizes it was fitted on."""
+    runs = [r for r in _json(BENCH / "results" / "scale.json")["runs"].values()
+            if r.get("sink") == "export" and r["engine"] == "local" and r["users"] >= 100_000
+            and run_stages(r) is not None and not floor_overridden(r)]
+    sizes = sorted({r["users"] for r in runs})
+    points: dict[str, list[tuple[float, float]]] = {}
+    for r in runs:
+        for name, (_, seconds) in run_stages(r).items():
+            if seconds > 0:
+                points.setdefault(name, []).append((math.log(r["users"]), math.log(seconds)))
+    return {name: _slope(pts) for name, pts in points.items() if len({u for u, _ in pts}) >= 2}, sizes
+
+
+def _slope(points: list[tuple[float, float]]) -> float:
+    """The least-squares slope of y on x."""
+    mx, my = (sum(v) / len(points) for v in zip(*points))
+    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+
+
+def ten_million() -> dict | None:
+    """10,000,000 users on N Dask workers, worked out stage by stage from the largest measured Dask run:
+    each stage scaled by the exponent fitted over the measured sizes (:func:`fitted_exponents`)."""
+    candidates = [r for r in _json(BENCH / "results" / "scale.json")["runs"].values()
+                  if r.get("sink") == "export" and r["engine"] == "dask" and run_stages(r) is not None]
+    if not candidates:
+        return None
+    run = max(candidates, key=lambda r: r["users"])
+    exponents, sizes = fitted_exponents()
     target, users = 10_000_000, run["users"]
-    linear = (target / users, "× users")
-    square = ((target / users) ** 2, "× users² (all pairs)")
-    # IVF: each query scans ANN_NPROBE cells of ~N / (4·√N) users (nlist grows as √N), so N queries cost N^1.5.
-    ivf = ((target / users) ** 1.5, "× users^1.5 (IVF)")
     # (stage, where, measured seconds, (factor, rule)); "partitions": worker-seconds summed over them.
-    stages: list[tuple[str, str, float, tuple[float, str]]] = [("load + validate", "driver", run["stages"]["load"], linear)]
-    for handle, m in run["stages"]["models"].items():
-        short = f"`{handle.split('_')[0]}…{handle.split('_')[-1]}`"
-        stages.append((f"fit {short}", "driver", m["fit"], linear))
-        if handle == "ensemble_user_similarity":
-            stages.append((f"fusion and reasons {short}", "driver", m["search"] + m["explain"], linear))
-        elif m["search_method"] == "exact":
-            stages.append((f"exact search {short}", "partitions", m["search"], square))
-            stages.append((f"reasons {short}", "partitions", m["explain"], linear))
-        else:
-            stages.append((f"approximate search {short}", "driver", m["search"], ivf))
-            stages.append((f"reasons {short}", "partitions", m["explain"], linear))
-        stages.append((f"export {short}", "partitions", m.get("export", m.get("write", 0.0)), linear))
+    stages: list[tuple[str, str, float, tuple[float, str]]] = []
+    for name, (where, seconds) in run_stages(run).items():
+        b = exponents.get(name)
+        rule = f"× users^{b:.2f} (fitted)" if b is not None else "× users (not fitted: one size)"
+        stages.append((name, where, seconds, ((target / users) ** (1.0 if b is None else b), rule)))
     total = {where: sum(seconds * factor for _, w, seconds, (factor, _) in stages if w == where)
              for where in ("driver", "partitions")}
     n = TEN_MILLION_WORKERS[1]
     return {"run": run, "users": users, "target": target, "stages": stages, "driver": total["driver"],
-            "partitions": total["partitions"], "workers": n, "total": total["driver"] + total["partitions"] / n}
+            "partitions": total["partitions"], "workers": n, "total": total["driver"] + total["partitions"] / n,
+            "sizes": sizes}
 
 
 def scale_10m() -> str:
     """docs/scaling.md's worked estimate of 10,000,000 users on N Dask workers, from the measured Dask run."""
     e = ten_million()
     if e is None:
-        return "No Dask export run is recorded in `benchmarks/results/scale.json` yet."
+        return ("No Dask export run with the search prepared on the driver is recorded in "
+                "`benchmarks/results/scale.json` yet.")
     run, users, target, stages = e["run"], e["users"], e["target"], e["stages"]
+    fitted = ", ".join(f"{u:,}" for u in e["sizes"]) or "none"
     rows = [f"From the {users:,}-user Dask run ({run['workers']} workers, `{run['commit']}`): driver stages in seconds, "
-            f"partition stages in worker-seconds (summed over the partitions), each scaled to {target:,} users by its "
-            "rule; a cluster of N workers divides the partition stages by N, not the driver's.", "",
+            f"partition stages in worker-seconds (summed over the partitions), each scaled to {target:,} users by the "
+            f"exponent fitted on the local runs of {fitted} users; a cluster of N workers divides the partition "
+            "stages by N, not the driver's.", "",
             f"| stage | runs on | measured at {users:,} | rule | {target:,} users |", "| --- | --- | ---: | --- | ---: |"]
     rows += [f"| {name} | {where} | {seconds:,.1f} s | {rule} | {_duration(seconds * factor)} |"
              for name, where, seconds, (factor, rule) in stages]
@@ -288,10 +339,6 @@ def scale_10m() -> str:
     name, where, seconds, (factor, _) = max(stages, key=lambda st: st[2] * st[3][0] / (n if st[1] == "partitions" else 1))
     rows += ["", f"The bound at {target:,} users on {n} workers: **{name}** ({where}, "
              f"{_duration(seconds * factor / (n if where == 'partitions' else 1))} of the run's {_duration(e['total'])})."]
-    if users < 200_000:
-        rows.append(f"The source run has {users:,} users, below `AUTO_EXACT_MAX_USERS` (200,000): every model searched "
-                    "exactly there, where `--search auto` searches approximately (faiss IVF) at this size all but the "
-                    "sparse vectors whose posting lists stay cheap, so its exact searches are over-estimated here.")
     return "\n".join(rows)
 
 
@@ -441,12 +488,12 @@ def performance_summary() -> str:
             lines.append(f"| **{overridden.split(':')[0]}** | {what} | {overridden.split(': ', 1)[1]} "
                          f"| `benchmarks/results/scale.json` |")
             continue
-        methods = sorted({m.get("search_method", "exact") for m in r["stages"]["models"].values()})
-        recall = min(v for v in r["recall_at_10"].values() if v is not None)
+        recalls = "; ".join(f"{_short(h)} {r['recall_at_10'][h]:.3f} {search_label(m)}"
+                            for h, m in r["stages"]["models"].items() if r["recall_at_10"].get(h) is not None)
         lines.append(f"| measured | {what} "
                      f"| {_duration(r['total_seconds'])}, {r['items_written']:,} items at {r['items_per_second']:,} "
-                     f"items/s, peak RSS {r['peak_rss_mb']:,} MB; recall@10 ≥ {recall:.3f} "
-                     f"({', '.join(methods)}) | `benchmarks/results/scale.json` |")
+                     f"items/s, peak RSS {r['peak_rss_mb']:,} MB; recall@10 and method per model: {recalls} "
+                     f"| `benchmarks/results/scale.json` |")
     lines += [
         f"| measured | API, item cache on, 4 connections paced | {paced['requests_per_second']:,.0f} requests/s, "
         f"p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms | `benchmarks/results/results.json` |",
