@@ -12,12 +12,12 @@ model the same way; the two executors differ only in where the partitions
 * :class:`DaskExecutor`: every model as Dask tasks (:class:`~recommender.search.dask_engine.DaskEngine`),
   on a LocalCluster or any scheduler.
 
-What stays on the driver, and why: the answer of a model that fuses others (declared in the
-registry: ``ModelSpec.fuses``) needs the other models' lists of *all* users, so it is fused, and
-explained, on the driver, and its items are written by write-only partitions.  Every other
-model's partitions receive the model and its prepared search once per worker (:meth:`Executor.share`:
-one pickle file each worker reads, or one Dask scatter), never a copy per task.  A sink without a partition target (a dry
-run: one file written in order) gets the partitions' items back, in order, from the driver.
+What stays on the driver: fitting, and preparing each search (training an index, the pilot, the
+recall sample; for a model that fuses others, gathering its components' lists of all users).  The
+partitions receive the model and its prepared search once per worker (:meth:`Executor.share`: one
+pickle file each worker reads, or one Dask scatter), never a copy per task, and the driver drops
+its own copy of an index or of the lists meanwhile.  A sink without a partition target (a dry run:
+one file written in order) gets the partitions' items back, in order, from the driver.
 
 All or nothing: the driver publishes (the sink's commit) only after every partition of every model
 has returned; a partition that failed for good fails the run, which is then never published.
@@ -38,21 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from recommender.models.registry import get_spec
 from recommender.partitions import (
-    ModelJob, ModelOutcome, PartResult, model_partition, outcome, write_slice,
+    ModelJob, ModelOutcome, model_partition, outcome,
 )
-from recommender.search import checksum
-from recommender.search.neighbours import Neighbours, Search, head
-from recommender.store.items import build_items
+from recommender.search.neighbours import Search
 
 log = logging.getLogger(__name__)
 
 #: Partitions per worker: enough that a slow or retried one does not hold up the whole model.
 PARTS_PER_WORKER = 4
-#: Users per write-only partition at most (the fused lists): a slice with its reasons pickles to
-#: ~600 KB per 1,000 users, so a task stays a few tens of MB.
-WRITE_SLICE_USERS = 50_000
 #: A model of fewer users runs in this process (one partition on every core): starting worker
 #: processes and sending them the model costs more than a second core wins on a small model.
 LOCAL_PROCESS_MIN_USERS = 50_000
@@ -88,20 +82,14 @@ class Executor:
         per_part = align * max(1, -(-count // (align * self.workers * PARTS_PER_WORKER)))
         return [np.arange(start, min(start + per_part, count)) for start in range(0, count, per_part)]
 
-    def run_model(self, model: Any, job: ModelJob, sink: Any, search: Search | None = None,
-                  answer: Neighbours | None = None,
+    def run_model(self, model: Any, job: ModelJob, sink: Any, search: Search,
                   checked: Callable[[ModelOutcome], None] = lambda done: None) -> ModelOutcome:
-        """Every user of ``model`` (fitted): its prepared ``search`` (to ``job.depth``) queried in the
-        partitions, then reasons, items and the sink's writes; a model that fuses others gives its
-        fused ``answer`` instead.
+        """Every user of ``model`` (fitted): its prepared ``search`` (to ``job.depth``; a model that
+        fuses others: its fusion) queried in the partitions, then reasons, items and the sink's writes.
 
         ``checked`` (the pipeline's coverage check) sees the outcome before the driver writes
         anything; partitions that write to the sink's target have written by then (nothing is
         visible before the commit, and a refused run is aborted)."""
-        if get_spec(job.handle).fuses:
-            assert answer is not None, "a model that fuses others gives its fused answer"
-            return self._fused(model, job, sink, answer, checked)
-        assert search is not None, "a model's prepared search"
         count = len(search.users)
         local = self.in_process(count)
         if local:  # one partition here, on every core
@@ -112,6 +100,7 @@ class Executor:
             results = [model_partition(rows, (model, search), job, target) for rows in parts]
         else:
             shared = self.share((model, search))
+            search.release()  # the workers hold it now: the driver's copy of an index or lists goes
             try:
                 results = self.map(model_partition, parts, job, target, shared=shared, name=f"partition-{job.handle}")
             finally:
@@ -126,30 +115,6 @@ class Executor:
                                      for r in results)
             done.seconds["write"] += time.perf_counter() - t0
         return done
-
-    def _fused(self, model: Any, job: ModelJob, sink: Any, answer: Neighbours,
-               checked: Callable[[ModelOutcome], None]) -> ModelOutcome:
-        """A model that fuses others: its answer and reasons come from the driver; partitions write the items."""
-        stored = head(answer, job.top_n)
-        done = ModelOutcome(stored.covered, 0, 0, {"search": 0.0, "explain": 0.0, "write": 0.0}, checksum.checksum(stored),
-                            answer if job.keep else None, answer.method, answer.recall_at_10)
-        checked(done)
-        t0 = time.perf_counter()
-        reasons = model.explain(stored) if job.explain else None
-        items = build_items(job.handle, stored, job.run_id, job.generated_at, reasons)
-        t1 = time.perf_counter()
-        local = self.in_process(len(stored.users))
-        target = None if local else sink.target()
-        if target is None:
-            written, parts = sink.write(job.handle, items, total=stored.covered, progress=job.progress), 0
-        else:
-            per_part = max(1000, min(WRITE_SLICE_USERS, -(-len(stored.users) // (self.workers * PARTS_PER_WORKER))))
-            slices = list(items.split(per_part))
-            written, parts = sum(self.map(write_slice, slices, target, name=f"write-{job.handle}")), len(slices)
-        done.items_written, done.partitions = written, parts
-        done.seconds.update(explain=t1 - t0, write=time.perf_counter() - t1)
-        return done
-
 
 class LocalExecutor(Executor):
     """Partitions on this machine: in this process for a small model, else in ``processes`` worker processes."""

@@ -65,18 +65,13 @@ def model_partition(rows: np.ndarray, shared: tuple[Any, Search], job: ModelJob,
     deep = search.query(rows, job.threads, progress=job.progress, desc=job.handle)
     stored = head(deep, job.top_n)
     t1 = time.perf_counter()
-    reasons = model.explain(stored) if job.explain else None
+    reasons = search.explain(model, stored) if job.explain else None
     items = build_items(job.handle, stored, job.run_id, job.generated_at, reasons)
     t2 = time.perf_counter()
     written = target.write(items) if target is not None else 0
     seconds = {"search": t1 - t0, "explain": t2 - t1, "write": time.perf_counter() - t2}
     return PartResult(stored.covered, written, seconds, checksum.parts(stored), None if target is not None else items,
                       deep if job.keep else None)
-
-
-def write_slice(items: ItemBlock, target: Any) -> int:
-    """A write-only partition: items the driver computed (the fused lists), written where it runs."""
-    return target.write(items)
 
 
 @dataclass

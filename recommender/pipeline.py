@@ -35,7 +35,7 @@ from recommender.publishing import CoverageError, RunWrite, Sink, publish_run
 from recommender.search.options import SearchOptions
 from recommender.search.recall import check_recall
 from recommender.stopping import StoppedAfterPublish, checkpoint
-from recommender.topk import Neighbours, prepare_search, similar_users
+from recommender.topk import Neighbours, component_lists, prepare_search
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,8 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
                sink: Sink, report: RunReport, search: SearchOptions, run: RunWrite, *, depth: int,
                top_n: int, keep: bool, progress: bool, explain: bool, last_fuser: bool) -> ModelReport:
     """Fit one model and prepare its search on the driver (an index trained, its recall measured and
-    checked), or fuse its components there; then the executor's partitions: queries, reasons, items, writes."""
+    checked; a fusion's lists gathered); then the executor's partitions: queries (or the fusion),
+    reasons, items, writes."""
     model, spec = instances[handle], get_spec(handle)
     entry = ModelReport(handle)
     t0 = time.perf_counter()
@@ -260,21 +261,20 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
     entry.fit_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     checkpoint("search")
-    answer = prepared = None
-    if combines:
-        answer = model.combine(kept, top_n, models=instances, release_models=last_fuser)  # no later use of them
-        if last_fuser:  # the components' lists too: gone before this model's partitions start
+    if combines:  # the components' lists, gathered here; the fusion runs in the partitions
+        prepared = model.prepare(kept, top_n, models=instances, release_models=last_fuser)  # no later use of them
+        if last_fuser:  # the lists are the fusion's now
             kept.clear()
-            give_back_memory()
-    elif spec.fuses:
-        answer = similar_users(model, top_n, search=search, progress=progress, desc=handle)
+    elif spec.fuses:  # run without its components: they are fitted and searched here
+        prepared = model.prepare(component_lists(model, top_n, search=search, progress=progress), top_n,
+                                 models=model.component_models_)
     else:  # the index trained and the recall measured here, once; the queries run in the partitions
         vectors, users = model.user_vectors()
         prepared = prepare_search(vectors, users, depth, search=search, workers=os.cpu_count() or 1, desc=handle)
+    give_back_memory()
     driver_seconds = entry.prepare_seconds = time.perf_counter() - t0
-    measured = answer if answer is not None else prepared
-    entry.search_plan = measured.plan
-    check_recall(handle, measured.recall_at_10, search.min_recall)
+    entry.search_plan = prepared.plan
+    check_recall(handle, prepared.recall_at_10, search.min_recall)
     job = ModelJob(handle, depth, top_n, report.run_id, report.generated_at, explain, keep=keep, progress=progress)
 
     def checked(done: ModelOutcome) -> None:
@@ -285,7 +285,7 @@ def _run_model(handle: str, instances: dict, tables: object, kept: dict[str, Nei
         checkpoint("write")
 
     t0 = time.perf_counter()
-    done = executor.run_model(model, job, sink, prepared, answer, checked)
+    done = executor.run_model(model, job, sink, prepared, checked)
     if done.lists is not None:
         kept[handle] = compact(done.lists)
     entry.partitions = done.partitions

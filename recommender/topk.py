@@ -39,13 +39,20 @@ def similar_users(model: Any, n: int = 10, *, search: SearchOptions | None = Non
         fused = getattr(model, "neighbours_", None)
         if fused is not None and fused.similar.shape[1] == n:
             return fused
-        check_is_fitted(model, "component_models_", msg="%(name)s: call fit() or combine() first")
-        components = model.component_models_
-        depth = max(n, int(model.depth))
-        lists = {h: similar_users(m, depth, search=search, progress=progress, desc=h) for h, m in components.items()}
-        return model.combine(lists, n, models=components)
+        return model.combine(component_lists(model, n, search=search, progress=progress), n,
+                             models=model.component_models_)
     vectors, users = model.user_vectors()
     return top_k_cosine(vectors, users, n, search=search, progress=progress, desc=desc)
+
+
+def component_lists(model: Any, n: int, *, search: SearchOptions | None = None,
+                    progress: bool = False) -> dict[str, Neighbours]:
+    """The candidates of a fitted model that fuses others, fitted alone: each fitted component's
+    users searched to the fuser's ``depth`` (never less than ``n``)."""
+    check_is_fitted(model, "component_models_", msg="%(name)s: call fit() or combine() first")
+    depth = max(n, int(model.depth))
+    return {h: similar_users(m, depth, search=search, progress=progress, desc=h)
+            for h, m in model.component_models_.items()}
 
 
 def top_k_cosine(

@@ -45,7 +45,7 @@ from sklearn.preprocessing import normalize
 from recommender.data.loader import Tables
 from recommender.models.base import SimilarityModel
 from recommender.reasons import Explanations, agreeing_models
-from recommender.search.neighbours import SCORE_DECIMALS, Neighbours, head
+from recommender.search.neighbours import SCORE_DECIMALS, Neighbours, Search, head
 from recommender.search.pair_dots import pair_dots
 from recommender.search.selection import tie_key
 
@@ -131,10 +131,20 @@ class EnsembleUserSimilarity(SimilarityModel):
 
     def combine(self, lists: Mapping[str, Neighbours], n: int | None = None,
                 models: Mapping[str, SimilarityModel] | None = None, *, release_models: bool = False) -> Neighbours:
-        """Fuse the components' lists (their first ``depth``; missing components are skipped) into
-        every user's top ``n``; ``models``, the fitted components, give the cosines of candidates a
-        component does not list (``fusion="cosine"``).  Users are fused ``USER_BLOCK`` at a time, so
-        memory is a block's users × depth × models, whatever the number of users.
+        """Fuse the components' lists into every user's top ``n``, in this process: :meth:`prepare`,
+        then its search answered for every user (what a run's partitions do a block of users each)."""
+        fused = self.prepare(lists, n, models, release_models=release_models)
+        self.neighbours_ = fused.query(np.arange(len(fused.users)))
+        self.used_, self.users_, self.contributions_ = fused.used, fused.users, fused.contributions
+        return self.neighbours_
+
+    def prepare(self, lists: Mapping[str, Neighbours], n: int | None = None,
+                models: Mapping[str, SimilarityModel] | None = None, *, release_models: bool = False) -> FusedSearch:
+        """The fusion of the components' lists (their first ``depth``; missing components are
+        skipped) as a search whose queries fuse any block of users into their top ``n``; ``models``,
+        the fitted components, give the cosines of candidates a component does not list
+        (``fusion="cosine"``).  Users are fused ``USER_BLOCK`` at a time, so memory is a block's
+        users × depth × models, whatever the number of users.
 
         ``release_models``: the caller is done with the components (a run fuses last), so each
         forgets its vectors as soon as their normalised copy is made, rather than both being held
@@ -146,36 +156,19 @@ class EnsembleUserSimilarity(SimilarityModel):
         lists = {h: head(lists[h], int(self.depth)) for h in used}
         users = np.unique(np.concatenate([lists[h].users[lists[h].similar[:, 0] >= 0] for h in used]))
         units = {}
-        self._taste = None
+        taste = None
         taste_model = (models or {}).get(AFFINITY_MODEL)
         if taste_model is not None and AFFINITY_MODEL in used and (self.affinity > 0 or self.activity_power > 0):
-            self._taste = Taste(*taste_model.taste())
+            taste = Taste(*taste_model.taste())
         for h in used:
             if self.fusion == "cosine" and models and h in models and self.weights.get(h, 0.0) > 0:
                 units[h] = unit_vectors(models[h])
             if release_models and models and h in models:
                 models[h].release()
-        similar = np.full((len(users), n), -1, dtype=np.int64)
-        scores = np.full((len(users), n), np.nan, dtype=np.float32)
-        contributions = np.zeros((len(users), n, len(used)))
-        for lo in range(0, len(users), USER_BLOCK):
-            block = users[lo:lo + USER_BLOCK]
-            row, col, parts = self._evidence(lists, used, block, units)
-            fused = np.round(parts.sum(axis=1), SCORE_DECIMALS)
-            best = np.full((len(block), n), -1, dtype=np.int64)  # [row, rank]: the pair, best first
-            _top_pairs(np.searchsorted(row, np.arange(len(block) + 1)), fused, tie_key(block[row], col), best)
-            rows, rank = np.nonzero(best >= 0)
-            pair = best[rows, rank]
-            similar[rows + lo, rank], scores[rows + lo, rank], contributions[rows + lo, rank] = col[pair], fused[pair], parts[pair]
-        self._taste = None  # its copies are needed no longer
-        self.used_ = tuple(used)
-        self.users_ = users
-        self.contributions_ = contributions  # [i, r, m]: model used_[m]'s part of neighbour r's score
-        self.neighbours_ = Neighbours(users, similar, scores)
-        return self.neighbours_
+        return FusedSearch(self, used, lists, users, units, taste, n)
 
     def _evidence(self, lists: Mapping[str, Neighbours], used: list[str], block: np.ndarray,
-                  units: Mapping[str, tuple[Any, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  units: Mapping[str, tuple[Any, np.ndarray]], taste: Taste | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every (row in ``block``, candidate) any component lists, once, and each model's part of its
         fused score (divided by the best possible total, so that the fused score is at most 1)."""
         rows, cols, listed = [], [], []
@@ -208,12 +201,12 @@ class EnsembleUserSimilarity(SimilarityModel):
                 parts[:, i] = self.weights.get(handle, 0.0) * pair_cosines(*units[handle], block[row], col)
         best = sum(self.weights.get(h, 0.0) / (self.c + 1.0) if self.fusion == "rrf" else self.weights.get(h, 0.0)
                    for h in used)
-        if self._taste is not None:
+        if taste is not None:
             if self.affinity > 0:  # the ALS model's part: its cosine (if weighted) plus the affinity
-                parts[:, used.index(AFFINITY_MODEL)] += self.affinity * self._taste.affinity(block[row], col)
+                parts[:, used.index(AFFINITY_MODEL)] += self.affinity * taste.affinity(block[row], col)
                 best += self.affinity
             if self.activity_power > 0:
-                parts *= self._taste.activity(col, self.activity_power)[:, None]
+                parts *= taste.activity(col, self.activity_power)[:, None]
         return row, col, parts / best
 
     def explain(self, neighbours: Neighbours) -> Explanations:
@@ -246,6 +239,47 @@ def _top_pairs(starts, fused, ties, best):  # pragma: no cover - compiled
                 at -= 1
             best[r, at] = p
             kept = min(kept + 1, n)
+
+
+class FusedSearch(Search):
+    """The ensemble's fusion, prepared once (its components' lists, their unit vectors, the taste
+    profiles): any block of users fused into their top ``n`` (:class:`~recommender.search.neighbours.Search`),
+    wherever the run's partitions are.  Its answer for a user depends only on that user's lists."""
+
+    def __init__(self, model: EnsembleUserSimilarity, used: list[str], lists: Mapping[str, Neighbours],
+                 users: np.ndarray, units: Mapping[str, tuple[Any, RowLookup]], taste: Taste | None, n: int) -> None:
+        self.model, self.used, self.lists, self.users, self.units, self.taste, self.n = (
+            model, used, dict(lists), users, dict(units), taste, n)
+        #: [i, r, m]: model used[m]'s part of neighbour r's score, for the users of the last query.
+        self.contributions: np.ndarray | None = None
+        self._queried: np.ndarray | None = None
+
+    def query(self, rows: np.ndarray, threads: int = 2, *, progress: bool = False, desc: str = "top-k") -> Neighbours:
+        users = self.users[np.asarray(rows, dtype=np.int64)]  # ascending, as the components' lists
+        n = self.n
+        similar = np.full((len(users), n), -1, dtype=np.int64)
+        scores = np.full((len(users), n), np.nan, dtype=np.float32)
+        contributions = np.zeros((len(users), n, len(self.used)))
+        for lo in range(0, len(users), USER_BLOCK):
+            block = users[lo:lo + USER_BLOCK]
+            row, col, parts = self.model._evidence(self.lists, self.used, block, self.units, self.taste)
+            fused = np.round(parts.sum(axis=1), SCORE_DECIMALS)
+            best = np.full((len(block), n), -1, dtype=np.int64)  # [row, rank]: the pair, best first
+            _top_pairs(np.searchsorted(row, np.arange(len(block) + 1)), fused, tie_key(block[row], col), best)
+            picked, rank = np.nonzero(best >= 0)
+            pair = best[picked, rank]
+            similar[picked + lo, rank], scores[picked + lo, rank] = col[pair], fused[pair]
+            contributions[picked + lo, rank] = parts[pair]
+        self.contributions, self._queried = contributions, users
+        return Neighbours(users, similar, scores)
+
+    def explain(self, model: SimilarityModel, neighbours: Neighbours) -> Explanations:
+        """The reasons of the users just queried (the same block: a partition explains what it fused)."""
+        assert self._queried is not None and np.array_equal(self._queried, neighbours.users), "query these users first"
+        return agreeing_models(self.contributions[:, :neighbours.similar.shape[1]], tuple(self.used))
+
+    def release(self) -> None:
+        self.lists, self.units, self.taste = {}, {}, None
 
 
 class Taste:

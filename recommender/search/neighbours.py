@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -91,6 +92,14 @@ class Search:
     def query(self, rows: np.ndarray, threads: int = 2, *, progress: bool = False, desc: str = "top-k") -> Neighbours:
         """The top ``n`` of the users at ``rows`` (indices into :attr:`users`), in that order."""
         raise NotImplementedError
+
+    def explain(self, model: Any, neighbours: Neighbours) -> Any:
+        """The reasons of ``neighbours`` (just queried): the model's own, unless the search knows them
+        (a fusion knows which components support each neighbour)."""
+        return model.explain(neighbours)
+
+    def release(self) -> None:
+        """Drop what only the queries need (an index, lists): the partitions hold their own copies now."""
 
     def answer(self, threads: int = 2, *, progress: bool = False, desc: str = "top-k") -> Neighbours:
         """Every user's top ``n``: the whole answer, with the method, recall and plan of the search."""

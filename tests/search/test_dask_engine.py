@@ -166,3 +166,27 @@ def test_a_worker_killed_mid_search_still_gives_the_whole_answer(engine):
     np.testing.assert_array_equal(result["answer"].similar, local.similar)
     assert result["answer"].scores.tobytes() == local.scores.tobytes()
     assert victim not in engine.client.run(os.getpid).values(), "the killed worker was replaced"
+
+
+def test_the_fusion_runs_in_the_partitions_with_the_one_process_answer_and_reasons(engine, processes, small_tables):
+    """The ensemble's fusion, prepared on the driver, fused and explained block by block in the partitions."""
+    ensemble = create_model("ensemble_user_similarity")
+    models = {h: create_model(h).fit(small_tables) for h in ensemble.components}
+    lists = {h: exact_top_k(*m.user_vectors(), ensemble.depth) for h, m in models.items()}
+    whole = ensemble.combine(lists, 10, models=models)  # every user fused in one call
+    reasons = ensemble.explain(whole)
+    records = {}
+    for name, executor in (("in-process", LocalExecutor()), ("processes", processes), ("dask", DaskExecutor(engine))):
+        sink = BlockSink()
+        done = executor.run_model(ensemble, _job("ensemble_user_similarity"), sink, ensemble.prepare(lists, 10, models=models))
+        np.testing.assert_array_equal(done.lists.users, whole.users)
+        np.testing.assert_array_equal(done.lists.similar, whole.similar)
+        assert done.lists.scores.tobytes() == whole.scores.tobytes(), name
+        assert done.partitions == (0 if name == "in-process" else len(executor.blocks(len(whole.users))))
+        records[name] = sink.records
+    assert json.dumps(records["processes"]) == json.dumps(records["dask"]) == json.dumps(records["in-process"])
+    rows = {int(u): i for i, u in enumerate(whole.users)}  # the reasons are the whole fusion's, user by user
+    for record in records["in-process"]:
+        expected = reasons.for_row(rows[record["user_handle"]], len(record["similar_users"]))
+        assert [[r["value"] for r in nb] for nb in record["reasons"]] == [[v for _, v, _ in nb] for nb in expected]
+    assert any(len(nb) > 1 for record in records["in-process"] for nb in record["reasons"])
