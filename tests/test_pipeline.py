@@ -203,3 +203,31 @@ def test_auto_publishes_at_the_recall_floor_where_the_set_effort_misses_it_and_t
     stored = {i.user_handle: i.similar_users for i in sink.items[TFIDF]}
     found = [len(set(ids) & set(stored.get(u, []))) / len(ids) for u, ids, _ in exact.rows()]
     assert np.mean(found) >= 0.95
+
+
+def test_auto_publishes_at_the_floor_where_the_index_alone_misses_it(small_dataset, small_tables):
+    """The interests' cluster index probing 1 of 32 clusters misses the recall floor: asked for
+    explicitly (``ann``) the run is refused; under ``auto`` the pilot raises the probes (or the search
+    is exact) and the run publishes lists whose recall@10 over *every* user is at the floor."""
+    from recommender.search.recall import RecallTooLow, recall_at_k
+
+    cheap = {"auto_exact_max_users": 100, "recall_sample": 200, "sparse_clusters": 32, "sparse_probes": 1}
+    with pytest.raises(RecallTooLow):
+        run(small_dataset, CollectingSink(), models=(TFIDF,), top_n=10, progress=False,
+            search=SearchOptions(method="ann", **cheap))
+    sink = CollectingSink()
+    report = run(small_dataset, sink, models=(TFIDF,), top_n=10, progress=False, search=SearchOptions(method="auto", **cheap))
+    entry = report.models[0]
+    pilot = entry.search_plan["pilot"]
+    assert sink.published and entry.recall_at_10 >= 0.95
+    assert pilot[1] < 0.95, "the index alone, at the configured probes, misses the floor"
+    exact = similar_users(create_model(TFIDF).fit(small_tables), 10)  # the oracle: every user, exactly
+    stored = {i.user_handle: i for i in sink.items[TFIDF]}
+    similar = np.full(exact.similar.shape, -1)
+    scores = np.full(exact.scores.shape, np.nan, dtype=np.float32)
+    for row, user in enumerate(exact.users):
+        if int(user) in stored:
+            found = stored[int(user)]
+            similar[row, :len(found.similar_users)] = found.similar_users
+            scores[row, :len(found.scores)] = found.scores
+    assert recall_at_k(similar, scores, exact.similar, exact.scores) >= 0.95
