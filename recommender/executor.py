@@ -6,7 +6,8 @@ differ only in where the partitions (:func:`~recommender.partitions.model_partit
 * :class:`LocalExecutor`: a small model runs as one partition in this process, on every core
   (the exact kernels' threads), and hands its items to the sink; a large one runs as partitions in
   worker processes (one per core, one thread each), so that the reasons, the items and the sink's
-  writes use every core too, not only the search;
+  writes use every core too, not only the search (these workers are the run's one process pool:
+  a sink's writes go to other processes only as partitions, through its ``target()``);
 * :class:`DaskExecutor`: every model as Dask tasks (:class:`~recommender.search.dask_engine.DaskEngine`),
   on a LocalCluster or any scheduler.
 
@@ -27,7 +28,9 @@ import logging
 import os
 import pickle
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -242,13 +245,20 @@ _model: tuple[Path, Any] | None = None  # a worker's copy of the model it works 
 
 
 def _start_worker(parent: int) -> None:
+    """Ctrl-C reaches the whole process group: the driver handles it (and stops the workers), so a
+    worker ignores SIGINT; and it exits by itself if the driver dies (SIGKILL), instead of writing on."""
     from threadpoolctl import threadpool_limits
 
-    from recommender.store.process_writer import _start_worker as start_writer
-    from recommender.store.retry import Backoff
-
-    start_writer(None, Backoff(), parent)  # ignores SIGINT, exits when the driver dies
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
     threadpool_limits(1)  # the processes use the cores, one BLAS thread each
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A SIGKILLed driver cannot stop its workers: they notice and stop within a second."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _call(function: Callable[..., Any], part: Any, shared: Path | None, args: tuple) -> Any:
