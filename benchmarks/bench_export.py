@@ -2,12 +2,11 @@
 
 ``python -m benchmarks.bench_export --data-dir DIR --rounds 3 --out benchmarks/results/export.json`` fits the TF-IDF
 and k-NN models on ``DIR`` (their real items, with reasons, N=10) and exports them
-(:class:`~recommender.store.export.ExportSink`) into a throw-away local folder, alternating the
-generator's own thread with ``--processes`` writer processes (``WRITE_PROCESSES``), so that other
-load on the machine slows both alike.  Per variant: items/s, the client's CPU per item (this
-process and its writer processes), and per item: the size DynamoDB bills (its 1 KB write units),
-the uncompressed DynamoDB JSON (what ImportTable is priced on) and the gzip part bytes.  The
-load average is recorded with every figure.  A local folder, not S3: S3's upload rate is the
+(:class:`~recommender.store.export.ExportSink`) into a throw-away local folder from the
+generator's own thread, as the driver writes them (a partition writes its own parts the same way,
+where it runs).  Per round: items/s, the client's CPU per item, and per item: the size DynamoDB
+bills (its 1 KB write units), the uncompressed DynamoDB JSON (what ImportTable is priced on) and
+the gzip part bytes.  The load average is recorded with every figure.  A local folder, not S3: S3's upload rate is the
 network's and the bucket's; this is what the generator itself costs per item.
 """
 
@@ -20,30 +19,15 @@ import shutil
 import statistics
 import tempfile
 import time
-from concurrent.futures import wait
 from pathlib import Path
 
-import psutil
-
 MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view")
-
-
-def cpu_seconds() -> float:
-    me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
-    for child in me.children(recursive=True):
-        try:
-            total += sum(child.cpu_times()[:2])
-        except psutil.Error:
-            pass
-    return total
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
 
@@ -69,36 +53,32 @@ def main(argv: list[str] | None = None) -> None:
         "import_json_bytes": round(statistics.fmean(len(line.encode()) for b in blocks for line in import_lines(b)), 1),
     }
     root = Path(tempfile.mkdtemp(prefix="bench-export-"))
-    variants = {"1 process (generator's thread)": 1, f"{args.processes} writer processes": args.processes}
+    name = "1 process (generator's thread)"
     results: dict[str, list[dict]] = {}
     try:
-        for round_ in range(args.rounds + 1):  # round 0 warms up (imports, the pool's start) and is not kept
-            for name, processes in variants.items():
-                folder = root / f"{round_}-{processes}"
-                sink = ExportSink(ExportLocation(str(folder)), write_processes=processes)
-                try:
-                    sink.begin("r", MODELS)
-                    if sink.processes is not None:  # started and imported before the clock: a run starts them once
-                        sink.processes.start()
-                        wait([sink.processes._pool.submit(time.sleep, 0.5) for _ in range(processes)])
-                    load, cpu, t0 = os.getloadavg()[0], cpu_seconds(), time.perf_counter()
-                    written = sum(sink.write(b.model_handle, b) for b in blocks)
-                    sink.commit({b.model_handle: len(b) for b in blocks})
-                    wall, used = time.perf_counter() - t0, cpu_seconds() - cpu
-                finally:
-                    sink.finish()
-                assert written == count
-                gz = sum(p.stat().st_size for p in (folder / "data").rglob("*.json.gz"))
-                figures = {"seconds": round(wall, 3), "items_per_second": round(written / wall),
-                           "client_us_per_item": round(1e6 * used / written, 1), "gzip_bytes_per_item": round(gz / written, 1),
-                           "loadavg_1m_start": round(load, 2)}
-                if round_ == 1 and processes == 1:  # the export holds exactly the items
-                    location = ExportLocation(str(folder))
-                    assert sum(1 for p in location.list("data") for _ in read_part(location.get(p))) == count
-                if round_:
-                    results.setdefault(name, []).append(figures)
-                print(f"round {round_}{' (warm-up)' if not round_ else ''}: {name}: {figures}", flush=True)
-                shutil.rmtree(folder, ignore_errors=True)
+        for round_ in range(args.rounds + 1):  # round 0 warms up (imports, first allocations) and is not kept
+            folder = root / f"{round_}"
+            sink = ExportSink(ExportLocation(str(folder)))
+            try:
+                sink.begin("r", MODELS)
+                load, cpu, t0 = os.getloadavg()[0], time.process_time(), time.perf_counter()
+                written = sum(sink.write(b.model_handle, b) for b in blocks)
+                sink.commit({b.model_handle: len(b) for b in blocks})
+                wall, used = time.perf_counter() - t0, time.process_time() - cpu
+            finally:
+                sink.finish()
+            assert written == count
+            gz = sum(p.stat().st_size for p in (folder / "data").rglob("*.json.gz"))
+            figures = {"seconds": round(wall, 3), "items_per_second": round(written / wall),
+                       "client_us_per_item": round(1e6 * used / written, 1), "gzip_bytes_per_item": round(gz / written, 1),
+                       "loadavg_1m_start": round(load, 2)}
+            if round_ == 1:  # the export holds exactly the items
+                location = ExportLocation(str(folder))
+                assert sum(1 for p in location.list("data") for _ in read_part(location.get(p))) == count
+            if round_:
+                results.setdefault(name, []).append(figures)
+            print(f"round {round_}{' (warm-up)' if not round_ else ''}: {name}: {figures}", flush=True)
+            shutil.rmtree(folder, ignore_errors=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     summary = {name: {k: statistics.median(r[k] for r in rounds) for k in rounds[0]} for name, rounds in results.items()}

@@ -1,4 +1,4 @@
-"""Write path benchmark through boto3: threads against processes, and who burns the CPU.
+"""Write path benchmark through boto3: item objects against arrays, and who burns the CPU.
 
 ``python -m benchmarks.bench_write --data-dir DIR --port 8300 --rounds 3`` fits the TF-IDF and k-NN
 models on ``DIR`` (their real items, with reasons, N=10) and writes them into DynamoDB Local on
@@ -9,11 +9,9 @@ that other load on the machine slows every variant alike.  Every variant is the 
 - ``objects, threads``: item objects (:class:`~recommender.store.items.StoredItem`) encoded one by
   one, ``--threads`` threads of one process;
 - ``arrays, threads``: attribute values built straight from the search's arrays (what the
-  generator does with ``WRITE_PROCESSES=1``);
-- ``arrays, P processes``: :class:`~recommender.store.process_writer.ProcessWriter`
-  (``WRITE_PROCESSES=P``).
+  generator and each partition's worker process do).
 
-Per variant: items/s, the client's CPU per item (this process plus its writer processes), the
+Per variant: items/s, the client's CPU per item (this process), the
 JVM's CPU per item, and the CPU of DynamoDB Local's one SQLite thread ("SQLiteQueue"; every
 item goes through it) per item and as a share of the wall time: near 100%, the database is the
 bound.  Two ceilings follow from them: all cores busy with client and JVM (cores × 10⁶ / (client
@@ -55,7 +53,7 @@ def fake_neighbours(count: int, n: int = 10, seed: int = 0) -> Neighbours:
 
 
 class CpuMeter:
-    """CPU seconds of this process and its children, of the JVM, and of the JVM's SQLite thread."""
+    """CPU seconds of this process (the client), of the JVM, and of the JVM's SQLite thread."""
 
     def __init__(self, jvm_pid: int):
         self.jvm = psutil.Process(jvm_pid)
@@ -72,14 +70,8 @@ class CpuMeter:
         return float("nan")
 
     def read(self) -> dict[str, float]:
-        client = sum(self.me.cpu_times()[:2])
-        for child in self.me.children(recursive=True):
-            try:
-                client += sum(child.cpu_times()[:2])
-            except psutil.Error:
-                pass
-        return {"client": client, "jvm": sum(self.jvm.cpu_times()[:2]), "sqlite_thread": self._sqlite_thread(),
-                "wall": time.perf_counter()}
+        return {"client": sum(self.me.cpu_times()[:2]), "jvm": sum(self.jvm.cpu_times()[:2]),
+                "sqlite_thread": self._sqlite_thread(), "wall": time.perf_counter()}
 
 
 def jfr_shares(recording: Path) -> dict[str, float]:
@@ -130,7 +122,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8300, help="DynamoDB Local's port (not the shared 8000)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--processes", type=int, nargs="+", default=[2])
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     parser.add_argument("--jfr", type=Path, help="record the JVM with Java Flight Recorder (jcmd) during the measured rounds")
     args = parser.parse_args(argv)
@@ -143,7 +134,6 @@ def main(argv: list[str] | None = None) -> None:
     from recommender.models.registry import create_model
     from recommender.store.dynamo import DynamoStore
     from recommender.store.items import ItemBlock, build_items
-    from recommender.store.process_writer import ProcessWriter
     from recommender.store.writer import BatchWriter
     from recommender.topk import similar_users
 
@@ -157,48 +147,37 @@ def main(argv: list[str] | None = None) -> None:
     settings = GeneratorSettings(dynamodb_endpoint_url=f"http://127.0.0.1:{args.port}", dynamodb_table="bench_write",
                                  write_threads=args.threads)
     store = DynamoStore.for_generator(settings)
-    assert store.client_spec is not None
     threads = BatchWriter(store.client, args.threads)
-    pools = {p: ProcessWriter(store.client_spec, p) for p in args.processes}
-    for pool in pools.values():
-        pool.start()
     jvm = java_pid(args.port)
     if jvm is None:
         raise SystemExit(f"nothing listens on port {args.port}: start DynamoDB Local there first")
     meter = CpuMeter(jvm)
 
     def variants(table: str) -> dict[str, Callable[[], int]]:
-        out = {
+        return {
             "objects, threads": lambda: sum(threads.write(table, iter(b)) for b in blocks),
             "arrays, threads": lambda: sum(threads.write(table, b) for b in blocks),
         }
-        for p, pool in pools.items():
-            out[f"arrays, {p} processes"] = lambda pool=pool: sum(pool.write(table, b) for b in blocks)
-        return out
 
     results: dict[str, list[dict]] = {}
     profile: dict[str, float] = {}
-    try:
-        for round_ in range(args.rounds + 1):  # round 0 warms the JVM up and is not kept
-            if round_ == 1 and args.jfr:
-                subprocess.run(["jcmd", str(jvm), "JFR.start", "name=bench_write", "settings=profile",
-                                f"filename={args.jfr.resolve()}"], check=True, capture_output=True)
-            for name in variants("-"):
-                table = store.create_run_table(f"{round_}-{len(results.get(name, []))}-{time.time_ns()}")
-                try:
-                    figures = measure(meter, count, variants(table)[name])
-                finally:
-                    store.drop_table(table)
-                if round_:
-                    results.setdefault(name, []).append(figures)
-                print(f"round {round_}{' (warm-up)' if not round_ else ''}: {name}: " + ", ".join(
-                    f"{k} {v}" for k, v in figures.items() if k != "items"), flush=True)
-        if args.jfr:
-            subprocess.run(["jcmd", str(jvm), "JFR.stop", "name=bench_write"], check=True, capture_output=True)
-            profile = jfr_shares(args.jfr)
-    finally:
-        for pool in pools.values():
-            pool.close()
+    for round_ in range(args.rounds + 1):  # round 0 warms the JVM up and is not kept
+        if round_ == 1 and args.jfr:
+            subprocess.run(["jcmd", str(jvm), "JFR.start", "name=bench_write", "settings=profile",
+                            f"filename={args.jfr.resolve()}"], check=True, capture_output=True)
+        for name in variants("-"):
+            table = store.create_run_table(f"{round_}-{len(results.get(name, []))}-{time.time_ns()}")
+            try:
+                figures = measure(meter, count, variants(table)[name])
+            finally:
+                store.drop_table(table)
+            if round_:
+                results.setdefault(name, []).append(figures)
+            print(f"round {round_}{' (warm-up)' if not round_ else ''}: {name}: " + ", ".join(
+                f"{k} {v}" for k, v in figures.items() if k != "items"), flush=True)
+    if args.jfr:
+        subprocess.run(["jcmd", str(jvm), "JFR.stop", "name=bench_write"], check=True, capture_output=True)
+        profile = jfr_shares(args.jfr)
 
     summary = {name: {key: statistics.median(r[key] for r in rounds) for key in rounds[0] if key != "items"}
                for name, rounds in results.items()}

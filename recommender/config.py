@@ -94,9 +94,7 @@ class GeneratorSettings(StoreSettings):
     keep_runs: int = Field(2, ge=1, le=100, description="complete runs kept in DynamoDB; older ones are dropped by the next run")
     generator_lock_lease_seconds: float = Field(
         120.0, ge=1, le=86400, description="generator lock lease, renewed every third of it; a killed run blocks the next one this long at most")
-    write_threads: int = Field(4, ge=1, le=64, description="parallel batch writers (threads per writer process)")
-    write_processes: int = Field(
-        1, ge=1, le=64, description="processes writing a model's items (2,000 or more), each with its own client and `WRITE_THREADS` threads; 1: the generator's own threads (into DynamoDB Local more do not pay: docs, Performance)")
+    write_threads: int = Field(4, ge=1, le=64, description="parallel batch writers: threads of the generator's writer, and of each partition's worker process")
     generator_db_max_attempts: int = Field(
         8, ge=1, le=20, description="generator's DynamoDB attempts per request, the first included (botocore "
                                     "`total_max_attempts`; exponential backoff with jitter between them) before the run fails")

@@ -8,7 +8,8 @@ model the same way; the two executors differ only in where the partitions
 * :class:`LocalExecutor`: a small model runs as one partition in this process, on every core
   (the kernels' threads), and hands its items to the sink; a large one runs as partitions in
   worker processes (one per core, one thread each), so that the queries, the reasons, the items
-  and the sink's writes use every core;
+  and the sink's writes use every core (these workers are the run's one process pool: a sink's
+  writes go to other processes only as partitions, through its ``target()``);
 * :class:`DaskExecutor`: every model as Dask tasks (:class:`~recommender.search.dask_engine.DaskEngine`),
   on a LocalCluster or any scheduler.
 
@@ -29,9 +30,12 @@ import logging
 import os
 import pickle
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,10 @@ PARTS_PER_WORKER = 4
 #: A model of fewer users runs in this process (one partition on every core): starting worker
 #: processes and sending them the model costs more than a second core wins on a small model.
 LOCAL_PROCESS_MIN_USERS = 50_000
+
+
+class PartitionLost(RuntimeError):
+    """A local worker process died (killed, out of memory) while it ran a partition: the run fails."""
 
 
 class Executor:
@@ -159,11 +167,14 @@ class LocalExecutor(Executor):
         futures = [pool.submit(_call, function, part, shared, args) for part in parts]
         try:
             return [future.result() for future in futures]
-        except BaseException:
+        except BaseException as exc:
             for future in futures:
                 future.cancel()
             self.close(kill=True)  # a failed partition, SIGINT or SIGTERM: no worker may write on
             wait(futures)
+            if isinstance(exc, BrokenProcessPool):
+                raise PartitionLost(f"a worker process died while running {name} ({len(parts)} partitions); "
+                                    "nothing of the run is published") from exc
             raise
 
     def close(self, kill: bool = False) -> None:
@@ -183,13 +194,20 @@ _model: tuple[Path, Any] | None = None  # a worker's copy of the model it works 
 
 
 def _start_worker(parent: int) -> None:
+    """Ctrl-C reaches the whole process group: the driver handles it (and stops the workers), so a
+    worker ignores SIGINT; and it exits by itself if the driver dies (SIGKILL), instead of writing on."""
     from threadpoolctl import threadpool_limits
 
-    from recommender.store.process_writer import _start_worker as start_writer
-    from recommender.store.retry import Backoff
-
-    start_writer(None, Backoff(), parent)  # ignores SIGINT, exits when the driver dies
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
     threadpool_limits(1)  # the processes use the cores, one BLAS thread each
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A SIGKILLed driver cannot stop its workers: they notice and stop within a second."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _call(function: Callable[..., Any], part: Any, shared: Path | None, args: tuple) -> Any:

@@ -65,7 +65,7 @@ def model_partition(rows: np.ndarray, shared: tuple[Any, Search], job: ModelJob,
     deep = search.query(rows, job.threads, progress=job.progress, desc=job.handle)
     stored = head(deep, job.top_n)
     t1 = time.perf_counter()
-    reasons = search.explain(model, stored) if job.explain else None
+    reasons = search.explain(model, stored) if job.explain and stored.covered else None  # nobody to explain
     items = build_items(job.handle, stored, job.run_id, job.generated_at, reasons)
     t2 = time.perf_counter()
     written = target.write(items) if target is not None else 0

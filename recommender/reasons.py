@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from recommender.search.neighbours import Neighbours  # the type only: writer processes unpickle Explanations without the search
+from recommender.search.neighbours import Neighbours  # the type only: partitions' workers unpickle Explanations without the search
 
 MAX_REASONS = 3
 WEIGHT_DECIMALS = 3  # "weight": 0.31: enough to rank, small to store

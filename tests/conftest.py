@@ -122,3 +122,35 @@ def seed_items(local_settings):
         publish(DynamoStore.for_generator(local_settings), run_id, items)
 
     return seed
+
+
+def published(settings) -> dict[tuple[int, str], dict]:
+    """Every item the pointers serve, read back from DynamoDB Local, as its dry-run record without its run's stamp."""
+    import json
+
+    from recommender.store.codec import from_dynamo, json_line
+    from recommender.store.dynamo import DynamoStore
+
+    store = DynamoStore.for_generator(settings)
+    items = {}
+    for pointer in store.pointers():
+        for page in store.client.get_paginator("scan").paginate(TableName=pointer.table, ConsistentRead=True):
+            for attributes in page["Items"]:
+                item = from_dynamo(attributes)
+                if item.model_handle == pointer.model_handle:
+                    assert item.run_id == pointer.run_id
+                    items[(item.user_handle, item.model_handle)] = unstamped(json.loads(json_line(item)))
+    return items
+
+
+def dry_run_records(path: Path) -> dict[tuple[int, str], dict]:
+    """A dry run's lines, keyed like :func:`published`, without their run's stamp."""
+    import json
+
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return {(r["user_handle"], r["model_handle"]): unstamped(r) for r in records}
+
+
+def unstamped(record: dict) -> dict:
+    record.pop("run_id"), record.pop("generated_at")
+    return record

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from recommender import pipeline
-from recommender.store.codec import from_dynamo, json_line
 from recommender.store.dynamo import DynamoStore
 from recommender.store.jsonl import JsonLinesSink
 from recommender.store.publisher import RunPublisher
 from recommender.topk import SearchOptions
+from tests.conftest import dry_run_records, published
 
 pytest.importorskip("distributed")
 pytestmark = [pytest.mark.dynamodb]
@@ -48,25 +48,6 @@ def _run(data_dir: Path, sink, engine=None, models=MODELS, top_n: int = 10) -> p
 
     return pipeline.run(data_dir, sink, models, top_n, progress=False, search=SearchOptions(method="exact", block_mb=1),
                         executor=DaskExecutor(engine) if engine is not None else None)
-
-
-def published(settings) -> dict[tuple[int, str], dict]:
-    """Every item the pointers serve, read back from DynamoDB Local, without its run's stamp."""
-    store = DynamoStore.for_generator(settings)
-    items = {}
-    for pointer in store.pointers():
-        for page in store.client.get_paginator("scan").paginate(TableName=pointer.table):
-            for attributes in page["Items"]:
-                item = from_dynamo(attributes)
-                if item.model_handle == pointer.model_handle:
-                    assert item.run_id == pointer.run_id
-                    items[(item.user_handle, item.model_handle)] = _unstamped(json.loads(json_line(item)))
-    return items
-
-
-def _unstamped(record: dict) -> dict:
-    record.pop("run_id"), record.pop("generated_at")
-    return record
 
 
 def test_a_dask_run_publishes_the_local_engines_items(engine, local_settings, small_dataset):
@@ -149,7 +130,7 @@ def test_a_worker_killed_while_the_partitions_write_ends_in_a_whole_run_or_none(
     # The new run stores 7 neighbours (not 5): its items differ from the serving run's, whole or not.
     expected_path = tmp_path / "expected.jsonl"
     expected_report = _run(small_dataset, JsonLinesSink(expected_path), models=models, top_n=7)
-    expected = _records(expected_path)
+    expected = dry_run_records(expected_path)
     assert expected_report and expected != before
 
     # One writer thread per worker: the writes take long enough to be killed in the middle.
@@ -184,12 +165,6 @@ def test_a_worker_killed_while_the_partitions_write_ends_in_a_whole_run_or_none(
     print(f"\nkilled worker {victim} mid-write: {'failed, previous run serves' if 'error' in outcome else 'run complete'}")
 
 
-
-def _records(path: Path) -> dict[tuple[int, str], dict]:
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    return {(r["user_handle"], r["model_handle"]): _unstamped(r) for r in records}
-
-
 def test_an_approximate_search_runs_on_the_driver_and_is_explained_and_written_by_partitions(engine, local_settings, small_dataset,
                                                                                tmp_path):
     models = ("tfidf_user_interest",)
@@ -200,5 +175,5 @@ def test_an_approximate_search_runs_on_the_driver_and_is_explained_and_written_b
                           executor=DaskExecutor(engine))
     pipeline.run(small_dataset, JsonLinesSink(tmp_path / "local.jsonl"), models, 10, progress=False, search=ann)
     assert report.models[0].search == "ann" and report.models[0].partitions >= 2
-    expected = _records(tmp_path / "local.jsonl")
+    expected = dry_run_records(tmp_path / "local.jsonl")
     assert len(expected) > 500 and published(local_settings) == expected

@@ -80,7 +80,7 @@ def _export_sink(args: argparse.Namespace, settings: GeneratorSettings):
 
     location = ExportLocation(args.export_uri, settings.s3_endpoint_url)
     if args.sink == "export":
-        return ExportSink(location, write_processes=settings.write_processes)
+        return ExportSink(location)
     return import_publisher(
         DynamoStore.for_generator(settings), location,
         poll_seconds=settings.import_poll_seconds,
@@ -90,7 +90,6 @@ def _export_sink(args: argparse.Namespace, settings: GeneratorSettings):
         write_capacity=settings.import_write_capacity,
         lease_seconds=settings.generator_lock_lease_seconds,
         keep_runs=settings.keep_runs,
-        write_processes=settings.write_processes,
     )
 
 
@@ -140,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
                     lease_seconds=settings.generator_lock_lease_seconds,
                     keep_runs=settings.keep_runs,
                     write_threads=settings.write_threads,
-                    write_processes=settings.write_processes,
                 )
             return pipeline.run(
                 args.data_dir,

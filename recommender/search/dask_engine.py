@@ -36,7 +36,7 @@ RETRIES = 2
 #: driver loads the tables, instead of by the first task of each worker (seconds of imports, and
 #: the numba kernels loaded from their cache).
 PRELOAD = ("recommender.executor", "recommender.partitions", "recommender.models.registry", "recommender.search.postings",
-           "recommender.store.table_target")
+           "recommender.store.publisher")
 
 
 def _preload(modules: tuple[str, ...]) -> None:

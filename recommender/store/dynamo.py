@@ -107,7 +107,7 @@ def dynamodb_client(endpoint_url: str | None, region: str, config: Config) -> An
 
 @dataclass(frozen=True)
 class GeneratorClientSpec:
-    """How to open the generator's client: plain values, so that a writer process can open its own."""
+    """How to open the generator's client: plain values, so that a partition's worker can open its own."""
 
     endpoint_url: str | None
     region: str
@@ -148,7 +148,7 @@ class DynamoStore:
         self.prefix = settings.dynamodb_table
         self.control_table = f"{self.prefix}-{control.CONTROL_SUFFIX}"
         self.client = dynamodb_client(settings.dynamodb_endpoint_url, settings.aws_region, config)
-        #: The generator's: lets writer processes open the same kind of client (None for the API).
+        #: The generator's: lets the partitions' workers open the same kind of client (None for the API).
         self.client_spec = client_spec
         #: False for the API: items keep their reasons undecoded until an ``explain`` asks
         #: (:func:`~recommender.store.codec.explained`).

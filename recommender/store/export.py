@@ -14,11 +14,11 @@ Layout under the export location (a folder, or ``s3://bucket/prefix``):
 * ``manifest.json``: run id, each model's item count and ``lists_checksum``, the table's key
   schema, the code's commit; written last, so an export with a manifest is complete.
 
-Parts are written where the items are: by the generator's threads, by each writer process
-(``WRITE_PROCESSES``) for its slices, by each Dask partition for its block (:class:`ExportTarget`
-is picklable like :class:`~recommender.store.table_target.TableTarget`).  A part's name comes from
-its first user, not from a counter, so a partition that Dask runs twice overwrites its own parts
-instead of adding duplicates (which an import would count twice).
+Parts are written where the items are: by the generator for what it writes itself, by each
+partition (a worker process, a Dask task) for its block (:class:`ExportTarget` is picklable like
+:class:`~recommender.store.publisher.TableTarget`).  A part's name comes from its first user, not
+from a counter, so a partition that runs twice (a retry) overwrites its own parts instead of adding
+duplicates (which an import would count twice).
 """
 
 from __future__ import annotations
@@ -44,9 +44,6 @@ FORMAT, COMPRESSION = "DYNAMODB_JSON", "GZIP"
 #: Items per part file at most: ~70 MB of DynamoDB JSON with reasons, ~10 MB gzipped; enough
 #: parts for ImportTable to spread, few enough to list.
 PART_ITEMS = 100_000
-#: Users per writer-process slice of an export (one part file each): ImportTable reads at most
-#: 50,000 objects, so parts must stay large (a 10M-user, 6-model run: ~3,000 parts).
-PROCESS_SLICE_USERS = 20_000
 #: zlib level: 1 spends about a quarter of level 6's CPU per item for parts ~18% larger; ImportTable
 #: is priced on the uncompressed size, so the larger parts cost only S3 bytes, while the CPU is
 #: the nightly batch's (benchmarks/results/export.json).
@@ -78,7 +75,7 @@ def read_part(data: bytes) -> Iterator[dict[str, dict]]:
 
 @dataclass(frozen=True)
 class ExportTarget:
-    """Where one writer (a thread, a writer process, a Dask partition) puts its parts; ``write`` runs there."""
+    """Where one writer (the driver, a partition) puts its parts; ``write`` runs there."""
 
     location: ExportLocation
     part_items: int = PART_ITEMS

@@ -37,7 +37,7 @@ _s3_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class ExportLocation:
-    """A folder or ``s3://bucket/prefix`` (plain values: it travels to writer processes and Dask workers)."""
+    """A folder or ``s3://bucket/prefix`` (plain values: it travels to the partitions' worker processes and Dask workers)."""
 
     uri: str
     s3_endpoint_url: str | None = None

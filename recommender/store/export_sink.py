@@ -1,7 +1,7 @@
 """The export sink (``--sink export``): a run as files in DynamoDB's import format, nothing published.
 
-Parts are written as they come (:class:`~recommender.store.export.ExportTarget`, by the driver,
-writer processes or each partition), the manifest last, on commit: an export with a manifest is
+Parts are written as they come (:class:`~recommender.store.export.ExportTarget`, by the driver
+or by each partition where it runs), the manifest last, on commit: an export with a manifest is
 complete.  The import (:mod:`recommender.store.import_publisher`) writes its export through this
 sink too.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from recommender.store.export import MANIFEST, PART_ITEMS, PROCESS_SLICE_USERS, ExportTarget, manifest
+from recommender.store.export import MANIFEST, PART_ITEMS, ExportTarget, manifest
 from recommender.store.export_location import ExportFailed, ExportLocation
 from recommender.store.items import ItemBlock, StoredItem
 
@@ -28,19 +28,13 @@ class ExportSink:
     Nothing is replaced, so there is no lock and no previous coverage; an export location that
     already holds an export is refused (its parts would mix with this run's)."""
 
-    def __init__(self, location: ExportLocation, *, write_processes: int = 1, part_items: int = PART_ITEMS,
-                 table: str | None = None):
+    def __init__(self, location: ExportLocation, *, part_items: int = PART_ITEMS, table: str | None = None):
         self.location = location
         self.exporter = ExportTarget(location, part_items)
         self.table = table
         self.run_id: str | None = None
         self._seq = 0
-        self.processes = None
         self.published = False
-        if write_processes > 1:
-            from recommender.store.process_writer import ProcessWriter
-
-            self.processes = ProcessWriter(None, write_processes, slice_users=min(part_items, PROCESS_SLICE_USERS))
 
     def begin(self, run_id: str, models: tuple[str, ...]) -> dict[str, int]:
         """An empty location, checked writable; nothing is replaced (no coverage baseline)."""
@@ -51,14 +45,10 @@ class ExportSink:
         return {}
 
     def write(self, model_handle: str, items: Iterable[StoredItem], total: int | None = None, progress: bool = False) -> int:
-        from recommender.store.process_writer import MIN_ITEMS
-
+        """The driver's items, in parts of its own (a partition writes through :meth:`target`)."""
         if not isinstance(items, ItemBlock):
             self._seq += 1
             return self.exporter.write(items, name=f"items-{self._seq:06d}")
-        if self.processes is not None and len(items) >= MIN_ITEMS:
-            return self.processes.write_target(self.exporter, items, total=total, progress=progress,
-                                               desc=f"export {model_handle}")
         count = 0
         with tqdm(total=total, desc=f"export {model_handle}", unit="item", disable=not progress, leave=False) as bar:
             for block in items.split(self.exporter.part_items):
@@ -84,13 +74,11 @@ class ExportSink:
         self.published = True
 
     def abort(self) -> None:
-        """Stop the writer processes, then delete every file of the export (best effort); never
-        once the manifest is written by commit (the export is complete then)."""
+        """Delete every file of the export (best effort); never once the manifest is written by
+        commit (the export is complete then)."""
         if self.published:
             raise RuntimeError(f"{self.location.uri} is complete; it cannot be aborted")
         try:
-            if self.processes is not None:
-                self.processes.terminate()
             if self.run_id is not None:
                 self.location.remove()
         except ExportFailed as exc:
@@ -99,6 +87,4 @@ class ExportSink:
             self.finish(clean_up=False)
 
     def finish(self, clean_up: bool = True) -> list[str]:
-        if self.processes is not None:
-            self.processes.close()
         return []

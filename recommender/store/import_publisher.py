@@ -54,7 +54,7 @@ class ImportTableFill:
 
     def __init__(self, store: DynamoStore, export: ExportLocation, *, poll_seconds: float = 10.0,
                  timeout_seconds: float = 6 * 3600, billing_mode: str = "PAY_PER_REQUEST", read_capacity: int = 5,
-                 write_capacity: int = 5, write_processes: int = 1, sleep: Callable[[float], None] = time.sleep):
+                 write_capacity: int = 5, sleep: Callable[[float], None] = time.sleep):
         if not export.uri.startswith("s3://"):
             raise ExportFailed(f"{export.uri}: ImportTable reads from S3; --export-uri must be s3://bucket/prefix")
         self.store = store
@@ -63,7 +63,6 @@ class ImportTableFill:
         self.timeout_seconds = timeout_seconds
         self.billing_mode = billing_mode
         self.capacity = (read_capacity, write_capacity)
-        self.write_processes = write_processes
         self.sleep = sleep
         self.export: ExportSink | None = None
         self.table: str | None = None
@@ -80,7 +79,7 @@ class ImportTableFill:
         if self.store.table_exists(table):
             raise RunExists(f"table {table} exists already; a run's table must be new: nothing was changed")
         self.run_id, self.table = run_id, table
-        self.export = ExportSink(self.base.child(run_id), write_processes=self.write_processes, table=table)
+        self.export = ExportSink(self.base.child(run_id), table=table)
         self.export.begin(run_id, ())
 
     def write(self, model_handle: str, items: Iterable[StoredItem], total: int | None, progress: bool) -> int:

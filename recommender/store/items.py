@@ -9,8 +9,8 @@ lines, the dry run's JSON lines), to and from, is :mod:`recommender.store.codec`
 
 The generator does not build an object per item on its hot path: :class:`ItemBlock` holds a
 model's answer as arrays, which the codec turns into stored forms a chunk of rows at a time
-(:meth:`ItemBlock.chunks`); it splits into slices that are cheap to send to a writer process,
-and still iterates as :class:`StoredItem` for every other consumer.
+(:meth:`ItemBlock.chunks`); it splits into slices that are cheap to send to a partition's worker
+process, and still iterates as :class:`StoredItem` for every other consumer.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class ItemBlock:
     Iterating yields :class:`StoredItem` (users without any neighbour skipped); the codec's
     :func:`~recommender.store.codec.dynamo_items` and :func:`~recommender.store.codec.import_lines`
     give the same items' stored forms without building the objects (the writer's hot path);
-    :meth:`split` cuts it into slices of users that pickle as a few arrays, for writer processes.
+    :meth:`split` cuts it into slices of users that pickle as a few arrays, for write-only partitions.
     """
 
     model_handle: str

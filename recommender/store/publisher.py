@@ -16,20 +16,20 @@ aborted (:mod:`recommender.stopping`).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from recommender.publishing import validate_run
 from recommender.store.control import Pointer
-from recommender.store.dynamo import DynamoStore, StoreUnavailable, error_code
+from recommender.store.dynamo import DynamoStore, GeneratorClientSpec, StoreUnavailable, error_code
 from recommender.store.items import ItemBlock, StoredItem
 from recommender.store.lock import GeneratorLock, LockHeld, LockLost
-from recommender.store.process_writer import MIN_ITEMS, ProcessWriter
 from recommender.store.retry import Backoff
 from recommender.store.runs import RunRecords
-from recommender.store.table_target import TableTarget
 from recommender.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -39,17 +39,11 @@ __all__ = ["LockHeld", "LockLost", "RunPublisher"]
 
 class TableWrites:
     """How the write path fills a run's table: a new table, then BatchWriteItem from this process's
-    threads, or from writer processes for a large block; Dask partitions get a :class:`TableTarget`."""
+    threads (what the driver writes), or from each partition's worker through :meth:`target`."""
 
-    def __init__(self, store: DynamoStore, write_threads: int = 4, write_processes: int = 1, backoff: Backoff | None = None):
+    def __init__(self, store: DynamoStore, write_threads: int = 4, backoff: Backoff | None = None):
         self.store = store
         self.writer = BatchWriter(store.client, write_threads, backoff)
-        # Writer processes (WRITE_PROCESSES > 1) take a model's items as arrays (ItemBlock), from
-        # MIN_ITEMS items on (they start then, once per run: ~1 s); anything else (fewer items, a
-        # list of items) is written by the threads of this process.
-        self.processes: ProcessWriter | None = None
-        if write_processes > 1 and store.client_spec is not None:
-            self.processes = ProcessWriter(store.client_spec, write_processes, backoff)
         self.table: str | None = None
         #: The table this run created (an abort drops it).
         self.created: str | None = None
@@ -58,9 +52,7 @@ class TableWrites:
         self.table = self.created = self.store.create_run_table(run_id)
 
     def write(self, model_handle: str, items: Iterable[StoredItem], total: int | None, progress: bool) -> int:
-        many = isinstance(items, ItemBlock) and len(items) >= MIN_ITEMS
-        writer = self.processes if self.processes is not None and many else self.writer
-        return writer.write(self.table, items, total=total, progress=progress, desc=f"write {model_handle}")
+        return self.writer.write(self.table, items, total=total, progress=progress, desc=f"write {model_handle}")
 
     def write_attributes(self, model_handle: str, attributes: Iterable[dict[str, dict]]) -> int:
         return self.writer.write_attributes(self.table, attributes, desc=f"load {model_handle}")
@@ -78,12 +70,47 @@ class TableWrites:
         return False
 
     def stop(self) -> None:
-        if self.processes is not None:
-            self.processes.terminate()  # before the table goes: no worker may still be writing
+        """Nothing of its own to stop: the driver's writes end with the call that made them, and the
+        partitions' workers are stopped by their executor before the failure reaches the abort."""
 
     def close(self) -> None:
-        if self.processes is not None:
-            self.processes.close()
+        pass
+
+
+_writers: dict[tuple[GeneratorClientSpec, Backoff | None], BatchWriter] = {}  # one per worker process, spec and backoff
+_writers_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class TableTarget:
+    """Where a partition writes its items: the run's table and how to open a client, as plain values.
+
+    Why: the items are written by the worker process that computed them (the driver would otherwise
+    receive every item and become the bottleneck: one process's write rate is bounded by its
+    client's CPU).  A worker cannot use the driver's publisher (its lock, its clients), so
+    :meth:`RunPublisher.target` hands out this picklable description instead, and each worker
+    process opens one client for it, reused by every partition it runs; the items go through the
+    same :class:`~recommender.store.writer.BatchWriter` and attribute layout as the driver's.
+
+    Writes are ``PutRequest`` by key (``user_handle``, ``model_handle``): a partition run twice (a
+    retry, a worker that died half-way) writes the same items again, and nothing is visible before
+    the driver's pointer flip anyway."""
+
+    spec: GeneratorClientSpec
+    table: str
+    backoff: Backoff | None = None
+
+    def write(self, items: ItemBlock) -> int:
+        """Write every item of ``items`` (in the worker); the count written, or an exception (the partition fails)."""
+        return self._writer().write(self.table, items)
+
+    def _writer(self) -> BatchWriter:
+        with _writers_lock:
+            key = (self.spec, self.backoff)
+            writer = _writers.get(key)
+            if writer is None:
+                writer = _writers[key] = BatchWriter(self.spec.client(), self.spec.threads, self.backoff)
+            return writer
 
 
 class RunPublisher:
@@ -92,11 +119,11 @@ class RunPublisher:
     (:class:`TableWrites`, or an ImportTable of an export: :mod:`recommender.store.import_publisher`)."""
 
     def __init__(self, store: DynamoStore, fill: TableWrites | None = None, *, lease_seconds: float = 120.0,
-                 keep_runs: int = 2, write_threads: int = 4, write_processes: int = 1, backoff: Backoff | None = None):
+                 keep_runs: int = 2, write_threads: int = 4, backoff: Backoff | None = None):
         self.store = store
         self.keep_runs = max(1, keep_runs)
         self.lock = GeneratorLock(store.client, store.control_table, lease_seconds)
-        self.fill = fill or TableWrites(store, write_threads, write_processes, backoff)
+        self.fill = fill or TableWrites(store, write_threads, backoff)
         self.runs = RunRecords(store)
         self.run_id: str | None = None
         self.table: str | None = None
@@ -200,6 +227,6 @@ class RunPublisher:
             self._release()
 
     def _release(self) -> None:
-        """The run is over (published or not): stop the writer processes and free the lock."""
+        """The run is over (published or not): close the fill (an import: its export) and free the lock."""
         self.fill.close()
         self.lock.release()

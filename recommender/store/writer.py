@@ -1,12 +1,12 @@
 """The one batch writer: parallel ``BatchWriteItem`` into one table, and the one retry policy.
 
-Every batch write goes through here (run items from the generator, its writer processes and Dask
-workers; anything else that bulk-loads a table).  ``BatchWriteItem`` takes 25 items; several
-threads keep several requests in flight because one writer is bound by round trips, not by the
-database.  A bounded number of batches is queued at once so that memory stays flat however many
-items the generator streams in.  Against DynamoDB Local on a few cores a process's client CPU
-(botocore) is the bound instead: see :mod:`recommender.store.process_writer`, which runs several
-of these writers in processes.
+Every batch write goes through here (run items from the generator and from each partition's
+worker process or Dask worker; anything else that bulk-loads a table).  ``BatchWriteItem`` takes
+25 items; several threads keep several requests in flight because one writer is bound by round
+trips, not by the database.  A bounded number of batches is queued at once so that memory stays
+flat however many items the generator streams in.  A process's client CPU (botocore) bounds what
+one writer sends: a run writes from several processes only as partitions, each worker with its
+own writer (:class:`~recommender.store.publisher.TableTarget`), never through a second pool.
 
 The retry policy has two parts and no third (docs/storage.md, "Retries"): a *request* that fails
 (throttled, 5xx, connection error) is retried by botocore itself, ``total_max_attempts`` in all

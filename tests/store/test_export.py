@@ -86,20 +86,6 @@ def test_export_holds_exactly_the_items_the_write_path_puts(tmp_path):
     assert manifest["format"] == "DYNAMODB_JSON" and manifest["compression"] == "GZIP" and manifest["commit"]
 
 
-def test_writer_processes_each_write_their_own_parts(tmp_path):
-    items = block(2400)  # ProcessWriter takes blocks from MIN_ITEMS (2,000) items on
-    sink = ExportSink(ExportLocation(str(tmp_path / "export")), write_processes=2, part_items=500)
-    try:
-        sink.begin(items.run_id, (TFIDF,))
-        assert sink.write(TFIDF, items) == len(items)
-        assert sink.processes is not None and sink.processes._pool is not None  # the workers did write
-        sink.commit({TFIDF: len(items)})
-    finally:
-        sink.finish()
-    assert len(sink.location.list("data")) == 5
-    assert canonical(exported(sink.location)) == canonical(dynamo_items(items))
-
-
 def test_a_partition_target_pickles_and_a_retried_block_replaces_its_parts(tmp_path):
     target = pickle.loads(pickle.dumps(ExportTarget(ExportLocation(str(tmp_path / "e")), part_items=100)))
     items = block(250)
