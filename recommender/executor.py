@@ -148,12 +148,21 @@ class LocalExecutor(Executor):
         return self._pool
 
     def share(self, model: Any) -> Path:
-        """One pickle of the model in a temporary file that each worker reads once (not one copy per task)."""
+        """One pickle of the model in a temporary file that each worker reads once (not one copy per task).
+
+        Its arrays are written out of band (pickle protocol 5): straight from their memory into the
+        file, never copied into one large pickle first, which would double the driver's memory for
+        the largest model (an index and its vectors) just while it is being sent."""
         self._start()
         assert self._folder is not None
         fd, name = tempfile.mkstemp(dir=self._folder, suffix=".pickle")
+        buffers: list[pickle.PickleBuffer] = []
+        head = pickle.dumps(model, protocol=5, buffer_callback=buffers.append)
         with os.fdopen(fd, "wb") as out:
-            pickle.dump(model, out, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((len(head), [buffer.raw().nbytes for buffer in buffers]), out, protocol=5)
+            out.write(head)
+            for buffer in buffers:
+                out.write(buffer.raw())
         return Path(name)
 
     def release(self, shared: Path) -> None:
@@ -217,7 +226,12 @@ def _call(function: Callable[..., Any], part: Any, shared: Path | None, args: tu
     if _model is None or _model[0] != shared:
         _model = None  # the previous model's copy goes before the next is read
         with open(shared, "rb") as source:
-            _model = (shared, pickle.load(source))
+            size, sizes = pickle.load(source)
+            head = source.read(size)
+            buffers = [bytearray(n) for n in sizes]  # the arrays' memory, filled in place
+            for buffer in buffers:
+                source.readinto(buffer)
+            _model = (shared, pickle.loads(head, buffers=buffers))
     return function(part, _model[1], *args)
 
 

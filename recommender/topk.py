@@ -17,7 +17,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.utils.validation import check_is_fitted
 
-from recommender.search.exact import ExactSearch, sparse_content
+from recommender.search.exact import ExactSearch, dense_is_cheaper, sparse_content
 from recommender.search.neighbours import SCORE_DECIMALS, Neighbours, Search
 from recommender.search.options import SearchOptions
 
@@ -87,7 +87,10 @@ def prepare_search(
 
     With ``search.method`` "ann" (or "auto" above ``auto_exact_max_users`` users) it is approximate
     and carries its measured ``recall_at_10``: sparse vectors by the cluster index, dense ones by
-    the IVF index.  Under "auto" an approximate search never answers below ``search.min_recall``:
+    the IVF index.  Sparse vectors with features held by most users (the assessment model's
+    topic part beside its interests) go the dense way: walking those features' posting lists costs
+    more than the exact search's GEMM (:func:`~recommender.search.exact.dense_is_cheaper`, the exact
+    kernel's own rule), even within a few clusters.  Under "auto" an approximate search never answers below ``search.min_recall``:
     the cluster index's pilot raises its probes, and where no setting (or the IVF index) reaches
     the floor the search is exact, with a warning and the reason in ``plan``.  Preparing (training
     an index, the pilot, the recall sample) runs here on ``workers`` threads; the queries run
@@ -98,7 +101,7 @@ def prepare_search(
     if options.method_for(vectors) == "exact":
         return exact
     auto = options.method == "auto"
-    if sparse_content(vectors):
+    if sparse_content(vectors) and not dense_is_cheaper(sparse.csr_matrix(vectors)):
         from recommender.search.clusters import prepare_clusters  # numba's kernels only when asked for
 
         return prepare_clusters(vectors, users, n, options=options, pilot=auto, workers=workers, desc=desc)

@@ -136,3 +136,21 @@ def test_the_plan_grows_with_users_and_always_takes_more_candidates_than_n():
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="not one of exact, ann, auto"):
         SearchOptions(method="fast")
+
+
+def test_sparse_vectors_with_features_most_users_hold_go_the_dense_way():
+    """Walking a feature held by every user costs more than the GEMM, even within a few clusters:
+    such vectors (the assessment model's topic part beside its interests) go to the IVF index."""
+    from scipy import sparse
+
+    from recommender.search.exact import dense_is_cheaper
+    from recommender.topk import prepare_search
+
+    rng = np.random.default_rng(3)
+    views = wide_sparse(3000, 2000, 11)
+    held_by_all = sparse.csr_matrix(rng.random((3000, 40)).astype(np.float32))
+    mixed = sparse.hstack([held_by_all, views], format="csr")
+    assert dense_is_cheaper(mixed) and not dense_is_cheaper(views)
+    ann = SearchOptions(method="ann", recall_sample=500)
+    assert prepare_search(mixed, np.arange(3000), 10, search=ann).plan["index"] == "IVFFlat"
+    assert prepare_search(views, np.arange(3000), 10, search=ann).plan["index"] == "clusters"
