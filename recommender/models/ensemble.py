@@ -166,7 +166,8 @@ class EnsembleUserSimilarity(SimilarityModel):
         self.weights, self.depth, self.fusion, self.c = weights, depth, fusion, c
         self.affinity, self.activity_power, self.activity_scale = affinity, activity_power, activity_scale
         self.profile_weight, self.sharpen = profile_weight, sharpen
-        self.few_views, self.few_views_weights, self.few_views_affinity = few_views, few_views_weights, few_views_affinity
+        self.few_views, self.few_views_weights = few_views, few_views_weights
+        self.few_views_affinity = few_views_affinity
         self.component_params = component_params
         unknown = set(component_params or {}) - set(self.components)
         if unknown:

@@ -269,7 +269,8 @@ def test_cosine_fusion_equals_a_brute_force_oracle(small_tables, taste):
     fused = model.combine(components, 10, models=models)
     options = {"affinity": model.affinity, "power": model.activity_power, "scale": model.activity_scale,
                "profile_weight": model.profile_weight, "few_views": model.few_views,
-               "few_weights": model.few_views_weights, "few_affinity": model.few_views_affinity, "sharpen": model.sharpen}
+               "few_weights": model.few_views_weights, "few_affinity": model.few_views_affinity,
+               "sharpen": model.sharpen}
     oracle = _brute_force_fusion(components, models, weights, 10, **options)
     assert fused.users.tolist() == sorted(oracle)
     for i, user in enumerate(fused.users.tolist()):
@@ -292,7 +293,8 @@ def default_run(small_tables):
 @pytest.mark.parametrize("same", [{"sharpen": 1.0, "activity_scale": "log", "profile_weight": 0.0},
                                   {"few_views": 3}, {"few_views": 1_000, "few_views_weights": ensemble.DEFAULT_WEIGHTS,
                                                      "few_views_affinity": ensemble.DEFAULT_AFFINITY}],
-                         ids=["neutral-options", "bucket-without-its-own-weights", "everyone-light-with-the-same-weights"])
+                         ids=["neutral-options", "bucket-without-its-own-weights",
+                              "everyone-light-with-the-same-weights"])
 def test_neutral_options_give_the_default_answer_bit_for_bit(default_run, same):
     models, components, default, contributions = default_run
     model = EnsembleUserSimilarity(**same)
