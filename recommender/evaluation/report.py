@@ -304,8 +304,11 @@ def describe_params(params: dict[str, Any]) -> str:
 
 def _value(value: Any) -> str:
     """A weights mapping (the ensemble's) as ``{als_course_view 1, tfidf_interest 1}``: non-zero only,
-    the handles without their shared words, so that a grid row stays readable."""
+    the handles without their shared words, so that a grid row stays readable; per-model parameters
+    as ``{als_course_view factors=64}``."""
     if not isinstance(value, dict):
         return str(value)
     short = {h: h.replace("collab_filtering_user_", "").replace("_user_", "_") for h in value}
+    if any(isinstance(v, dict) for v in value.values()):  # per model parameters (component_params)
+        return "{" + ", ".join(f"{short[h]} {describe_params(v)}" for h, v in value.items()) + "}"
     return "{" + ", ".join(f"{short[h]} {w:g}" for h, w in value.items() if w) + "}"

@@ -17,19 +17,39 @@ is then scored on what each component knows:
   than its user–user cosine does (``als_direct_items`` in docs/evaluation/results.md): the affinity
   carries that knowledge into the choice of neighbours.
 * the neighbour's *activity* (``activity_power``, β): the fused score is multiplied by
-  ``(log(2 + courses_v) / log(2 + max courses))^β``.  Of two equally close users, the one who watched
-  more courses has more to share; β = 0 turns it off.
+  ``(log(2 + courses_v) / log(2 + max courses))^β`` (``activity_scale="log"``, default) or
+  ``((1 + courses_v) / (1 + max courses))^β`` (``"count"``: β = 0.5 and 1 give the square root of
+  the count and the count itself).  Of two equally close users, the one who watched more courses
+  has more to share; β = 0 turns it off.
+* the ALS *taste-profile cosine* (``profile_weight``, 0 by default: left out): the cosine of the two
+  users' taste profiles (the confidence-weighted mean factors of the courses each watched), which
+  asks whether they watch the same kind of course rather than whether their factors agree.
 
-The fused score ``activity_v^β · (Σ_m w_m·cos_m(u, v) + affinity·aff(u, v)) / (Σ_m w_m + affinity)``
-is at most 1.  All weights, ``depth`` and β were chosen on the validation split carved out of the
-training split (never on the held-out test items): docs/evaluation/tuning.md lists every variant
+The fused score ``activity_v^β · (Σ_m w_m·cos_m(u, v) + affinity·aff(u, v) + profile_weight·pcos(u, v))
+/ (Σ_m w_m + affinity + profile_weight)`` is at most 1.  ``sharpen`` (α, 1 by default) publishes
+``best_u · (score / best_u)^α`` instead, ``best_u`` the user's best fused score: the order and the
+best neighbour's score stay; α > 1 weighs the closest neighbours more against the others for
+whoever weighs neighbours by their scores (the evaluation recommends the courses of the neighbours
+so weighted: a user's weights to the power α, as the scale of a row does not change its ranking),
+α < 1 less.  Not ``score^α`` itself: at the 6 stored decimals the fourth power of a fused score of
+0.1 keeps two digits.
+
+``few_views`` > 0 fuses the users with fewer than that many distinct courses in the ALS model's
+data (none: 0) with their own weights (``few_views_weights``, ``few_views_affinity``; None: the
+common ones), normalised by their own total: a light viewer's ALS factors rest on a few courses.
+``component_params`` (``{handle: {param: value}}``) are the components' own parameters when the
+ensemble fits them itself; fusing a run's fitted models, it checks that they have them.
+
+All weights, ``depth``, β and the other options were chosen on the validation split carved out of
+the training split (never on the held-out test items): docs/evaluation/tuning.md lists every variant
 tried with its standard error.  The selection metric is held-out-course NDCG; the assessment
 model's weight 0.25 is its best on validation (within the noise of 0 and 0.5 on courses; it adds
-what the assessment model knows, the next assessment, at no cost to courses).  A model with weight 0 is left out (the ALS model stays while
-``affinity`` > 0).  Every user any component answers for gets an answer.
+what the assessment model knows, the next assessment, at no cost to courses).  A model with weight 0
+is left out (the ALS model stays while the affinity, the profile cosine or ``few_views`` need it).
+Every user any component answers for gets an answer.
 
 Each neighbour's reasons are the models that support it, with their share of its fused score (the
-affinity counts as the ALS model's).
+affinity and the profile cosine count as the ALS model's).
 """
 
 from __future__ import annotations
@@ -50,6 +70,7 @@ from recommender.search.pair_dots import pair_dots
 from recommender.search.selection import tie_key
 
 Fusion = Literal["cosine", "rrf"]
+ActivityScale = Literal["log", "count"]
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "tfidf_user_interest": 0.25,
@@ -69,6 +90,9 @@ DEFAULT_DEPTH = 50
 USER_BLOCK = 4096  # users fused at a time: bounds the (user, candidate) pairs held at once
 #: The weights of the top-10 rank fusion this model replaced (ALS leads, the others re-rank and fill in).
 RRF_WEIGHTS = {**COSINE_WEIGHTS, "knn_collab_filtering_user_course_view": 1.0, "als_collab_filtering_user_course_view": 2.0}
+#: Light viewers for the per-bucket variants: fewer distinct courses than this in the ALS model's data
+#: (none, one or two: factors that rest on at most two courses).
+FEW_VIEWS = 3
 
 
 def _with(**changes: float) -> dict[str, float]:
@@ -87,6 +111,8 @@ class EnsembleUserSimilarity(SimilarityModel):
         {"activity_power": 0.0},
         {"activity_power": 0.5},
         {"activity_power": 2.0},
+        {"activity_scale": "count", "activity_power": 0.5},
+        {"activity_scale": "count", "activity_power": 1.0},
         {"weights": _with(tfidf_user_interest=0.0)},
         {"weights": _with(tfidf_user_interest=0.5)},
         {"weights": _with(als_collab_filtering_user_course_view=0.25)},
@@ -94,39 +120,79 @@ class EnsembleUserSimilarity(SimilarityModel):
         {"weights": _with(knn_collab_filtering_user_assessment_score=0.0)},
         {"weights": _with(knn_collab_filtering_user_assessment_score=0.5)},
         {"weights": _with(knn_collab_filtering_user_assessment_score=1.0)},
+        {"profile_weight": 0.25},
+        {"profile_weight": 1.0},
+        {"few_views": FEW_VIEWS, "few_views_weights": _with(tfidf_user_interest=0.5)},
+        {"few_views": FEW_VIEWS, "few_views_weights": _with(tfidf_user_interest=1.0), "few_views_affinity": 0.5},
+        {"component_params": {AFFINITY_MODEL: {"factors": 64}}},
+        {"component_params": {AFFINITY_MODEL: {"factors": 128}}},
+        {"depth": 25},
         {"depth": 100},
+        {"sharpen": 0.5},
+        {"sharpen": 2.0},
+        {"sharpen": 4.0},
         {"fusion": "rrf", "weights": RRF_WEIGHTS, "affinity": 0.0, "activity_power": 0.0},
     ]
     tuning_target = ("courses", "ndcg_at_{k}")
 
     def __init__(self, weights: Mapping[str, float] = DEFAULT_WEIGHTS, depth: int = DEFAULT_DEPTH,
                  fusion: Fusion = "cosine", c: float = 60.0, affinity: float = DEFAULT_AFFINITY,
-                 activity_power: float = DEFAULT_ACTIVITY_POWER) -> None:
-        if affinity < 0 or activity_power < 0:
-            raise ValueError("affinity and activity_power must be >= 0")
-        if any(w < 0 for w in weights.values()) or not (any(w > 0 for w in weights.values()) or affinity > 0):
+                 activity_power: float = DEFAULT_ACTIVITY_POWER, activity_scale: ActivityScale = "log",
+                 profile_weight: float = 0.0, sharpen: float = 1.0, few_views: int = 0,
+                 few_views_weights: Mapping[str, float] | None = None, few_views_affinity: float | None = None,
+                 component_params: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        if affinity < 0 or activity_power < 0 or profile_weight < 0:
+            raise ValueError("affinity, activity_power and profile_weight must be >= 0")
+        if any(w < 0 for w in weights.values()) or not (
+                any(w > 0 for w in weights.values()) or affinity > 0 or profile_weight > 0):
             raise ValueError("ensemble weights must be >= 0 with at least one > 0 (or affinity > 0)")
         if fusion not in ("cosine", "rrf"):
             raise ValueError(f"fusion must be cosine or rrf, not {fusion!r}")
+        if activity_scale not in ("log", "count"):
+            raise ValueError(f"activity_scale must be log or count, not {activity_scale!r}")
         if c < 0:
             raise ValueError("c must be >= 0")
         if int(depth) < 1:
             raise ValueError("depth must be >= 1")
+        if not sharpen > 0:
+            raise ValueError("sharpen must be > 0")
+        if int(few_views) < 0:
+            raise ValueError("few_views must be >= 0")
+        few_weights = weights if few_views_weights is None else few_views_weights
+        few_affinity = affinity if few_views_affinity is None else few_views_affinity
+        if few_affinity < 0 or any(w < 0 for w in few_weights.values()) or not (
+                any(w > 0 for w in few_weights.values()) or few_affinity > 0 or profile_weight > 0):
+            raise ValueError("few_views_weights must be >= 0 with at least one > 0 (or few_views_affinity > 0)")
         self.weights, self.depth, self.fusion, self.c = weights, depth, fusion, c
-        self.affinity, self.activity_power = affinity, activity_power
+        self.affinity, self.activity_power, self.activity_scale = affinity, activity_power, activity_scale
+        self.profile_weight, self.sharpen = profile_weight, sharpen
+        self.few_views, self.few_views_weights = few_views, few_views_weights
+        self.few_views_affinity = few_views_affinity
+        self.component_params = component_params
+        unknown = set(component_params or {}) - set(self.components)
+        if unknown:
+            raise ValueError(f"component_params for {', '.join(sorted(unknown))}, which the ensemble does not fuse")
 
     @property
     def components(self) -> tuple[str, ...]:
-        """The models the ensemble fuses (weight > 0, or the ALS model for the affinity), in the weights' order."""
-        wanted = {h for h, w in self.weights.items() if w > 0} | ({AFFINITY_MODEL} if self.affinity > 0 else set())
-        return tuple(dict.fromkeys(h for h in (*self.weights, AFFINITY_MODEL) if h in wanted))
+        """The models the ensemble fuses (weight > 0 in either bucket, or the ALS model for the
+        affinity, the profile cosine or the buckets), in the weights' order."""
+        buckets = [self.weights] + ([self.few_views_weights] if self.few_views > 0 and self.few_views_weights else [])
+        wanted = {h for weights in buckets for h, w in weights.items() if w > 0}
+        if self.affinity > 0 or self.profile_weight > 0 or self.few_views > 0:
+            wanted.add(AFFINITY_MODEL)
+        return tuple(dict.fromkeys(h for weights in buckets for h in (*weights, AFFINITY_MODEL) if h in wanted))
+
+    def _own_params(self, handle: str) -> dict[str, Any]:
+        return dict((self.component_params or {}).get(handle, {}))
 
     def fit(self, tables: Tables) -> Self:
         """Fit every component on ``tables`` (the standalone path, run without the other models): the
         search (:func:`recommender.topk.similar_users`) lists their candidates and calls :meth:`combine`."""
         from recommender.models.registry import create_model
 
-        self.component_models_ = {handle: create_model(handle).fit(tables) for handle in self.components}
+        self.component_models_ = {handle: create_model(handle, **self._own_params(handle)).fit(tables)
+                                  for handle in self.components}
         return self
 
     def combine(self, lists: Mapping[str, Neighbours], n: int | None = None,
@@ -152,25 +218,50 @@ class EnsembleUserSimilarity(SimilarityModel):
         used = [h for h in self.components if h in lists]
         if not used:
             raise ValueError(f"none of the ensemble's models ({', '.join(self.components)}) was computed in this run")
+        for h in used:  # a run's fitted component must be the one the ensemble was tuned with
+            own = self._own_params(h)
+            fitted = models[h].get_params() if own and models and h in models else {}
+            differ = {k: v for k, v in own.items() if fitted and fitted.get(k) != v}
+            if differ:
+                raise ValueError(f"the ensemble's component {h} needs {differ}, but the run's model has "
+                                 f"{ {k: fitted.get(k) for k in differ} }")
         n = n or max(lists[h].similar.shape[1] for h in used)
         lists = {h: head(lists[h], int(self.depth)) for h in used}
         users = np.unique(np.concatenate([lists[h].users[lists[h].similar[:, 0] >= 0] for h in used]))
         units = {}
         taste = None
         taste_model = (models or {}).get(AFFINITY_MODEL)
-        if taste_model is not None and AFFINITY_MODEL in used and (self.affinity > 0 or self.activity_power > 0):
-            taste = Taste(*taste_model.taste())
+        if taste_model is not None and AFFINITY_MODEL in used and (
+                self.affinity > 0 or self.activity_power > 0 or self.profile_weight > 0 or self.few_views > 0):
+            taste = Taste(*taste_model.taste(), profile_cosine=self.profile_weight > 0)
+        if self.few_views > 0 and taste is None:
+            raise ValueError(f"few_views needs the fitted {AFFINITY_MODEL} model (its users' course counts)")
         for h in used:
-            if self.fusion == "cosine" and models and h in models and self.weights.get(h, 0.0) > 0:
+            if self.fusion == "cosine" and models and h in models and self._weighted(h):
                 units[h] = unit_vectors(models[h])
             if release_models and models and h in models:
                 models[h].release()
         return FusedSearch(self, used, lists, users, units, taste, n)
 
+    def _weighted(self, handle: str) -> bool:
+        """Whether ``handle``'s cosine counts for some user (its weight in either bucket > 0)."""
+        few = self.few_views_weights if self.few_views > 0 and self.few_views_weights is not None else {}
+        return self.weights.get(handle, 0.0) > 0 or few.get(handle, 0.0) > 0
+
+    def _weight(self, handle: str, few: np.ndarray | None) -> float | np.ndarray:
+        """``handle``'s weight: one number, or per pair (``few``: whether the pair's user is a light viewer)."""
+        weight = self.weights.get(handle, 0.0)
+        if few is None:
+            return weight
+        light = self.weights if self.few_views_weights is None else self.few_views_weights
+        return np.where(few, light.get(handle, 0.0), weight)
+
     def _evidence(self, lists: Mapping[str, Neighbours], used: list[str], block: np.ndarray,
                   units: Mapping[str, tuple[Any, np.ndarray]], taste: Taste | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every (row in ``block``, candidate) any component lists, once, and each model's part of its
         fused score (divided by the best possible total, so that the fused score is at most 1)."""
+        # the light viewers of the block (few_views > 0 only), by row
+        light = taste.course_count(block) < int(self.few_views) if self.few_views > 0 else None
         rows, cols, listed = [], [], []
         for handle in used:
             answer = lists[handle]
@@ -181,7 +272,7 @@ class EnsembleUserSimilarity(SimilarityModel):
             rank = np.broadcast_to(np.arange(1, similar.shape[1] + 1), similar.shape)[valid]
             rows.append(np.broadcast_to(np.searchsorted(block, answer.users[first:last])[:, None], similar.shape)[valid])
             cols.append(similar[valid])
-            weight = self.weights.get(handle, 0.0)
+            weight = self._weight(handle, None if light is None else light[rows[-1]])
             listed.append(weight / (self.c + rank) if self.fusion == "rrf" else weight * answer.scores[first:last][valid])
         row, col = np.concatenate(rows), np.concatenate(cols)
         if len(col) and col.min() >= 0 and col.max() < (1 << 62) // len(block):  # one integer key: one sort
@@ -192,22 +283,47 @@ class EnsembleUserSimilarity(SimilarityModel):
         pair_of = np.empty(len(row), dtype=np.int64)
         pair_of[pair] = np.cumsum(first) - 1
         row, col = row[pair][first], col[pair][first]
+        few = None if light is None else light[row]
         parts = np.zeros((len(row), len(used)))  # [pair, model]: that model's weighted evidence
         offset = 0
         for i, (handle, evidence) in enumerate(zip(used, listed)):
             parts[pair_of[offset:offset + len(evidence)], i] = evidence
             offset += len(evidence)
             if handle in units:  # every candidate re-scored, not only those the model lists
-                parts[:, i] = self.weights.get(handle, 0.0) * pair_cosines(*units[handle], block[row], col)
-        best = sum(self.weights.get(h, 0.0) / (self.c + 1.0) if self.fusion == "rrf" else self.weights.get(h, 0.0)
-                   for h in used)
+                parts[:, i] = self._weight(handle, few) * pair_cosines(*units[handle], block[row], col)
+        best = self._best(used, self.weights, self.affinity, taste)
+        if few is not None:  # each bucket by its own total
+            light_weights = self.weights if self.few_views_weights is None else self.few_views_weights
+            light_affinity = self.affinity if self.few_views_affinity is None else self.few_views_affinity
+            best = np.where(few, self._best(used, light_weights, light_affinity, taste), best)[:, None]
         if taste is not None:
-            if self.affinity > 0:  # the ALS model's part: its cosine (if weighted) plus the affinity
-                parts[:, used.index(AFFINITY_MODEL)] += self.affinity * taste.affinity(block[row], col)
-                best += self.affinity
+            als = used.index(AFFINITY_MODEL)
+            if few is not None:
+                affinity = np.where(few, light_affinity, self.affinity)
+                if (affinity > 0).any():
+                    parts[:, als] += affinity * taste.affinity(block[row], col)
+            elif self.affinity > 0:  # the ALS model's part: its cosine (if weighted) plus the affinity
+                parts[:, als] += self.affinity * taste.affinity(block[row], col)
+            if self.profile_weight > 0:
+                parts[:, als] += self.profile_weight * taste.profile_cosine(block[row], col)
             if self.activity_power > 0:
-                parts *= taste.activity(col, self.activity_power)[:, None]
-        return row, col, parts / best
+                parts *= taste.activity(col, self.activity_power, self.activity_scale)[:, None]
+        parts = parts / best
+        if self.sharpen != 1.0:  # the row's best × (total / best)^α, shared out as before
+            total = parts.sum(axis=1)
+            starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])  # pairs are sorted by row
+            top = np.repeat(np.maximum.reduceat(total, starts), np.diff(np.r_[starts, len(row)]))
+            sharp = top * np.divide(total, top, out=np.zeros_like(total), where=top > 0) ** self.sharpen
+            parts *= np.divide(sharp, total, out=np.zeros_like(total), where=total > 0)[:, None]
+        return row, col, parts
+
+    def _best(self, used: list[str], weights: Mapping[str, float], affinity: float, taste: Taste | None) -> float:
+        """The largest fused score before the division: every weight (at rank 1 for the rank fusion),
+        plus the ALS model's affinity and profile cosine when they are computed."""
+        best = sum(weights.get(h, 0.0) / (self.c + 1.0) if self.fusion == "rrf" else weights.get(h, 0.0) for h in used)
+        if taste is not None:
+            best += (affinity if affinity > 0 else 0.0) + self.profile_weight
+        return best
 
     def explain(self, neighbours: Neighbours) -> Explanations:
         """The models that support the neighbour, by their share of the fused score."""
@@ -283,28 +399,52 @@ class FusedSearch(Search):
 
 
 class Taste:
-    """The ALS model's taste profiles, made once per fusion: the affinity of (user, candidate) pairs
-    and the candidates' activity factor (module docstring)."""
+    """The ALS model's taste profiles, made once per fusion: the affinity and the profile cosine of
+    (user, candidate) pairs, the candidates' activity factor and the users' course counts (module
+    docstring)."""
 
-    def __init__(self, users: np.ndarray, factors: np.ndarray, profiles: np.ndarray, activity: np.ndarray) -> None:
+    def __init__(self, users: np.ndarray, factors: np.ndarray, profiles: np.ndarray, activity: np.ndarray,
+                 *, profile_cosine: bool = False) -> None:
         self.rows = RowLookup(users)
         largest = float(np.linalg.norm(profiles, axis=1).max(initial=0.0))
-        # one matrix, factors then scaled profiles: the pair kernel reads both rows in place
-        self.stacked = np.vstack([np.asarray(factors, dtype=np.float64),
-                                  np.asarray(profiles, dtype=np.float64) / (largest if largest > 0 else 1.0)])
+        # one matrix, factors then scaled profiles (then unit profiles, for their cosine): the pair
+        # kernel reads the rows in place
+        stacked = [np.asarray(factors, dtype=np.float64),
+                   np.asarray(profiles, dtype=np.float64) / (largest if largest > 0 else 1.0)]
+        if profile_cosine:
+            stacked.append(normalize(np.asarray(profiles, dtype=np.float64)))
+        self.stacked = np.vstack(stacked)
         self.count = len(users)
+        self.courses = np.asarray(activity, dtype=np.int64)
         self.log_activity = np.log(2.0 + np.asarray(activity, dtype=np.float64))
         self.log_most = float(self.log_activity.max(initial=np.log(2.0)))
 
     def affinity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """``factor_a · profile_b`` over the largest profile norm, clipped to [0, 1]; 0 without a row."""
+        return self._pairs(a, b, 0, self.count)
+
+    def profile_cosine(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The cosine of ``a``'s and ``b``'s taste profiles, clipped to [0, 1]; 0 without a row."""
+        if len(self.stacked) < 3 * self.count:
+            raise ValueError("Taste was made without profile_cosine=True")
+        return self._pairs(a, b, 2 * self.count, 2 * self.count)
+
+    def _pairs(self, a: np.ndarray, b: np.ndarray, a_from: int, b_from: int) -> np.ndarray:
         ia, ib = self.rows(a), self.rows(b)
         known = (ia >= 0) & (ib >= 0)
-        dots = pair_dots(self.stacked, np.maximum(ia, 0), self.count + np.maximum(ib, 0))
+        dots = pair_dots(self.stacked, a_from + np.maximum(ia, 0), b_from + np.maximum(ib, 0))
         return np.where(known, np.clip(dots, 0.0, 1.0), 0.0)
 
-    def activity(self, b: np.ndarray, power: float) -> np.ndarray:
-        """``(log(2 + courses_b) / log(2 + most courses))^power`` (a user without views: 0 courses)."""
+    def course_count(self, b: np.ndarray) -> np.ndarray:
+        """Distinct courses of each user of ``b`` in the ALS model's data (0 for a user without views)."""
+        ib = self.rows(b)
+        return np.where(ib >= 0, self.courses[np.maximum(ib, 0)], 0)
+
+    def activity(self, b: np.ndarray, power: float, scale: ActivityScale = "log") -> np.ndarray:
+        """``(log(2 + courses_b) / log(2 + most courses))^power`` (``scale="log"``) or
+        ``((1 + courses_b) / (1 + most courses))^power`` (``"count"``); a user without views: 0 courses."""
+        if scale == "count":
+            return ((1.0 + self.course_count(b)) / (1.0 + self.courses.max(initial=0))) ** power
         ib = self.rows(b)
         logs = np.where(ib >= 0, self.log_activity[np.maximum(ib, 0)], np.log(2.0))
         return (logs / self.log_most) ** power

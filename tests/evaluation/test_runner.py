@@ -10,6 +10,7 @@ from recommender.evaluation import tuning
 from recommender.evaluation.runner import all_users, evaluate, load_truth
 from recommender.evaluation.task_split import EvalConfig, TaskSplit
 from recommender.evaluation.split import TASKS
+from recommender.models.ensemble import AFFINITY_MODEL
 
 FAST_MODELS = ("tfidf_user_interest", "knn_collab_filtering_user_course_view")
 
@@ -117,7 +118,9 @@ def sealed_test_split(tables, task, users, config, *, seed_offset=0):
 
 def test_the_fusion_and_the_models_are_chosen_without_reading_the_test_split(small_tables):
     grids = {"knn_collab_filtering_user_course_view": [{}, {"weighting": "raw"}],
-             "ensemble_user_similarity": [{}, {"activity_power": 0.0}, {"affinity": 0.0}]}
+             "ensemble_user_similarity": [{}, {"activity_power": 0.0}, {"affinity": 0.0}, {"sharpen": 2.0},
+                                          {"few_views": 3, "few_views_weights": {"tfidf_user_interest": 1.0}},
+                                          {"component_params": {AFFINITY_MODEL: {"factors": 16}}}]}
     config = EvalConfig(models=("knn_collab_filtering_user_course_view", "ensemble_user_similarity"))
     chosen = tuning.select(small_tables, None, config, grids, split_factory=sealed_test_split)
     assert set(chosen) == set(grids)

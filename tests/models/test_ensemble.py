@@ -145,7 +145,11 @@ def test_a_fusion_told_it_is_the_last_use_frees_the_components_vectors_and_answe
 
 
 @pytest.mark.parametrize("params", [{"weights": {"a": -1.0}}, {"weights": {"a": 0.0}, "affinity": 0.0}, {"c": -1.0},
-                                    {"depth": 0}, {"fusion": "borda"}, {"affinity": -1.0}, {"activity_power": -0.5}])
+                                    {"depth": 0}, {"fusion": "borda"}, {"affinity": -1.0}, {"activity_power": -0.5},
+                                    {"activity_scale": "sqrt"}, {"profile_weight": -1.0}, {"sharpen": 0.0},
+                                    {"few_views": -1}, {"few_views": 3, "few_views_weights": {"a": -1.0}},
+                                    {"few_views": 3, "few_views_weights": {"a": 0.0}, "few_views_affinity": 0.0},
+                                    {"few_views_affinity": -1.0}])
 def test_bad_parameters_are_refused(params):
     with pytest.raises(ValueError):
         EnsembleUserSimilarity(**params)
@@ -178,10 +182,11 @@ def test_fusion_memory_grows_with_the_answers_not_with_users_squared_nor_the_poo
     assert large < 40_000**2 * 4 / 16
 
 
-def _brute_force_fusion(lists, models, weights, n, affinity=0.0, power=0.0):
+def _brute_force_fusion(lists, models, weights, n, affinity=0.0, power=0.0, *, scale="log", profile_weight=0.0,
+                        few_views=0, few_weights=None, few_affinity=None, sharpen=1.0):
     """The fused top ``n`` of every user, one user at a time from whole cosine matrices (an oracle);
-    the ALS model's affinity and activity are computed from its factors and course factors directly."""
-    best = sum(weights.values()) + affinity
+    the ALS model's affinity, profile cosine, activity and course counts are computed from its
+    confidences, factors and course factors directly."""
     als = models.get(AFFINITY_MODEL)
     if als is not None:
         als_rows = dict(zip(als.users_.tolist(), range(len(als.users_))))
@@ -190,6 +195,8 @@ def _brute_force_fusion(lists, models, weights, n, affinity=0.0, power=0.0):
         confidence = als.confidence_.toarray()
         profiles = (confidence / confidence.sum(axis=1, keepdims=True)) @ als.course_factors_
         taste = np.clip(factors @ profiles.T / np.linalg.norm(profiles, axis=1).max(), 0.0, 1.0)
+        unit_profiles = profiles / np.linalg.norm(profiles, axis=1, keepdims=True)
+        profile_cos = np.clip(unit_profiles @ unit_profiles.T, 0.0, 1.0)
         courses = (confidence > 0).sum(axis=1)
     cosines = {}
     for handle, model in models.items():
@@ -200,6 +207,11 @@ def _brute_force_fusion(lists, models, weights, n, affinity=0.0, power=0.0):
     answers = {}
     users = sorted(set().union(*(set(a.users[a.similar[:, 0] >= 0].tolist()) for a in lists.values())))
     for user in users:
+        w, aff = weights, affinity
+        if few_views and (courses[als_rows[user]] if user in als_rows else 0) < few_views:
+            w = weights if few_weights is None else few_weights
+            aff = affinity if few_affinity is None else few_affinity
+        best = sum(w.values()) + aff + profile_weight
         pool = set()
         for answer in lists.values():
             row = np.flatnonzero(answer.users == user)
@@ -207,37 +219,59 @@ def _brute_force_fusion(lists, models, weights, n, affinity=0.0, power=0.0):
         scored = []
         for v in pool:
             parts = []
-            for handle, weight in weights.items():
+            for handle in models:
                 rows, cos = cosines[handle]
                 known = user in rows and v in rows
-                parts.append(weight * (cos[rows[user], rows[v]] if known else 0.0) / best)
-                if handle == AFFINITY_MODEL and affinity and user in als_rows and v in als_rows:
-                    parts[-1] += affinity * taste[als_rows[user], als_rows[v]] / best
+                parts.append(w.get(handle, 0.0) * (cos[rows[user], rows[v]] if known else 0.0) / best)
+                if handle == AFFINITY_MODEL and user in als_rows and v in als_rows:
+                    parts[-1] += (aff * taste[als_rows[user], als_rows[v]]
+                                  + profile_weight * profile_cos[als_rows[user], als_rows[v]]) / best
             if power:
-                active = np.log(2.0 + (courses[als_rows[v]] if v in als_rows else 0)) / np.log(2.0 + courses.max())
+                count = courses[als_rows[v]] if v in als_rows else 0
+                active = (np.log(2.0 + count) / np.log(2.0 + courses.max()) if scale == "log"
+                          else (1.0 + count) / (1.0 + courses.max()))
                 parts = [p * active**power for p in parts]
-            score = round(float(np.sum(parts)), 6)
-            if score > 0:
-                scored.append((-score, int(tie_key(user, v)), v, parts))
+            scored.append((float(np.sum(parts)), v, parts))
+        top = max((total for total, _, _ in scored), default=0.0)  # sharpened: top · (total / top)^α
+        scored = [(-round(top * (t / top) ** sharpen, 6), int(tie_key(user, v)), v,
+                   [part * (top * (t / top) ** sharpen / t) for part in parts] if t > 0 else parts)
+                  for t, v, parts in scored if t > 0]
+        scored = [s for s in scored if s[0] < 0]
         scored.sort(key=lambda s: s[:3])
         scored = [(s, v, p) for s, _, v, p in scored]
         answers[user] = scored[:n]
     return answers
 
 
+#: The default's weights (the ALS model listed: its cosine weighs 0, its taste is read).
+DEFAULT_FUSED = {h: w for h, w in ensemble.DEFAULT_WEIGHTS.items() if w > 0 or h == AFFINITY_MODEL}
+#: The options beside the default, each against the oracle.
+OPTIONS = {
+    "profile": {"profile_weight": 1.0},
+    "count": {"activity_scale": "count", "activity_power": 0.5},
+    "buckets": {"few_views": 3, "few_views_weights": {**DEFAULT_FUSED, "tfidf_user_interest": 1.0},
+                "few_views_affinity": 0.5},
+    "sharpen": {"sharpen": 2.0},
+}
+
+
 @pytest.mark.parametrize("taste", [{"affinity": 0.0, "activity_power": 0.0}, {"affinity": 1.0, "activity_power": 1.0},
-                                   {"affinity": 0.5, "activity_power": 2.0}], ids=["cosines", "default", "other"])
+                                   {"affinity": 0.5, "activity_power": 2.0}, *OPTIONS.values()],
+                         ids=["cosines", "default", "other", *OPTIONS])
 def test_cosine_fusion_equals_a_brute_force_oracle(small_tables, taste):
     weights = {"tfidf_user_interest": 1.0, "als_collab_filtering_user_course_view": 1.0,
                "knn_collab_filtering_user_assessment_score": 0.5}
-    if taste["affinity"] == 1.0:
-        weights = {**ensemble.DEFAULT_WEIGHTS, AFFINITY_MODEL: 0.0}
-        weights = {h: w for h, w in weights.items() if w > 0 or h == AFFINITY_MODEL}
+    if taste.get("affinity", ensemble.DEFAULT_AFFINITY) == 1.0:  # the default and the options beside it
+        weights = DEFAULT_FUSED
     models = {h: create_model(h).fit(small_tables) for h in weights}
     components = {h: similar_users(m, 50) for h, m in models.items()}
     model = EnsembleUserSimilarity(weights, **taste)
     fused = model.combine(components, 10, models=models)
-    oracle = _brute_force_fusion(components, models, weights, 10, taste["affinity"], taste["activity_power"])
+    options = {"affinity": model.affinity, "power": model.activity_power, "scale": model.activity_scale,
+               "profile_weight": model.profile_weight, "few_views": model.few_views,
+               "few_weights": model.few_views_weights, "few_affinity": model.few_views_affinity,
+               "sharpen": model.sharpen}
+    oracle = _brute_force_fusion(components, models, weights, 10, **options)
     assert fused.users.tolist() == sorted(oracle)
     for i, user in enumerate(fused.users.tolist()):
         expected = oracle[user]
@@ -245,3 +279,112 @@ def test_cosine_fusion_equals_a_brute_force_oracle(small_tables, taste):
         assert fused.similar[i, :k].tolist() == [v for _, v, _ in expected] and (fused.similar[i, k:] == -1).all()
         np.testing.assert_allclose(fused.scores[i, :k], [-s for s, _, _ in expected], atol=1e-6)
         np.testing.assert_allclose(model.contributions_[i, :k], [p for _, _, p in expected], atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def default_run(small_tables):
+    """The default ensemble's components fitted and listed on the small tables, and its answer."""
+    models = {h: create_model(h).fit(small_tables) for h in DEFAULT_FUSED}
+    components = {h: similar_users(m, 50) for h, m in models.items()}
+    model = EnsembleUserSimilarity()
+    return models, components, model.combine(components, 10, models=models), model.contributions_
+
+
+@pytest.mark.parametrize("same", [{"sharpen": 1.0, "activity_scale": "log", "profile_weight": 0.0},
+                                  {"few_views": 3}, {"few_views": 1_000, "few_views_weights": ensemble.DEFAULT_WEIGHTS,
+                                                     "few_views_affinity": ensemble.DEFAULT_AFFINITY}],
+                         ids=["neutral-options", "bucket-without-its-own-weights",
+                              "everyone-light-with-the-same-weights"])
+def test_neutral_options_give_the_default_answer_bit_for_bit(default_run, same):
+    models, components, default, contributions = default_run
+    model = EnsembleUserSimilarity(**same)
+    answer = model.combine(components, 10, models=models)
+    np.testing.assert_array_equal(answer.users, default.users)
+    np.testing.assert_array_equal(answer.similar, default.similar)
+    np.testing.assert_array_equal(answer.scores, default.scores)
+    np.testing.assert_array_equal(model.contributions_, contributions)
+
+
+@pytest.mark.parametrize("option", [{"profile_weight": 1.0}, {"activity_scale": "count"}, {"sharpen": 2.0},
+                                    {"few_views": 3, "few_views_weights": {"tfidf_user_interest": 1.0}}])
+def test_each_option_changes_the_answer(default_run, option):
+    models, components, default, _ = default_run
+    answer = EnsembleUserSimilarity(**option).combine(components, 10, models=models)
+    assert not (np.array_equal(answer.similar, default.similar) and np.array_equal(answer.scores, default.scores))
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0, 4.0])
+def test_sharpening_keeps_the_order_and_the_best_score_and_raises_the_ratios_to_the_power_alpha(default_run, alpha):
+    models, components, default, _ = default_run
+    model = EnsembleUserSimilarity(sharpen=alpha)
+    answer = model.combine(components, 10, models=models)
+    np.testing.assert_array_equal(answer.users, default.users)
+    np.testing.assert_array_equal(answer.scores[:, 0], default.scores[:, 0])  # the best neighbour's score stays
+    kept = answer.similar >= 0
+    np.testing.assert_allclose(model.contributions_.sum(axis=2)[kept], answer.scores[kept], atol=1e-6)
+    expected = default.scores[:, :1] * (default.scores / default.scores[:, :1]) ** alpha  # from the rounded scores
+    same = (answer.similar == default.similar).all(axis=1)
+    np.testing.assert_allclose(answer.scores[same & kept.all(axis=1)], expected[same & kept.all(axis=1)],
+                               atol=1e-5 * max(1.0, alpha))
+    # a row differs only where a tie of the rounded scores (before or after sharpening) is broken by the tie key
+    # (both with their 11th neighbour: a tie broken there may bring it in)
+    wider = {sharpen: EnsembleUserSimilarity(sharpen=sharpen).combine(components, 11, models=models).scores
+             for sharpen in (1.0, alpha)}
+    for i in np.flatnonzero(~same):
+        j = int(np.flatnonzero(answer.similar[i] != default.similar[i])[0])
+        a, d = wider[alpha][i], wider[1.0][i]
+        assert ((j > 0 and (a[j] == a[j - 1] or d[j] == d[j - 1])) or a[j] == a[j + 1] or d[j] == d[j + 1]
+                or (answer.similar[i, j] < 0 and expected[i, j] < 1e-6)), i
+
+
+class FixedTaste(FixedVectors):
+    """An ALS stand-in whose taste (users, unit factors, profiles, course counts) is given."""
+
+    def __init__(self, users, courses) -> None:
+        super().__init__(users, np.eye(len(users), 2))
+        self.courses_ = np.asarray(courses, dtype=np.int64)
+
+    def taste(self):
+        return self.users_, self.vectors_, self.vectors_, self.courses_
+
+
+def test_per_bucket_weights_by_hand():
+    users = [1, 2, 3, 4]
+    # users 1 and 2 have the same vectors; user 1 watched 1 course (light), user 2 five
+    a = FixedVectors(users, [[1.0, 0.0], [1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    b = FixedVectors(users, [[0.0, 1.0], [0.0, 1.0], [0.6, 0.8], [0.28, 0.96]])
+    models = {"a": a, "b": b, AFFINITY_MODEL: FixedTaste(users, [1, 5, 5, 5])}
+    found = {h: similar_users(m, 3) for h, m in models.items() if h != AFFINITY_MODEL}
+    found[AFFINITY_MODEL] = lists(users, np.full((4, 3), -1))  # lists nothing: its taste gives the counts
+    model = EnsembleUserSimilarity({"a": 3.0, "b": 1.0}, affinity=0.0, activity_power=0.0,
+                                   few_views=2, few_views_weights={"a": 0.0, "b": 1.0})
+    answer = model.combine(found, 3, models=models)
+    # user 1 (light): b alone, over 1: 2 -> 1.0, 4 -> 0.96, 3 -> 0.8
+    np.testing.assert_array_equal(answer.similar[0], [2, 4, 3])
+    np.testing.assert_allclose(answer.scores[0], [1.0, 0.96, 0.8], atol=1e-6)
+    # user 2 (heavy): (3 cos_a + cos_b) / 4: 1 -> 1.0, 3 -> (1.8 + 0.8) / 4 = 0.65, 4 -> 0.96 / 4 = 0.24
+    np.testing.assert_array_equal(answer.similar[1], [1, 3, 4])
+    np.testing.assert_allclose(answer.scores[1], [1.0, 0.65, 0.24], atol=1e-6)
+    assert model.explain(answer).for_row(1, 2)[1] == [("model", "a", 0.45), ("model", "b", 0.2)]
+    # without the ALS model the buckets are unknown: refused, not guessed
+    with pytest.raises(ValueError, match="few_views needs"):
+        model.combine({h: found[h] for h in ("a", "b")}, 3, models={h: models[h] for h in ("a", "b")})
+
+
+def test_component_params_fit_the_components_and_must_match_a_runs_models(small_tables, default_run):
+    models, components, default, _ = default_run
+    params = {"component_params": {AFFINITY_MODEL: {"factors": 64}}}
+    own = create_model("ensemble_user_similarity", **params).fit(small_tables)
+    assert own.component_models_[AFFINITY_MODEL].vectors_.shape[1] == 64
+    assert own.component_models_["tfidf_user_interest"].get_params() == create_model("tfidf_user_interest").get_params()
+    assert not np.array_equal(similar_users(own, 10).similar, default.similar)
+    # fusing a run's models: its ALS model has 32 factors, not the 64 asked for
+    with pytest.raises(ValueError, match="factors"):
+        EnsembleUserSimilarity(**params).combine(components, 10, models=models)
+    with pytest.raises(ValueError, match="does not fuse"):
+        EnsembleUserSimilarity(component_params={"knn_collab_filtering_user_course_view": {"k1": 2.0}})
+
+
+def test_every_tuning_variant_is_a_valid_ensemble():
+    for params in EnsembleUserSimilarity.tuning_grid:
+        assert EnsembleUserSimilarity(**params).get_params()  # refused parameters raise here
