@@ -272,19 +272,32 @@ def run_stages(run: dict) -> dict[str, tuple[str, float]] | None:
     return stages
 
 
-def fitted_exponents() -> tuple[dict[str, float], list[int]]:
+def _search_kind(stage: dict) -> tuple:
+    """Which search a model ran (index, exact fallback): stages scale alike only within one kind."""
+    plan = stage.get("search_plan") or {}
+    return plan.get("index"), bool(plan.get("fallback"))
+
+
+def fitted_exponents(base: dict) -> tuple[dict[str, float], list[int]]:
     """Each stage's exponent b in seconds ~ users^b, fitted (least squares on logs) over the local
-    export runs of at least 100,000 users, and the sizes it was fitted on."""
+    export runs of at least 100,000 users, and the sizes fitted on; a model's search stages (prepare,
+    queries) only over the runs in which it searched as in ``base`` (the same index, or exact: they
+    are not fitted across a switch of method)."""
     runs = [r for r in _json(BENCH / "results" / "scale.json")["runs"].values()
             if r.get("sink") == "export" and r["engine"] == "local" and r["users"] >= 100_000
             and run_stages(r) is not None and not floor_overridden(r)]
-    sizes = sorted({r["users"] for r in runs})
+    kinds = {_short(h): _search_kind(m) for h, m in base["stages"]["models"].items()}
+    sizes: set[int] = set()
     points: dict[str, list[tuple[float, float]]] = {}
     for r in runs:
+        same = {_short(h) for h, m in r["stages"]["models"].items() if _search_kind(m) == kinds.get(_short(h))}
         for name, (_, seconds) in run_stages(r).items():
-            if seconds > 0:
+            model = name.rsplit(" ", 1)[-1]
+            searched = name.startswith(("prepare the search", "queries"))
+            if seconds > 0 and (not searched or model in same):
                 points.setdefault(name, []).append((math.log(r["users"]), math.log(seconds)))
-    return {name: _slope(pts) for name, pts in points.items() if len({u for u, _ in pts}) >= 2}, sizes
+                sizes.add(r["users"])
+    return {name: _slope(pts) for name, pts in points.items() if len({u for u, _ in pts}) >= 2}, sorted(sizes)
 
 
 def _slope(points: list[tuple[float, float]]) -> float:
@@ -301,13 +314,13 @@ def ten_million() -> dict | None:
     if not candidates:
         return None
     run = max(candidates, key=lambda r: r["users"])
-    exponents, sizes = fitted_exponents()
+    exponents, sizes = fitted_exponents(run)
     target, users = 10_000_000, run["users"]
     # (stage, where, measured seconds, (factor, rule)); "partitions": worker-seconds summed over them.
     stages: list[tuple[str, str, float, tuple[float, str]]] = []
     for name, (where, seconds) in run_stages(run).items():
         b = exponents.get(name)
-        rule = f"× users^{b:.2f} (fitted)" if b is not None else "× users (not fitted: one size)"
+        rule = f"× users^{b:.2f} (fitted)" if b is not None else "× users (not fitted: one size of this search)"
         stages.append((name, where, seconds, ((target / users) ** (1.0 if b is None else b), rule)))
     total = {where: sum(seconds * factor for _, w, seconds, (factor, _) in stages if w == where)
              for where in ("driver", "partitions")}
@@ -327,8 +340,9 @@ def scale_10m() -> str:
     fitted = ", ".join(f"{u:,}" for u in e["sizes"]) or "none"
     rows = [f"From the {users:,}-user Dask run ({run['workers']} workers, `{run['commit']}`): driver stages in seconds, "
             f"partition stages in worker-seconds (summed over the partitions), each scaled to {target:,} users by the "
-            f"exponent fitted on the local runs of {fitted} users; a cluster of N workers divides the partition "
-            "stages by N, not the driver's.", "",
+            f"exponent fitted on the local runs of {fitted} users (a search stage only over the runs in which that "
+            "model searched the same way: index or exact); a cluster of N workers divides the partition stages by N, "
+            "not the driver's.", "",
             f"| stage | runs on | measured at {users:,} | rule | {target:,} users |", "| --- | --- | ---: | --- | ---: |"]
     rows += [f"| {name} | {where} | {seconds:,.1f} s | {rule} | {_duration(seconds * factor)} |"
              for name, where, seconds, (factor, rule) in stages]
