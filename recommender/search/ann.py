@@ -38,7 +38,7 @@ from sklearn.preprocessing import normalize
 from tqdm.auto import tqdm
 
 from recommender.search.exact import ExactSearch, exact_top_k, unit_rows
-from recommender.search.neighbours import Neighbours, Search, start_answer
+from recommender.search.neighbours import Neighbours, Search
 from recommender.search.options import SearchOptions
 from recommender.search.recall import recall_at_k, sample_rows
 from recommender.search.rerank import rerank
@@ -132,22 +132,17 @@ class IvfSearch(Search):
         self.index, self.data, self.unit, self.users, self.n, self.ivf = index, data, unit, users, n, ivf
         self.recall_at_10, self.plan = None, ivf.as_dict()
 
-    def query(self, rows: np.ndarray, threads: int = 2, *, progress: bool = False, desc: str = "top-k") -> Neighbours:
-        rows = np.asarray(rows, dtype=np.int64)
-        found, similar, scores, _ = start_answer(self.users[rows], self.n)
-        k = min(self.n, len(self.users) - 1)
-        if k < 1 or rows.size == 0:
-            return Neighbours(found, similar, scores, method=self.method)
-        with _omp_threads(threads), tqdm(total=rows.size, desc=f"{desc} (ann)", unit="user", disable=not progress,
-                                         leave=False) as bar:
+    def columns(self, rows: np.ndarray, k: int, threads: int, bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
+        cols = np.full((rows.size, k), -1, dtype=np.int64)
+        scores = np.full((rows.size, k), np.nan, dtype=np.float32)
+        with _omp_threads(threads):
             for start in range(0, rows.size, _QUERY_BLOCK):
                 block = rows[start:start + _QUERY_BLOCK]
                 _, labels = self.index.search(self.data[block], self.ivf.candidates)
-                cols, top = rerank(self.unit, block, labels, k, self.users)
-                similar[start:start + block.size, :k] = np.where(cols >= 0, self.users[np.maximum(cols, 0)], -1)
-                scores[start:start + block.size, :k] = top
+                cols[start:start + block.size], scores[start:start + block.size] = rerank(self.unit, block, labels, k,
+                                                                                          self.users)
                 bar.update(block.size)
-        return Neighbours(found, similar, scores, method=self.method)
+        return cols, scores
 
 
 def prepare_ivf(

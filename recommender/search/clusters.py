@@ -35,7 +35,7 @@ from scipy import sparse
 from tqdm.auto import tqdm
 
 from recommender.search.exact import ExactSearch, exact_top_k, unit_rows
-from recommender.search.neighbours import Neighbours, Search, start_answer
+from recommender.search.neighbours import Neighbours, Search
 from recommender.search.options import SearchOptions
 from recommender.search.postings import RangedPostings
 from recommender.search.recall import recall_at_k, sample_rows
@@ -159,17 +159,8 @@ class ClusterSearch(Search):
         self.index, self.unit, self.users, self.n, self.probes = index, unit, users, n, probes
         self.recall_at_10, self.plan = recall_at_10, plan
 
-    def query(self, rows: np.ndarray, threads: int = 2, *, progress: bool = False, desc: str = "top-k") -> Neighbours:
-        rows = np.asarray(rows, dtype=np.int64)
-        found, similar, scores, _ = start_answer(self.users[rows], self.n)
-        k = min(self.n, len(self.users) - 1)
-        if k < 1 or rows.size == 0:
-            return Neighbours(found, similar, scores, method=self.method)
-        with tqdm(total=rows.size, desc=f"{desc} (clusters)", unit="user", disable=not progress, leave=False) as bar:
-            cols, top = self.index.top_k(self.unit, rows, k, self.probes, threads, bar)
-        similar[:, :k] = np.where(cols >= 0, self.users[np.maximum(cols, 0)], -1)
-        scores[:, :k] = top
-        return Neighbours(found, similar, scores, method=self.method)
+    def columns(self, rows: np.ndarray, k: int, threads: int, bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.top_k(self.unit, rows, k, self.probes, threads, bar)
 
 
 def prepare_clusters(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 #: Scores are rounded to the precision that is stored, *before* ties are broken, so that two
 #: users whose stored scores are equal are ordered by handle whatever the float noise of the BLAS.
@@ -91,6 +92,19 @@ class Search:
 
     def query(self, rows: np.ndarray, threads: int = 2, *, progress: bool = False, desc: str = "top-k") -> Neighbours:
         """The top ``n`` of the users at ``rows`` (indices into :attr:`users`), in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        found, similar, scores, _ = start_answer(self.users[rows], self.n)
+        k = min(self.n, len(self.users) - 1)
+        if k >= 1 and rows.size:
+            with tqdm(total=rows.size, desc=f"{desc} ({self.method})", unit="user", disable=not progress,
+                      leave=False) as bar:
+                cols, top = self.columns(rows, k, threads, bar)
+            similar[:, :k] = np.where(cols >= 0, self.users[np.maximum(cols, 0)], -1)
+            scores[:, :k] = top
+        return Neighbours(found, similar, scores, method=self.method)
+
+    def columns(self, rows: np.ndarray, k: int, threads: int, bar: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(columns, rounded scores) of the top ``k`` of each query row: what an index answers."""
         raise NotImplementedError
 
     def explain(self, model: Any, neighbours: Neighbours) -> Any:
