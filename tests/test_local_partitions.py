@@ -138,3 +138,39 @@ def test_a_worker_killed_in_the_middle_of_its_writes_fails_the_run_unpublished_a
     assert store.pointers() == [before] and published(local_settings) == served  # nothing of the failed run is visible
     tables = store.client.get_paginator("list_tables").paginate().build_full_result()["TableNames"]
     assert {t for t in tables if t.startswith(store.prefix + "-")} == {store.control_table, before.table}
+
+
+def test_sigterm_while_the_workers_are_in_their_partitions_stops_the_run_and_every_worker(
+        local_settings, small_dataset, tmp_path):
+    """SIGTERM reaches the generator while it waits on its workers (both paused at the injection
+    point, mid-partition): the run ends as terminated (143), unpublished, with no worker left, and
+    the command returns instead of waiting for partitions that will never finish."""
+    from recommender.cli.common import TERMINATED, run_batch
+
+    store = DynamoStore.for_generator(local_settings)
+    marker = tmp_path / "written"
+    marker.mkdir()
+    executor = _executor()
+    sink = RunPublisher(store, PausingWrites(store, marker))
+    workers: list[psutil.Process] = []
+
+    def terminate_once_both_workers_wrote() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if len(list(marker.iterdir())) >= 2:
+                workers.extend(_workers(psutil.Process()))
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.02)
+
+    signaller = threading.Thread(target=terminate_once_both_workers_wrote)
+    signaller.start()
+    try:
+        outcome = run_batch("generator", lambda: _run(small_dataset, sink, (TFIDF,), 7, executor), lambda: sink.published)
+    finally:
+        signaller.join()
+        executor.close()
+    assert len(workers) == 2, "the workers never reached the injection point: nothing was tested"
+    assert outcome.code == TERMINATED and not sink.published
+    assert not _alive(workers)
+    assert not [r for r in store.query_control("run") if r["status"] != "complete"]  # its record went with its table
