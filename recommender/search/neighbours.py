@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 #: Scores are rounded to the precision that is stored, *before* ties are broken, so that two
 #: users whose stored scores are equal are ordered by handle whatever the float noise of the BLAS.
@@ -96,6 +95,8 @@ class Search:
         found, similar, scores, _ = start_answer(self.users[rows], self.n)
         k = min(self.n, len(self.users) - 1)
         if k >= 1 and rows.size:
+            from tqdm.auto import tqdm  # the search's, not the service's (which reads answers only)
+
             with tqdm(total=rows.size, desc=f"{desc} ({self.method})", unit="user", disable=not progress,
                       leave=False) as bar:
                 cols, top = self.columns(rows, k, threads, bar)
