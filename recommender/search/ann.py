@@ -189,8 +189,4 @@ def ann_top_k(vectors: np.ndarray | sparse.spmatrix, users: np.ndarray, n: int =
               workers: int = 2, progress: bool = False, desc: str = "top-k", stats: dict | None = None) -> Neighbours:
     """Every user's ``n`` most similar users by :func:`prepare_ivf`'s search, in this process."""
     search = prepare_ivf(vectors, users, n, options=options, workers=workers, desc=desc, stats=stats)
-    t0 = time.perf_counter()
-    answer = search.answer(workers, progress=progress, desc=desc)
-    if stats is not None:
-        stats.setdefault("seconds", {})["query"] = round(time.perf_counter() - t0, 2)
-    return answer
+    return search.answer(workers, progress=progress, desc=desc, stats=stats)

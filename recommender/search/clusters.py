@@ -229,8 +229,4 @@ def cluster_top_k(vectors: sparse.spmatrix, users: np.ndarray, n: int = 10, *, o
                   stats: dict | None = None) -> Neighbours:
     """Every user's ``n`` most similar users by :func:`prepare_clusters`'s search, in this process."""
     search = prepare_clusters(vectors, users, n, options=options, pilot=pilot, workers=workers, desc=desc, stats=stats)
-    t0 = time.perf_counter()
-    answer = search.answer(workers, progress=progress, desc=desc)
-    if stats is not None:
-        stats.setdefault("seconds", {})["query"] = round(time.perf_counter() - t0, 2)
-    return answer
+    return search.answer(workers, progress=progress, desc=desc, stats=stats)

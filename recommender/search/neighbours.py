@@ -6,6 +6,7 @@ pipeline does not care which one ran.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -116,9 +117,14 @@ class Search:
     def release(self) -> None:
         """Drop what only the queries need (an index, lists): the partitions hold their own copies now."""
 
-    def answer(self, threads: int = 2, *, progress: bool = False, desc: str = "top-k") -> Neighbours:
-        """Every user's top ``n``: the whole answer, with the method, recall and plan of the search."""
+    def answer(self, threads: int = 2, *, progress: bool = False, desc: str = "top-k",
+               stats: dict | None = None) -> Neighbours:
+        """Every user's top ``n``: the whole answer, with the method, recall and plan of the search
+        (``stats``, when given, receives the seconds of the queries: benchmarks)."""
+        t0 = time.perf_counter()
         found = self.query(np.arange(len(self.users)), threads, progress=progress, desc=desc)
+        if stats is not None:
+            stats.setdefault("seconds", {})["query"] = round(time.perf_counter() - t0, 2)
         return replace(found, method=self.method, recall_at_10=self.recall_at_10, plan=self.plan)
 
 
